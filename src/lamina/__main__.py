@@ -1,0 +1,3 @@
+from lamina.cli.main import main
+
+raise SystemExit(main())
