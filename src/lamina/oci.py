@@ -1,0 +1,124 @@
+"""OCI / Docker image formats: media types and the small pure helpers around them.
+
+Configs and manifests stay as parsed JSON dicts next to their exact raw bytes
+(the digest is always of the raw bytes; we never re-serialise a stored object).
+"""
+
+from __future__ import annotations
+
+import json
+import platform as _platform
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from lamina.digest import Digest
+from lamina.errors import StoreError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+MAX_DOCUMENT = 4 << 20  # manifests, indexes and configs larger than 4 MiB are refused
+
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
+
+
+def host_arch() -> str:
+    m = _platform.machine()
+    return _GO_ARCH.get(m, m)
+
+
+def now_rfc3339() -> str:
+    """UTC time as Docker writes it: RFC 3339 with nanoseconds, `Z` suffix."""
+    t = datetime.now(timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 (any fraction length) -> epoch seconds; 0 when absent or malformed."""
+    if not text:
+        return 0.0
+    try:
+        main, _, frac = text.rstrip("Z").partition(".")
+        tz = "+00:00"
+        for sign in ("+", "-"):
+            if sign in frac:
+                frac, tzpart = frac.split(sign, 1)
+                tz = sign + tzpart
+        if len(main) > 19:  # offset without fraction
+            main, tz = main[:19], main[19:]
+        base = datetime.fromisoformat(main + tz)
+        return base.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
+    except ValueError:
+        return 0.0
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical encoding for documents we create (compact, like Go's json.Marshal)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def loads_document(raw: bytes, what: str) -> dict:
+    if len(raw) > MAX_DOCUMENT:
+        raise StoreError(f"{what} is larger than 4 MiB")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"{what} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise StoreError(f"{what} is not a JSON object")
+    return doc
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: Digest
+    size: int
+
+    def to_json(self) -> dict:
+        return {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Descriptor":
+        return cls(d["mediaType"], Digest(d["digest"]), int(d["size"]))
+
+
+def new_config(arch: str | None = None) -> dict:
+    """An empty image config (what `import` starts from)."""
+    return {
+        "architecture": arch or host_arch(),
+        "config": {},
+        "created": now_rfc3339(),
+        "history": [],
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+    }
+
+
+def make_manifest(config: Descriptor, layers: list[Descriptor]) -> dict:
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.to_json(),
+        "layers": [d.to_json() for d in layers],
+    }
+
+
+def diff_ids(config: dict) -> list[Digest]:
+    return [Digest(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+
+
+def container_config(config: dict) -> dict:
+    return config.get("config") or {}

@@ -1,0 +1,240 @@
+"""Unpacked layers, shared between images by chain ID.
+
+A layer lives in `layers/<dir>/diff` in overlay form (whiteouts are 0:0
+character devices, opaque directories carry trusted.overlay.opaque=y) and has a
+short link `l/<link>` so that long lower-dir chains fit in one page of mount
+data, as Docker's overlay2 driver does.
+
+Crash safety: the row is inserted with complete=0 and our pid *before* the
+directory is filled; it is flipped to complete=1 only after the content was
+verified against its diff_id.  An incomplete row whose process is gone is
+removed (with its directory) by `cleanup_incomplete`, so a half-unpacked layer
+is never used as a parent.  A per-chain flock serialises concurrent unpacks of
+the same layer across processes.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterator
+
+from lamina.digest import CHUNK, Digest, chain_ids
+from lamina.errors import DigestMismatch, InvalidArchive, StoreError
+from lamina.store.content import ContentStore
+from lamina.store.db import transaction
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    chain_id: Digest
+    diff_id: Digest
+    parent: str | None
+    dir: str       # absolute path of the diff directory
+    link: str      # short link name under l/
+    size: int
+
+
+class TeeReader:
+    """Reads from `raw` and copies every byte to `sink` (a hashing blob writer)."""
+
+    def __init__(self, raw: BinaryIO, sink) -> None:
+        self._raw = raw
+        self._sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._sink.write(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+class HashSink:
+    def __init__(self) -> None:
+        import hashlib
+
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._h.update(data)
+        self.size += len(data)
+
+    def digest(self) -> Digest:
+        return Digest.from_hex(self._h.hexdigest())
+
+
+class LayerStore:
+    def __init__(self, root: str, conn: sqlite3.Connection, content: ContentStore) -> None:
+        self.root = root
+        self.layers_dir = os.path.join(root, "layers")
+        self.links_dir = os.path.join(root, "l")
+        self.locks_dir = os.path.join(root, "locks")
+        for d in (self.layers_dir, self.links_dir, self.locks_dir):
+            os.makedirs(d, exist_ok=True)
+        self._db = conn
+        self._content = content
+
+    # -- lookup -------------------------------------------------------------------
+    def get(self, chain_id: Digest) -> LayerRecord | None:
+        row = self._db.execute(
+            "SELECT chain_id, diff_id, parent, dir, link, size FROM layers WHERE chain_id=? AND complete=1",
+            (str(chain_id),),
+        ).fetchone()
+        return self._record(row) if row else None
+
+    def _record(self, row) -> LayerRecord:
+        return LayerRecord(Digest(row[0]), Digest(row[1]), row[2], os.path.join(self.layers_dir, row[3], "diff"), row[4], row[5])
+
+    def all(self) -> list[LayerRecord]:
+        rows = self._db.execute("SELECT chain_id, diff_id, parent, dir, link, size FROM layers WHERE complete=1")
+        return [self._record(r) for r in rows]
+
+    # -- creation -----------------------------------------------------------------
+    def ensure(self, diff_ids: list[Digest], open_blob: Callable[[int], BinaryIO]) -> list[LayerRecord]:
+        """Make sure every layer of a chain is unpacked; returns them bottom-first.
+
+        `open_blob(i)` opens the (possibly compressed) blob of layer i; it is only
+        called for layers that are not unpacked yet.  The uncompressed stream is
+        verified against diff_ids[i] before the layer becomes visible."""
+        from lamina.archive.extract import open_layer_stream
+
+        out: list[LayerRecord] = []
+        parent: Digest | None = None
+        for i, (diff_id, chain) in enumerate(zip(diff_ids, chain_ids(diff_ids))):
+            rec = self.get(chain)
+            if rec is None:
+                def fill(target: str, i=i, diff_id=diff_id) -> int:
+                    with open_blob(i) as blob:
+                        sink = HashSink()
+                        tee = TeeReader(open_layer_stream(blob), sink)
+                        size = self._apply(tee, target)
+                        tee.drain()
+                    if sink.digest() != diff_id:
+                        raise DigestMismatch(f"layer {diff_id}: uncompressed content hashes to {sink.digest()}")
+                    return size
+                rec = self.create(chain, diff_id, parent, fill)
+            out.append(rec)
+            parent = chain
+        return out
+
+    @staticmethod
+    def _apply(stream: BinaryIO, target: str) -> int:
+        from lamina.archive.extract import apply_layer
+
+        return apply_layer(stream, target, overlay_whiteouts=True)
+
+    def create(self, chain_id: Digest, diff_id: Digest, parent: Digest | None,
+               fill: Callable[[str], int]) -> LayerRecord:
+        """Create layer `chain_id` by calling fill(diff_dir) -> size, crash-safely."""
+        with self._chain_lock(chain_id):
+            rec = self.get(chain_id)
+            if rec is not None:  # another process made it while we waited
+                return rec
+            self.cleanup_incomplete(only=chain_id)
+            name = secrets.token_hex(16)
+            link = secrets.token_hex(13).upper()
+            with transaction(self._db) as db:
+                db.execute(
+                    "INSERT INTO layers(chain_id, diff_id, parent, dir, link, size, complete, owner_pid) "
+                    "VALUES (?,?,?,?,?,0,0,?)",
+                    (str(chain_id), str(diff_id), str(parent) if parent else None, name, link, os.getpid()),
+                )
+            base = os.path.join(self.layers_dir, name)
+            diff = os.path.join(base, "diff")
+            try:
+                os.makedirs(diff)
+                os.chmod(base, 0o700)
+                size = fill(diff)
+                _syncfs(diff)
+                os.symlink(os.path.join("..", "layers", name, "diff"), os.path.join(self.links_dir, link))
+            except BaseException:
+                self._discard(str(chain_id), name, link)
+                raise
+            with transaction(self._db) as db:
+                db.execute("UPDATE layers SET complete=1, size=?, owner_pid=NULL WHERE chain_id=?", (size, str(chain_id)))
+            return self.get(chain_id)  # type: ignore[return-value]
+
+    # -- maintenance --------------------------------------------------------------
+    def cleanup_incomplete(self, only: Digest | None = None) -> int:
+        """Remove half-made layers whose creating process is gone."""
+        query = "SELECT chain_id, dir, link, owner_pid FROM layers WHERE complete=0"
+        args: tuple = ()
+        if only is not None:
+            query += " AND chain_id=?"
+            args = (str(only),)
+        removed = 0
+        for chain, name, link, pid in self._db.execute(query, args).fetchall():
+            if pid and _alive(pid) and pid != os.getpid():
+                continue
+            self._discard(chain, name, link)
+            removed += 1
+        return removed
+
+    def _discard(self, chain: str, name: str, link: str) -> None:
+        try:
+            os.unlink(os.path.join(self.links_dir, link))
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM layers WHERE chain_id=? AND complete=0", (chain,))
+
+    def remove(self, chain_id: Digest) -> None:
+        row = self._db.execute("SELECT dir, link FROM layers WHERE chain_id=?", (str(chain_id),)).fetchone()
+        if row is None:
+            return
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM layers WHERE chain_id=?", (str(chain_id),))
+        try:
+            os.unlink(os.path.join(self.links_dir, row[1]))
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(os.path.join(self.layers_dir, row[0]), ignore_errors=True)
+
+    @contextmanager
+    def _chain_lock(self, chain_id: Digest) -> Iterator[None]:
+        fd = os.open(os.path.join(self.locks_dir, f"layer-{chain_id.hex}"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _syncfs(path: str) -> None:
+    """Flush the filesystem holding `path` once, instead of fsync per file."""
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            if err not in (errno.ENOSYS,):
+                raise StoreError(f"syncfs {path}: {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+__all__ = ["LayerRecord", "LayerStore", "TeeReader", "HashSink", "InvalidArchive"]
