@@ -95,11 +95,23 @@ class Descriptor:
         return cls(d["mediaType"], Digest(d["digest"]), int(d["size"]))
 
 
+def empty_container_config() -> dict:
+    """Docker's container Config struct with every field at its zero value, in
+    Go's field order (what `docker import` / `inspect` show)."""
+    return {
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+        "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+        "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None, "OnBuild": None,
+        "Labels": None,
+    }
+
+
 def new_config(arch: str | None = None) -> dict:
-    """An empty image config (what `import` starts from)."""
+    """An empty image config (what `import` starts from), keys in docker's order."""
     return {
         "architecture": arch or host_arch(),
-        "config": {},
+        "config": empty_container_config(),
+        "container_config": empty_container_config(),
         "created": now_rfc3339(),
         "history": [],
         "os": "linux",

@@ -29,6 +29,10 @@ class System:
         self.content = ContentStore(self.root)
         self.images = ImageStore(self.db, self.content)
         self.layers = LayerStore(self.root, self.db, self.content)
+        if os.listdir(self.content.ingest_dir) or os.listdir(self.tmp_dir) or self.layers.has_incomplete():
+            from lamina.recovery import recover
+
+            recover(self)
         self._storage_driver = storage_driver or os.environ.get("LAMINA_STORAGE_DRIVER")
         self._runtime_name = runtime or os.environ.get("LAMINA_RUNTIME")
 
@@ -43,6 +47,14 @@ class System:
         from lamina.snapshot import select_snapshotter
 
         return select_snapshotter(self, self._storage_driver)
+
+    def snapshotter_for(self, container):
+        """The snapshotter that made a container (it keeps it for life)."""
+        if container.driver == self.snapshotter.name:
+            return self.snapshotter
+        from lamina.snapshot import select_snapshotter
+
+        return select_snapshotter(self, container.driver)
 
     @cached_property
     def runtime(self):

@@ -25,7 +25,7 @@ class BlobWriter:
         self._store = store
         self._expected = expected
         self._expected_size = expected_size
-        fd, self._tmp = tempfile.mkstemp(dir=store.ingest_dir, prefix="blob-")
+        fd, self._tmp = tempfile.mkstemp(dir=store.ingest_dir, prefix=f"blob-{os.getpid()}-")
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0

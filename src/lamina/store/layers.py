@@ -28,7 +28,7 @@ from typing import BinaryIO, Callable, Iterator
 from lamina.digest import CHUNK, Digest, chain_ids
 from lamina.errors import DigestMismatch, InvalidArchive, StoreError
 from lamina.store.content import ContentStore
-from lamina.store.db import transaction
+from lamina.store.db import pid_alive, transaction
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,9 @@ class LayerStore:
             return self.get(chain_id)  # type: ignore[return-value]
 
     # -- maintenance --------------------------------------------------------------
+    def has_incomplete(self) -> bool:
+        return self._db.execute("SELECT 1 FROM layers WHERE complete=0 LIMIT 1").fetchone() is not None
+
     def cleanup_incomplete(self, only: Digest | None = None) -> int:
         """Remove half-made layers whose creating process is gone."""
         query = "SELECT chain_id, dir, link, owner_pid FROM layers WHERE complete=0"
@@ -175,7 +178,7 @@ class LayerStore:
             args = (str(only),)
         removed = 0
         for chain, name, link, pid in self._db.execute(query, args).fetchall():
-            if pid and _alive(pid) and pid != os.getpid():
+            if pid and pid_alive(pid) and pid != os.getpid():
                 continue
             self._discard(chain, name, link)
             removed += 1
@@ -210,16 +213,6 @@ class LayerStore:
             yield
         finally:
             os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _syncfs(path: str) -> None:

@@ -1,0 +1,142 @@
+"""Making images locally: `import` of a rootfs tarball and `commit` of a container.
+
+Both end the same way: a layer tar in the content store (uncompressed, so its
+digest is its diff_id), a config derived from the parent, and one
+`ImageStore.create` transaction that makes the image visible.  A failure (bad
+tar, kill -9) before that transaction leaves no image; at worst an orphan blob
+that `system check` reports and `system prune` removes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+from typing import BinaryIO, Sequence
+
+from lamina import oci
+from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest
+from lamina.reference import Reference
+from lamina.store.images import LayerBlob
+from lamina.store.layers import TeeReader
+
+
+def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str = "",
+                   changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
+    """`docker import`: one layer from a (possibly compressed) rootfs tarball."""
+    from lamina.archive.extract import apply_layer, open_layer_stream
+
+    staging = tempfile.mkdtemp(dir=system.tmp_dir, prefix=f"import-{os.getpid()}-")
+    try:
+        with system.content.writer() as blob:
+            tee = TeeReader(open_layer_stream(stream), blob)
+            size = apply_layer(tee, staging, overlay_whiteouts=True)
+            tee.drain()
+            diff_id = blob.commit()
+        blob_size = blob.size
+        if system.layers.get(diff_id) is None:
+            system.layers.create(diff_id, diff_id, None, lambda target: _adopt(staging, target, size))
+        config = oci.new_config()
+        comment = message or f"Imported from {source}"
+        config["comment"] = comment
+        apply_changes(config, changes)
+        config["history"] = [{"created": config["created"], "comment": comment}]
+        config["rootfs"]["diff_ids"] = [str(diff_id)]
+        layer = LayerBlob(oci.Descriptor(oci.OCI_LAYER, diff_id, blob_size), diff_id)
+        return system.images.create(oci.dumps(config), [layer], size=size, tags=tags)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _adopt(staging: str, target: str, size: int) -> int:
+    """Move an already-extracted tree into a new layer directory."""
+    os.rmdir(target)
+    os.rename(staging, target)
+    return size
+
+
+def apply_changes(config: dict, changes: Sequence[str]) -> None:
+    """Apply `-c/--change` Dockerfile instructions to an image config in place."""
+    if not changes:
+        return
+    from lamina.build.configchanges import apply_change_lines
+
+    apply_change_lines(config, changes)
+
+
+def commit_container(system, container, *, author: str = "", message: str = "",
+                     changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
+    """`docker commit`: the container's writable layer as a new image on its image."""
+    parent_id = Digest(container.image_id)
+    parent_raw = system.images.raw_config(parent_id)
+    parent = json.loads(parent_raw)
+    layers = system.unpack(parent_id)
+    snap = system.snapshotter_for(container)
+    ctr_dir = system.containers.path(container.id)
+
+    with system.content.writer() as blob:
+        snap.write_layer(ctr_dir, layers, blob)
+        diff_id = blob.commit()
+    empty = diff_id == EMPTY_LAYER_DIFF_ID
+
+    config = copy.deepcopy(parent)
+    merged = merge_container_config(parent.get("config") or {}, container.config)
+    config["config"] = merged
+    apply_changes(config, changes)
+    config["container"] = container.id
+    config["container_config"] = container.config
+    config["created"] = oci.now_rfc3339()
+    config.pop("comment", None)
+    if author:
+        config["author"] = author
+    else:
+        config.pop("author", None)
+    entry = {"created": config["created"], "created_by": " ".join(container.config.get("Cmd") or [])}
+    if author:
+        entry["author"] = author
+    if message:
+        entry["comment"] = message
+    if empty:
+        entry["empty_layer"] = True
+    config["history"] = list(parent.get("history") or []) + [entry]
+    layer_blobs = system.images.layer_blobs(system.images.get(parent_id))
+    if not empty:
+        config["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d in oci.diff_ids(parent)] + [str(diff_id)]}
+        layer_blobs.append(LayerBlob(oci.Descriptor(oci.OCI_LAYER, diff_id, blob.size), diff_id))
+    size = system.images.get(parent_id).size + (0 if empty else blob.size)
+    return system.images.create(oci.dumps(config), layer_blobs, size=size, parent=str(parent_id), tags=tags)
+
+
+def merge_container_config(image_config: dict, container_config: dict) -> dict:
+    """moby's merge for commit: the container's config, filled from the image
+    where the container left a field empty; Env/Labels/ExposedPorts unioned."""
+    merged = oci.empty_container_config()
+    merged.update(container_config)
+    for key in ("User", "WorkingDir"):
+        if not merged.get(key) and image_config.get(key):
+            merged[key] = image_config[key]
+    if not merged.get("Cmd") and not merged.get("Entrypoint"):
+        merged["Cmd"] = image_config.get("Cmd")
+        merged["Entrypoint"] = image_config.get("Entrypoint")
+    env = list(image_config.get("Env") or [])
+    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for e in merged.get("Env") or []:
+        k = e.split("=", 1)[0]
+        if k in keys:
+            env[keys[k]] = e
+        else:
+            keys[k] = len(env)
+            env.append(e)
+    merged["Env"] = env or None
+    for key in ("Labels", "ExposedPorts", "Volumes"):
+        union = dict(image_config.get(key) or {})
+        union.update(merged.get(key) or {})
+        if union or key in merged:
+            merged[key] = union or None
+    for key in ("Healthcheck", "StopSignal", "OnBuild", "Shell"):
+        if not merged.get(key) and image_config.get(key):
+            merged[key] = image_config[key]
+    return merged
+

@@ -1,0 +1,263 @@
+"""Container lifecycle without a daemon: create, start (and wait), remove.
+
+`create` records the container (docker-shaped Config and HostConfig) and its
+empty writable layer; `start` mounts it, writes the OCI bundle and runs the
+runtime in the foreground, recording the exit code; `remove` unmounts and
+deletes.  The build executor runs its RUN steps through the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+
+from lamina import oci
+from lamina.digest import Digest
+from lamina.errors import Conflict, LaminaError, UsageError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: str
+    target: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What `docker run` flags can change about a container."""
+
+    cmd: tuple[str, ...] | None = None          # None: the image's Cmd
+    entrypoint: tuple[str, ...] | None = None   # None: the image's; () clears it
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    network: str = "host"
+    binds: tuple[Bind, ...] = ()
+    tty: bool = False
+    interactive: bool = False
+    name: str | None = None
+    auto_remove: bool = False
+    labels: dict = field(default_factory=dict)
+
+
+def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostname: str) -> dict:
+    """The container's Config as docker records it: the image's, with run's overrides."""
+    img = image_config.get("config") or {}
+    cfg = oci.empty_container_config()
+    entrypoint = list(img.get("Entrypoint") or []) or None
+    cmd = list(img.get("Cmd") or []) or None
+    if opts.entrypoint is not None:
+        entrypoint = list(opts.entrypoint) or None
+        cmd = None  # docker: --entrypoint resets the image's CMD
+    if opts.cmd:
+        cmd = list(opts.cmd)
+    env = list(img.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, f"PATH={DEFAULT_PATH}")
+    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for e in opts.env:
+        k = e.split("=", 1)[0]
+        if k in keys:
+            env[keys[k]] = e
+        else:
+            keys[k] = len(env)
+            env.append(e)
+    labels = dict(img.get("Labels") or {})
+    labels.update(opts.labels)
+    cfg.update({
+        "Hostname": hostname,
+        "User": opts.user if opts.user is not None else img.get("User", ""),
+        "AttachStdin": opts.interactive,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": opts.tty,
+        "OpenStdin": opts.interactive,
+        "StdinOnce": opts.interactive,
+        "Env": env,
+        "Cmd": cmd,
+        "Image": image_ref,
+        "Volumes": img.get("Volumes"),
+        "WorkingDir": opts.workdir if opts.workdir is not None else img.get("WorkingDir", ""),
+        "Entrypoint": entrypoint,
+        "OnBuild": img.get("OnBuild"),
+        "Labels": labels or {},
+    })
+    for key in ("ExposedPorts", "StopSignal", "Healthcheck", "Shell"):
+        if img.get(key):
+            cfg[key] = img[key]
+    return cfg
+
+
+def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
+    """Record a container and prepare its writable layer; returns the record."""
+    image_config = system.images.config(image_id)
+    args = (image_config.get("config") or {})
+    if not (opts.cmd or (opts.entrypoint if opts.entrypoint is not None else args.get("Entrypoint"))
+            or (args.get("Cmd") if opts.entrypoint is None else None)):
+        raise UsageError("No command specified")
+    if opts.network not in ("host", "none", "default", "bridge"):
+        raise UsageError(f"network {opts.network} not found")
+    host_config = {
+        "Binds": [f"{b.source}:{b.target}{':ro' if b.readonly else ''}" for b in opts.binds] or None,
+        "NetworkMode": "host" if opts.network in ("default", "bridge") else opts.network,
+        "AutoRemove": opts.auto_remove,
+        "Runtime": system.runtime.name,
+        "LogConfig": {"Type": "none", "Config": {}},
+    }
+    layers = system.unpack(image_id)
+    snap = system.snapshotter
+    rec = system.containers.create(
+        name=opts.name, image_id=str(image_id), image_ref=image_ref,
+        config={}, host_config=host_config, driver=snap.name,
+    )
+    hostname = opts.hostname or (socket.gethostname() if host_config["NetworkMode"] == "host" else rec.id[:12])
+    cfg = container_config(image_config, opts, image_ref, hostname)
+    system.containers.set_config(rec.id, cfg)
+    try:
+        snap.prepare(system.containers.path(rec.id), layers)
+    except BaseException:
+        remove(system, system.containers.get(rec.id), force=True)
+        raise
+    return system.containers.get(rec.id)
+
+
+def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
+    """Run a created or stopped container in the foreground; returns its exit code."""
+    from lamina.runtime.rootfs import find_executable, lookup_user
+    from lamina.runtime.spec import RunSpec, build_spec
+
+    if rec.running:
+        raise Conflict(f"container {rec.short_id} is already running")
+    cfg = rec.config
+    tty = cfg.get("Tty", False) if tty is None else tty
+    interactive = cfg.get("OpenStdin", False) if interactive is None else interactive
+    ctr_dir = system.containers.path(rec.id)
+    snap = system.snapshotter_for(rec)
+    layers = system.unpack(Digest(rec.image_id))
+    rootfs = snap.mount(ctr_dir, layers)
+    try:
+        args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
+        env = list(cfg.get("Env") or [])
+        if tty and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        path_env = next((e[5:] for e in env if e.startswith("PATH=")), None)
+        cwd = cfg.get("WorkingDir") or "/"
+        _ensure_workdir(rootfs, cwd)
+        user = lookup_user(rootfs, cfg.get("User") or "")
+        find_executable(rootfs, args[0], path_env, cwd)
+        files = _write_etc_files(ctr_dir, cfg.get("Hostname", ""), rec.host_config.get("NetworkMode", "host"))
+        binds = tuple(_parse_bind(b) for b in rec.host_config.get("Binds") or [])
+        spec = build_spec(RunSpec(
+            rootfs=rootfs, args=tuple(args), env=tuple(env), cwd=cwd, uid=user.uid, gid=user.gid,
+            additional_gids=user.additional_gids, terminal=tty, hostname=cfg.get("Hostname", ""),
+            network=rec.host_config.get("NetworkMode", "host"), binds=binds, etc_files=files,
+            cgroups_path=f"/lamina/{rec.id}",
+        ))
+        bundle = os.path.join(ctr_dir, "bundle")
+        os.makedirs(bundle, exist_ok=True)
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(spec, f)
+        system.containers.set_running(rec.id, os.getpid())
+        try:
+            code = system.runtime.run(rec.id, bundle, tty=tty, interactive=interactive)
+        except BaseException:
+            system.containers.set_exited(rec.id, 137)
+            raise
+        system.containers.set_exited(rec.id, code)
+        return code
+    finally:
+        snap.unmount(ctr_dir)
+
+
+def remove(system, rec, *, force: bool = False) -> None:
+    if rec.running:
+        if not force:
+            raise Conflict(f"You cannot remove a running container {rec.id}. "
+                           "Stop the container before attempting removal or force remove")
+        try:
+            system.runtime.kill(rec.id, 9)
+        except LaminaError:
+            pass
+        try:
+            system.runtime.delete(rec.id)
+        except LaminaError:
+            pass
+    ctr_dir = system.containers.path(rec.id)
+    system.containers.delete(rec.id)
+    system.snapshotter_for(rec).remove(ctr_dir)
+    shutil.rmtree(ctr_dir, ignore_errors=True)
+
+
+def _ensure_workdir(rootfs: str, cwd: str) -> None:
+    """docker creates a missing WorkingDir (in the container's own layer)."""
+    from lamina.runtime.rootfs import resolve_in_root
+
+    host = resolve_in_root(rootfs, cwd)
+    if not os.path.lexists(host):
+        os.makedirs(host, 0o755, exist_ok=True)
+
+
+def _write_etc_files(ctr_dir: str, hostname: str, network: str) -> dict[str, str]:
+    """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
+    so they never land in the writable layer or in `diff`)."""
+    files = {}
+    hosts = os.path.join(ctr_dir, "hosts")
+    if network == "host":
+        try:
+            shutil.copyfile("/etc/hosts", hosts)
+        except OSError:
+            open(hosts, "w").close()
+    else:
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                    "ff02::2\tip6-allrouters\n")
+            if hostname:
+                f.write(f"127.0.1.1\t{hostname}\n")
+    files["/etc/hosts"] = hosts
+    hostname_file = os.path.join(ctr_dir, "hostname")
+    with open(hostname_file, "w") as f:
+        f.write(hostname + "\n")
+    files["/etc/hostname"] = hostname_file
+    resolv = os.path.join(ctr_dir, "resolv.conf")
+    try:
+        shutil.copyfile("/etc/resolv.conf", resolv)
+    except OSError:
+        open(resolv, "w").close()
+    files["/etc/resolv.conf"] = resolv
+    return files
+
+
+def parse_volume(spec: str) -> Bind:
+    """`-v /host:/ctr[:ro|rw]` (bind mounts only; named volumes are not supported yet)."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        raise UsageError(f"invalid volume specification {spec!r}: anonymous volumes are not supported yet")
+    if len(parts) > 3:
+        raise UsageError(f"invalid volume specification: {spec!r}")
+    source, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z", "rw,z", "rw,Z"):
+        raise UsageError(f"invalid mode: {mode}")
+    if not source.startswith("/"):
+        raise UsageError(f"invalid volume specification {spec!r}: named volumes are not supported yet, "
+                         "use an absolute host path")
+    if not target.startswith("/"):
+        raise UsageError(f"invalid volume specification: {spec!r}: invalid mount config: "
+                         "mount path must be absolute")
+    if not os.path.exists(source):
+        os.makedirs(source, 0o755)  # docker creates a missing bind source
+    return Bind(os.path.abspath(source), os.path.normpath(target), mode.startswith("ro"))
+
+
+def _parse_bind(text: str) -> Bind:
+    src, _, rest = text.partition(":")
+    target, _, mode = rest.partition(":")
+    return Bind(src, target, mode == "ro")

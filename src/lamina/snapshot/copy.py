@@ -1,0 +1,78 @@
+"""Copy fallback for hosts without overlayfs: each container gets a full copy
+of the flattened image, and changes come from a two-tree comparison against
+the flattened image (kept once per top layer under flat/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from typing import BinaryIO, Sequence
+
+from lamina.errors import StoreError
+from lamina.snapshot import initlayer
+
+
+class CopySnapshotter:
+    name = "copy"
+
+    def __init__(self, system) -> None:
+        self.system = system
+        self.flat_root = os.path.join(system.root, "flat")
+        os.makedirs(self.flat_root, exist_ok=True)
+
+    def _flat(self, layers: Sequence) -> str:
+        """The image's layers applied in order onto one directory (plus init paths)."""
+        from lamina.archive.extract import apply_layer, open_layer_stream
+
+        key = layers[-1].chain_id.hex if layers else "empty"
+        path = os.path.join(self.flat_root, key)
+        if os.path.isdir(path):
+            return path
+        tmp = tempfile.mkdtemp(dir=self.flat_root, prefix="tmp-")
+        try:
+            for layer in layers:
+                blobs = self.system.images.blob_for_diff_id(layer.diff_id)
+                if not blobs:
+                    raise StoreError(f"layer {layer.diff_id}: no blob in the store to flatten from")
+                with self.system.content.open(blobs[0].digest) as f:
+                    apply_layer(open_layer_stream(f), tmp, overlay_whiteouts=False)
+            initlayer.populate(tmp, only_missing=True)
+            os.rename(tmp, path)
+        except FileExistsError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    def prepare(self, ctr_dir: str, layers: Sequence) -> None:
+        target = os.path.join(ctr_dir, "rootfs-copy")
+        if os.path.isdir(target):
+            return
+        flat = self._flat(layers)
+        tmp = target + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["cp", "-a", "--reflink=auto", flat, tmp], check=True)
+        os.rename(tmp, target)
+
+    def mount(self, ctr_dir: str, layers: Sequence) -> str:
+        return os.path.join(ctr_dir, "rootfs-copy")
+
+    def unmount(self, ctr_dir: str) -> None:
+        pass
+
+    def changes(self, ctr_dir: str, layers: Sequence) -> list:
+        from lamina.archive.changes import changes_between
+
+        return changes_between(os.path.join(ctr_dir, "rootfs-copy"), self._flat(layers))
+
+    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO) -> None:
+        from lamina.archive.layertar import write_layer_from_changes
+
+        root = os.path.join(ctr_dir, "rootfs-copy")
+        write_layer_from_changes(root, self.changes(ctr_dir, layers), out)
+
+    def remove(self, ctr_dir: str) -> None:
+        shutil.rmtree(ctr_dir, ignore_errors=True)

@@ -1,0 +1,160 @@
+"""Container records and their directories (`containers/<id>/`).
+
+There is no daemon: the lamina process that runs a container records its own
+pid while it waits.  A container marked running whose watcher is gone was
+interrupted (the machine rebooted or lamina was killed); it reads as exited.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from lamina.errors import Conflict, NoSuchContainer, UsageError
+from lamina.store.db import pid_alive, transaction
+
+_NAME_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+
+# A few of docker's name parts (moby pkg/namesgenerator), for `ps` familiarity.
+_LEFT = ("admiring", "brave", "clever", "dreamy", "eager", "festive", "gifted", "happy", "jolly", "keen",
+         "loving", "modest", "nifty", "optimistic", "peaceful", "quirky", "relaxed", "sharp", "tender", "vibrant")
+_RIGHT = ("albattani", "bohr", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler", "lovelace",
+          "meitner", "noether", "pasteur", "ritchie", "shannon", "tesla", "turing", "wozniak", "yalow", "zhukovsky")
+
+
+@dataclass(frozen=True)
+class ContainerRecord:
+    id: str
+    name: str
+    image_id: str
+    image_ref: str
+    created: float
+    config: dict
+    host_config: dict
+    state: str
+    pid: int | None
+    exit_code: int | None
+    started: float | None
+    finished: float | None
+    driver: str
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+
+class ContainerStore:
+    def __init__(self, root: str, conn: sqlite3.Connection) -> None:
+        self.dir = os.path.join(root, "containers")
+        os.makedirs(self.dir, exist_ok=True)
+        self._db = conn
+
+    def path(self, container_id: str) -> str:
+        return os.path.join(self.dir, container_id)
+
+    def create(self, *, name: str | None, image_id: str, image_ref: str, config: dict,
+               host_config: dict, driver: str) -> ContainerRecord:
+        cid = secrets.token_hex(32)
+        if name is not None:
+            validate_name(name)
+        with transaction(self._db) as db:
+            if name is None:
+                name = self._free_name(db)
+            else:
+                row = db.execute("SELECT id FROM containers WHERE name=?", (name,)).fetchone()
+                if row:
+                    raise Conflict(
+                        f'Conflict. The container name "/{name}" is already in use by container "{row[0]}". '
+                        "You have to remove (or rename) that container to be able to reuse that name."
+                    )
+            db.execute(
+                "INSERT INTO containers(id, name, image_id, image_ref, created, config, host_config, state, driver) "
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                (cid, name, image_id, image_ref, time.time(), json.dumps(config), json.dumps(host_config),
+                 "created", driver),
+            )
+        os.makedirs(self.path(cid), mode=0o700)
+        return self.get(cid)
+
+    @staticmethod
+    def _free_name(db: sqlite3.Connection) -> str:
+        for _ in range(100):
+            name = f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
+            if db.execute("SELECT 1 FROM containers WHERE name=?", (name,)).fetchone() is None:
+                return name
+        return f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}{random.randint(0, 9999)}"
+
+    def get(self, container_id: str) -> ContainerRecord:
+        row = self._db.execute(f"SELECT {_COLS} FROM containers WHERE id=?", (container_id,)).fetchone()
+        if row is None:
+            raise NoSuchContainer(container_id)
+        return self._fresh(_record(row))
+
+    def resolve(self, text: str) -> ContainerRecord:
+        """By full ID, by name (with or without leading /), then by unique ID prefix."""
+        name = text[1:] if text.startswith("/") else text
+        row = self._db.execute(f"SELECT {_COLS} FROM containers WHERE id=? OR name=?", (text, name)).fetchone()
+        if row is None and text and all(c in "0123456789abcdef" for c in text):
+            rows = self._db.execute(
+                f"SELECT {_COLS} FROM containers WHERE id >= ? AND id < ? LIMIT 2", (text, text + "g")
+            ).fetchall()
+            if len(rows) == 1:
+                row = rows[0]
+        if row is None:
+            raise NoSuchContainer(text)
+        return self._fresh(_record(row))
+
+    def list(self) -> list[ContainerRecord]:
+        rows = self._db.execute(f"SELECT {_COLS} FROM containers ORDER BY created DESC").fetchall()
+        return [self._fresh(_record(r)) for r in rows]
+
+    def using_image(self, image_id: str) -> list[ContainerRecord]:
+        rows = self._db.execute(f"SELECT {_COLS} FROM containers WHERE image_id=?", (image_id,)).fetchall()
+        return [_record(r) for r in rows]
+
+    def _fresh(self, rec: ContainerRecord) -> ContainerRecord:
+        if rec.state == "running" and rec.pid and not pid_alive(rec.pid):
+            self.set_exited(rec.id, 137 if rec.exit_code is None else rec.exit_code)
+            return self.get(rec.id)
+        return rec
+
+    def set_config(self, container_id: str, config: dict) -> None:
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), container_id))
+
+    def set_running(self, container_id: str, pid: int) -> None:
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET state='running', pid=?, started=?, exit_code=NULL, finished=NULL "
+                       "WHERE id=?", (pid, time.time(), container_id))
+
+    def set_exited(self, container_id: str, code: int) -> None:
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, finished=? WHERE id=?",
+                       (code, time.time(), container_id))
+
+    def delete(self, container_id: str) -> None:
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM containers WHERE id=?", (container_id,))
+
+
+def validate_name(name: str) -> None:
+    if len(name) < 2 or name[0] not in _NAME_OK[:62] or any(c not in _NAME_OK for c in name):
+        raise UsageError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+
+
+_COLS = ("id, name, image_id, image_ref, created, config, host_config, state, pid, exit_code, "
+         "started, finished, driver")
+
+
+def _record(row) -> ContainerRecord:
+    return ContainerRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6]),
+                           row[7], row[8], row[9], row[10], row[11], row[12])
