@@ -13,20 +13,48 @@ import sys
 
 VERSION = "0.1.0"
 
-# (module, verbs) — each module under lamina.cli.commands has add_parsers(subparsers).
-COMMAND_MODULES = ("images", "containers", "system", "registry", "archive", "build")
+# Each module under lamina.cli.commands has add_parsers(subparsers) for these verbs.
+COMMANDS = {
+    "images": ("import", "images", "tag", "rmi", "history"),
+    "containers": ("run", "create", "start", "ps", "rm", "diff", "commit", "export", "inspect"),
+    "system": ("system", "version"),
+    "registry": ("pull", "push", "login", "logout"),
+    "archive": ("save", "load"),
+    "build": ("build",),
+}
+_GLOBAL_WITH_VALUE = ("--root", "--storage-driver", "--runtime")
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The command word, skipping global options (so only its module is loaded)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if a.startswith("-"):
+            i += 1
+            continue
+        return a
+    return None
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with docker's error shape: one line, exit code 125 for usage errors."""
+    """argparse with docker's error shape: one line, exit code 125 for usage errors.
+    Only `--help` asks for help: `-h` is `--hostname` for run, as in docker."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+        self.add_argument("--help", action="help", help="show this help message and exit")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"lamina {self.prog.split(' ', 1)[-1] if ' ' in self.prog else ''}: {message}\n".replace(" :", ":"))
-        sys.stderr.write(f"See '{self.prog} --help'.\n")
+        sys.stderr.write(f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
         raise SystemExit(125)
 
 
-def build_parser() -> Parser:
+def build_parser(verb: str | None = None) -> Parser:
     parser = Parser(prog="lamina", description="A daemonless, Docker-compatible container engine")
     parser.add_argument("--root", default=None, help="store directory (env LAMINA_ROOT, default /var/lib/lamina)")
     parser.add_argument("--storage-driver", default=None, choices=("overlay", "copy"),
@@ -36,7 +64,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     import importlib
 
-    for name in COMMAND_MODULES:
+    modules = [m for m, verbs in COMMANDS.items() if verb in verbs] or list(COMMANDS)
+    for name in modules:
         try:
             module = importlib.import_module(f"lamina.cli.commands.{name}")
         except ModuleNotFoundError as e:
@@ -48,7 +77,12 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    verb = _verb(argv)
+    if verb is not None and not any(verb in verbs for verbs in COMMANDS.values()):
+        sys.stderr.write(f"lamina: '{verb}' is not a lamina command.\nSee 'lamina --help'\n")
+        return 1
+    parser = build_parser(verb)
     args = parser.parse_args(argv)
     if args.version:
         print(f"lamina version {VERSION}")
