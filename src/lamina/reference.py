@@ -1,8 +1,7 @@
 """Docker image references: strict parsing and normalisation.
 
 Grammar from distribution/reference: `[domain/]path[:tag][@digest]`.  The first
-path component is a domain when it contains `.` or `:`, is `localhost`, or has an
-upper-case letter; otherwise the domain is docker.io, and a single-component
+path component is a domain when it contains `.` or `:` or is `localhost`; otherwise the domain is docker.io, and a single-component
 name on docker.io gets `library/`.  Validation happens before any work, so
 `Ubuntu`, `a//b` and `x:t1:t2` never reach the store or the network.
 """
@@ -107,7 +106,10 @@ def _split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
     if not sep:
         return DEFAULT_DOMAIN, f"library/{name}"
-    if "." in first or ":" in first or first == "localhost" or first.lower() != first:
+    if first.lower() != first and not ("." in first or ":" in first):
+        # docker's daemon rejects `UPPER/x` although the grammar reads UPPER as a host.
+        raise InvalidReference("invalid reference format: repository name must be lowercase")
+    if "." in first or ":" in first or first == "localhost":
         domain = DEFAULT_DOMAIN if first in LEGACY_DOMAINS else first
         path = rest
     else:
