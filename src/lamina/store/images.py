@@ -174,6 +174,14 @@ class ImageStore:
             raise NoSuchImage(f"{record.id.short} (manifest has {len(descs)} layers, config {len(diff_ids)})")
         return [LayerBlob(d, i) for d, i in zip(descs, diff_ids)]
 
+    def add_layer_blob(self, layer: LayerBlob) -> None:
+        """Remember another blob for a diff_id (the compressed copy made for a push)."""
+        with transaction(self._db) as db:
+            db.execute(
+                "INSERT OR IGNORE INTO layer_blobs(diff_id, digest, media_type, size) VALUES (?,?,?,?)",
+                (str(layer.diff_id), str(layer.descriptor.digest), layer.descriptor.media_type, layer.descriptor.size),
+            )
+
     def blob_for_diff_id(self, diff_id: Digest) -> list[oci.Descriptor]:
         rows = self._db.execute(
             "SELECT media_type, digest, size FROM layer_blobs WHERE diff_id=?", (str(diff_id),)

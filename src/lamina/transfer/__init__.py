@@ -1,0 +1,1 @@
+"""Moving images in and out of the store: pull, push, save, load."""

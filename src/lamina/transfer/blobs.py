@@ -1,0 +1,79 @@
+"""Writing a blob that came from outside into the content store, verified.
+
+The bytes go to an ingest file while they are hashed; the blob becomes
+visible only when its size and digest match the descriptor (and, when asked,
+the sha256 of its decompressed content matches the layer's diff_id).  On any
+failure the ingest file is removed: nothing partial is ever visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import BinaryIO, Callable
+
+from lamina import oci
+from lamina.digest import CHUNK, Digest
+from lamina.errors import DigestMismatch, LaminaError
+from lamina.store.content import ContentStore
+from lamina.store.layers import TeeReader
+from lamina.transfer.progress import CountingReader
+
+
+def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
+               diff_id: Digest | None = None, on_bytes: Callable[[int], None] | None = None) -> int | None:
+    """Copy `reader` into the store as blob `desc`.  With `diff_id`, also check the
+    decompressed content; returns its size then.  Raises DigestMismatch with a
+    short reason ("digest mismatch …", "size mismatch …") for the caller to frame."""
+    counted = CountingReader(reader, on_bytes)
+    try:
+        with content.writer(desc.digest, desc.size) as w:
+            uncompressed = None
+            if diff_id is None:
+                while chunk := counted.read(CHUNK):
+                    w.write(chunk)
+            else:
+                uncompressed = _check_diff_id(TeeReader(counted, w), diff_id)
+            if w.size != desc.size:
+                raise DigestMismatch(f"size mismatch (got {w.size} bytes, expected {desc.size})")
+            w.commit()
+            return uncompressed
+    except DigestMismatch as e:
+        msg = str(e)
+        if "larger than its declared size" in msg:
+            raise DigestMismatch(f"size mismatch (more than the {desc.size} bytes declared)") from None
+        if "content hashes to" in msg:
+            raise DigestMismatch(f"digest mismatch (content hashes to {msg.rsplit(' ', 1)[-1]})") from None
+        raise
+
+
+def _check_diff_id(tee: TeeReader, diff_id: Digest) -> int:
+    """Decompress (whatever the format) and hash; the tee feeds the blob writer."""
+    from lamina.archive.extract import open_layer_stream
+
+    h = hashlib.sha256()
+    size = 0
+    try:
+        plain = open_layer_stream(tee)
+        while chunk := plain.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    except DigestMismatch:
+        raise
+    except (LaminaError, OSError, EOFError, ValueError) as e:
+        raise DigestMismatch(f"layer content cannot be decompressed: {e}") from None
+    tee.drain()
+    got = Digest.from_hex(h.hexdigest())
+    if got != diff_id:
+        raise DigestMismatch(f"diff_id mismatch (uncompressed content hashes to {got}, config says {diff_id})")
+    return size
+
+
+def verify_stored_layer(content: ContentStore, digest: Digest, diff_id: Digest) -> int:
+    """Check that a blob already in the store decompresses to `diff_id`."""
+    with content.open(digest) as f:
+        return _check_diff_id(TeeReader(f, _NullSink()), diff_id)
+
+
+class _NullSink:
+    def write(self, data: bytes) -> None:
+        pass

@@ -1,0 +1,111 @@
+"""Compressing layers for push, cached in the content store.
+
+Local layers are stored uncompressed (their digest is their diff_id); a
+registry wants gzip (or zstd).  The compressed blob is written to the content
+store once and remembered in the layer_blobs table (diff_id -> digest), so the
+next push of any image with that layer sends the cached blob as is.
+
+gzip is compressed in parallel inside one layer, the way pigz does it: the
+stream is cut into blocks, each block is deflated on a worker thread (zlib
+releases the GIL) with the previous 32 KiB as its dictionary, blocks end with
+a sync flush so their output concatenates into one ordinary gzip member, and
+the CRC is computed in order.  The output is deterministic for a given input,
+level and block size, so the same layer always gets the same digest.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections import deque
+from concurrent.futures import Executor
+from typing import BinaryIO, Callable
+
+from lamina import oci
+from lamina.digest import Digest
+from lamina.errors import UsageError
+from lamina.store.content import ContentStore
+
+BLOCK = 1 << 20
+DICT_SIZE = 32 << 10
+DEFAULT_GZIP_LEVEL = 1   # measured: level 6 costs ~3x the CPU for ~8% smaller layers
+MEDIA_TYPES = {"gzip": oci.OCI_LAYER_GZIP, "zstd": oci.OCI_LAYER_ZSTD}
+COMPRESSED_TYPES = {oci.OCI_LAYER_GZIP: "gzip", oci.DOCKER_LAYER_GZIP: "gzip", oci.OCI_LAYER_ZSTD: "zstd"}
+
+
+def gzip_level() -> int:
+    value = os.environ.get("LAMINA_GZIP_LEVEL", "")
+    return int(value) if value.isdigit() and 1 <= int(value) <= 9 else DEFAULT_GZIP_LEVEL
+
+
+def check_compression(name: str) -> str:
+    if name not in MEDIA_TYPES:
+        raise UsageError(f"unsupported compression {name!r}: want gzip or zstd")
+    if name == "zstd":
+        try:
+            import zstandard  # noqa: F401
+        except ImportError:
+            raise UsageError("zstd compression needs the zstandard module (pip install lamina[zstd])") from None
+    return name
+
+
+def compress_layer(content: ContentStore, source: Digest, compression: str, pool: Executor,
+                   on_bytes: Callable[[int], None] | None = None) -> oci.Descriptor:
+    """Compress the stored uncompressed blob `source` into a new blob; returns its descriptor."""
+    with content.open(source) as src, content.writer() as w:
+        if compression == "zstd":
+            _zstd(src, w, on_bytes)
+        else:
+            parallel_gzip(src, w.write, pool, level=gzip_level(), on_bytes=on_bytes)
+        digest = w.commit()
+        return oci.Descriptor(MEDIA_TYPES[compression], digest, w.size)
+
+
+def parallel_gzip(src: BinaryIO, write: Callable[[bytes], object], pool: Executor, *, level: int,
+                  block: int = BLOCK, window: int = 8, on_bytes: Callable[[int], None] | None = None) -> None:
+    xfl = 4 if level == 1 else 2 if level == 9 else 0
+    write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes((xfl, 3)))
+    crc, total = 0, 0
+    pending: deque = deque()
+    tail = b""
+    data = src.read(block)
+    while True:
+        following = src.read(block) if data else b""
+        last = not following
+        crc = zlib.crc32(data, crc)
+        total += len(data)
+        pending.append(pool.submit(_deflate_block, data, tail, level, last))
+        tail = (tail + data)[-DICT_SIZE:] if len(data) < DICT_SIZE else data[-DICT_SIZE:]
+        while len(pending) >= window or (last and pending):
+            write(pending.popleft().result())
+        if on_bytes:
+            on_bytes(total)
+        if last:
+            break
+        data = following
+    write(struct.pack("<II", crc, total & 0xFFFFFFFF))
+
+
+def _deflate_block(data: bytes, dictionary: bytes, level: int, last: bool) -> bytes:
+    if dictionary:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _zstd(src: BinaryIO, w, on_bytes: Callable[[int], None] | None) -> None:
+    import zstandard
+
+    # threads=-1: zstd's own worker threads (one per core) compress one stream in parallel
+    cobj = zstandard.ZstdCompressor(level=3, threads=-1).compressobj()
+    total = 0
+    while chunk := src.read(BLOCK * 4):
+        total += len(chunk)
+        out = cobj.compress(chunk)
+        if out:
+            w.write(out)
+        if on_bytes:
+            on_bytes(total)
+    w.write(cobj.flush())

@@ -1,0 +1,182 @@
+"""push against a real registry: compression cache, skips, mounts, chunked uploads, zstd."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+
+import pytest
+
+from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import assert_store_ok, make_image, tar_bytes
+
+from lamina import oci
+from lamina.errors import LaminaError
+from lamina.reference import parse
+from lamina.system import System
+from lamina.transfer.progress import PlainProgress
+from lamina.transfer.push import Pusher
+
+
+def http_get(host: str, path: str, accept: str = oci.OCI_MANIFEST + "," + oci.DOCKER_MANIFEST):
+    c = http.client.HTTPConnection(host, timeout=10)
+    c.request("GET", path, headers={"Accept": accept})
+    r = c.getresponse()
+    return r.status, dict(r.getheaders()), r.read()
+
+
+@pytest.fixture
+def system(tmp_path, docker_config):
+    s = System(str(tmp_path / "root"))
+    yield s
+    s.close()
+
+
+def push(system, name, capsys=None, **kw):
+    Pusher(system, PlainProgress(__import__("sys").stdout), **kw).push(parse(name))
+
+
+def test_push_compresses_and_caches(system, registry, capsys):
+    layer = tar_bytes({"etc/hello": b"hello world\n" * 500})
+    image = make_image(system, [layer], f"{registry.host}/push/one:v1")
+    push(system, f"{registry.host}/push/one:v1")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"The push refers to repository [{registry.host}/push/one]"
+    diff_short = oci.diff_ids(system.images.config(image))[0].short
+    assert f"{diff_short}: Preparing" in out and f"{diff_short}: Pushed" in out
+    assert out[-1].startswith("v1: digest: sha256:") and " size: " in out[-1]
+    digest = out[-1].split()[2]
+
+    status, headers, raw = http_get(registry.host, "/v2/push/one/manifests/v1")
+    assert status == 200 and headers["Docker-Content-Digest"] == digest
+    manifest = json.loads(raw)
+    assert manifest["mediaType"] == oci.OCI_MANIFEST
+    assert manifest["config"]["digest"] == str(image)
+    desc = manifest["layers"][0]
+    assert desc["mediaType"] == oci.OCI_LAYER_GZIP
+    _, _, blob = http_get(registry.host, f"/v2/push/one/blobs/{desc['digest']}")
+    assert gzip.decompress(blob) == layer  # the registry holds gzip of exactly our layer
+
+    # the compressed blob is cached and remembered for the diff_id
+    cached = system.images.blob_for_diff_id(oci.diff_ids(system.images.config(image))[0])
+    assert any(str(d.digest) == desc["digest"] and d.media_type == oci.OCI_LAYER_GZIP for d in cached)
+    assert f"{registry.host}/push/one@{digest}" in system.images.digests_of(image)
+    assert_store_ok(system)
+
+    # second push: nothing recompressed, nothing uploaded
+    import lamina.transfer.push as pushmod
+
+    def boom(*a, **k):
+        raise AssertionError("recompressed")
+
+    orig = pushmod.compress_layer
+    pushmod.compress_layer = boom
+    try:
+        push(system, f"{registry.host}/push/one:v1")
+    finally:
+        pushmod.compress_layer = orig
+    out = capsys.readouterr().out
+    assert f"{diff_short}: Layer already exists" in out
+    assert out.splitlines()[-1].split()[2] == digest
+
+
+def test_push_mounts_from_other_repository(system, registry, capsys):
+    image = make_image(system, [tar_bytes({"a": b"A" * 3000}), tar_bytes({"b": b"B" * 3000})],
+                       f"{registry.host}/mount/src:1")
+    push(system, f"{registry.host}/mount/src:1")
+    system.images.tag(image, parse(f"{registry.host}/mount/dst:1"))
+    capsys.readouterr()
+    push(system, f"{registry.host}/mount/dst:1")
+    out = capsys.readouterr().out
+    assert out.count("Mounted from mount/src") == 2
+    status, _, _ = http_get(registry.host, "/v2/mount/dst/manifests/1")
+    assert status == 200
+
+
+def test_push_default_tag_and_missing_image(system, registry, capsys):
+    from lamina.cli.main import main
+
+    code = main(["--root", system.root, "push", f"{registry.host}/nothing/here"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out.splitlines() == ["Using default tag: latest"]
+    assert captured.err.strip() == f"Error: An image does not exist locally with the tag: {registry.host}/nothing/here"
+
+
+def test_push_zstd(system, registry, capsys):
+    pytest.importorskip("zstandard")
+    import zstandard
+
+    layer = tar_bytes({"z": b"zstd!" * 4000})
+    make_image(system, [layer], f"{registry.host}/push/zstd:1")
+    push(system, f"{registry.host}/push/zstd:1", compression="zstd")
+    _, _, raw = http_get(registry.host, "/v2/push/zstd/manifests/1")
+    desc = json.loads(raw)["layers"][0]
+    assert desc["mediaType"] == oci.OCI_LAYER_ZSTD
+    _, _, blob = http_get(registry.host, f"/v2/push/zstd/blobs/{desc['digest']}")
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == layer
+
+
+def test_push_chunked_upload(system, registry, capsys, monkeypatch):
+    import os
+
+    import lamina.remote.registry as regmod
+
+    monkeypatch.setattr(regmod, "CHUNKED_THRESHOLD", 64 << 10)
+    monkeypatch.setattr(regmod, "CHUNK_SIZE", 100 << 10)
+    layer = tar_bytes({"random": os.urandom(700 << 10)})  # incompressible: several chunks
+    make_image(system, [layer], f"{registry.host}/push/chunked:1")
+    push(system, f"{registry.host}/push/chunked:1")
+    _, _, raw = http_get(registry.host, "/v2/push/chunked/manifests/1")
+    desc = json.loads(raw)["layers"][0]
+    assert desc["size"] > 300 << 10
+    _, _, blob = http_get(registry.host, f"/v2/push/chunked/blobs/{desc['digest']}")
+    assert gzip.decompress(blob) == layer
+
+
+def test_push_with_chunked_proxy_log(system, registry, proxy, capsys, monkeypatch):
+    """The PATCH requests carry Content-Range and the upload is closed by PUT ?digest=."""
+    import os
+
+    import lamina.remote.registry as regmod
+
+    monkeypatch.setattr(regmod, "CHUNKED_THRESHOLD", 64 << 10)
+    monkeypatch.setattr(regmod, "CHUNK_SIZE", 100 << 10)
+    make_image(system, [tar_bytes({"r": os.urandom(300 << 10)})], f"{proxy.host}/push/logged:1")
+    push(system, f"{proxy.host}/push/logged:1")
+    patches = [h for m, p, h in proxy.log if m == "PATCH"]
+    assert len(patches) >= 3
+    assert [h["Content-Range"].split("-")[0] for h in patches][:2] == ["0", str(100 << 10)]
+    assert any(m == "PUT" and "digest=sha256%3A" in p for m, p, h in proxy.log)
+
+
+def test_parallel_gzip_is_plain_gzip_and_deterministic():
+    import io
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lamina.transfer.compress import parallel_gzip
+
+    data = os.urandom(300_000) + b"text " * 500_000 + os.urandom(10)
+    with ThreadPoolExecutor(4) as pool:
+        outs = []
+        for _ in range(2):
+            buf = io.BytesIO()
+            parallel_gzip(io.BytesIO(data), buf.write, pool, level=1, block=64 << 10)
+            outs.append(buf.getvalue())
+        empty = io.BytesIO()
+        parallel_gzip(io.BytesIO(b""), empty.write, pool, level=6)
+    assert outs[0] == outs[1]
+    assert gzip.decompress(outs[0]) == data
+    assert gzip.decompress(empty.getvalue()) == b""
+    import zlib
+
+    d = zlib.decompressobj(31)  # one gzip member, not a concatenation
+    assert d.decompress(outs[0]) == data and d.eof and d.unused_data == b""
+
+
+def test_push_refuses_digest_reference(system, registry):
+    make_image(system, [tar_bytes({"a": b"1"})], f"{registry.host}/push/d:1")
+    with pytest.raises(LaminaError, match="digest reference"):
+        push(system, f"{registry.host}/push/d@sha256:" + "a" * 64)
