@@ -1,0 +1,273 @@
+"""`-t`: a real pty for the container, relayed to our stdio.
+
+runc creates the pty inside the container and hands us the master over a unix
+socket (`--console-socket`, one fd in SCM_RIGHTS).  We copy bytes master ->
+stdout, and stdin -> master when interactive.  Like docker, only with -i do we
+put our stdin in raw mode, so keys (^C, ^D, arrows) reach the container's line
+discipline untouched; without -i our terminal keeps turning ^C into a signal,
+which oci.py forwards to the container.  We mirror our window size onto the
+pty on SIGWINCH (TIOCSWINSZ on the master; the kernel then signals the
+container's foreground process group).
+
+The only module of lamina that prints: it is the container's output.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import struct
+
+_CHUNK = 65536
+
+
+def terminal_size(fds: tuple[int, ...] = (1, 0, 2)) -> tuple[int, int] | None:
+    """(rows, cols) of the first terminal among `fds`, for RunSpec.console_size."""
+    for fd in fds:
+        try:
+            size = os.get_terminal_size(fd)
+        except OSError:
+            continue
+        if size.lines and size.columns:
+            return size.lines, size.columns
+    return None
+
+
+class ConsoleSocket:
+    """A listening unix socket in a private place, removed on exit.
+
+    The path must fit sun_path (108 bytes): the bundle dir is used when short
+    enough, else a fresh 0700 directory under /tmp.
+    """
+
+    def __init__(self, bundle_dir: str) -> None:
+        self.own_dir: str | None = None
+        path = os.path.join(bundle_dir, "console.sock")
+        if len(os.fsencode(path)) > 100:
+            self.own_dir = f"/tmp/lamina-console-{os.urandom(8).hex()}"
+            os.mkdir(self.own_dir, 0o700)
+            path = os.path.join(self.own_dir, "sock")
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def __enter__(self) -> ConsoleSocket:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self.sock.bind(self.path)
+        self.sock.listen(1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        if self.own_dir:
+            os.rmdir(self.own_dir)
+
+    def receive_master(self, timeout: float = 10.0) -> int:
+        """Accept the runtime's connection and return the pty master it sends (close-on-exec).
+
+        Called after `runc run --detach` succeeded, so the connection is already queued;
+        the timeout only guards against a runtime that broke its protocol.
+        """
+        self.sock.settimeout(timeout)
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(timeout)
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        except OSError as e:  # socket.timeout is an OSError
+            raise OSError(errno.EPROTO, f"no console received from the runtime: {e}") from None
+        if not fds:
+            raise OSError(errno.EPROTO, "no console received from the runtime")
+        for extra in fds[1:]:
+            os.close(extra)
+        os.set_inheritable(fds[0], False)  # recv_fds does not ask for MSG_CMSG_CLOEXEC
+        return fds[0]
+
+
+def relay(master: int, pid: int, *, interactive: bool, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
+    """Relay between our stdio and the pty `master` until our child `pid` (the
+    container's init) exits; returns its raw wait status, reaped."""
+    watch = _ExitWatch(pid)
+    try:
+        return _pump(master, watch, interactive=interactive, stdin_fd=stdin_fd, stdout_fd=stdout_fd)
+    finally:
+        watch.close()
+
+
+def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, stdout_fd: int) -> int:
+    os.set_blocking(master, False)  # never block writing to a container that does not read
+    size_fd = next((fd for fd in (stdout_fd, stdin_fd) if os.isatty(fd)), None)
+    if size_fd is not None:
+        _copy_winsize(size_fd, master)
+    raw = _RawMode(stdin_fd if interactive and os.isatty(stdin_fd) else None)
+    old_winch = None
+    try:
+        raw.__enter__()
+        if size_fd is not None:
+            try:
+                old_winch = signal.signal(signal.SIGWINCH, lambda *_: _copy_winsize(size_fd, master))
+            except ValueError:  # not the main thread: no resize forwarding
+                pass
+        pending = b""  # stdin bytes the container has not taken yet
+        read_stdin = interactive
+        master_open = True
+        out_ok = True
+        poller = select.poll()
+        if watch.fd is not None:
+            poller.register(watch.fd, select.POLLIN)
+        while True:
+            if master_open:
+                poller.register(master, select.POLLIN | (select.POLLOUT if pending else 0))
+            if read_stdin and not pending:  # backpressure: one chunk in flight at most
+                poller.register(stdin_fd, select.POLLIN)
+            else:
+                _unregister(poller, stdin_fd)
+            events = dict(poller.poll(watch.timeout_ms))
+            if watch.exited(set(events)):
+                if master_open:
+                    _drain(master, stdout_fd, out_ok)
+                return watch.reap()
+            ev = events.get(master, 0)
+            if ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+                data = _read(master)
+                if data is None:  # EIO: every slave fd is closed; the init's exit is next
+                    master_open = False
+                    _unregister(poller, master)
+                elif data:
+                    out_ok = _write_all(stdout_fd, data, out_ok)
+            if master_open and ev & select.POLLOUT and pending:
+                try:
+                    pending = pending[os.write(master, pending):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    pending = b""
+            if events.get(stdin_fd, 0):
+                try:
+                    data = os.read(stdin_fd, _CHUNK)
+                except OSError:  # stdin closed or unreadable: same as EOF
+                    data = b""
+                if data:
+                    pending += data
+                else:  # EOF: a pty has no half-close; just stop forwarding
+                    read_stdin = False
+    finally:
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
+        raw.__exit__()
+
+
+def _unregister(poller: select.poll, fd: int) -> None:
+    try:
+        poller.unregister(fd)
+    except KeyError:
+        pass
+
+
+def _read(master: int) -> bytes | None:
+    """Bytes from the master; b"" when nothing is ready; None once the slave side is gone."""
+    try:
+        return os.read(master, _CHUNK)
+    except BlockingIOError:
+        return b""
+    except OSError as e:
+        if e.errno == errno.EIO:
+            return None
+        raise
+
+
+def _drain(master: int, stdout_fd: int, out_ok: bool) -> None:
+    while True:
+        data = _read(master)
+        if not data:
+            return
+        out_ok = _write_all(stdout_fd, data, out_ok)
+
+
+def _write_all(fd: int, data: bytes, ok: bool) -> bool:
+    """Write everything; after a failure (reader gone) keep discarding so the container never blocks."""
+    if not ok:
+        return False
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        return False
+    return True
+
+
+def _copy_winsize(src_fd: int, master: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        size = os.get_terminal_size(src_fd)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size.lines, size.columns, 0, 0))
+    except OSError:
+        pass
+
+
+class _RawMode:
+    """Raw mode on a tty fd (like docker's term.MakeRaw), restored on exit; a no-op for None."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+        self.saved: list | None = None
+
+    def __enter__(self) -> _RawMode:
+        if self.fd is not None:
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setraw(self.fd, termios.TCSADRAIN)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            self.saved = None
+
+
+class _ExitWatch:
+    """Tells when the runtime process exits: a pidfd in the poll set (Linux ≥ 5.3),
+    else a 50 ms poll timeout and waitpid(WNOHANG)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.status: int | None = None
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+            self.timeout_ms: int | None = None
+        except (AttributeError, OSError):
+            self.fd = None
+            self.timeout_ms = 50
+
+    def exited(self, ready: set[int]) -> bool:
+        if self.fd is not None:
+            return self.fd in ready
+        done, status = os.waitpid(self.pid, os.WNOHANG)
+        if done:
+            self.status = status
+        return bool(done)
+
+    def reap(self) -> int:
+        if self.status is None:
+            self.status = os.waitpid(self.pid, 0)[1]
+        return self.status
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

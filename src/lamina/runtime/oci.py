@@ -1,0 +1,542 @@
+"""Driving an OCI runtime (runc or crun, same CLI) for one container at a time.
+
+Cost matters here: `lamina run --rm img true` has a 60 ms budget and runc alone
+takes ~25 ms.  So a start without -t spawns exactly one process (`runc run`),
+nothing is probed per start (no `runc state`, no `--version`), this module
+imports nothing beyond what lamina loads anyway (pty code, ctypes and select
+come only with -t), and processes are started with os.posix_spawn (vfork-fast;
+`subprocess` would add ~5 ms of imports).  The version is probed only on
+request and cached in a small JSON file keyed by the binary's identity.
+
+Each runtime gets its own state root, `<store>/runtime/<name>`: runc and crun
+keep incompatible state there, and neither must see docker's containers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+from typing import Protocol
+
+from lamina.errors import (
+    ContainerCommandNotExecutable,
+    ContainerCommandNotFound,
+    RuntimeFailure,
+)
+
+KNOWN = ("runc", "crun")
+# Oldest releases with the container-breakout fixes we know of (runc: CVE-2024-21626;
+# crun: CVE-2025-24965).  Distributions backport fixes, so this only warns.
+VERSION_FLOORS = {"runc": (1, 1, 12), "crun": (1, 20)}
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+_FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+# Reset in the child: posix_spawn keeps SIG_IGN across exec, and Python ignores SIGPIPE.
+_CHILD_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED)
+
+
+class OCIRuntime(Protocol):
+    """What the rest of lamina may use of a runtime."""
+
+    name: str  # "runc" | "crun"
+    path: str
+    state_root: str
+    note: str | None  # one line for the user (e.g. why we did not use crun), or None
+
+    def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool) -> int: ...
+
+    def state(self, container_id: str) -> dict | None: ...
+
+    def kill(self, container_id: str, sig: int | str = "TERM", *, all_processes: bool = False) -> None: ...
+
+    def delete(self, container_id: str, *, force: bool = False, missing_ok: bool = False) -> None: ...
+
+
+@dataclass(frozen=True)
+class CliRuntime:
+    """runc or crun through their common command line."""
+
+    name: str
+    path: str
+    state_root: str
+    note: str | None = None
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool) -> int:
+        """Create + start + wait in the foreground; returns the exit code as docker reports it
+        (a signal n is 128+n).
+
+        Without `tty`: one `runc run` in the foreground; the container gets our
+        stdout/stderr (runc copies them) and our stdin only when `interactive`,
+        else /dev/null.  With `tty`: see `_run_tty`.  Signals sent to us are
+        passed on to the container.  Raises ContainerCommandNotFound /
+        ContainerCommandNotExecutable / RuntimeFailure when the runtime could not
+        start the container; the runtime has then printed its own error line too.
+        """
+        _check_id(container_id)
+        log = _fresh(os.path.join(bundle_dir, "runtime.log"))
+        ok = False
+        try:
+            if tty:
+                code = self._run_tty(container_id, bundle_dir, log, interactive=interactive)
+            else:
+                code = self._run_foreground(container_id, bundle_dir, log, interactive=interactive)
+            ok = True
+        finally:
+            # A finished `runc run` removes its state; anything left means runc died,
+            # was killed, or ran detached: the container may still be running.
+            if os.path.lexists(os.path.join(self.state_root, container_id)):
+                try:
+                    self.delete(container_id, force=True, missing_ok=True)
+                except RuntimeFailure:
+                    if ok:  # never hide the error already on its way out
+                        raise
+        return code
+
+    def _base(self, log: str) -> list[str]:
+        return [self.path, f"--root={self.state_root}", f"--log={log}", "--log-format=json"]
+
+    def _run_foreground(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool) -> int:
+        argv = [*self._base(log), "run", "--bundle", bundle_dir, container_id]
+        pid = _spawn(argv, stdin=0 if interactive else None)
+        try:
+            with _ForwardSignals(pid):
+                status = os.waitpid(pid, 0)[1]
+            pid = None
+        finally:
+            if pid is not None:  # interrupted by an exception: do not leave runc behind
+                _kill_and_reap(pid)
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:  # runc itself died of a signal (it reports the container's as 128+n)
+            return 128 - code
+        if code == 1:  # runc's own failures exit 1; only its log tells them from the container's
+            failure = _runtime_error(log)
+            if failure is not None:
+                raise failure
+        return code
+
+    def _run_tty(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool) -> int:
+        """runc hands a console to `--console-socket` only when it detaches, so:
+        become a child subreaper (the container's init is re-parented to us when
+        runc exits, which is the only way to get its exit status), `runc run
+        --detach`, take the pty master, relay until the init exits, reap it."""
+        from lamina.runtime import console  # pty plumbing only when asked for
+
+        pidfile = _fresh(os.path.join(bundle_dir, "container.pid"))
+        with console.ConsoleSocket(bundle_dir) as sock, _Subreaper():
+            argv = [*self._base(log), "run", "--detach", "--console-socket", sock.path]
+            argv += ["--pid-file", pidfile, "--bundle", bundle_dir, container_id]
+            runc = _spawn(argv, stdin=None)
+            init = None
+            try:
+                with _ForwardSignals(runc) as forward:
+                    status = os.waitpid(runc, 0)[1]  # returns once the container runs
+                    runc = None
+                    code = os.waitstatus_to_exitcode(status)
+                    if code != 0:
+                        failure = _runtime_error(log)
+                        raise failure or RuntimeFailure(f"{self.name} run exited with {code}")
+                    init = forward.pid = _read_pid(pidfile)
+                    forward.same_group = False
+                    master = sock.receive_master()
+                    try:
+                        status = console.relay(master, init, interactive=interactive)
+                    finally:
+                        os.close(master)
+                    init = None
+            finally:
+                if runc is not None:
+                    _kill_and_reap(runc)
+                if init is not None:  # relay failed: stop the container, reap our adopted child
+                    try:
+                        self.delete(container_id, force=True, missing_ok=True)
+                    finally:
+                        _kill_and_reap(init)
+        code = os.waitstatus_to_exitcode(status)
+        return 128 - code if code < 0 else code
+
+    # ------------------------------------------------------------------ other verbs
+
+    def state(self, container_id: str) -> dict | None:
+        """`runc state` as a dict, or None when the runtime does not know the container."""
+        _check_id(container_id)
+        rc, out, err = _capture([self.path, f"--root={self.state_root}", "state", container_id])
+        if rc != 0:
+            if _is_missing(err):
+                return None
+            raise RuntimeFailure(f"{self.name} state {container_id}: {_last_line(err)}")
+        try:
+            return json.loads(out)
+        except ValueError:
+            raise RuntimeFailure(f"{self.name} state {container_id}: unreadable output") from None
+
+    def kill(self, container_id: str, sig: int | str = "TERM", *, all_processes: bool = False) -> None:
+        _check_id(container_id)
+        argv = [self.path, f"--root={self.state_root}", "kill"]
+        if all_processes:
+            argv.append("--all")
+        argv += [container_id, str(int(sig)) if isinstance(sig, int) else sig]
+        rc, _, err = _capture(argv)
+        if rc != 0:
+            raise RuntimeFailure(f"{self.name} kill {container_id}: {_last_line(err)}")
+
+    def delete(self, container_id: str, *, force: bool = False, missing_ok: bool = False) -> None:
+        _check_id(container_id)
+        argv = [self.path, f"--root={self.state_root}", "delete"]
+        if force:
+            argv.append("--force")
+        rc, _, err = _capture([*argv, container_id])
+        if rc != 0 and not (missing_ok and _is_missing(err)):
+            raise RuntimeFailure(f"{self.name} delete {container_id}: {_last_line(err)}")
+
+    # ------------------------------------------------------------------ facts
+
+    def version(self) -> str:
+        """The runtime's version ("1.1.5+ds1"), probed once per binary and cached."""
+        return _cached_version(self.name, self.path, os.path.dirname(self.state_root))
+
+    def security_warning(self) -> str | None:
+        """A line to show when the runtime predates known breakout fixes (upstream numbering)."""
+        version = self.version()
+        have = _version_tuple(version)
+        floor = VERSION_FLOORS.get(self.name)
+        if have is None or floor is None or have >= floor:
+            return None
+        want = ".".join(map(str, floor))
+        return f"{self.name} {version} is older than {want}; make sure it carries the container-breakout fixes of {want}"
+
+
+# ---------------------------------------------------------------------- selection
+
+
+def select_runtime(name: str | None, *, state_root: str) -> CliRuntime:
+    """The runtime to use: `name` is None (auto), "runc", "crun" or a path to either.
+
+    Auto prefers crun (faster start) when it can work here, else runc.  crun
+    cannot run on a hybrid cgroup host whose v2 hierarchy has controllers; if it
+    was asked for, we fall back to runc and say so in `.note`.  Cheap: a PATH
+    lookup and one small read from /sys, no process.  `state_root` is
+    `<store>/runtime`; each runtime keeps its state in `<state_root>/<name>`.
+    """
+    if name is None:
+        crun = _which("crun")
+        if crun and _crun_works():
+            return CliRuntime("crun", crun, os.path.join(state_root, "crun"))
+        runc = _which("runc")
+        if runc:
+            return CliRuntime("runc", runc, os.path.join(state_root, "runc"))
+        if crun:
+            raise RuntimeFailure("crun cannot run containers on this host (hybrid cgroups) and runc is not installed")
+        raise RuntimeFailure("no OCI runtime found: install runc or crun")
+
+    if "/" in name:
+        path = os.path.abspath(name)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise RuntimeFailure(f"unknown or invalid runtime name: {name} (not an executable file)")
+        kind = "crun" if os.path.basename(path).startswith("crun") else "runc"
+    elif name in KNOWN:
+        found = _which(name)
+        if found is None:
+            raise RuntimeFailure(f"unknown or invalid runtime name: {name} (not found in PATH)")
+        path, kind = found, name
+    else:
+        raise RuntimeFailure(f"unknown or invalid runtime name: {name}")
+
+    if kind == "crun" and not _crun_works():
+        runc = _which("runc")
+        if runc is None:
+            raise RuntimeFailure("crun cannot run containers on this host (hybrid cgroups) and runc is not installed")
+        return CliRuntime(
+            "runc",
+            runc,
+            os.path.join(state_root, "runc"),
+            note="crun does not support this host's hybrid cgroup layout; using runc",
+        )
+    return CliRuntime(kind, path, os.path.join(state_root, kind))
+
+
+def _crun_works() -> bool:
+    """False on a hybrid cgroup host whose cgroup2 mount has controllers (crun refuses:
+    "cgroups in hybrid mode not supported")."""
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return True  # pure cgroup v2
+    try:
+        with open("/sys/fs/cgroup/unified/cgroup.controllers", "rb") as f:
+            return not f.read().strip()
+    except OSError:
+        return True  # pure v1: crun's legacy mode works
+
+
+def _which(program: str) -> str | None:
+    for d in os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
+        candidate = os.path.join(d or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+    return None
+
+
+# ---------------------------------------------------------------------- processes
+
+
+def _spawn(argv: list[str], *, stdin: int | None, stdout: int = 1, stderr: int = 2, pass_fds: tuple[int, ...] = ()) -> int:
+    """posix_spawn with subprocess's hygiene: close_fds (every inheritable fd but
+    stdio and `pass_fds` is closed in the child), default signal dispositions.
+    `stdin` None means /dev/null."""
+    actions: list[tuple] = []
+    devnull = None
+    if stdin is None:
+        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        stdin = devnull
+    for want, have in ((0, stdin), (1, stdout), (2, stderr)):
+        if want != have:
+            actions.append((os.POSIX_SPAWN_DUP2, have, want))
+    for fd in _inheritable_fds():
+        if fd > 2 and fd not in pass_fds:
+            actions.append((os.POSIX_SPAWN_CLOSE, fd))
+    try:
+        return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsigdef=_CHILD_DEFAULT_SIGNALS)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot execute {argv[0]}: {e.strerror}") from None
+    finally:
+        if devnull is not None:
+            os.close(devnull)
+
+
+def _inheritable_fds() -> list[int]:
+    fds = []
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        try:
+            if os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the directory fd listdir used, already closed
+            pass
+    return fds
+
+
+def _capture(argv: list[str]) -> tuple[int, bytes, bytes]:
+    """Run a short runtime command; returns (exit code, stdout, stderr)."""
+    import select
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        pid = _spawn(argv, stdin=None, stdout=out_w, stderr=err_w)
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    poller = select.poll()
+    for fd in chunks:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(chunks)
+    try:
+        while open_fds:
+            for fd, _ in poller.poll():
+                data = os.read(fd, 65536)
+                if data:
+                    chunks[fd].append(data)
+                else:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+    finally:
+        os.close(out_r)
+        os.close(err_r)
+        status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status), b"".join(chunks[out_r]), b"".join(chunks[err_r])
+
+
+def _fresh(path: str) -> str:
+    """`path`, with any file left there by an earlier run removed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return path
+
+
+def _read_pid(pidfile: str) -> int:
+    try:
+        with open(pidfile, "rb") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError) as e:
+        raise RuntimeFailure(f"runtime did not report the container's pid: {e}") from None
+
+
+class _Subreaper:
+    """PR_SET_CHILD_SUBREAPER for the duration: orphans of our children become ours."""
+
+    PR_SET_CHILD_SUBREAPER = 36
+
+    def __enter__(self) -> _Subreaper:
+        import ctypes  # ~5 ms, so only on the -t path
+
+        self.prctl = ctypes.CDLL(None, use_errno=True).prctl
+        if self.prctl(self.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise RuntimeFailure(f"cannot become a child subreaper: {os.strerror(err)}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.prctl(self.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+class _ForwardSignals:
+    """While the runtime runs, signals sent to us are passed on instead of killing us.
+
+    While the target is runc in our process group (`same_group`), SIGINT/SIGQUIT
+    typed at our terminal already reached it, so those are not sent twice; the
+    same signals sent to our pid alone (kill, a supervisor) are forwarded.  A
+    detached container (the -t path) is in its own session: everything is
+    forwarded.  In a non-main thread Python cannot set handlers: then nothing is.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.same_group = True
+        self.saved: dict[int, object] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.same_group and signum in (signal.SIGINT, signal.SIGQUIT) and _from_our_terminal():
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> _ForwardSignals:
+        try:
+            for sig in _FORWARDED:
+                self.saved[sig] = signal.signal(sig, self._handler)
+        except ValueError:  # not the main thread
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+
+
+def _from_our_terminal() -> bool:
+    """True when our terminal generates signals for our process group (so runc got it too)."""
+    import termios
+
+    for fd in (0, 1, 2):
+        try:
+            if os.tcgetpgrp(fd) == os.getpgrp():
+                return bool(termios.tcgetattr(fd)[3] & termios.ISIG)
+        except (OSError, termios.error):
+            continue
+    return False
+
+
+# ---------------------------------------------------------------------- errors
+
+
+def _runtime_error(log_path: str) -> RuntimeFailure | None:
+    """The error the runtime logged (json lines), as the LaminaError docker's exit code implies."""
+    try:
+        with open(log_path, "rb") as f:
+            lines = f.read(1 << 20).splitlines()
+    except OSError:
+        return None
+    message = None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            message = str(entry.get("msg", ""))
+    if message is None:
+        return None
+    for prefix in ("runc run failed: ", "runc create failed: "):
+        message = message.removeprefix(prefix)
+    # Docker's translateContainerdStartErr: command missing -> 127, EACCES -> 126, else 125.
+    if 'exec: "' in message and ("executable file not found" in message or "no such file or directory" in message):
+        return ContainerCommandNotFound(message)
+    if "permission denied" in message:
+        return ContainerCommandNotExecutable(message)
+    return RuntimeFailure(message)
+
+
+def _is_missing(err: bytes) -> bool:
+    """Whether runc ("container does not exist") or crun ("error opening file
+    `<root>/<id>/status`: No such file or directory") said the container is unknown."""
+    return b"does not exist" in err or b"/status`: No such file or directory" in err
+
+
+def _last_line(err: bytes) -> str:
+    lines = err.decode("utf-8", "replace").strip().splitlines()
+    if not lines:
+        return "failed"
+    line = lines[-1]
+    try:  # runc without --log-format json prints logrus text: keep its msg
+        if 'msg="' in line:
+            line = line.split('msg="', 1)[1].rsplit('"', 1)[0]
+    except IndexError:
+        pass
+    return line
+
+
+def _check_id(container_id: str) -> None:
+    # runc's own rule (^[\w+-\.]+$), checked here because we also build paths from it.
+    if not container_id or container_id in (".", "..") or not set(container_id) <= _ID_CHARS:
+        raise RuntimeFailure(f"invalid container id {container_id!r}")
+
+
+# ---------------------------------------------------------------------- version cache
+
+
+def _cached_version(name: str, path: str, cache_dir: str) -> str:
+    st = os.stat(path)
+    key = f"{path}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    cache_path = os.path.join(cache_dir, "facts.json")
+    try:
+        with open(cache_path, "rb") as f:
+            facts = json.load(f)
+        if not isinstance(facts, dict):
+            facts = {}
+    except (OSError, ValueError):
+        facts = {}
+    entry = facts.get(key)
+    if isinstance(entry, dict) and isinstance(entry.get("version"), str):
+        return entry["version"]
+    rc, out, _ = _capture([path, "--version"])
+    version = "unknown"
+    for line in out.decode("utf-8", "replace").splitlines():
+        if line.startswith(f"{name} version "):
+            version = line.split()[2]
+            break
+    facts = {k: v for k, v in facts.items() if not k.startswith(f"{path}:")}
+    facts[key] = {"name": name, "version": version}
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{cache_path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(facts, f)
+        os.replace(tmp, cache_path)
+    except OSError:
+        pass  # a cache we cannot write is only slower
+    return version
+
+
+def _version_tuple(version: str) -> tuple[int, ...] | None:
+    head = version.split("+", 1)[0].split("~", 1)[0].split("-", 1)[0]
+    parts = head.split(".")
+    if not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
