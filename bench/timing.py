@@ -1,0 +1,184 @@
+"""Timing primitives: one timed command, alternating runs (A B A B ...), medians.
+
+A timed command is started in its own process group under GNU time (/usr/bin/time -f %M), so
+we get its wall-clock time and the peak resident set size of its process tree (the largest
+single process among the command and its reaped descendants). GNU time is a small C program:
+measuring ru_maxrss from our own wait4 would count this Python process's memory too, since a
+forked or vforked child inherits its parent's RSS high-water mark until exec.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+GNU_TIME = "/usr/bin/time"
+
+
+@dataclass
+class Sample:
+    seconds: float
+    max_rss_kb: int
+    rc: int
+    stderr_tail: str
+    timed_out: bool = False
+
+
+def _tail(data: bytes, lines: int = 2, chars: int = 300) -> str:
+    text = data.decode("utf-8", "replace").strip()
+    keep = [ln.strip() for ln in text.splitlines() if ln.strip() and set(ln.strip()) - set("^~ ")]
+    text = " | ".join(keep[-lines:])
+    return text[-chars:]
+
+
+def run_timed(argv: list[str], *, timeout: float, env: Optional[dict] = None,
+              cwd: Optional[str] = None) -> Sample:
+    """Run argv once (stdin and stdout to /dev/null); return its time and peak RSS."""
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile(prefix="lamina-bench-rss-") as rss:
+        timed_out = threading.Event()
+        if os.access(GNU_TIME, os.X_OK):
+            argv = [GNU_TIME, "-q", "-f", "%M", "-o", rss.name, *argv]
+        t0 = time.perf_counter()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=err, env=env, cwd=cwd, start_new_session=True)
+
+        def kill() -> None:
+            timed_out.set()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.daemon = True
+        timer.start()
+        try:
+            _, status, usage = os.wait4(p.pid, 0)
+        except BaseException:
+            kill()
+            os.waitpid(p.pid, 0)
+            p.returncode = -9
+            raise
+        finally:
+            timer.cancel()
+        elapsed = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)  # reaped by us: keep Popen from waiting
+        err.seek(0)
+        tail = _tail(err.read()[-8192:])
+        lines = [ln for ln in open(rss.name).read().split() if ln.isdigit()]
+        max_rss = int(lines[-1]) if lines else int(usage.ru_maxrss)
+    return Sample(elapsed, max_rss, p.returncode, tail, timed_out.is_set())
+
+
+@dataclass
+class Variant:
+    """One tool's side of a workload.
+
+    command(i) gives the argv of run i (warm-up runs included: i counts from 0).
+    setup/teardown run once (untimed); prepare(i)/cleanup(i) around each run (untimed).
+    skip: a reason not to run this variant at all (not implemented yet, --no-docker, ...).
+    """
+
+    name: str
+    command: Callable[[int], list[str]]
+    env: Optional[dict] = None
+    cwd: Optional[str] = None
+    setup: Optional[Callable[[], None]] = None
+    prepare: Optional[Callable[[int], None]] = None
+    cleanup: Optional[Callable[[int], None]] = None
+    teardown: Optional[Callable[[], None]] = None
+    skip: Optional[str] = None
+    timeout: float = 120.0
+
+
+@dataclass
+class VariantResult:
+    samples: list[float] = field(default_factory=list)
+    max_rss_kb: int = 0
+    note: Optional[str] = None
+
+    @property
+    def median(self) -> Optional[float]:
+        return statistics.median(self.samples) if self.samples else None
+
+
+def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: float,
+              log: Callable[[str], None]) -> dict[str, VariantResult]:
+    """Run every variant warmup+runs times, alternating A B A B ...; keep the measured runs.
+
+    A variant that fails (non-zero exit, time-out, exception in its set-up) is dropped with a
+    note; the others go on. Past budget_s, no new round starts once each variant has at
+    least one measured run.
+    """
+    results = {v.name: VariantResult() for v in variants}
+    active: list[Variant] = []
+    started: list[Variant] = []
+    for v in variants:
+        if v.skip:
+            results[v.name].note = v.skip
+            continue
+        try:
+            started.append(v)
+            if v.setup:
+                v.setup()
+            active.append(v)
+        except Exception as e:  # noqa: BLE001 - reported, not raised
+            results[v.name].note = f"set-up failed: {e}"
+            log(f"  {v.name}: set-up failed: {e}")
+    deadline = time.monotonic() + budget_s
+    try:
+        for i in range(warmup + runs):
+            if not active:
+                break
+            if i > warmup and time.monotonic() > deadline:
+                for v in active:
+                    results[v.name].note = (f"time budget {budget_s:.0f}s reached after "
+                                            f"{len(results[v.name].samples)} run(s)")
+                log(f"  time budget reached after {i - warmup} measured round(s)")
+                break
+            for v in list(active):
+                res = results[v.name]
+                kind = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
+                try:
+                    if v.prepare:
+                        v.prepare(i)
+                    s = run_timed(v.command(i), timeout=v.timeout, env=v.env, cwd=v.cwd)
+                except Exception as e:  # noqa: BLE001
+                    res.note = f"failed: {e}"
+                    active.remove(v)
+                    log(f"  {v.name:16} {kind}: {res.note}")
+                    _quiet(v.cleanup, i)
+                    continue
+                _quiet(v.cleanup, i)
+                if s.timed_out:
+                    res.note = f"timed out after {v.timeout:.0f}s"
+                elif s.rc != 0:
+                    res.note = f"failed (exit {s.rc}): {s.stderr_tail}"
+                if res.note and (s.timed_out or s.rc != 0):
+                    active.remove(v)
+                    log(f"  {v.name:16} {kind}: {res.note}")
+                    continue
+                res.max_rss_kb = max(res.max_rss_kb, s.max_rss_kb)
+                if i >= warmup:
+                    res.samples.append(s.seconds)
+                log(f"  {v.name:16} {kind}: {s.seconds:8.3f}s  maxrss {s.max_rss_kb / 1024:6.1f} MB")
+    finally:
+        for v in started:
+            _quiet(v.teardown)
+    return results
+
+
+def _quiet(fn, *args) -> None:
+    if fn is None:
+        return
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - clean-up is best effort
+        pass
