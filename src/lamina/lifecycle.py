@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from dataclasses import dataclass, field
 
 from lamina import oci
@@ -117,7 +116,7 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
         name=opts.name, image_id=str(image_id), image_ref=image_ref,
         config={}, host_config=host_config, driver=snap.name,
     )
-    hostname = opts.hostname or (socket.gethostname() if host_config["NetworkMode"] == "host" else rec.id[:12])
+    hostname = opts.hostname or (os.uname().nodename if host_config["NetworkMode"] == "host" else rec.id[:12])
     cfg = container_config(image_config, opts, image_ref, hostname)
     system.containers.set_config(rec.id, cfg)
     try:
@@ -130,8 +129,8 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
 
 def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
     """Run a created or stopped container in the foreground; returns its exit code."""
-    from lamina.runtime.rootfs import find_executable, lookup_user
-    from lamina.runtime.spec import RunSpec, build_spec
+    from lamina.runtime.rootfs import lookup_user
+    from lamina.runtime.spec import BindMount, RunSpec, check_command, write_bundle
 
     if rec.running:
         raise Conflict(f"container {rec.short_id} is already running")
@@ -143,30 +142,26 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
     layers = system.unpack(Digest(rec.image_id))
     rootfs = snap.mount(ctr_dir, layers)
     try:
-        args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
-        env = list(cfg.get("Env") or [])
-        if tty and not any(e.startswith("TERM=") for e in env):
-            env.append("TERM=xterm")
-        path_env = next((e[5:] for e in env if e.startswith("PATH=")), None)
         cwd = cfg.get("WorkingDir") or "/"
         _ensure_workdir(rootfs, cwd)
-        user = lookup_user(rootfs, cfg.get("User") or "")
-        find_executable(rootfs, args[0], path_env, cwd)
-        files = _write_etc_files(ctr_dir, cfg.get("Hostname", ""), rec.host_config.get("NetworkMode", "host"))
-        binds = tuple(_parse_bind(b) for b in rec.host_config.get("Binds") or [])
-        spec = build_spec(RunSpec(
-            rootfs=rootfs, args=tuple(args), env=tuple(env), cwd=cwd, uid=user.uid, gid=user.gid,
-            additional_gids=user.additional_gids, terminal=tty, hostname=cfg.get("Hostname", ""),
-            network=rec.host_config.get("NetworkMode", "host"), binds=binds, etc_files=files,
+        network = rec.host_config.get("NetworkMode", "host")
+        hosts, hostname_file, resolv = _write_etc_files(ctr_dir, cfg.get("Hostname", ""), network)
+        spec = RunSpec(
+            args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
+            rootfs=rootfs, env=tuple(cfg.get("Env") or []), cwd=cwd,
+            user=lookup_user(rootfs, cfg.get("User") or ""), terminal=tty,
+            console_size=_console_size() if tty else None, hostname=cfg.get("Hostname", ""),
+            network=network,
+            mounts=tuple(BindMount(b.source, b.target, b.readonly)
+                         for b in map(_parse_bind, rec.host_config.get("Binds") or [])),
+            hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
             cgroups_path=f"/lamina/{rec.id}",
-        ))
-        bundle = os.path.join(ctr_dir, "bundle")
-        os.makedirs(bundle, exist_ok=True)
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(spec, f)
+        )
+        check_command(spec)
+        bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec)
         system.containers.set_running(rec.id, os.getpid())
         try:
-            code = system.runtime.run(rec.id, bundle, tty=tty, interactive=interactive)
+            code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=tty, interactive=interactive)
         except BaseException:
             system.containers.set_exited(rec.id, 137)
             raise
@@ -176,19 +171,24 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
         snap.unmount(ctr_dir)
 
 
+def _console_size() -> tuple[int, int] | None:
+    try:
+        size = os.get_terminal_size(0)
+    except OSError:
+        return None
+    return (size.lines, size.columns)
+
+
 def remove(system, rec, *, force: bool = False) -> None:
     if rec.running:
         if not force:
             raise Conflict(f"You cannot remove a running container {rec.id}. "
                            "Stop the container before attempting removal or force remove")
         try:
-            system.runtime.kill(rec.id, 9)
+            system.runtime.kill(rec.id, "KILL", all_processes=True)
         except LaminaError:
             pass
-        try:
-            system.runtime.delete(rec.id)
-        except LaminaError:
-            pass
+        system.runtime.delete(rec.id, force=True, missing_ok=True)
     ctr_dir = system.containers.path(rec.id)
     system.containers.delete(rec.id)
     system.snapshotter_for(rec).remove(ctr_dir)
@@ -204,10 +204,9 @@ def _ensure_workdir(rootfs: str, cwd: str) -> None:
         os.makedirs(host, 0o755, exist_ok=True)
 
 
-def _write_etc_files(ctr_dir: str, hostname: str, network: str) -> dict[str, str]:
+def _write_etc_files(ctr_dir: str, hostname: str, network: str) -> tuple[str, str, str]:
     """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
     so they never land in the writable layer or in `diff`)."""
-    files = {}
     hosts = os.path.join(ctr_dir, "hosts")
     if network == "host":
         try:
@@ -221,18 +220,15 @@ def _write_etc_files(ctr_dir: str, hostname: str, network: str) -> dict[str, str
                     "ff02::2\tip6-allrouters\n")
             if hostname:
                 f.write(f"127.0.1.1\t{hostname}\n")
-    files["/etc/hosts"] = hosts
     hostname_file = os.path.join(ctr_dir, "hostname")
     with open(hostname_file, "w") as f:
         f.write(hostname + "\n")
-    files["/etc/hostname"] = hostname_file
     resolv = os.path.join(ctr_dir, "resolv.conf")
     try:
         shutil.copyfile("/etc/resolv.conf", resolv)
     except OSError:
         open(resolv, "w").close()
-    files["/etc/resolv.conf"] = resolv
-    return files
+    return hosts, hostname_file, resolv
 
 
 def parse_volume(spec: str) -> Bind:

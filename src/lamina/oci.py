@@ -7,7 +7,7 @@ Configs and manifests stay as parsed JSON dicts next to their exact raw bytes
 from __future__ import annotations
 
 import json
-import platform as _platform
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -35,7 +35,7 @@ _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386
 
 
 def host_arch() -> str:
-    m = _platform.machine()
+    m = os.uname().machine
     return _GO_ARCH.get(m, m)
 
 

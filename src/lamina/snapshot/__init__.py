@@ -36,15 +36,15 @@ class Snapshotter(Protocol):
 
 
 def select_snapshotter(system, requested: str | None) -> Snapshotter:
-    from lamina.snapshot.copy import CopySnapshotter
-    from lamina.snapshot.overlay import OverlaySnapshotter, overlay_supported
-
     if requested and requested not in DRIVERS:
         raise UsageError(f"unknown storage driver {requested!r} (choose overlay or copy)")
-    if requested == "copy":
-        return CopySnapshotter(system)
-    if requested == "overlay" or overlay_supported(system.root):
-        return OverlaySnapshotter(system)
+    if requested != "copy":
+        from lamina.snapshot.overlay import OverlaySnapshotter, overlay_supported
+
+        if requested == "overlay" or overlay_supported(system.root):
+            return OverlaySnapshotter(system)
+    from lamina.snapshot.copy import CopySnapshotter
+
     return CopySnapshotter(system)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")
 INIT_FILES = (".dockerenv", "dev/console", "etc/hosts", "etc/hostname", "etc/resolv.conf")
@@ -45,6 +44,8 @@ def ensure(store_root: str) -> str:
     os.makedirs(os.path.join(store_root, "layers"), exist_ok=True)
     os.makedirs(os.path.join(store_root, "l"), exist_ok=True)
     if not os.path.isdir(diff):
+        import tempfile
+
         tmp = tempfile.mkdtemp(dir=os.path.join(store_root, "layers"), prefix="init-tmp-")
         os.makedirs(os.path.join(tmp, "diff"))
         populate(os.path.join(tmp, "diff"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from typing import BinaryIO, Sequence
 
 from lamina.snapshot import initlayer
@@ -23,6 +22,8 @@ def overlay_supported(store_root: str) -> bool:
     marker = os.path.join(store_root, "overlay-ok")
     if os.path.exists(marker):
         return True
+    import tempfile
+
     try:
         with open("/proc/filesystems") as f:
             if "overlay" not in f.read():

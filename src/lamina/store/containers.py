@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -63,7 +61,7 @@ class ContainerStore:
 
     def create(self, *, name: str | None, image_id: str, image_ref: str, config: dict,
                host_config: dict, driver: str) -> ContainerRecord:
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         if name is not None:
             validate_name(name)
         with transaction(self._db) as db:
@@ -87,11 +85,11 @@ class ContainerStore:
 
     @staticmethod
     def _free_name(db: sqlite3.Connection) -> str:
-        for _ in range(100):
-            name = f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
+        for attempt in range(100):
+            name = f"{_pick(_LEFT)}_{_pick(_RIGHT)}" + (str(attempt) if attempt > 10 else "")
             if db.execute("SELECT 1 FROM containers WHERE name=?", (name,)).fetchone() is None:
                 return name
-        return f"{random.choice(_LEFT)}_{random.choice(_RIGHT)}{random.randint(0, 9999)}"
+        return os.urandom(6).hex()
 
     def get(self, container_id: str) -> ContainerRecord:
         row = self._db.execute(f"SELECT {_COLS} FROM containers WHERE id=?", (container_id,)).fetchone()
@@ -144,6 +142,10 @@ class ContainerStore:
     def delete(self, container_id: str) -> None:
         with transaction(self._db) as db:
             db.execute("DELETE FROM containers WHERE id=?", (container_id,))
+
+
+def _pick(words: tuple[str, ...]) -> str:
+    return words[int.from_bytes(os.urandom(2), "big") % len(words)]
 
 
 def validate_name(name: str) -> None:

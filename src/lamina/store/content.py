@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from typing import BinaryIO, Iterator
 
 from lamina.digest import CHUNK, Digest
@@ -25,6 +24,8 @@ class BlobWriter:
         self._store = store
         self._expected = expected
         self._expected_size = expected_size
+        import tempfile  # only writers need it (keeps `run` start-up light)
+
         fd, self._tmp = tempfile.mkstemp(dir=store.ingest_dir, prefix=f"blob-{os.getpid()}-")
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()

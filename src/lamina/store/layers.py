@@ -107,14 +107,14 @@ class LayerStore:
         `open_blob(i)` opens the (possibly compressed) blob of layer i; it is only
         called for layers that are not unpacked yet.  The uncompressed stream is
         verified against diff_ids[i] before the layer becomes visible."""
-        from lamina.archive.extract import open_layer_stream
-
         out: list[LayerRecord] = []
         parent: Digest | None = None
         for i, (diff_id, chain) in enumerate(zip(diff_ids, chain_ids(diff_ids))):
             rec = self.get(chain)
             if rec is None:
                 def fill(target: str, i=i, diff_id=diff_id) -> int:
+                    from lamina.archive.extract import open_layer_stream
+
                     with open_blob(i) as blob:
                         sink = HashSink()
                         tee = TeeReader(open_layer_stream(blob), sink)
