@@ -159,7 +159,10 @@ def main(argv=None) -> int:
     print()
     print(f"lamina {meta.get('lamina', '?')} ({meta.get('git', '?')}) against Docker {meta.get('docker', '?')}; "
           f"{'quick' if args.quick else 'full'} run, median of alternating runs; ratio = lamina / reference")
-    print(report.summary(entries, order))
+    hide = frozenset(x for x in (docker.reason,) if x)
+    if docker.reason:
+        print(f"Docker: {docker.reason}")
+    print(report.summary(entries, order, hide) or "(no main workload selected)")
     text, series = report.curves(entries, sizes)
     if text:
         print()

@@ -79,10 +79,11 @@ def table(rows: list[list[str]], header: list[str]) -> str:
                               for i, (c, w) in enumerate(zip(r, widths)))
     lines = [fmt(header), "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
-def summary(entries: dict, order: list[str]) -> str:
+def summary(entries: dict, order: list[str], hide: frozenset = frozenset()) -> str:
+    """The main table; notes in hide (said once elsewhere, e.g. "--no-docker") are left out."""
     rows = []
     for name in order:
         e = entries.get(name)
@@ -95,7 +96,7 @@ def summary(entries: dict, order: list[str]) -> str:
         if e.get("note"):
             notes.append(f"lamina: {e['note']}")
         for n, note in e.get("notes", {}).items():
-            if n != "lamina":
+            if n != "lamina" and note not in hide:
                 notes.append(f"{LABELS.get(n, n)}: {note}")
         if e.get("docker_host_net_s") is not None:
             notes.append(f"docker --network host {_s(e['docker_host_net_s'])}")
@@ -107,6 +108,8 @@ def summary(entries: dict, order: list[str]) -> str:
         rows.append([name, _s(e["lamina_s"]), _s(e.get("docker_classic_s", e["docker_s"])),
                      _s(e.get("docker_buildkit_s")) if "docker_buildkit_s" in e or "docker_classic_s" in e else "",
                      ratio, target, verdict, rss, _short("; ".join(notes), 90)])
+    if not rows:
+        return ""
     return table(rows, ["workload", "lamina", "Docker", "BuildKit", "ratio", "target", "", "lamina RSS", "notes"])
 
 
@@ -116,7 +119,7 @@ def _get(entries: dict, name: str, key: str):
 
 def curves(entries: dict, sizes: dict) -> tuple[str, dict]:
     """The growth tables, and the series behind the plots."""
-    from workloads import human
+    from workloads import human, size_label
     out, series = [], {}
     pts = [n for n in sizes["curve_changes"] if f"diff@{human(n)}-changes" in entries
            or f"commit@{human(n)}-changes" in entries]
@@ -136,8 +139,9 @@ def curves(entries: dict, sizes: dict) -> tuple[str, dict]:
     n = sizes["curve_base_changes"]
     big_label = human(sizes["largebase"][0])
     if f"diff@{big_label}-base" in entries or f"commit@{big_label}-base" in entries:
-        rows, ser = [], {"x": ["busybox (2 MB)", f"{big_label.upper()}B"]}
-        for label, suffix in (("busybox (2 MB)", f"{human(n)}-changes"), (f"{big_label.upper()}B", f"{big_label}-base")):
+        big_text = size_label(sizes["largebase"][0])
+        rows, ser = [], {"x": ["busybox (2 MB)", big_text]}
+        for label, suffix in (("busybox (2 MB)", f"{human(n)}-changes"), (big_text, f"{big_label}-base")):
             row = [label]
             for verb in ("diff", "commit"):
                 e = entries.get(f"{verb}@{suffix}", {})
@@ -221,7 +225,9 @@ def plots(entries: dict, series: dict, outdir: Path) -> list[Path]:
         keys = ["lamina diff", "docker diff", "lamina commit", "docker commit"]
         w = 0.2
         for i, k in enumerate(keys):
-            ys = [y if y is not None else 0 for y in s.get(k, [])]
+            ys = [y if y is not None else float("nan") for y in s.get(k, [])]
+            if all(y != y for y in ys):
+                continue
             ax.bar([j + (i - 1.5) * w for j in range(len(ys))], ys, w, label=k,
                    color=style[k]["color"], alpha=1.0 if "diff" in k else 0.55)
         ax.set_xticks(range(len(s["x"]))); ax.set_xticklabels([f"base: {x}" for x in s["x"]])

@@ -44,6 +44,10 @@ def human(n: int) -> str:
     return str(n)
 
 
+def size_label(n: int) -> str:
+    return f"{n / 1e9:g} GB" if n >= 1_000_000_000 else f"{n / 1e6:g} MB"
+
+
 @dataclass
 class Workload:
     name: str
@@ -240,7 +244,7 @@ def w_changes(ctx: Ctx, verb: str, n: int, *, base: str = "small", name: Optiona
     light = verb == "diff"
     main = group == "main"
     runs = 1 if ctx.quick else ((5 if light else 3) if main else 1)
-    base_label = "busybox base" if base == "small" else f"{human(ctx.sizes[base][0])}B base"
+    base_label = "busybox base" if base == "small" else f"{size_label(ctx.sizes[base][0])} base"
     wl = Workload(name, f"{verb} of a container with {n:,} new files ({base_label})",
                   lambda: ctx.variants(make, lamina_verbs=("import", "run", verb), timeout=900),
                   target=target, runs=runs, warmup=0 if (ctx.quick or not main) else 1,
