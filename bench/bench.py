@@ -18,7 +18,7 @@ from pathlib import Path
 import report
 import workloads as W
 from env import PREFIX, REPO, Bases, CmdError, Docker, Lamina, Podman, apt_install, log, rootfs_tar
-from timing import VariantResult, alternate
+from timing import VariantResult, alternate, hyperfine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,6 +34,8 @@ def parse(argv):
     p.add_argument("--no-docker", action="store_true", help="measure lamina only")
     p.add_argument("--with-apt", action="store_true", help="with --quick: include the apt-get install git build")
     p.add_argument("--with-podman", action="store_true", help="install podman and buildah from apt to compare")
+    p.add_argument("--no-hyperfine", dest="hyperfine", action="store_false",
+                   help="skip the hyperfine cross-check of run, diff and the cached build (full runs)")
     p.add_argument("--no-plots", action="store_true", help="do not draw the PNG plots")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="results JSON (default bench/results/latest.json)")
     p.add_argument("--keep", action="store_true", help="keep the temporary lamina store and work files")
@@ -124,14 +126,25 @@ def main(argv=None) -> int:
                 except Exception as e:  # noqa: BLE001
                     log(f"  set-up failed: {e}")
                     results = {v.name: VariantResult(note=v.skip or f"set-up failed: {e}") for v in wl.variants()}
+            hf: dict = {}
+            after = None
+            if wl.stateless and args.hyperfine and not args.quick:
+                def after(active, wl=wl, hf=hf):
+                    export = args.out.parent / f"hyperfine-{wl.name}.json"
+                    hf.update(hyperfine(active, runs=max(5, wl.runs), export=str(export)))
+                    log("  hyperfine (back to back, no shell): "
+                        + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in hf.items()))
             if results is None:
-                results = alternate(wl.variants(), runs=wl.runs, warmup=wl.warmup, budget_s=wl.budget_s, log=log)
+                results = alternate(wl.variants(), runs=wl.runs, warmup=wl.warmup, budget_s=wl.budget_s,
+                                    log=log, after=after)
             if wl.teardown:
                 try:
                     wl.teardown()
                 except Exception as e:  # noqa: BLE001
                     log(f"  clean-up: {e}")
             entries[wl.name] = report.entry(wl, results)
+            if hf:
+                entries[wl.name]["hyperfine_s"] = {k: round(v, 4) for k, v in hf.items()}
             e = entries[wl.name]
             log(f"   -> lamina {report._s(e['lamina_s'])}, {e['reference']} {report._s(e['docker_s'])}, "
                 f"ratio {e['ratio']}  ({time.monotonic() - t0:.0f}s)")

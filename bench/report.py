@@ -102,6 +102,8 @@ def summary(entries: dict, order: list[str], hide: frozenset = frozenset()) -> s
             notes.append(f"docker --network host {_s(e['docker_host_net_s'])}")
         if e.get("podman_s") is not None:
             notes.append(f"podman {_s(e['podman_s'])}")
+        if e.get("hyperfine_s"):
+            notes.append("hyperfine: " + ", ".join(f"{LABELS.get(k, k)} {_s(v)}" for k, v in e["hyperfine_s"].items()))
         if e.get("changes"):
             notes.append("changes reported: " + ", ".join(f"{k} {v}" for k, v in e["changes"].items()))
         rss = "-" if e["lamina_max_rss_mb"] is None else f"{e['lamina_max_rss_mb']:.0f} MB"

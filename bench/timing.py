@@ -110,12 +110,13 @@ class VariantResult:
 
 
 def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: float,
-              log: Callable[[str], None]) -> dict[str, VariantResult]:
+              log: Callable[[str], None],
+              after: Optional[Callable[[list[Variant]], None]] = None) -> dict[str, VariantResult]:
     """Run every variant warmup+runs times, alternating A B A B ...; keep the measured runs.
 
     A variant that fails (non-zero exit, time-out, exception in its set-up) is dropped with a
     note; the others go on. Past budget_s, no new round starts once each variant has at
-    least one measured run.
+    least one measured run. after(variants still running) is called before the teardowns.
     """
     results = {v.name: VariantResult() for v in variants}
     active: list[Variant] = []
@@ -169,6 +170,11 @@ def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: floa
                 if i >= warmup:
                     res.samples.append(s.seconds)
                 log(f"  {v.name:16} {kind}: {s.seconds:8.3f}s  maxrss {s.max_rss_kb / 1024:6.1f} MB")
+        if after and active:
+            try:
+                after(list(active))
+            except Exception as e:  # noqa: BLE001
+                log(f"  after the runs: {e}")
     finally:
         for v in started:
             _quiet(v.teardown)
@@ -182,3 +188,30 @@ def _quiet(fn, *args) -> None:
         fn(*args)
     except Exception:  # noqa: BLE001 - clean-up is best effort
         pass
+
+
+def hyperfine(variants: list[Variant], *, runs: int, export: str, timeout: float = 300) -> dict[str, float]:
+    """Cross-check of stateless commands with hyperfine (no shell, 1 warm-up): variant -> median s.
+
+    hyperfine runs each command's runs back to back (not alternating): a second opinion on
+    the alternating medians, not a replacement.
+    """
+    import json
+    import shlex
+    exe = "/usr/bin/hyperfine"
+    if not os.access(exe, os.X_OK):
+        return {}
+    cmds = []
+    for v in variants:
+        argv = v.command(0)
+        if v.env and v.env.get("DOCKER_BUILDKIT"):
+            argv = ["env", f"DOCKER_BUILDKIT={v.env['DOCKER_BUILDKIT']}", *argv]
+        cmds.append(shlex.join(argv))
+    names = [a for v in variants for a in ("-n", v.name)]
+    subprocess.run([exe, "-N", "--warmup", "1", "--runs", str(runs), "--style", "none",
+                    "--export-json", export, *names, *cmds],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=timeout, check=True)
+    with open(export) as f:
+        data = json.load(f)
+    return {r["command"]: r["median"] for r in data["results"]}

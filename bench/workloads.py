@@ -63,6 +63,7 @@ class Workload:
     group: str = "main"
     x: Optional[int] = None            # the curve's x value
     metric: Optional[str] = None       # curve: diff / commit / build
+    stateless: bool = False            # the same command can run back to back (hyperfine cross-check)
     info: dict = field(default_factory=dict)
 
 
@@ -145,7 +146,7 @@ def w_run(ctx: Ctx) -> Workload:
                              command=lambda i: d.cmd("run", "--rm", "--network", "host", ref, "true")))
         return vs
 
-    return Workload("run", "run --rm base true", variants, target=0.15,
+    return Workload("run", "run --rm base true", variants, target=0.15, stateless=True,
                     runs=1 if ctx.quick else 7, budget_s=120)
 
 
@@ -187,7 +188,7 @@ def w_build(ctx: Ctx, steps: int, *, cached: bool = False, name: Optional[str] =
                                        podman=True, timeout=600),
                   reference=ref, target=target, runs=1 if ctx.quick else runs,
                   warmup=0 if (ctx.quick or group != "main") else 1, budget_s=420, group=group,
-                  x=steps, metric="build")
+                  x=steps, metric="build", stateless=cached)
     return wl
 
 
@@ -248,7 +249,7 @@ def w_changes(ctx: Ctx, verb: str, n: int, *, base: str = "small", name: Optiona
     wl = Workload(name, f"{verb} of a container with {n:,} new files ({base_label})",
                   lambda: ctx.variants(make, lamina_verbs=("import", "run", verb), timeout=900),
                   target=target, runs=runs, warmup=0 if (ctx.quick or not main) else 1,
-                  budget_s=600, group=group, x=n, metric=verb, info=info)
+                  budget_s=600, group=group, x=n, metric=verb, info=info, stateless=(verb == "diff" and main))
     wl.info["base"] = base
     return wl
 
