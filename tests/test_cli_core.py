@@ -79,7 +79,7 @@ def test_run_options(store, tmp_path):
     envf.write_text("# comment\nFROM_FILE=yes\n")
     host = tmp_path / "hostdir"
     host.mkdir()
-    (host / "in.txt").write_text("from host")
+    (host / "in.txt").write_text("from host\n")
     p = lamina(root, "run", "--rm", "-e", "A=1", "--env-file", str(envf), "-w", "/tmp/wd", "-u", "1000:1000",
                "--hostname", "boxy", "-v", f"{host}:/mnt:ro", "bb:1", "sh", "-c",
                'echo $A $FROM_FILE; pwd; id -u; id -g; hostname; cat /mnt/in.txt; touch /mnt/x 2>/dev/null || echo ro',
@@ -157,9 +157,9 @@ def test_unknown_objects_and_invalid_refs(store):
 
 def test_start_again_keeps_layer(store):
     root, _, driver = store
-    lamina(root, "run", "--name", "s", "bb:1", "sh", "-c", "echo run >> /log; cat /log", driver=driver)
-    p = lamina(root, "start", "-a", "s", driver=driver)
+    lamina(root, "run", "--name", "st", "bb:1", "sh", "-c", "echo run >> /log; cat /log", driver=driver)
+    p = lamina(root, "start", "-a", "st", driver=driver)
     assert out(p) == "run\nrun\n"
     ps = out(lamina(root, "ps", "-a")).splitlines()
     assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-    assert "Exited (0)" in ps[1] and ps[1].rstrip().endswith(" s")
+    assert "Exited (0)" in ps[1] and ps[1].rstrip().endswith(" st")

@@ -111,15 +111,15 @@ def test_kill_during_commit(tmp_path, busybox_tar):
 def test_concurrent_commits_and_runs(tmp_path, busybox_tar):
     root = tmp_path / "store"
     lamina(root, "import", str(busybox_tar), "bb:1")
-    for name in ("a", "b"):
+    for name in ("ca", "cb"):
         lamina(root, "run", "--name", name, "bb:1", "sh", "-c", f"echo {name} > /who")
     results = {}
 
     def go(key, *args):
         results[key] = lamina(root, *args, check=False)
 
-    threads = [threading.Thread(target=go, args=("commit-a", "commit", "a", "img:a")),
-               threading.Thread(target=go, args=("commit-b", "commit", "b", "img:b"))]
+    threads = [threading.Thread(target=go, args=("commit-a", "commit", "ca", "img:a")),
+               threading.Thread(target=go, args=("commit-b", "commit", "cb", "img:b"))]
     threads += [threading.Thread(target=go, args=(f"run{i}", "run", "--rm", "bb:1", "sh", "-c", f"echo {i}"))
                 for i in range(4)]
     for t in threads:
@@ -130,6 +130,6 @@ def test_concurrent_commits_and_runs(tmp_path, busybox_tar):
         assert p.returncode == 0, (key, p.stderr.decode())
     for i in range(4):
         assert out(results[f"run{i}"]) == f"{i}\n"
-    assert out(lamina(root, "run", "--rm", "img:a", "cat", "/who")) == "a\n"
-    assert out(lamina(root, "run", "--rm", "img:b", "cat", "/who")) == "b\n"
+    assert out(lamina(root, "run", "--rm", "img:a", "cat", "/who")) == "ca\n"
+    assert out(lamina(root, "run", "--rm", "img:b", "cat", "/who")) == "cb\n"
     assert_clean(root)

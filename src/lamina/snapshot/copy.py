@@ -31,6 +31,7 @@ class CopySnapshotter:
         if os.path.isdir(path):
             return path
         tmp = tempfile.mkdtemp(dir=self.flat_root, prefix="tmp-")
+        os.chmod(tmp, 0o755)  # the container's "/" (mkdtemp made it 0700); a layer entry for "./" may change it
         try:
             for layer in layers:
                 blobs = self.system.images.blob_for_diff_id(layer.diff_id)
