@@ -1,0 +1,268 @@
+"""COPY and ADD: sources from the context, a stage, an image, a heredoc or a URL.
+
+Docker's destination rules: a relative destination is under WORKDIR; one ending
+in `/`, several sources or a wildcard mean "into this directory"; a directory
+source copies its content; a single file onto an existing directory lands inside
+it.  ADD extracts local tar archives (plain, gzip, bzip2, xz — by content, not
+name) with the confined layer extractor, and downloads http(s) URLs (mode 0600,
+`--checksum` verified).  The cache key covers the content, never mtimes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from contextlib import ExitStack
+
+from lamina.build import configchanges as cc
+from lamina.build import instructions as I
+from lamina.build.cache import ContentHasher, hash_sources
+from lamina.build.commit import Parent, commit, layer_from_container
+from lamina.build.context import BuildContext
+from lamina.build.fileops import Ownership, Writer, parse_chmod
+from lamina.errors import BuildError, LaminaError
+
+_URL_PREFIXES = ("http://", "https://")
+
+
+def copy_step(b, state, ins) -> None:
+    from lamina.build.runstep import StepContainer
+
+    name = "ADD" if isinstance(ins, I.Add) else "COPY"
+    where = f"{b.filename}:{ins.line}"
+    cfg = state.new_cfg()
+    with ExitStack() as stack:
+        cleanups: list = []
+        stack.callback(lambda: [fn() for fn in reversed(cleanups)])
+        ctx, from_id = _source_root(b, ins, where, cleanups)
+        srcs_raw = [b.expand(state, s, ins.line) for s in ins.sources]
+        urls = [s for s in srcs_raw if name == "ADD" and s.startswith(_URL_PREFIXES)]
+        local = [s for s in srcs_raw if s not in urls]
+        if name == "ADD" and any(s.startswith(("git@", "git://")) or s.endswith(".git") for s in local):
+            raise BuildError(f"{where}: ADD of git repositories is not supported")
+        matched = []
+        wild = False
+        for pattern in local:
+            try:
+                found = ctx.match(pattern)
+            except BuildError as e:
+                raise BuildError(f"{where}: {name} failed: {e}") from None
+            if not found and not _is_glob(pattern):
+                raise BuildError(f'{where}: {name} failed: file not found in build context or excluded '
+                                 f'by .dockerignore: "{pattern}": not found')
+            wild = wild or _is_glob(pattern)
+            matched += found
+        inline = [(h.name, _heredoc_data(b, state, h, ins.line)) for h in ins.heredocs]
+        downloads = [_download(u, ins.checksum, where, b.system.tmp_dir, cleanups) for u in urls]
+        if ins.checksum and not urls:
+            raise BuildError(f"{where}: checksum can't be specified for non-HTTP(S) sources")
+        count = len(matched) + len(inline) + len(downloads)
+        if count == 0:
+            raise BuildError(f"{where}: {name} failed: no source files were specified")
+        dest = b.expand(state, ins.dest, ins.line)
+        into_dir = dest.endswith("/") or dest.endswith("/.") or dest in (".", "")
+        if (len(ins.sources) + len(ins.heredocs) > 1 or wild) and not into_dir:
+            raise BuildError(f"{where}: When using {name} with more than one source file, "
+                             "the destination must be a directory and end with a /")
+        workdir = cfg.get("WorkingDir") or "/"
+        dest_abs = dest if dest.startswith("/") else posixpath.join(workdir, dest)
+        chown = b.expand(state, ins.chown, ins.line) if ins.chown else None
+        chmod = b.expand(state, ins.chmod, ins.line) if ins.chmod else None
+        mode_fn = parse_chmod(chmod) if chmod else None
+
+        label = _label(b, ctx, matched, inline, downloads)
+        text = f"{name} {'--chown=' + chown + ' ' if chown else ''}{label} in {dest} "
+        created_by = cc.nop1(state.shell, text)
+        key = b.key(state, name.lower(), created_by, dest_abs, into_dir, chmod, ins.link,
+                    str(from_id) if from_id else None, [s.rel for s in matched], inline and
+                    [n for n, _ in inline], [u for u in urls])
+
+        def make():
+            parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+            with StepContainer(b.system, parent, cfg) as ctr:
+                rootfs = ctr.mount()
+                own = _ownership(rootfs, chown, mode_fn, where)
+                w = Writer(rootfs, own)
+                _write_all(w, ctx, matched, inline, downloads, dest_abs, into_dir,
+                           extract=name == "ADD", where=where)
+                ctr.unmount()
+                layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
+                return commit(b.system, parent, cfg, created_by, layer=layer)
+
+        b.cached_or(state, key, make)
+
+
+def _scratch(b, state) -> Parent:
+    p = Parent(b.system, None)
+    p.config = state.config
+    return p
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _source_root(b, ins, where: str, cleanups: list):
+    """The context, or the rootfs of `--from` (a stage or an image)."""
+    if not getattr(ins, "from_", None):
+        return b.context, None
+    from lamina.build.mounts import mount_from
+
+    rootfs, image_id = mount_from(b, ins.from_, where, cleanups)
+    return BuildContext(rootfs, None, in_root=True), image_id
+
+
+def _heredoc_data(b, state, doc, line: int) -> bytes:
+    body = doc.body
+    if doc.expand:
+        body = b.expand(state, body, line)
+    return body.encode("utf-8", "surrogateescape")
+
+
+def _label(b, ctx, matched, inline, downloads) -> str:
+    """moby's `file:<h>` / `dir:<h>` / `multi:<h>` source label."""
+    parts = []
+    if matched:
+        label, _ = hash_sources(ctx, matched)
+        parts.append(label)
+    for name, data in inline:
+        h = ContentHasher()
+        h.add_bytes(name, data)
+        parts.append("file:" + h.hexdigest())
+    for d in downloads:
+        parts.append("file:" + d[2])
+    if len(parts) == 1:
+        return parts[0]
+    return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
+
+
+def _ownership(rootfs: str, chown: str | None, mode_fn, where: str) -> Ownership:
+    if not chown:
+        return Ownership(0, 0, mode_fn)
+    from lamina.runtime.rootfs import lookup_user
+
+    user, _, group = chown.partition(":")
+    try:
+        ids = lookup_user(rootfs, chown if group else user)
+    except LaminaError as e:
+        raise BuildError(f"{where}: unable to convert uid/gid chown string to host mapping: {e}") from None
+    uid = ids.uid
+    # Docker: a user without a group gets the gid numerically equal to the uid.
+    gid = ids.gid if group else uid
+    return Ownership(uid, gid, mode_fn)
+
+
+def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,
+               extract: bool, where: str) -> None:
+    try:
+        if into_dir or len(matched) + len(inline) + len(downloads) > 1:
+            base = w.resolve_dir(dest)
+            single_file_target = None
+        else:
+            base = None
+            single_file_target = dest
+        for src in matched:
+            if src.is_dir:
+                target = w.resolve_dir(dest) if base is None else base
+                w.copy_tree(ctx.root, src.follow, target, walk=ctx.walk)
+                continue
+            if extract and _is_archive(ctx.host(src.follow)):
+                target = w.resolve_dir(dest) if base is None else base
+                _extract(ctx.host(src.follow), target, where)
+                continue
+            name = posixpath.basename(src.rel)
+            if base is not None:
+                target = os.path.join(base, name)
+            elif w.dest_is_dir(single_file_target):
+                target = os.path.join(w.resolve_dir(single_file_target), name)
+            else:
+                target = w.target(single_file_target)
+            w.copy_tree(ctx.root, src.follow, target, walk=lambda rel: ctx.walk(rel))
+        for name, data in inline:
+            target = os.path.join(base, name) if base is not None else _file_target(w, dest, name)
+            w.write_bytes(target, data, 0o644)
+        for url_name, path, _digest, mtime in downloads:
+            target = os.path.join(base, url_name) if base is not None else _file_target(w, dest, url_name)
+            with open(path, "rb") as f:
+                w.write_bytes(target, f.read(), 0o600, mtime)
+    except OSError as e:
+        raise BuildError(f"{where}: copy failed: {e.strerror}: {e.filename or ''}".rstrip(": ")) from None
+
+
+def _file_target(w: Writer, dest: str, name: str) -> str:
+    if w.dest_is_dir(dest):
+        return os.path.join(w.resolve_dir(dest), name)
+    return w.target(dest)
+
+
+# --------------------------------------------------------------------- ADD archives
+
+
+def _is_archive(path: str) -> bool:
+    """A tar stream, maybe compressed (gzip, bzip2, xz), judged by content."""
+    from lamina.archive.compression import open_stream
+    from lamina.build.context import _is_tar_header
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+            f.seek(0)
+            if head.startswith(b"\x1f\x8b") or head.startswith(b"BZh") or head.startswith(b"\xfd7zXZ\x00"):
+                try:
+                    block = open_stream(f).read(512)
+                except LaminaError:
+                    return False
+            else:
+                block = f.read(512)
+    except OSError:
+        return False
+    return len(block) == 512 and _is_tar_header(block)
+
+
+def _extract(path: str, target: str, where: str) -> None:
+    from lamina.archive.extract import apply_layer, open_layer_stream
+
+    try:
+        with open(path, "rb") as f:
+            apply_layer(open_layer_stream(f), target, overlay_whiteouts=False)
+    except LaminaError as e:
+        raise BuildError(f"{where}: ADD {os.path.basename(path)}: {e}") from None
+
+
+# --------------------------------------------------------------------- ADD URLs
+
+
+def _download(url: str, checksum: str | None, where: str, tmp_dir: str, cleanups: list):
+    """(file name, local path, sha256 hex, mtime) of a downloaded URL."""
+    import email.utils
+    import tempfile
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
+    fd, path = tempfile.mkstemp(dir=tmp_dir, prefix=f"build-{os.getpid()}-url-")
+    cleanups.append(lambda: os.path.exists(path) and os.unlink(path))
+    h = hashlib.sha256()
+    mtime = None
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
+            while chunk := resp.read(1 << 20):
+                h.update(chunk)
+                out.write(chunk)
+            modified = resp.headers.get("Last-Modified")
+            if modified:
+                try:
+                    mtime = email.utils.parsedate_to_datetime(modified).timestamp()
+                except (TypeError, ValueError):
+                    mtime = None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise BuildError(f"{where}: ADD {url}: download failed: {getattr(e, 'reason', e)}") from None
+    if checksum:
+        algo, _, want = checksum.partition(":")
+        if algo != "sha256" or not want:
+            raise BuildError(f"{where}: unsupported checksum {checksum!r} (want sha256:<hex>)")
+        if want.lower() != h.hexdigest():
+            raise BuildError(f"{where}: ADD {url}: digest mismatch sha256:{h.hexdigest()}: expected {checksum}")
+    return name, path, h.hexdigest(), mtime

@@ -1,0 +1,259 @@
+"""Writing COPY/ADD sources into a rootfs, resolved inside it.
+
+Every destination path is resolved with `resolve_in_root` against the rootfs:
+symlinks in the image are followed *inside* it (an absolute target restarts at
+the rootfs), never into the host.  The final component of a file destination is
+not followed: an existing symlink there is replaced, not written through.
+Sources are read only through the BuildContext (or a stage's rootfs for
+`--from`), with O_NOFOLLOW, so a link in the context is copied as a link.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from typing import Callable
+
+from lamina.errors import BuildError
+from lamina.runtime.rootfs import resolve_in_root
+
+_CHUNK = 1 << 20
+_OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What COPY/ADD sets on what it writes: owner (default 0:0) and --chmod."""
+
+    uid: int = 0
+    gid: int = 0
+    mode: Callable[[int, bool], int] | None = None  # (current bits, is_dir) -> new bits
+
+
+class Writer:
+    """Copies entries of one source tree into the rootfs."""
+
+    def __init__(self, rootfs: str, own: Ownership, hasher=None) -> None:
+        self.rootfs = rootfs
+        self.own = own
+        self.hasher = hasher  # cache.ContentHasher fed while copying (one read per file)
+
+    # -------------------------------------------------------------- destinations
+    def resolve_dir(self, path: str, *, create: bool = True) -> str:
+        """Host path of in-container directory `path`, creating what is missing
+        (owned like the copied files, 0755, as BuildKit's MkdirAll does)."""
+        host = resolve_in_root(self.rootfs, path)
+        if os.path.isdir(host) and not os.path.islink(host):
+            return host
+        if os.path.lexists(host):
+            raise BuildError(f"cannot copy to non-directory: {path}")
+        if not create:
+            raise BuildError(f"{path}: no such directory")
+        parts = [p for p in path.split("/") if p]
+        current = "/"
+        for part in parts:
+            current = current.rstrip("/") + "/" + part
+            h = resolve_in_root(self.rootfs, current)
+            if not os.path.lexists(h):
+                os.mkdir(h, 0o755)
+                os.chmod(h, 0o755)
+                os.lchown(h, self.own.uid, self.own.gid)
+            elif not os.path.isdir(h):
+                raise BuildError(f"cannot copy to non-directory: {current}")
+        return resolve_in_root(self.rootfs, path)
+
+    def dest_is_dir(self, path: str) -> bool:
+        try:
+            host = resolve_in_root(self.rootfs, path)
+        except OSError:
+            return False
+        return os.path.isdir(host) and not os.path.islink(host)
+
+    def target(self, path: str) -> str:
+        """Host path for a file destination: parent resolved in root, last part literal."""
+        parent, _, name = path.rstrip("/").rpartition("/")
+        pdir = self.resolve_dir(parent or "/")
+        return os.path.join(pdir, name)
+
+    # -------------------------------------------------------------- copying
+    def copy_tree(self, src_root: str, src_rel: str, dest_host: str, *, walk, label: str = "") -> None:
+        """Copy `src_rel` (and, for a dir, its content) to `dest_host`.  `walk(rel)`
+        yields (rel, lstat) parents-first, as BuildContext.walk does."""
+        base = src_rel
+        for rel, st in walk(src_rel):
+            sub = rel[len(base):].lstrip("/") if base else rel
+            src = os.path.join(src_root, rel) if rel else src_root
+            dst = os.path.join(dest_host, sub) if sub else dest_host
+            self._copy_entry(src, dst, st, sub)
+
+    def _copy_entry(self, src: str, dst: str, st: os.stat_result, name: str) -> None:
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
+                _remove(dst)
+            if not os.path.lexists(dst):
+                os.mkdir(dst, 0o700)
+            self._finish(dst, st, is_dir=True)
+            if self.hasher is not None:
+                self.hasher.add(name, st)
+            return
+        _clear(dst)
+        if stat.S_ISREG(mode):
+            digest = self._copy_file(src, dst)
+            self._finish(dst, st, is_dir=False)
+            if self.hasher is not None:
+                self.hasher.add(name, st, data_digest=digest)
+        elif stat.S_ISLNK(mode):
+            link = os.readlink(src)
+            os.symlink(link, dst)
+            os.lchown(dst, self.own.uid, self.own.gid)
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            if self.hasher is not None:
+                self.hasher.add(name, st, link=link)
+        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
+            self._finish(dst, st, is_dir=False)
+            if self.hasher is not None:
+                self.hasher.add(name, st)
+        # sockets are skipped, as Docker does
+
+    def _copy_file(self, src: str, dst: str) -> str:
+        import hashlib
+
+        fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            fout = os.open(dst, _OPEN_NEW, 0o600)
+            try:
+                if self.hasher is None:
+                    _kernel_copy(fin, fout)
+                    return ""
+                h = hashlib.sha256()
+                while chunk := os.read(fin, _CHUNK):
+                    h.update(chunk)
+                    _write_all(fout, chunk)
+                return h.hexdigest()
+            finally:
+                os.close(fout)
+        finally:
+            os.close(fin)
+
+    def _finish(self, dst: str, st: os.stat_result, *, is_dir: bool) -> None:
+        os.lchown(dst, self.own.uid, self.own.gid)
+        bits = stat.S_IMODE(st.st_mode)
+        if self.own.mode is not None:
+            bits = self.own.mode(bits, is_dir)
+        os.chmod(dst, bits)  # after chown: chown clears setuid bits
+        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+    def write_bytes(self, dst: str, data: bytes, mode: int, mtime: float | None = None) -> None:
+        _clear(dst)
+        fd = os.open(dst, _OPEN_NEW, 0o600)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.lchown(dst, self.own.uid, self.own.gid)
+        bits = self.own.mode(mode, False) if self.own.mode is not None else mode
+        os.chmod(dst, bits)
+        if mtime is not None:
+            os.utime(dst, (mtime, mtime))
+
+
+def _kernel_copy(fin: int, fout: int) -> None:
+    try:
+        while os.copy_file_range(fin, fout, 1 << 30):
+            pass
+        return
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    while chunk := os.read(fin, _CHUNK):
+        _write_all(fout, chunk)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _clear(path: str) -> None:
+    """Make room for a non-directory at `path` (never following a link there)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+
+
+def _remove(path: str) -> None:
+    _clear(path)
+
+
+# --------------------------------------------------------------------- --chmod
+
+
+def parse_chmod(text: str) -> Callable[[int, bool], int]:
+    """Octal (`755`) or symbolic (`u=rwX,go=rX`, `+x`) like chmod(1) / BuildKit 1.14."""
+    if text and all(c in "01234567" for c in text):
+        value = int(text, 8)
+        if value > 0o7777:
+            raise BuildError(f"invalid chmod parameter: {text}")
+        return lambda bits, is_dir: value
+    clauses = []
+    for clause in text.split(","):
+        i = 0
+        who = ""
+        while i < len(clause) and clause[i] in "ugoa":
+            who += clause[i]
+            i += 1
+        ops = clause[i:]
+        if not ops or ops[0] not in "+-=":
+            raise BuildError(f"invalid chmod parameter: {text}")
+        parsed = []
+        while ops:
+            op, ops = ops[0], ops[1:]
+            perms = ""
+            while ops and ops[0] not in "+-=":
+                if ops[0] not in "rwxXst":
+                    raise BuildError(f"invalid chmod parameter: {text}")
+                perms += ops[0]
+                ops = ops[1:]
+            parsed.append((op, perms))
+        clauses.append((who or "a", parsed))
+
+    def apply(bits: int, is_dir: bool) -> int:
+        for who, ops in clauses:
+            mask = 0
+            for w in who:
+                mask |= {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o6777}[w]
+            for op, perms in ops:
+                value = 0
+                for p in perms:
+                    if p == "r":
+                        value |= 0o444
+                    elif p == "w":
+                        value |= 0o222
+                    elif p == "x" or (p == "X" and (is_dir or bits & 0o111)):
+                        value |= 0o111
+                    elif p == "s":
+                        value |= 0o6000
+                    elif p == "t":
+                        value |= 0o1000
+                value &= mask | (0o1000 if "t" in perms and ("o" in who or "a" in who) else 0)
+                if op == "+":
+                    bits |= value
+                elif op == "-":
+                    bits &= ~value
+                else:
+                    bits = (bits & ~(mask & 0o7777)) | value
+        return bits & 0o7777
+
+    return apply

@@ -1,0 +1,173 @@
+"""RUN --mount: bind, cache, tmpfs, secret — resolved to host paths, confined.
+
+* bind: a context path (default) or a path in a stage's / image's rootfs, resolved
+  *inside* that root (CVE-2024-1753: a `source` link to `/` cannot reach the host);
+  read-only unless rw, and rw writes land in a throwaway copy.  Its content hash is
+  part of the step key.
+* cache: a persistent dir under the store, `build-cache/<sha256(id)>` (the id is
+  never used as a path, CVE-2024-9675), locked with flock while in use so parallel
+  builds never share one mid-step (CVE-2024-23651).  Not in the key.
+* tmpfs: an empty tmpfs.  secret: a 0400 copy of the secret file bind-mounted at
+  its target, or an env var; the value is never in the key or the image.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from lamina.build.runstep import ExtraMount
+from lamina.errors import BuildError
+
+
+@dataclass(frozen=True)
+class Prepared:
+    mounts: tuple[ExtraMount, ...]
+    env: list[str]
+    key: list
+
+
+@contextmanager
+def prepare_mounts(b, state, ins, mounts):
+    out: list[ExtraMount] = []
+    env: list[str] = []
+    key: list = []
+    cleanups: list = []
+    where = f"{b.filename}:{ins.line}"
+    try:
+        for m in mounts:
+            target = m.target
+            if m.type == "secret" and not target and not m.env:
+                target = "/run/secrets/" + (m.id or os.path.basename(m.source or ""))
+            if m.type not in ("secret",) and not target:
+                raise BuildError(f"{where}: mount target is required")
+            if target and not target.startswith("/"):
+                target = os.path.join(state.cfg.get("WorkingDir") or "/", target)
+            if m.type == "bind":
+                source, digest = _bind_source(b, state, m, where, cleanups)
+                if not m.readonly:
+                    copy = tempfile.mkdtemp(dir=b.system.tmp_dir, prefix=f"build-{os.getpid()}-rw-")
+                    cleanups.append(lambda p=copy: shutil.rmtree(p, ignore_errors=True))
+                    dst = os.path.join(copy, "src")
+                    if os.path.isdir(source):
+                        shutil.copytree(source, dst, symlinks=True)
+                    else:
+                        shutil.copy2(source, dst, follow_symlinks=False)
+                    source = dst
+                out.append(ExtraMount(target, source, readonly=m.readonly))
+                key.append(["bind", target, m.readonly, digest])
+            elif m.type == "cache":
+                path = _cache_dir(b, m, target, cleanups)
+                out.append(ExtraMount(target, path, readonly=m.readonly))
+                key.append(["cache", target, m.id or target, m.readonly])
+            elif m.type == "tmpfs":
+                out.append(ExtraMount(target, None, size=m.size))
+                key.append(["tmpfs", target, m.size])
+            elif m.type == "secret":
+                secret = _secret(b, m, where)
+                if secret is None:
+                    continue
+                if m.env:
+                    env.append(f"{m.env}={secret.decode('utf-8', 'surrogateescape')}")
+                if target or not m.env:
+                    tmp = tempfile.mkdtemp(dir=b.system.tmp_dir, prefix=f"build-{os.getpid()}-secret-")
+                    cleanups.append(lambda p=tmp: shutil.rmtree(p, ignore_errors=True))
+                    path = os.path.join(tmp, "secret")
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(secret)
+                    os.chown(path, m.uid or 0, m.gid or 0)
+                    os.chmod(path, m.mode if m.mode is not None else 0o400)
+                    out.append(ExtraMount(target, path, readonly=True))
+                key.append(["secret", m.id, target, m.env])
+            else:
+                raise BuildError(f"{where}: --mount=type={m.type} is not supported")
+        yield Prepared(tuple(out), env, key)
+    finally:
+        for fn in reversed(cleanups):
+            fn()
+
+
+def _bind_source(b, state, m, where: str, cleanups: list) -> tuple[str, str]:
+    from lamina.build.cache import hash_sources
+    from lamina.build.context import BuildContext
+    from lamina.runtime.rootfs import resolve_in_root
+
+    if not m.from_:
+        ctx = b.context
+        rel = BuildContext.clean(m.source or "")
+        srcs = ctx.match(rel) if rel else [_root_source()]
+        if not srcs:
+            raise BuildError(f'{where}: failed to compute cache key: "/{rel}": not found')
+        host = resolve_in_root(ctx.root, srcs[0].follow)
+        _, digest = hash_sources(ctx, srcs)
+        return host, digest
+    rootfs, image_id = mount_from(b, m.from_, where, cleanups)
+    host = resolve_in_root(rootfs, m.source or "/")
+    if not os.path.lexists(host):
+        raise BuildError(f'{where}: failed to compute cache key: "{m.source}": not found')
+    return host, f"{image_id}:{m.source or '/'}"
+
+
+def _root_source():
+    from lamina.build.context import Source
+
+    return Source("", "", True)
+
+
+def mount_from(b, name: str, where: str, cleanups: list) -> tuple[str, str]:
+    """Mount the rootfs of a stage (name or index) or an image read-only-ish; returns
+    (rootfs path, image id).  The container is removed by the cleanups."""
+    from lamina.build.commit import Parent
+    from lamina.build.runstep import StepContainer
+    from lamina.build.stages import resolve_ref
+
+    ref = resolve_ref(name, list(b.plan.stages), allow_index=True, before=None)
+    if ref.stage is not None:
+        if ref.stage not in b.stage_images:
+            raise BuildError(f"{where}: stage {name!r} has not been built yet")
+        image_id = b.stage_images[ref.stage]
+    else:
+        image_id = b._image(ref.image, int(where.rsplit(":", 1)[1]), what=f"--from={name}")
+    ctr = StepContainer(b.system, Parent(b.system, image_id), {})
+    cleanups.append(ctr.remove)
+    return ctr.mount(), str(image_id)
+
+
+def _cache_dir(b, m, target: str, cleanups: list) -> str:
+    ident = m.id or target
+    base = os.path.join(b.system.root, "build-cache")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    name = hashlib.sha256(ident.encode()).hexdigest()
+    path = os.path.join(base, name)
+    if not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+        os.chown(path, m.uid or 0, m.gid or 0)
+        os.chmod(path, m.mode if m.mode is not None else 0o755)
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    cleanups.append(lambda: os.close(lock))
+    return path
+
+
+def _secret(b, m, where: str) -> bytes | None:
+    ident = m.id or os.path.basename(m.target or "")
+    src = b.req.secrets.get(ident)
+    if src is None:
+        if m.required:
+            raise BuildError(f"{where}: secret {ident} not found")
+        return None
+    if isinstance(src, tuple):  # ("env", NAME)
+        value = os.environ.get(src[1])
+        if value is None:
+            if m.required:
+                raise BuildError(f"{where}: secret {ident}: environment variable {src[1]} is not set")
+            return None
+        return value.encode()
+    with open(src, "rb") as f:
+        return f.read(1 << 20)

@@ -1,0 +1,183 @@
+"""Running one build container: RUN steps, and the mounted rootfs COPY/ADD/WORKDIR write into.
+
+A step container is a normal container record (so `ps -a` shows one left by a
+killed build, and `rm` removes it) on the step's parent image.  RUN gets stdin
+from /dev/null and no tty, like `docker build`: a prompt (`apt install` without
+-y) reads EOF and fails instead of hanging.  The container is removed by the
+caller after its changes were committed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from lamina.errors import BuildError
+
+
+@dataclass(frozen=True)
+class ExtraMount:
+    """A RUN --mount, already resolved to a host source (bind/cache/secret) or tmpfs."""
+
+    target: str
+    source: str | None  # None: tmpfs
+    readonly: bool = False
+    size: int | None = None
+
+
+class StepContainer:
+    """A container record + writable layer over `parent`; use as a context manager."""
+
+    def __init__(self, system, parent, cfg: dict) -> None:
+        self.system = system
+        self.parent = parent
+        self.snap = system.snapshotter
+        self.layers = parent.layers()
+        self.rec = system.containers.create(
+            name=None, image_id=str(parent.id) if parent.id else "scratch", image_ref=str(parent.id or "scratch"),
+            config=cfg, host_config={"NetworkMode": "none", "AutoRemove": True}, driver=self.snap.name)
+        self.id = self.rec.id
+        self.dir = system.containers.path(self.id)
+        self.rootfs: str | None = None
+        self.snap.prepare(self.dir, self.layers)
+
+    def mount(self) -> str:
+        if self.rootfs is None:
+            self.rootfs = self.snap.mount(self.dir, self.layers)
+        return self.rootfs
+
+    def unmount(self) -> None:
+        if self.rootfs is not None:
+            self.snap.unmount(self.dir)
+            self.rootfs = None
+
+    def remove(self) -> None:
+        self.unmount()
+        try:
+            self.system.containers.delete(self.id)
+        finally:
+            self.snap.remove(self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "StepContainer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    # ------------------------------------------------------------------ RUN
+    def run(self, argv: list[str], env: list[str], *, user: str, workdir: str, network: str,
+            mounts: tuple[ExtraMount, ...] = (), quiet: bool = False) -> int:
+        from lamina.runtime.rootfs import lookup_user, resolve_in_root, resolved_workdir_is_proc
+        from lamina.runtime.spec import BindMount, RunSpec, build_spec
+
+        rootfs = self.mount()
+        cwd = workdir or "/"
+        host = resolve_in_root(rootfs, cwd)
+        if not os.path.lexists(host):
+            os.makedirs(host, 0o755, exist_ok=True)  # docker creates a missing WORKDIR too
+        if resolved_workdir_is_proc(rootfs, cwd):
+            raise BuildError(f"working directory {cwd} resolves into /proc: refused")
+        ids = lookup_user(rootfs, user)
+        files = _etc_files(self.dir, self.id[:12], network)
+        binds = tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None)
+        for m in mounts:
+            _ensure_mountpoint(rootfs, m.target, is_dir=m.source is None or os.path.isdir(m.source))
+        spec = RunSpec(args=tuple(argv), rootfs=rootfs, env=tuple(env), cwd=cwd, user=ids,
+                       hostname=self.id[:12], network="host" if network == "host" else "none",
+                       mounts=binds, hosts_file=files["hosts"], hostname_file=files["hostname"],
+                       resolv_conf_file=files["resolv"], cgroups_path=f"/lamina/{self.id}")
+        config = build_spec(spec)
+        for m in mounts:
+            if m.source is None:
+                opts = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
+                config["mounts"].append({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
+                                         "options": opts})
+        bundle = os.path.join(self.dir, "bundle")
+        os.makedirs(bundle, exist_ok=True)
+        import json
+
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump(config, f)
+        runtime = _runtime(self.system)
+        self.system.containers.set_running(self.id, os.getpid())
+        try:
+            with _quiet_output(quiet):
+                code = runtime.run(self.id, bundle, tty=False, interactive=False)
+        except BaseException:
+            self.system.containers.set_exited(self.id, 137)
+            raise
+        self.system.containers.set_exited(self.id, code)
+        self.unmount()
+        return code
+
+
+def _runtime(system):
+    try:
+        return system.runtime
+    except TypeError:  # an older System wiring; build the runtime ourselves
+        from lamina.runtime.oci import select_runtime
+
+        return select_runtime(system._runtime_name, store_root=system.root)
+
+
+@contextmanager
+def _quiet_output(quiet: bool):
+    """-q: the container writes to /dev/null instead of our stdout/stderr."""
+    if not quiet:
+        yield
+        return
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def _ensure_mountpoint(rootfs: str, target: str, *, is_dir: bool) -> None:
+    """Mount targets must exist; they are made in the step's own layer, like BuildKit's
+    stubs, and only when missing (never through a link out of the rootfs)."""
+    from lamina.runtime.rootfs import resolve_in_root
+
+    host = resolve_in_root(rootfs, target)
+    if os.path.lexists(host):
+        return
+    if is_dir:
+        os.makedirs(host, 0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(host), 0o755, exist_ok=True)
+        open(host, "a").close()
+
+
+def _etc_files(ctr_dir: str, hostname: str, network: str) -> dict[str, str]:
+    """Per-step /etc/hosts, /etc/hostname, /etc/resolv.conf (bind-mounted: never in a layer)."""
+    out = {}
+    hosts = os.path.join(ctr_dir, "hosts")
+    with open(hosts, "w") as f:
+        if network == "host":
+            try:
+                with open("/etc/hosts") as src:
+                    f.write(src.read())
+            except OSError:
+                pass
+        else:
+            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        f.write(f"127.0.1.1\t{hostname}\n")
+    out["hosts"] = hosts
+    out["hostname"] = os.path.join(ctr_dir, "hostname")
+    with open(out["hostname"], "w") as f:
+        f.write(hostname + "\n")
+    out["resolv"] = os.path.join(ctr_dir, "resolv.conf")
+    try:
+        shutil.copyfile("/etc/resolv.conf", out["resolv"])
+    except OSError:
+        open(out["resolv"], "w").close()
+    return out

@@ -1,0 +1,237 @@
+"""One function per kind of step: ARG, the metadata instructions, WORKDIR, RUN.
+
+Each computes the step's classic history text and cache key *before* doing any
+work, then asks the builder for a cache hit or to make the image.  COPY and ADD
+live in copystep.py, RUN mounts in mounts.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lamina.build import configchanges as cc
+from lamina.build import instructions as I
+from lamina.build.commit import Parent, commit, layer_from_container
+from lamina.build.stages import PROXY_ARGS
+from lamina.errors import BuildError
+
+
+def dispatch(b, state, ins: I.Instruction, *, trigger: bool = False) -> None:
+    if isinstance(ins, I.Arg):
+        return arg_step(b, state, ins)
+    if isinstance(ins, I.Run):
+        return run_step(b, state, ins)
+    if isinstance(ins, (I.Copy, I.Add)):
+        from lamina.build.copystep import copy_step
+
+        return copy_step(b, state, ins)
+    if isinstance(ins, I.Workdir):
+        return workdir_step(b, state, ins)
+    if isinstance(ins, I.Maintainer):
+        return maintainer_step(b, state, ins)
+    return meta_step(b, state, ins)
+
+
+# --------------------------------------------------------------------- metadata
+
+
+def meta_step(b, state, ins: I.Instruction) -> None:
+    cfg = state.new_cfg()
+    line = ins.line
+    text = cc.apply_metadata(cfg, ins, lambda w: b.expand(state, w, line), cmd_set=state.cmd_set,
+                             words=lambda w: b.expand_words(state, w, line))
+    if isinstance(ins, I.Cmd):
+        state.cmd_set = True
+    created_by = cc.nop(state.shell, text)
+    _meta_commit(b, state, cfg, created_by)
+
+
+def label_step(b, state, pairs) -> None:
+    """`--label k=v`: the classic builder appends a LABEL instruction to the target stage."""
+    cfg = state.new_cfg()
+    text = cc.set_labels(cfg, pairs)
+    _meta_commit(b, state, cfg, cc.nop(state.shell, text))
+
+
+def maintainer_step(b, state, ins: I.Maintainer) -> None:
+    cfg = state.new_cfg()
+    author = ins.maintainer
+    created_by = cc.nop(state.shell, "MAINTAINER " + author)
+    _meta_commit(b, state, cfg, created_by, author=author)
+
+
+def _meta_commit(b, state, cfg: dict, created_by: str, *, author: str | None = None,
+                 extra: tuple = ()) -> None:
+    key = b.key(state, "meta", created_by, cfg, author, *extra)
+    parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+    b.cached_or(state, key, lambda: commit(b.system, parent, cfg, created_by, author=author), meta=True)
+
+
+def _scratch(b, state) -> Parent:
+    p = Parent(b.system, None)
+    p.config = state.config  # keeps the seeded PATH of a scratch stage
+    return p
+
+
+def arg_step(b, state, ins: I.Arg) -> None:
+    """ARG: scope changes; the classic builder also commits a `#(nop) ARG` image."""
+    texts = []
+    values = []
+    for name, default in ins.args:
+        b.used_args.add(name)
+        if name in b.req.build_args:
+            value = b.req.build_args[name]
+        elif default is not None:
+            value = b.expand(state, default, ins.line)
+        elif name in b.plan.global_args:
+            value = b.plan.global_args[name]
+        else:
+            value = None
+        state.args[name] = value
+        shown = None if default is None else b.expand(state, default, ins.line) if name in b.req.build_args \
+            else value
+        texts.append(name if shown is None else f"{name}={shown}")
+        values.append((name, value))
+    created_by = cc.nop(state.shell, "ARG " + " ".join(texts))
+    _meta_commit(b, state, state.new_cfg(), created_by, extra=(values,))
+
+
+# --------------------------------------------------------------------- WORKDIR
+
+
+def workdir_step(b, state, ins: I.Workdir) -> None:
+    from lamina.build.runstep import StepContainer
+
+    cfg = state.new_cfg()
+    path = b.expand(state, ins.path, ins.line)
+    cc.set_workdir(cfg, path)
+    workdir = cfg["WorkingDir"]
+    created_by = cc.nop1(state.shell, "WORKDIR " + workdir)
+    key = b.key(state, "workdir", created_by, cfg)
+    user = cfg.get("User") or ""
+
+    def make():
+        parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+        with StepContainer(b.system, parent, cfg) as ctr:
+            b.log.running_in(ctr.id)
+            made = _mkdir_owned(ctr.mount(), workdir, user, b.filename, ins.line)
+            ctr.unmount()
+            layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent) if made else None
+            image_id = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
+        b.log.removing(ctr.id)
+        return image_id
+
+    b.cached_or(state, key, make)
+
+
+def _mkdir_owned(rootfs: str, path: str, user: str, filename: str, line: int) -> bool:
+    """mkdir -p inside the rootfs; new dirs owned by USER (BuildKit), 0755."""
+    from lamina.errors import RuntimeFailure
+    from lamina.runtime.rootfs import lookup_user, resolve_in_root
+
+    host = resolve_in_root(rootfs, path)
+    if os.path.isdir(host):
+        return False
+    if os.path.lexists(host):
+        raise BuildError(f"{filename}:{line}: WORKDIR {path}: not a directory")
+    try:
+        ids = lookup_user(rootfs, user) if user else None
+    except RuntimeFailure as e:
+        raise BuildError(f"{filename}:{line}: WORKDIR {path}: {e}") from None
+    current = ""
+    for part in [p for p in path.split("/") if p]:
+        current += "/" + part
+        h = resolve_in_root(rootfs, current)
+        if not os.path.lexists(h):
+            os.mkdir(h, 0o755)
+            os.chmod(h, 0o755)
+            if ids is not None:
+                os.lchown(h, ids.uid, ids.gid)
+    return True
+
+
+# --------------------------------------------------------------------- RUN
+
+
+def run_argv(state, ins: I.Run) -> list[str]:
+    """What RUN executes: exec form as is; shell form under SHELL; heredocs as BuildKit."""
+    if ins.json_form:
+        return list(ins.cmd)
+    text = ins.cmd
+    docs = ins.heredocs
+    if len(docs) == 1 and _only_heredoc(text):
+        return [*state.shell, docs[0].body]
+    if docs:
+        text = text + "\n" + "".join(d.content + d.name + "\n" for d in docs)
+    return [*state.shell, text]
+
+
+def _only_heredoc(text: str) -> bool:
+    from lamina.build.parser import parse_heredoc
+
+    words = text.split()
+    return len(words) == 1 and parse_heredoc(words[0]) is not None
+
+
+def run_step(b, state, ins: I.Run) -> None:
+    from lamina.build.mounts import prepare_mounts
+    from lamina.build.runstep import StepContainer
+
+    argv = run_argv(state, ins)
+    script = _shebang_script(ins)
+    args_env = [f"{k}={v}" for k, v in state.run_args()]
+    history = state.history_args()
+    cmd_text = " ".join(["/dev/pipes/" + ins.heredocs[0].name] if script else argv)
+    created_by = (f"|{len(history)} " + " ".join(history) + " " if history else "") + cmd_text
+    network = ins.network and b.expand(state, ins.network, ins.line)
+    if network in (None, "", "default"):
+        network = b.req.network
+    mounts = [I.parse_mount(m.spec, lambda v: b.expand(state, v, ins.line)) if m.deferred else m
+              for m in ins.mounts]
+    with prepare_mounts(b, state, ins, mounts) as prepared:
+        key = b.key(state, "run", created_by, argv, args_env, network, ins.security,
+                    prepared.key, script)
+        cfg = state.new_cfg()
+        proxies = [f"{k}={v}" for k, v in sorted(b.req.build_args.items())
+                   if k in PROXY_ARGS and k not in state.args]
+        env = list(cfg.get("Env") or []) + args_env + proxies + prepared.env
+
+        def make():
+            parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+            with StepContainer(b.system, parent, cfg) as ctr:
+                b.log.running_in(ctr.id)
+                run = argv
+                extra = prepared.mounts
+                if script is not None:
+                    extra, run = extra + (script_mount(ctr.dir, ins),), ["/dev/pipes/" + ins.heredocs[0].name]
+                b.log.flush()
+                code = ctr.run(run, env, user=cfg.get("User") or "", workdir=cfg.get("WorkingDir") or "/",
+                               network=network, mounts=extra, quiet=b.log.quiet)
+                if code != 0:
+                    from lamina.build.executor import RunFailed
+
+                    raise RunFailed(cmd_text, code)
+                layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
+                image_id = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
+            b.log.removing(ctr.id)
+            return image_id
+
+        b.cached_or(state, key, make)
+
+
+def _shebang_script(ins: I.Run) -> str | None:
+    """A RUN that is one heredoc whose body starts with #! runs the body as a file."""
+    if ins.json_form or len(ins.heredocs) != 1 or not _only_heredoc(ins.cmd):
+        return None
+    body = ins.heredocs[0].body
+    return body if body.startswith("#!") else None
+
+
+def script_mount(ctr_dir: str, ins: I.Run):
+    from lamina.build.runstep import ExtraMount
+
+    path = os.path.join(ctr_dir, "heredoc-" + str(abs(hash(ins.heredocs[0].name))))
+    with open(path, "w") as f:
+        f.write(ins.heredocs[0].body)
+    os.chmod(path, 0o755)
+    return ExtraMount("/dev/pipes/" + ins.heredocs[0].name, path, readonly=True)
