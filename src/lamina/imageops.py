@@ -120,16 +120,7 @@ def merge_container_config(image_config: dict, container_config: dict) -> dict:
     if not merged.get("Cmd") and not merged.get("Entrypoint"):
         merged["Cmd"] = image_config.get("Cmd")
         merged["Entrypoint"] = image_config.get("Entrypoint")
-    env = list(image_config.get("Env") or [])
-    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
-    for e in merged.get("Env") or []:
-        k = e.split("=", 1)[0]
-        if k in keys:
-            env[keys[k]] = e
-        else:
-            keys[k] = len(env)
-            env.append(e)
-    merged["Env"] = env or None
+    merged["Env"] = oci.merge_env(image_config.get("Env"), merged.get("Env")) or None
     for key in ("Labels", "ExposedPorts", "Volumes"):
         union = dict(image_config.get(key) or {})
         union.update(merged.get(key) or {})

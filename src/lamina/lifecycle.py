@@ -16,15 +16,9 @@ from dataclasses import dataclass, field
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import Conflict, LaminaError, UsageError
+from lamina.runtime.spec import BindMount
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class Bind:
-    source: str
-    target: str
-    readonly: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,7 +32,7 @@ class RunOptions:
     user: str | None = None
     hostname: str | None = None
     network: str = "host"
-    binds: tuple[Bind, ...] = ()
+    binds: tuple[BindMount, ...] = ()
     tty: bool = False
     interactive: bool = False
     name: str | None = None
@@ -60,14 +54,7 @@ def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostn
     env = list(img.get("Env") or [])
     if not any(e.startswith("PATH=") for e in env):
         env.insert(0, f"PATH={DEFAULT_PATH}")
-    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
-    for e in opts.env:
-        k = e.split("=", 1)[0]
-        if k in keys:
-            env[keys[k]] = e
-        else:
-            keys[k] = len(env)
-            env.append(e)
+    env = oci.merge_env(env, opts.env)
     labels = dict(img.get("Labels") or {})
     labels.update(opts.labels)
     cfg.update({
@@ -104,7 +91,7 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
     if opts.network not in ("host", "none", "default", "bridge"):
         raise UsageError(f"network {opts.network} not found")
     host_config = {
-        "Binds": [f"{b.source}:{b.target}{':ro' if b.readonly else ''}" for b in opts.binds] or None,
+        "Binds": [f"{b.source}:{b.destination}{':ro' if b.readonly else ''}" for b in opts.binds] or None,
         "NetworkMode": "host" if opts.network in ("default", "bridge") else opts.network,
         "AutoRemove": opts.auto_remove,
         "Runtime": system.runtime.name,
@@ -130,7 +117,7 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
 def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
     """Run a created or stopped container in the foreground; returns its exit code."""
     from lamina.runtime.rootfs import lookup_user
-    from lamina.runtime.spec import BindMount, RunSpec, check_command, write_bundle
+    from lamina.runtime.spec import RunSpec, check_command, write_bundle
 
     if rec.running:
         raise Conflict(f"container {rec.short_id} is already running")
@@ -152,8 +139,7 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
             user=lookup_user(rootfs, cfg.get("User") or ""), terminal=tty,
             console_size=_console_size() if tty else None, hostname=cfg.get("Hostname", ""),
             network=network,
-            mounts=tuple(BindMount(b.source, b.target, b.readonly)
-                         for b in map(_parse_bind, rec.host_config.get("Binds") or [])),
+            mounts=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
             hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
             cgroups_path=f"/lamina/{rec.id}",
         )
@@ -231,7 +217,7 @@ def _write_etc_files(ctr_dir: str, hostname: str, network: str) -> tuple[str, st
     return hosts, hostname_file, resolv
 
 
-def parse_volume(spec: str) -> Bind:
+def parse_volume(spec: str) -> BindMount:
     """`-v /host:/ctr[:ro|rw]` (bind mounts only; named volumes are not supported yet)."""
     parts = spec.split(":")
     if len(parts) == 1:
@@ -250,10 +236,10 @@ def parse_volume(spec: str) -> Bind:
                          "mount path must be absolute")
     if not os.path.exists(source):
         os.makedirs(source, 0o755)  # docker creates a missing bind source
-    return Bind(os.path.abspath(source), os.path.normpath(target), mode.startswith("ro"))
+    return BindMount(os.path.abspath(source), os.path.normpath(target), mode.startswith("ro"))
 
 
-def _parse_bind(text: str) -> Bind:
+def _parse_bind(text: str) -> BindMount:
     src, _, rest = text.partition(":")
     target, _, mode = rest.partition(":")
-    return Bind(src, target, mode == "ro")
+    return BindMount(src, target, mode == "ro")

@@ -128,6 +128,21 @@ def make_manifest(config: Descriptor, layers: list[Descriptor]) -> dict:
     }
 
 
+def merge_env(base: list[str] | None, overrides) -> list[str]:
+    """`K=V` lists merged like docker: an override replaces the same key in place,
+    new keys are appended in order."""
+    env = list(base or [])
+    index = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for item in overrides or ():
+        key = item.split("=", 1)[0]
+        if key in index:
+            env[index[key]] = item
+        else:
+            index[key] = len(env)
+            env.append(item)
+    return env
+
+
 def diff_ids(config: dict) -> list[Digest]:
     return [Digest(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
 
