@@ -86,6 +86,13 @@ class RegistryServer:
 
 
 # -- token auth --------------------------------------------------------------------------
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Clients that hang up mid-response are part of the tests, not errors to print."""
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -140,7 +147,7 @@ class TokenServer:
                 self.wfile.write(body)
 
         self.port = free_port(host)
-        self.httpd = http.server.ThreadingHTTPServer((host, self.port), Handler)
+        self.httpd = _QuietServer((host, self.port), Handler)
         self.realm = f"http://{host}:{self.port}/token"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -216,7 +223,7 @@ class TamperProxy:
 
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", self.port), Handler)
         self.httpd.proxy = self
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -264,7 +271,7 @@ class Recorder:
 
         self.port = free_port("127.0.0.2")
         self.host = f"127.0.0.2:{self.port}"
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.2", self.port), Handler)
+        self.httpd = _QuietServer(("127.0.0.2", self.port), Handler)
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
@@ -379,6 +386,65 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+# -- raw registry writes (to build documents lamina would never push) ---------------------
+def _request(host: str, method: str, path: str, body: bytes = b"", headers: dict | None = None):
+    c = http.client.HTTPConnection(host, timeout=30)
+    c.request(method, path, body=body, headers={"Content-Length": str(len(body)), **(headers or {})})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
+
+
+def put_blob(host: str, repo: str, data: bytes) -> str:
+    status, headers, _ = _request(host, "POST", f"/v2/{repo}/blobs/uploads/")
+    assert status == 202, status
+    loc = urllib.parse.urlsplit(headers["Location"])
+    sep = "&" if loc.query else "?"
+    digest = sha256(data)
+    status, _, body = _request(host, "PUT", f"{loc.path}?{loc.query}{sep}digest={digest}", data,
+                               {"Content-Type": "application/octet-stream"})
+    assert status == 201, (status, body)
+    return digest
+
+
+def put_manifest(host: str, repo: str, ref: str, doc: dict | bytes, media_type: str) -> str:
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    status, _, body = _request(host, "PUT", f"/v2/{repo}/manifests/{ref}", raw, {"Content-Type": media_type})
+    assert status == 201, (status, body)
+    return sha256(raw)
+
+
+def push_raw_image(host: str, repo: str, tag: str, layers: list[bytes], *, compress=None, arch: str = "amd64",
+                   docker_types: bool = False, diff_ids: list[str] | None = None, extra: dict | None = None):
+    """Push an image by hand: layers as given (compress(layer) -> bytes to store), our own config.
+    Returns (manifest digest, config digest)."""
+    from lamina import oci
+
+    config = {"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
+              "rootfs": {"type": "layers", "diff_ids": diff_ids or [sha256(l) for l in layers]},
+              "history": [{"created_by": f"layer {i}"} for i in range(len(layers))]}
+    config.update(extra or {})
+    raw_config = json.dumps(config).encode()
+    config_digest = put_blob(host, repo, raw_config)
+    descs = []
+    for layer in layers:
+        blob = compress(layer) if compress else layer
+        if compress is None:
+            media = oci.DOCKER_LAYER if docker_types else oci.OCI_LAYER
+        else:
+            media = oci.DOCKER_LAYER_GZIP if docker_types else (
+                oci.OCI_LAYER_ZSTD if blob[:4] == b"\x28\xb5\x2f\xfd" else oci.OCI_LAYER_GZIP)
+        descs.append({"mediaType": media, "digest": put_blob(host, repo, blob), "size": len(blob)})
+    mtype = oci.DOCKER_MANIFEST if docker_types else oci.OCI_MANIFEST
+    manifest = {"schemaVersion": 2, "mediaType": mtype,
+                "config": {"mediaType": oci.DOCKER_CONFIG if docker_types else oci.OCI_CONFIG,
+                           "digest": config_digest, "size": len(raw_config)},
+                "layers": descs}
+    return put_manifest(host, repo, tag, manifest, mtype), config_digest
+
+
 __all__ = ["registry", "basic_registry", "token_registry", "proxy", "recorder", "docker_config",
            "requires_registry", "login_file", "make_image", "tar_bytes", "assert_store_ok", "sha256",
-           "TamperProxy", "Recorder", "Exchange", "USER", "PASSWORD"]
+           "TamperProxy", "Recorder", "Exchange", "USER", "PASSWORD", "put_blob", "put_manifest",
+           "push_raw_image"]

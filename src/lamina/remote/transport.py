@@ -98,7 +98,7 @@ class Response:
         if self._conn is None:
             return
         conn, self._conn = self._conn, None
-        if not self._raw.isclosed() and not self._raw.chunked and (self._raw.length or 0) <= 65536:
+        if not self._raw.isclosed() and self._raw.length is not None and self._raw.length <= 65536:
             try:  # drain a small rest (a HEAD, an error body) so the connection can be reused
                 self._raw.read()
             except (OSError, http.client.HTTPException):

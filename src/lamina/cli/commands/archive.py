@@ -1,0 +1,88 @@
+"""Archive verbs: save, load."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lamina.cli.commands.registry import reports_errors
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("save", help="Save one or more images to a tar archive (streamed to STDOUT by default)")
+    p.add_argument("-o", "--output", default=None, help="Write to a file, instead of STDOUT")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_save, error_prefix="")
+
+    p = sub.add_parser("load", help="Load an image from a tar archive or STDIN")
+    p.add_argument("-i", "--input", default=None, help="Read from tar archive file, instead of STDIN")
+    p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
+    p.set_defaults(func=cmd_load, error_prefix="")
+
+
+@reports_errors
+def cmd_save(system, args) -> int:
+    import tempfile
+
+    from lamina.errors import LaminaError, UsageError
+    from lamina.transfer.save import save
+
+    if args.output is None:
+        if sys.stdout.isatty():
+            raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        sys.stdout.flush()
+        save(system, args.images, sys.stdout.fileno())
+        return 0
+    target = os.path.abspath(args.output)
+    # write next to the target and rename: a failed save leaves no half archive behind
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.")
+    except OSError as e:
+        raise LaminaError(f"failed to save image: open {args.output}: {e.strerror}") from None
+    try:
+        save(system, args.images, fd)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, target)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        os.unlink(tmp)
+        raise
+    return 0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@reports_errors
+def cmd_load(system, args) -> int:
+    from lamina.errors import LaminaError, UsageError
+    from lamina.transfer.load import load
+    from lamina.transfer.progress import for_stream
+
+    if args.input is None:
+        if sys.stdin.isatty():
+            raise UsageError("requested load from stdin, but stdin is empty")
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = open(args.input, "rb")
+        except OSError as e:
+            raise LaminaError(f"open {args.input}: {e.strerror.lower() if e.strerror else e}") from None
+    with stream:
+        loaded = load(system, stream, for_stream(sys.stdout, quiet=args.quiet))
+    for image in loaded:
+        for ref in image.tags:
+            if ref in image.replaced:
+                print(f"The image {ref.familiar} already exists, renaming the old one with ID "
+                      f"{image.replaced[ref]} to empty string")
+            print(f"Loaded image: {ref.familiar}")
+        if not image.tags:
+            print(f"Loaded image ID: {image.image_id}")
+    return 0

@@ -1,0 +1,307 @@
+"""`load`: images from a `docker save` archive (moby ≥ 25 or the v20.10 layout)
+or from an OCI image layout archive; the archive may itself be compressed.
+
+The archive is read once, as a stream (stdin works): small members are kept in
+memory, big ones go to ingest files of the content store while they are hashed
+and are committed only if an image refers to them.  Member names that leave the
+archive root are refused; symlinks (v20.10 links duplicate layers) are
+resolved inside the archive.  Every layer is checked against its diff_id
+(unpacking does it, or a decompress-and-hash pass) before the image is
+published; a failure leaves no image and no unverified blob.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from lamina import oci
+from lamina.digest import Digest
+from lamina.errors import DigestMismatch, InvalidArchive, InvalidReference, LaminaError
+from lamina.reference import Reference, parse
+from lamina.store.content import BlobWriter
+from lamina.transfer import manifests
+from lamina.transfer.install import Installer, plan_layers
+from lamina.transfer.platforms import host_platform, is_attestation
+from lamina.transfer.progress import Progress
+
+MAX_ENTRIES = 100_000
+SMALL = oci.MAX_DOCUMENT        # members up to 4 MiB (any config) stay in memory…
+MAX_SMALL_TOTAL = 512 << 20     # …up to this much in all
+MAX_LINK_DEPTH = 16
+MAX_INDEX_DEPTH = 4
+LAYER_TYPES = {"tar": oci.OCI_LAYER, "gzip": oci.OCI_LAYER_GZIP, "zstd": oci.OCI_LAYER_ZSTD}
+
+
+@dataclass(frozen=True)
+class ArchivedImage:
+    """One image of the archive: where its parts are, what it is called."""
+
+    config: str                     # archive path of the config
+    layers: tuple[str, ...]         # archive paths of the layer blobs, bottom first
+    tags: tuple[Reference, ...]
+    manifest: bytes | None = None   # the OCI manifest to keep, when the archive has one that fits
+    layer_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Loaded:
+    image_id: Digest
+    tags: tuple[Reference, ...]
+    replaced: dict
+
+
+class Archive:
+    """The members of a tar stream: small ones in memory, big ones as uncommitted blobs."""
+
+    def __init__(self, system) -> None:
+        self.content = system.content
+        self.small: dict[str, bytes] = {}
+        self.big: dict[str, BlobWriter] = {}
+        self.heads: dict[str, bytes] = {}
+        self.links: dict[str, str] = {}
+        self.committed: dict[str, Digest] = {}
+
+    def read(self, stream: BinaryIO) -> None:
+        import tarfile
+
+        from lamina.archive.extract import open_layer_stream
+        from lamina.archive.tarformat import StrictTarInfo
+
+        entries, small_total = 0, 0
+        try:
+            with tarfile.open(fileobj=open_layer_stream(stream), mode="r|", tarinfo=StrictTarInfo,
+                              bufsize=1 << 20) as tf:
+                while (ti := tf.next()) is not None:
+                    tf.members = []
+                    entries += 1
+                    if entries > MAX_ENTRIES:
+                        raise InvalidArchive(f"archive has more than {MAX_ENTRIES} entries")
+                    name = member_name(ti.name)
+                    if ti.issym() or ti.islnk():
+                        target = ti.linkname if ti.islnk() else posixpath.join(posixpath.dirname(name), ti.linkname)
+                        self.links[name] = scoped(target)
+                    elif ti.isreg():
+                        f = tf.extractfile(ti)
+                        if ti.size <= SMALL:
+                            small_total += ti.size
+                            if small_total > MAX_SMALL_TOTAL:
+                                raise InvalidArchive("archive has too many small files")
+                            self.small[name] = f.read()
+                        else:
+                            self._spool(name, f)
+        except tarfile.TarError as e:
+            raise InvalidArchive(f"invalid tar archive: {e}") from None
+
+    def _spool(self, name: str, f) -> None:
+        old = self.big.pop(name, None)
+        if old is not None:
+            old.abort()
+        w = self.content.writer()
+        self.big[name] = w
+        head = b""
+        while chunk := f.read(1 << 20):
+            if not head:
+                head = chunk[:8]
+            w.write(chunk)
+        self.heads[name] = head
+
+    def resolve(self, path: str) -> str:
+        name = scoped(path)
+        for _ in range(MAX_LINK_DEPTH):
+            if name in self.small or name in self.big:
+                return name
+            if name not in self.links:
+                raise InvalidArchive(f"{path}: no such file in the archive")
+            name = self.links[name]
+        raise InvalidArchive(f"{path}: too many levels of links in the archive")
+
+    def document(self, path: str, what: str) -> bytes:
+        name = self.resolve(path)
+        if name not in self.small or len(self.small[name]) > oci.MAX_DOCUMENT:
+            raise InvalidArchive(f"{what} {path} is larger than 4 MiB")
+        return self.small[name]
+
+    def head(self, path: str) -> bytes:
+        name = self.resolve(path)
+        return self.small[name][:8] if name in self.small else self.heads.get(name, b"")
+
+    def commit(self, path: str) -> tuple[Digest, int]:
+        """Make the member a blob (once); returns its digest and size."""
+        name = self.resolve(path)
+        if name not in self.committed:
+            if name in self.small:
+                self.committed[name] = self.content.put_bytes(self.small[name])
+            else:
+                self.committed[name] = self.big[name].commit()
+        digest = self.committed[name]
+        return digest, self.content.size(digest)
+
+    def close(self) -> None:
+        for name, w in self.big.items():
+            if name not in self.committed:
+                w.abort()
+
+
+def member_name(name: str) -> str:
+    """A member's name, refused when it is absolute or climbs out of the archive."""
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts:
+        raise InvalidArchive(f"archive entry {name[:200]!r} is outside the archive")
+    return "/".join(parts)
+
+
+def scoped(path: str) -> str:
+    """A path named inside the archive (manifest or link target), kept inside it."""
+    return posixpath.normpath("/" + path).lstrip("/")
+
+
+# -- the two formats --------------------------------------------------------------------
+def docker_images(archive: Archive) -> list[ArchivedImage]:
+    try:
+        items = json.loads(archive.document("manifest.json", "manifest"))
+    except ValueError:
+        raise InvalidArchive("manifest.json is not valid JSON") from None
+    if not isinstance(items, list):
+        raise InvalidArchive("manifest.json is not a list of images")
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("Config"), str) \
+                or not isinstance(item.get("Layers"), list) or not all(isinstance(l, str) for l in item["Layers"]):
+            raise InvalidArchive(f"manifest.json entry {i} is malformed")
+        tags = []
+        for t in item.get("RepoTags") or []:
+            try:
+                ref = parse(str(t), default_tag=False)
+            except InvalidReference:
+                raise InvalidArchive(f"invalid tag {str(t)[:200]!r} in manifest.json") from None
+            if ref.tag is None:
+                raise InvalidArchive(f"invalid tag {t!r} in manifest.json: want name:tag")
+            tags.append(ref)
+        out.append(ArchivedImage(item["Config"], tuple(item["Layers"]), tuple(tags)))
+    return out
+
+
+def oci_images(archive: Archive) -> list[ArchivedImage]:
+    def blob(desc: oci.Descriptor, what: str) -> bytes:
+        data = archive.document(f"blobs/sha256/{desc.digest.hex}", what)
+        if Digest.of_bytes(data) != desc.digest or len(data) != desc.size:
+            raise InvalidArchive(f"{what} {desc.digest} in the archive does not match its descriptor")
+        return data
+
+    raw = archive.document("index.json", "index")
+    _, index = manifests.classify(raw, oci.OCI_INDEX, "index.json", InvalidArchive)
+    out = []
+    todo = [(e, 0) for e in manifests.index_entries(index, "index.json", InvalidArchive)]
+    while todo:
+        entry, depth = todo.pop(0)
+        what = f"manifest {entry.descriptor.digest}"
+        data = blob(entry.descriptor, "manifest")
+        media_type, doc = manifests.classify(data, entry.descriptor.media_type, what, InvalidArchive)
+        if media_type in oci.INDEX_TYPES:
+            if depth >= MAX_INDEX_DEPTH:
+                raise InvalidArchive(f"{what}: indexes nested too deep")
+            want = host_platform()
+            todo += [(e, depth + 1) for e in manifests.index_entries(doc, what, InvalidArchive)
+                     if not is_attestation(e.platform) and want.matches(e.platform)][:1]
+            continue
+        m = manifests.image_manifest(data, media_type, doc, what, InvalidArchive)
+        name = entry.annotations.get("io.containerd.image.name") or entry.annotations.get(
+            "org.opencontainers.image.ref.name", "")
+        tags = ()
+        if "/" in name or ":" in name:
+            try:
+                ref = parse(name)
+                tags = (ref,) if ref.tag else ()
+            except InvalidReference:
+                tags = ()
+        blob(m.config, "config")
+        out.append(ArchivedImage(f"blobs/sha256/{m.config.digest.hex}",
+                                 tuple(f"blobs/sha256/{l.digest.hex}" for l in m.layers), tags,
+                                 manifest=data, layer_types=tuple(l.media_type for l in m.layers)))
+    return out
+
+
+# -- loading ------------------------------------------------------------------------------
+def load(system, stream: BinaryIO, progress: Progress) -> list[Loaded]:
+    archive = Archive(system)
+    try:
+        archive.read(stream)
+        if "manifest.json" in archive.small or "manifest.json" in archive.links:
+            images = docker_images(archive)
+        elif "index.json" in archive.small:
+            images = oci_images(archive)
+        else:
+            raise InvalidArchive("not an image archive: it has neither manifest.json nor index.json")
+        installer = Installer(system, progress, unpacking="Loading layer", done=None)
+        return [_install(system, archive, installer, img) for img in images]
+    finally:
+        archive.close()
+
+
+def _install(system, archive: Archive, installer: Installer, img: ArchivedImage) -> Loaded:
+    raw_config = archive.document(img.config, "config")
+    try:
+        config = oci.loads_document(raw_config, f"config {img.config}")
+    except LaminaError as e:
+        raise InvalidArchive(str(e)) from None
+    diff_ids = oci.diff_ids(config)
+    if len(diff_ids) != len(img.layers):
+        raise InvalidArchive(f"config {img.config} lists {len(diff_ids)} diff_ids for {len(img.layers)} layers")
+    if config.get("os", "linux") != "linux":
+        raise InvalidArchive(f"cannot load a {config.get('os')!r} image on linux")
+    descs = [_layer_blob(system, archive, img, i, diff_id) for i, diff_id in enumerate(diff_ids)]
+    keep_manifest = img.manifest if [d.media_type for d in descs] == list(img.layer_types) else None
+    plans = plan_layers(system, descs, diff_ids)
+    sizes = []
+    for i, p in enumerate(plans):
+        try:
+            if p.unpack:
+                sizes.append(installer.unpack(plans, i))
+            else:
+                sizes.append(installer.size(p, installer.verify(p) if p.verify else None))
+        except DigestMismatch as e:
+            _drop(system, p.desc.digest)
+            raise InvalidArchive(f"layer {i} ({img.layers[i]}): {e}") from None
+    done = installer.publish(raw_config, plans, sizes, tags=img.tags, raw_manifest=keep_manifest)
+    return Loaded(done.image_id, img.tags, done.replaced)
+
+
+def _layer_blob(system, archive: Archive, img: ArchivedImage, i: int, diff_id: Digest) -> oci.Descriptor:
+    """Store layer i's member as a blob; plain tars must hash to their diff_id, bzip2
+    and xz layers (which docker load accepts) are stored decompressed."""
+    from lamina.archive.compression import sniff
+
+    path = img.layers[i]
+    kind = sniff(archive.head(path))
+    digest, size = archive.commit(path)
+    if kind in ("bzip2", "xz"):
+        from lamina.archive.extract import open_layer_stream
+
+        try:
+            with system.content.open(digest) as f:
+                plain = system.content.put_stream(open_layer_stream(f), expected=diff_id)
+        except DigestMismatch:
+            raise InvalidArchive(f"invalid diffID for layer {i}: content of {path} does not match {diff_id}") from None
+        finally:
+            _drop(system, digest)
+        digest, size, kind = plain, system.content.size(plain), "tar"
+    if kind == "tar" and digest != diff_id:
+        _drop(system, digest)
+        raise InvalidArchive(f"invalid diffID for layer {i}: expected {diff_id}, got {digest}")
+    media_type = LAYER_TYPES[kind]
+    if img.layer_types and manifests.LAYER_TYPES.get(img.layer_types[i]) == ("" if kind == "tar" else kind):
+        media_type = img.layer_types[i]  # the archive's own label, when it tells the truth
+    return oci.Descriptor(media_type, digest, size)
+
+
+def _drop(system, digest: Digest) -> None:
+    """Remove a blob we just stored that proved wrong, unless an image uses it."""
+    from lamina.gc import sweep
+
+    try:
+        sweep(system, only_chains=set(), only_blobs={str(digest)})
+    except LaminaError:
+        pass

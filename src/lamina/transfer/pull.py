@@ -1,0 +1,189 @@
+"""`pull`: an image from a registry into the store, the way docker does it.
+
+Resolve the reference (an index is narrowed to one platform), fetch and check
+the config, download the missing layer blobs in parallel (each verified by
+size and digest before it becomes visible), unpack the layers bottom-up as
+their blobs arrive (LayerStore.ensure checks every diff_id while unpacking),
+and publish the image record last.  A failure anywhere leaves no image, no
+partial blob and no half-unpacked layer; a retry reuses what was verified.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from lamina import oci
+from lamina.digest import Digest
+from lamina.errors import DigestMismatch, RegistryError
+from lamina.reference import DEFAULT_DOMAIN, Reference
+from lamina.remote.registry import FetchedManifest, Repository, open_repository
+from lamina.remote.transport import TransportOptions
+from lamina.transfer import manifests
+from lamina.transfer.blobs import store_blob
+from lamina.transfer.install import Installer, LayerPlan, plan_layers
+from lamina.transfer.platforms import Platform, host_platform, is_attestation
+from lamina.transfer.progress import Progress
+
+MAX_CONCURRENT_DOWNLOADS = 3  # dockerd's default
+MAX_INDEX_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class PullResult:
+    image_id: Digest
+    digest: Digest      # of what the reference named (index or manifest): the repo digest
+    updated: bool       # False when the tag already pointed at this image
+
+
+class Puller:
+    def __init__(self, system, progress: Progress, *, platform: Platform | None = None,
+                 options: TransportOptions | None = None) -> None:
+        self.system = system
+        self.progress = progress
+        self.platform = platform
+        self.options = options
+        self.installer = Installer(system, progress)
+
+    def pull(self, ref: Reference) -> PullResult:
+        repo = open_repository(ref.domain, ref.path, options=self.options)
+        try:
+            return self._pull(ref, repo)
+        finally:
+            repo.transport.close()
+
+    def _pull(self, ref: Reference, repo: Repository) -> PullResult:
+        self.progress.line(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
+        top, manifest = self._resolve(ref, repo)
+        raw_config = self._config(repo, manifest)
+        diff_ids = oci.diff_ids(oci.loads_document(raw_config, "image config"))
+        plans = plan_layers(self.system, manifest.layers, diff_ids)
+        sizes = self._fetch_and_unpack(repo, plans)
+        return self._publish(ref, top, manifest, raw_config, plans, sizes)
+
+    # -- manifests ----------------------------------------------------------------------
+    def _resolve(self, ref: Reference, repo: Repository) -> tuple[FetchedManifest, manifests.ImageManifest]:
+        shown = ref.familiar_repository if ref.domain == DEFAULT_DOMAIN else ref.path
+        shown += f":{ref.tag}" if ref.tag else f"@{ref.digest}"
+        what = f"manifest for {shown}"
+        top = fetched = repo.get_manifest(ref.digest or ref.tag, familiar=shown)
+        media_type, doc = manifests.classify(fetched.raw, fetched.content_type, what, RegistryError)
+        seen = {fetched.digest}
+        while media_type in oci.INDEX_TYPES:
+            if len(seen) > MAX_INDEX_DEPTH:
+                raise RegistryError(f"{what}: indexes nested more than {MAX_INDEX_DEPTH} deep")
+            entry = self._choose(manifests.index_entries(doc, what, RegistryError), what)
+            if entry.descriptor.digest in seen:
+                raise RegistryError(f"{what}: index refers to itself")
+            fetched = repo.get_manifest(str(entry.descriptor.digest), familiar=f"{shown}@{entry.descriptor.digest}")
+            if len(fetched.raw) != entry.descriptor.size:
+                raise RegistryError(f"{what}: {entry.descriptor.digest} is {len(fetched.raw)} bytes, "
+                                    f"index says {entry.descriptor.size}")
+            seen.add(fetched.digest)
+            media_type, doc = manifests.classify(fetched.raw, fetched.content_type or entry.descriptor.media_type,
+                                                 what, RegistryError)
+            if media_type != entry.descriptor.media_type:
+                raise RegistryError(f"{what}: {entry.descriptor.digest} is a {media_type}, "
+                                    f"index says {entry.descriptor.media_type}")
+        return top, manifests.image_manifest(fetched.raw, media_type, doc, what, RegistryError)
+
+    def _choose(self, entries: list[manifests.IndexEntry], what: str) -> manifests.IndexEntry:
+        want = self.platform or host_platform()
+        images = [e for e in entries if not is_attestation(e.platform)]
+        for e in images:
+            if want.matches(e.platform):
+                return e
+        available = ", ".join(sorted({str(e.platform.normalized()) for e in images})) or "none"
+        raise RegistryError(f"{what}: no matching manifest for {want} in the manifest list entries "
+                            f"(available: {available})")
+
+    def _config(self, repo: Repository, manifest: manifests.ImageManifest) -> bytes:
+        desc = manifest.config
+        what = f"config {desc.digest} from {repo}"
+        if self.system.content.has(desc.digest):
+            raw = self.system.content.read(desc.digest)
+        else:
+            raw = repo.fetch_blob_bytes(desc, "config")
+        if len(raw) != desc.size:
+            raise RegistryError(f"{what}: size mismatch")
+        config = manifests.image_config(raw, manifest, what, RegistryError)
+        if self.platform is not None:
+            actual = Platform(str(config.get("os", "")), str(config.get("architecture", "")),
+                              str(config.get("variant", "")))
+            if not self.platform.matches(actual):
+                raise RegistryError(f"image from {repo} does not match the specified platform: "
+                                    f"wanted {self.platform}, actual: {actual.normalized()}")
+        return raw
+
+    # -- layers -------------------------------------------------------------------------
+    def _fetch_and_unpack(self, repo: Repository, plans: list[LayerPlan]) -> list[int]:
+        """Download missing blobs in parallel; unpack in order as they arrive.
+        Returns each layer's size as docker counts it (unpacked bytes)."""
+        sizes: list[int] = [0] * len(plans)
+        futures: dict[Digest, Future] = {}
+        workers = MAX_CONCURRENT_DOWNLOADS
+        with ThreadPoolExecutor(workers) as pool:
+            for p in plans:
+                item = p.item
+                if p.desc.digest in futures:
+                    continue
+                if p.download:
+                    self.progress.status(item, "Pulling fs layer")
+                    futures[p.desc.digest] = pool.submit(self._download, repo, p)
+                elif p.verify:
+                    futures[p.desc.digest] = pool.submit(self._verify_local, repo, p)
+                elif not p.unpack:
+                    self.progress.status(item, "Already exists")
+            for p in [p for p in plans if p.download][workers:]:
+                self.progress.status(p.desc.digest.short, "Waiting")
+            try:
+                for i, p in enumerate(plans):
+                    f = futures.get(p.desc.digest)
+                    uncompressed = f.result() if f is not None else None
+                    sizes[i] = self._unpack(repo, plans, i) if p.unpack else self.installer.size(p, uncompressed)
+            except BaseException:
+                for f in futures.values():
+                    f.cancel()
+                raise
+        return sizes
+
+    def _download(self, repo: Repository, p: LayerPlan) -> int | None:
+        item = p.item
+        total = p.desc.size
+        try:
+            with repo.open_blob(p.desc) as reader:
+                size = store_blob(self.system.content, reader, p.desc, diff_id=p.diff_id if p.verify else None,
+                                  on_bytes=lambda n: self.progress.progress(item, "Downloading", n, total))
+        except DigestMismatch as e:
+            raise RegistryError(f"blob {p.desc.digest} from {repo}: {e}") from None
+        self.progress.status(item, "Verifying Checksum")
+        self.progress.status(item, "Download complete")
+        if not p.unpack:
+            self.progress.status(item, "Pull complete")
+        return size
+
+    def _verify_local(self, repo: Repository, p: LayerPlan) -> int:
+        try:
+            size = self.installer.verify(p)
+        except DigestMismatch as e:
+            raise RegistryError(f"layer {p.desc.digest} of {repo}: {e}") from None
+        self.progress.status(p.item, "Already exists")
+        return size
+
+    def _unpack(self, repo: Repository, plans: list[LayerPlan], i: int) -> int:
+        try:
+            return self.installer.unpack(plans, i, drop_on_mismatch=plans[i].download)
+        except DigestMismatch as e:
+            raise RegistryError(f"layer {plans[i].desc.digest} from {repo}: {e}") from None
+
+    # -- publishing ---------------------------------------------------------------------
+    def _publish(self, ref: Reference, top: FetchedManifest, manifest: manifests.ImageManifest,
+                 raw_config: bytes, plans: list[LayerPlan], sizes: list[int]) -> PullResult:
+        tags = (ref,) if ref.tag else ()
+        done = self.installer.publish(raw_config, plans, sizes, tags=tags, raw_manifest=manifest.raw)
+        self.system.images.add_repo_digest(done.image_id, f"{ref.repository}@{top.digest}")
+        updated = bool(done.retagged) if tags else not done.existed
+        self.progress.line(f"Digest: {top.digest}")
+        status = "Downloaded newer image for" if updated else "Image is up to date for"
+        self.progress.line(f"Status: {status} {ref.familiar}")
+        return PullResult(done.image_id, top.digest, updated)

@@ -1,0 +1,153 @@
+"""`save`: images as the tar `docker save` (moby ≥ 25) writes, which every `docker load` reads.
+
+The archive is an OCI image layout plus docker's legacy index files:
+`blobs/sha256/<hex>` for configs (exact bytes, so image IDs survive),
+uncompressed layer tars (named by diff_id) and OCI manifests; `index.json`
+with one descriptor per tag; `oci-layout`; `manifest.json` (Config/RepoTags/
+Layers pointing into blobs/); `repositories`.  All mtimes are 0 and blobs are
+written in name order, so saving the same images twice gives the same bytes.
+
+Layers stored uncompressed are copied by the kernel; compressed ones (pulled)
+are decompressed in parallel into temp files first, checking their diff_id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from lamina import oci
+from lamina.digest import CHUNK, Digest
+from lamina.errors import InvalidReference, StoreError
+from lamina.reference import Reference, is_id_prefix, looks_like_id, parse
+from lamina.store.images import ImageRecord
+from lamina.transfer.tarwriter import TarWriter
+
+OCI_LAYOUT = b'{"imageLayoutVersion": "1.0.0"}'
+
+
+@dataclass
+class SavedImage:
+    record: ImageRecord
+    refs: list[Reference] = field(default_factory=list)
+
+
+def select_images(system, names: list[str]) -> list[SavedImage]:
+    """docker's rules: `name:tag` saves that tag, a bare repository name saves all of
+    its tags, an ID (or digest reference) saves the image untagged."""
+    chosen: dict[Digest, SavedImage] = {}
+
+    def add(record: ImageRecord, ref: Reference | None) -> None:
+        item = chosen.setdefault(record.id, SavedImage(record))
+        if ref is not None and ref.tag and ref not in item.refs:
+            item.refs.append(ref)
+
+    all_tags = system.images.all_tags()
+    for name in names:
+        ref = None
+        if not looks_like_id(name) and not name.startswith("sha256:"):
+            try:
+                ref = parse(name, default_tag=False)
+            except InvalidReference:
+                if not is_id_prefix(name):
+                    raise
+        if ref is not None and ref.tag is None and ref.digest is None:
+            matches = [(image_id, parse(t)) for image_id, tags in all_tags.items() for t in tags
+                       if parse(t).repository == ref.repository]
+            for image_id, tagged in sorted(matches, key=lambda m: m[1].name):
+                add(system.images.get(Digest(image_id)), tagged)
+            if matches:
+                continue
+        record = system.images.resolve(name)
+        add(record, ref if ref is not None and ref.tag else None)
+    return list(chosen.values())
+
+
+def save(system, names: list[str], fd: int) -> None:
+    """Write the archive of `names` to `fd` (a file or a pipe)."""
+    images = select_images(system, names)
+    for img in images:
+        os_name = system.images.config(img.record.id).get("os", "linux")
+        if os_name != "linux":
+            raise StoreError(f"image {img.record.id.short}: os {os_name!r} is not supported")
+    layers = {l.diff_id: l for img in images for l in system.images.layer_blobs(img.record)}
+    with tempfile.TemporaryDirectory(dir=system.tmp_dir, prefix=f"save-{os.getpid()}-") as scratch:
+        files = _layer_files(system, list(layers.values()), scratch)
+        blobs: dict[str, bytes | str] = {d.hex: path for d, path in files.items()}
+        index, items, repositories = [], [], {}
+        for img in images:
+            raw_config = system.images.raw_config(img.record.id)
+            diff_ids = [l.diff_id for l in system.images.layer_blobs(img.record)]
+            blobs[img.record.id.hex] = raw_config
+            manifest = oci.dumps(oci.make_manifest(
+                oci.Descriptor(oci.OCI_CONFIG, img.record.id, len(raw_config)),
+                [oci.Descriptor(oci.OCI_LAYER, d, os.path.getsize(files[d])) for d in diff_ids]))
+            digest = Digest.of_bytes(manifest)
+            blobs[digest.hex] = manifest
+            desc = oci.Descriptor(oci.OCI_MANIFEST, digest, len(manifest)).to_json()
+            for ref in img.refs:
+                index.append({**desc, "annotations": {"io.containerd.image.name": ref.name,
+                                                      "org.opencontainers.image.ref.name": ref.tag}})
+                if diff_ids:
+                    repositories.setdefault(ref.familiar_repository, {})[ref.tag] = diff_ids[-1].hex
+            if not img.refs:
+                index.append(desc)
+            items.append({"Config": f"blobs/sha256/{img.record.id.hex}",
+                          "RepoTags": [r.familiar for r in img.refs] or None,
+                          "Layers": [f"blobs/sha256/{d.hex}" for d in diff_ids]})
+        out = TarWriter(fd)
+        out.directory("blobs")
+        out.directory("blobs/sha256")
+        for name in sorted(blobs):
+            body = blobs[name]
+            if isinstance(body, bytes):
+                out.file_bytes(f"blobs/sha256/{name}", body)
+            else:
+                out.file_copy(f"blobs/sha256/{name}", body)
+        out.file_bytes("index.json", oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": index}))
+        out.file_bytes("manifest.json", json.dumps(items, separators=(",", ":")).encode() + b"\n")
+        out.file_bytes("oci-layout", OCI_LAYOUT)
+        if repositories:
+            out.file_bytes("repositories", json.dumps(repositories, separators=(",", ":"), sort_keys=True).encode() + b"\n")
+        out.close()
+
+
+def _layer_files(system, layers: list, scratch: str) -> dict[Digest, str]:
+    """diff_id -> a file holding the uncompressed layer tar (the blob itself when the
+    store has it uncompressed, else a verified decompressed copy in `scratch`)."""
+    files: dict[Digest, str] = {}
+    todo = []
+    for layer in layers:
+        candidates = [layer.descriptor] + system.images.blob_for_diff_id(layer.diff_id)
+        present = [d for d in candidates if system.content.has(d.digest)]
+        if not present:
+            raise StoreError(f"layer {layer.diff_id}: its blob is missing from the store")
+        if any(d.digest == layer.diff_id for d in present):
+            files[layer.diff_id] = system.content.path(layer.diff_id)
+        else:
+            todo.append((layer.diff_id, present[0]))
+    if todo:
+        with ThreadPoolExecutor(min(len(todo), os.cpu_count() or 2)) as pool:
+            done = pool.map(lambda t: _decompress(system, t[0], t[1], scratch), todo)
+            for (diff_id, _), path in zip(todo, done):
+                files[diff_id] = path
+    return files
+
+
+def _decompress(system, diff_id: Digest, src: oci.Descriptor, scratch: str) -> str:
+    from lamina.archive.extract import open_layer_stream
+
+    path = os.path.join(scratch, diff_id.hex)
+    h = hashlib.sha256()
+    with system.content.open(src.digest) as f, open(path, "wb") as out:
+        plain = open_layer_stream(f)
+        while chunk := plain.read(CHUNK):
+            h.update(chunk)
+            out.write(chunk)
+    if h.hexdigest() != diff_id.hex:
+        raise StoreError(f"layer {diff_id}: blob {src.digest} decompresses to sha256:{h.hexdigest()}")
+    return path
