@@ -1,0 +1,654 @@
+"""Typed, validated instructions from parser nodes (BuildKit's `instructions` package).
+
+Public API::
+
+    parse_stages(result: ParseResult) -> tuple[list[Stage], list[Arg]]   # stages, global ARGs
+    parse_instruction(node, *, filename="Dockerfile", escape="\\\\") -> Instruction
+    parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount
+    parse_duration(text: str) -> int            # Go's time.ParseDuration, in nanoseconds
+    EXPANDS, EXPANDED_FLAGS                     # what the executor expands (see below)
+
+Every instruction is a frozen dataclass holding its source `node` (line range, original
+text) and its fields *raw*: quotes, escapes and `$VAR`s are still in place, because
+Docker expands with the values in scope when the instruction runs.  The executor
+expands, with shell.ShellLex and the Dockerfile's escape token, exactly the fields of
+the keywords in EXPANDS and the flags in EXPANDED_FLAGS; nothing else is ever expanded
+(RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK text is left to the shell; ONBUILD text is
+stored as written).  RUN mounts are parsed here only to report mistakes early: call
+`parse_mount(mount.spec, expand)` at build time for the final values.
+
+All errors are BuildError("<file>:<line>: <message>") with BuildKit's wording.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import BuildError
+from .parser import Heredoc, Node, ParseResult, parse_heredoc, split_words
+from .shell import ShellError, ShellLex
+
+# Keywords whose fields the executor expands (ENV/LABEL/ARG: keys and values; EXPOSE:
+# each port, then split into words again; FROM: image with global ARGs only).
+EXPANDS = frozenset({"add", "arg", "copy", "env", "expose", "from", "label", "stopsignal", "user", "volume", "workdir"})
+# Flag values expanded even where the instruction text is not (RUN mounts: all but from).
+EXPANDED_FLAGS = {"add": ("chown", "chmod", "checksum"), "copy": ("chown", "chmod"), "from": ("platform",),
+                  "run": ("mount", "network")}  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Instruction:
+    node: Node = field(repr=False)
+
+    @property
+    def line(self) -> int:
+        return self.node.start_line
+
+    @property
+    def original(self) -> str:
+        return self.node.original
+
+
+@dataclass(frozen=True, kw_only=True)
+class From(Instruction):
+    image: str
+    name: str | None = None  # lowercased stage name
+    name_as_written: str | None = None
+    platform: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    spec: str  # the --mount value as written, to re-parse once expanded
+    type: str = "bind"  # bind | cache | tmpfs | secret | ssh
+    from_: str | None = None
+    source: str | None = None
+    target: str | None = None
+    readonly: bool = True
+    id: str | None = None
+    sharing: str | None = None  # cache: shared | private | locked
+    required: bool = False  # secret / ssh
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    size: int | None = None  # tmpfs, bytes
+    env: str | None = None  # secret: expose as this environment variable
+    deferred: bool = False  # some values still hold $VARs: not fully validated yet
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run(Instruction):
+    cmd: tuple[str, ...] | str  # exec form: argv; shell form: the text for SHELL
+    json_form: bool
+    mounts: tuple[Mount, ...] = ()
+    network: str | None = None
+    security: str | None = None
+    heredocs: tuple[Heredoc, ...] = ()  # bodies as written; use Heredoc.body
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Transfer(Instruction):
+    sources: tuple[str, ...]  # paths/URLs, heredoc sources excluded
+    dest: str
+    json_form: bool = False
+    chown: str | None = None
+    chmod: str | None = None
+    link: bool = False
+    exclude: tuple[str, ...] = ()
+    heredocs: tuple[Heredoc, ...] = ()  # inline sources: name is the file name, body the data
+    from_: str | None = None  # COPY only
+    parents: bool = False  # COPY only
+    checksum: str | None = None  # ADD only
+    keep_git_dir: bool = False  # ADD only
+    unpack: bool | None = None  # ADD only; None = decide by source type
+
+
+@dataclass(frozen=True, kw_only=True)
+class Copy(_Transfer):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Add(_Transfer):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Env(Instruction):
+    pairs: tuple[tuple[str, str], ...]
+    legacy: bool = False  # `ENV k v` form (LegacyKeyValueFormat lint)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Label(Instruction):
+    pairs: tuple[tuple[str, str], ...]
+    legacy: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arg(Instruction):
+    args: tuple[tuple[str, str | None], ...]  # (name, raw default or None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Workdir(Instruction):
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class User(Instruction):
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cmd(Instruction):
+    cmd: tuple[str, ...] | str
+    json_form: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entrypoint(Instruction):
+    cmd: tuple[str, ...] | str
+    json_form: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expose(Instruction):
+    ports: tuple[str, ...]  # raw words, sorted like BuildKit; expand each, then split
+
+
+@dataclass(frozen=True, kw_only=True)
+class Volume(Instruction):
+    paths: tuple[str, ...]
+    json_form: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shell(Instruction):
+    shell: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSignal(Instruction):
+    signal: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Healthcheck(Instruction):
+    test: tuple[str, ...]  # ("NONE",) | ("CMD", *argv) | ("CMD-SHELL", text)
+    interval: int = 0  # nanoseconds; 0 = unset (the runtime's default)
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Onbuild(Instruction):
+    trigger: str  # the trigger keyword, uppercased
+    expression: str  # the text stored in the image's OnBuild list (heredocs included)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Maintainer(Instruction):
+    maintainer: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str | None  # lowercased `AS` name
+    index: int
+    base: str  # FROM's image, raw (may reference global ARGs or an earlier stage)
+    platform: str | None
+    commands: tuple[Instruction, ...]
+    start_line: int
+    from_: From
+
+
+class InstructionError(BuildError):
+    """A mistake in one instruction, not yet located (parse_mount, parse_duration)."""
+
+    def at(self, filename: str, line: int) -> BuildError:
+        return BuildError(f"{filename}:{line}: {self}")
+
+
+_Error = InstructionError
+
+
+def parse_stages(result: ParseResult) -> tuple[list[Stage], list[Arg]]:
+    """Group instructions into stages; ARGs before the first FROM are global."""
+    stages: list[tuple[From, list[Instruction]]] = []
+    global_args: list[Arg] = []
+    for node in result.nodes:
+        ins = parse_instruction(node, filename=result.filename, escape=result.escape)
+        if isinstance(ins, From):
+            if ins.name is not None and any(f.name == ins.name for f, _ in stages):
+                raise result.error(node, f'duplicate stage name "{ins.name}"')
+            stages.append((ins, []))
+        elif stages:
+            stages[-1][1].append(ins)
+        elif isinstance(ins, Arg):
+            global_args.append(ins)
+        else:
+            raise result.error(node, "no build stage in current context")
+    return [
+        Stage(f.name, i, f.image, f.platform, tuple(cmds), f.line, f) for i, (f, cmds) in enumerate(stages)
+    ], global_args
+
+
+def parse_instruction(node: Node, *, filename: str = "Dockerfile", escape: str = "\\") -> Instruction:
+    parser = _PARSERS.get(node.keyword)
+    if parser is None:
+        raise BuildError(f"{filename}:{node.start_line}: unknown instruction: {node.keyword}")
+    try:
+        return parser(node, escape)
+    except InstructionError as e:
+        raise e.at(filename, node.start_line) from None
+
+
+# -- flags (BuildKit's bflag) and argument helpers --------------------------------------
+
+_BOOL, _STR, _LIST = "bool", "string", "strings"
+
+
+class _Flags(dict):
+    """The flags used: name -> bool | str | list[str] (repeatable flags)."""
+
+    def str(self, name: str) -> str | None:
+        return self.get(name)
+
+    def bool(self, name: str) -> bool:
+        return bool(self.get(name, False))
+
+
+def _flags(node: Node, spec: dict[str, str]) -> _Flags:
+    used = _Flags()
+    for token in node.flags:
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            raise _Error(f"arg should start with -- : {token}")
+        name, has_value, value = token[2:].partition("=")
+        kind = spec.get(name)
+        if kind is None:
+            raise _Error(f"unknown flag: {name}")
+        if name in used and kind != _LIST:
+            raise _Error(f"duplicate flag specified: {name}")
+        if kind == _BOOL:
+            if has_value and value == "":
+                raise _Error(f"missing a value on flag: {name}")
+            if value.lower() not in ("", "true", "false"):
+                raise _Error(f"expecting boolean value for flag {name}, not: {value}")
+            used[name] = value.lower() != "false"
+        elif not has_value:
+            raise _Error(f"missing a value on flag: {name}")
+        else:
+            used[name] = used.get(name, []) + [value] if kind == _LIST else value
+    return used
+
+
+def _command(node: Node) -> tuple[str, ...] | str:
+    # BuildKit's handleJSONArgs: exec form as is, shell form as one string
+    return node.args if node.json_form else " ".join(node.args)
+
+
+def _count(node: Node, name: str, exactly: bool = False) -> None:
+    if exactly and len(node.args) != 1:
+        raise _Error(f"{name} requires exactly one argument")
+    if not node.args:
+        raise _Error(f"{name} requires at least one argument")
+
+
+# -- instruction parsers ---------------------------------------------------------------
+
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
+
+
+def _from(node: Node, esc: str) -> From:
+    args, name, written = node.args, None, None
+    if len(args) == 3 and args[1].lower() == "as":
+        written, name = args[2], args[2].lower()
+        if not _STAGE_NAME.fullmatch(name):
+            raise _Error(f"invalid name for build stage: {_q(written)}, name can't start with a number or contain symbols")
+    elif len(args) != 1:
+        raise _Error("FROM requires either one or three arguments")
+    platform = _flags(node, {"platform": _STR}).str("platform")
+    return From(node=node, image=args[0], name=name, name_as_written=written, platform=platform)
+
+
+def _run(node: Node, esc: str) -> Run:
+    flags = _flags(node, {"mount": _LIST, "network": _STR, "security": _STR})
+    if not node.args:
+        raise _Error("RUN requires at least one argument")
+    literal = _literal_expander(esc)
+    mounts = tuple(parse_mount(spec, literal) for spec in flags.get("mount", []))
+    network, security = flags.str("network"), flags.str("security")
+    if network is not None and "$" not in network and network not in ("default", "none", "host"):
+        raise _Error(f"unsupported network mode {_q(network)}")
+    if security is not None and security not in ("sandbox", "insecure"):
+        raise _Error(f"unsupported security mode {_q(security)}")
+    return Run(node=node, cmd=_command(node), json_form=node.json_form, mounts=mounts,
+               network=network, security=security, heredocs=node.heredocs)  # fmt: skip
+
+
+def _transfer(cls: type[_Transfer]) -> Callable[[Node, str], Instruction]:
+    name = cls.__name__.upper()
+    spec = {"chown": _STR, "chmod": _STR, "link": _BOOL, "exclude": _LIST}
+    spec |= {"checksum": _STR, "keep-git-dir": _BOOL, "unpack": _BOOL} if cls is Add else {"from": _STR, "parents": _BOOL}
+
+    def parse(node: Node, esc: str) -> Instruction:
+        if len(node.args) < 2:
+            raise _Error(f"{name} requires at least two arguments, but only one was provided. "
+                         "Destination could not be determined")  # fmt: skip
+        flags = _flags(node, spec)
+        *srcs, dest = node.args
+        if parse_heredoc(dest) is not None:
+            raise _Error(f"{name} cannot accept a heredoc as a destination")
+        bodies = {h.name: h.body for h in node.heredocs}
+        sources: list[str] = []
+        inline: list[Heredoc] = []
+        for src in srcs:
+            doc = parse_heredoc(src)  # like BuildKit, even in JSON form (then the body is empty)
+            if doc is None:
+                sources.append(src)
+            else:  # chomp is already applied to the body; expand comes from the word
+                inline.append(Heredoc(doc.name, bodies.get(doc.name, ""), doc.expand, False, doc.fd))
+        from_ = flags.str("from")
+        if from_ is not None and re.search(r"\$.", from_):
+            raise _Error("'from' doesn't support variable expansion, define alias stage instead")
+        unpack = flags.get("unpack")
+        return cls(node=node, sources=tuple(sources), dest=dest, json_form=node.json_form,
+                   chown=flags.str("chown"), chmod=flags.str("chmod"), link=flags.bool("link"),
+                   exclude=tuple(flags.get("exclude", [])), heredocs=tuple(inline), from_=from_,
+                   parents=flags.bool("parents"), checksum=flags.str("checksum"),
+                   keep_git_dir=flags.bool("keep-git-dir"), unpack=unpack)  # fmt: skip
+
+    return parse
+
+
+def _pairs(cls: type[Env] | type[Label]) -> Callable[[Node, str], Instruction]:
+    name = cls.__name__.upper()
+
+    def parse(node: Node, esc: str) -> Instruction:
+        _flags(node, {})
+        args = node.args
+        _count(node, name)
+        if len(args) % 2:
+            raise _Error(f"Bad input to {name}, too many arguments")
+        pairs = tuple((args[i], args[i + 1]) for i in range(0, len(args), 2))
+        if any(k == "" for k, _ in pairs):
+            raise _Error(f"{name} names can not be blank")
+        words = split_words(node.rest, esc)
+        return cls(node=node, pairs=pairs, legacy=bool(words) and "=" not in words[0])
+
+    return parse
+
+
+def _arg(node: Node, esc: str) -> Arg:
+    _flags(node, {})
+    _count(node, "ARG")
+    out: list[tuple[str, str | None]] = []
+    for word in node.args:
+        key, eq, value = word.partition("=")
+        if eq and not key:
+            raise _Error("ARG names can not be blank")
+        out.append((key, value if eq else None))
+    return Arg(node=node, args=tuple(out))
+
+
+def _single(cls: type[Instruction], attr: str) -> Callable[[Node, str], Instruction]:
+    def parse(node: Node, esc: str) -> Instruction:
+        _count(node, cls.__name__.upper(), exactly=True)
+        _flags(node, {})
+        return cls(node=node, **{attr: node.args[0]})
+
+    return parse
+
+
+def _cmd(cls: type[Cmd] | type[Entrypoint]) -> Callable[[Node, str], Instruction]:
+    def parse(node: Node, esc: str) -> Instruction:
+        _flags(node, {})
+        return cls(node=node, cmd=_command(node), json_form=node.json_form)
+
+    return parse
+
+
+def _expose(node: Node, esc: str) -> Expose:
+    _count(node, "EXPOSE")
+    _flags(node, {})
+    return Expose(node=node, ports=tuple(sorted(node.args)))
+
+
+def _volume(node: Node, esc: str) -> Volume:
+    _count(node, "VOLUME")
+    _flags(node, {})
+    paths = tuple(p.strip() for p in node.args)
+    if "" in paths:
+        raise _Error("VOLUME specified can not be an empty string")
+    return Volume(node=node, paths=paths, json_form=node.json_form)
+
+
+def _shell(node: Node, esc: str) -> Shell:
+    _flags(node, {})
+    _count(node, "SHELL")
+    if not node.json_form:
+        raise _Error("SHELL requires the arguments to be in JSON form")
+    return Shell(node=node, shell=node.args)
+
+
+def _onbuild(node: Node, esc: str) -> Onbuild:
+    _count(node, "ONBUILD")
+    _flags(node, {})
+    trigger = node.args[0].strip().upper()
+    if trigger == "ONBUILD":
+        raise _Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if trigger in ("MAINTAINER", "FROM"):
+        raise _Error(f"{trigger} isn't allowed as an ONBUILD trigger")
+    expression = re.sub(r"(?i)^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", "", node.original, count=1)
+    expression += "".join("\n" + h.content + h.name for h in node.heredocs)
+    return Onbuild(node=node, trigger=trigger, expression=expression)
+
+
+def _healthcheck(node: Node, esc: str) -> Healthcheck:
+    _count(node, "HEALTHCHECK")
+    names = ("interval", "timeout", "start-period", "start-interval")
+    flags = _flags(node, dict.fromkeys(names + ("retries",), _STR))
+    kind, rest = node.args[0].upper(), node.args[1:]
+    if kind == "NONE":
+        if rest:
+            raise _Error("HEALTHCHECK NONE takes no arguments")
+        return Healthcheck(node=node, test=("NONE",))
+    if kind != "CMD":
+        raise _Error(f"Unknown type {_q(kind)} in HEALTHCHECK (try CMD)")
+    if not rest:
+        raise _Error("Missing command after HEALTHCHECK CMD")
+    times = {n.replace("-", "_"): parse_duration(flags.str(n) or "0") for n in names}
+    for n, d in zip(names, times.values()):
+        if d != 0 and d < 1_000_000:
+            raise _Error(f"Interval {_q(n)} cannot be less than 1ms")
+    retries = _go_int(flags.str("retries") or "0")
+    if retries < 0:
+        raise _Error(f"--retries cannot be negative ({retries})")
+    test = ("CMD", *rest) if node.json_form else ("CMD-SHELL", " ".join(rest))
+    return Healthcheck(node=node, test=test, retries=retries, **times)
+
+
+_PARSERS: dict[str, Callable[[Node, str], Instruction]] = {
+    "from": _from, "run": _run, "copy": _transfer(Copy), "add": _transfer(Add), "env": _pairs(Env),
+    "label": _pairs(Label), "arg": _arg, "workdir": _single(Workdir, "path"), "user": _single(User, "user"),
+    "stopsignal": _single(StopSignal, "signal"), "maintainer": _single(Maintainer, "maintainer"),
+    "cmd": _cmd(Cmd), "entrypoint": _cmd(Entrypoint), "expose": _expose, "volume": _volume,
+    "shell": _shell, "onbuild": _onbuild, "healthcheck": _healthcheck,
+}  # fmt: skip
+
+
+def _q(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # Go's %q, near enough for messages
+
+
+# -- RUN --mount ----------------------------------------------------------------------
+
+_MOUNT_FIELD = {"type": "type", "from": "from_", "source": "source", "src": "source", "target": "target",
+                "dst": "target", "destination": "target", "readonly": "readonly", "ro": "readonly",
+                "readwrite": "readonly", "rw": "readonly", "required": "required", "id": "id",
+                "sharing": "sharing", "mode": "mode", "uid": "uid", "gid": "gid", "size": "size", "env": "env"}  # fmt: skip
+_GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
+             **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}  # fmt: skip
+
+
+def _literal_expander(esc: str) -> Callable[[str], str]:
+    # Removes quotes and escapes but keeps $VARs: what can be checked before the build.
+    lex = ShellLex(esc, skip_unset_env=True)
+    return lambda value: lex.process_word(value, {})
+
+
+def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
+    """One `--mount` value.  `expand` processes every value but `from`'s; values still
+    holding `$` after it are kept raw and not validated (the Mount is `deferred`)."""
+    m: dict[str, object] = {"type": "bind"}
+    ro_auto, deferred = True, False
+    for item in _go_csv(spec):
+        key, eq, value = item.partition("=")
+        key = key.lower()
+        if not eq and key in ("readonly", "ro", "readwrite", "rw", "required"):
+            value = "true"  # a bare boolean key
+        elif not eq:
+            raise _Error(f"invalid field '{item}' must be a key=value pair")
+        elif key == "from" and re.search(r"\$.", value):
+            raise _Error("'from' doesn't support variable expansion, define alias stage instead")
+        elif expand is not None:
+            try:
+                value = expand(value)
+            except ShellError as e:
+                raise _Error(str(e)) from None
+        attr = _MOUNT_FIELD.get(key)
+        if attr is None:
+            raise _Error(f"unexpected key '{key}' in '{item}'")
+        ro_auto = ro_auto and attr != "readonly"
+        if "$" in value and key != "from":
+            deferred = True  # checked when the executor parses the expanded value
+            if attr in ("source", "target", "id", "env"):
+                m[attr] = value
+        else:
+            _mount_field(m, key, attr, value)
+    kind = m["type"]
+    if not deferred:
+        for attr in ("mode", "uid", "gid"):
+            if attr in m and kind not in ("secret", "ssh", "cache"):
+                raise _Error(f'{attr} not allowed for "{kind}" type mounts')
+        if "sharing" in m and kind != "cache":
+            raise _Error(f"invalid cache sharing set for {kind} mount")
+        if kind == "secret" and m.get("from_"):
+            raise _Error("secret mount should not have a from")
+        if kind == "secret" and not (m.get("source") or m.get("target") or m.get("id") or "env" in m):
+            raise _Error("invalid secret mount. one of source, target required")
+        if kind == "secret" and m.get("source") and m.get("id"):
+            raise _Error("both source and id can't be set")
+    if ro_auto:
+        m["readonly"] = kind not in ("cache", "tmpfs")
+    return Mount(spec=spec, deferred=deferred, **m)  # type: ignore[arg-type]
+
+
+def _mount_field(m: dict[str, object], key: str, attr: str, value: str) -> None:
+    if attr == "size" and m["type"] != "tmpfs":
+        raise _Error(f"size is not allowed for {m['type']}")
+    if attr == "required" and m["type"] not in ("secret", "ssh"):
+        raise _Error(f"unexpected key '{key}' for mount type '{m['type']}'")
+    if attr == "type":
+        if value.lower() not in ("bind", "cache", "tmpfs", "secret", "ssh"):
+            raise _Error(f"unsupported mount type {_q(value)}")
+        value = value.lower()
+    elif attr in ("readonly", "required"):
+        if value not in _GO_BOOLS:
+            raise _Error(f"invalid value for {key}: {value}")
+        m[attr] = _GO_BOOLS[value] != (key in ("readwrite", "rw"))
+        return
+    elif attr == "sharing":
+        if value.lower() not in ("shared", "private", "locked"):
+            raise _Error(f"unsupported sharing value {_q(value)}")
+        value = value.lower()
+    elif attr in ("mode", "uid", "gid"):
+        if not re.fullmatch("[0-7]+" if attr == "mode" else "[0-9]+", value) or int(value, 8 if attr == "mode" else 10) >> 32:
+            raise _Error(f"invalid value {value} for {attr}")
+        m[attr] = int(value, 8 if attr == "mode" else 10)
+        return
+    elif attr == "size":  # docker/go-units RAMInBytes: "64m", "1.5GiB", "512 kb"
+        size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", value)
+        if not size:
+            raise _Error(f"invalid size: '{value}'")
+        m[attr] = int(float(size[1]) * 1024 ** " kmgtp".index((size[2] or " ").lower()))
+        return
+    m[attr] = value
+
+
+def _go_csv(text: str) -> list[str]:
+    """The first record of Go's encoding/csv reader: strict quotes, no trimming."""
+    line = text.split("\n", 1)[0].removesuffix("\r")
+    if line == "":
+        raise _Error("failed to parse csv mounts: EOF")
+    fields, i = [], 0
+    while True:
+        if line.startswith('"', i):  # quoted field: "" is a quote, must end at , or EOL
+            m = re.compile(r'"((?:[^"]|"")*)"(?=,|\Z)').match(line, i)
+            if m is None:
+                raise _Error('failed to parse csv mounts: extraneous or missing " in quoted-field')
+            fields.append(m[1].replace('""', '"'))
+            i = m.end()
+        else:
+            j = line.find(",", i)
+            j = len(line) if j < 0 else j
+            if '"' in line[i:j]:
+                raise _Error('failed to parse csv mounts: bare " in non-quoted-field')
+            fields.append(line[i:j])
+            i = j
+        if i >= len(line):
+            return fields
+        i += 1
+
+
+def _go_int(text: str) -> int:  # strconv.ParseInt(text, 10, 32)
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise _Error(f'strconv.ParseInt: parsing "{text}": invalid syntax')
+    if not -(1 << 31) <= int(text) < 1 << 31:
+        raise _Error(f'strconv.ParseInt: parsing "{text}": value out of range')
+    return int(text)
+
+
+# -- Go's time.ParseDuration ----------------------------------------------------------
+
+_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9,
+          "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
+_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
+
+
+def parse_duration(text: str) -> int:
+    """"1h30m", "1.5s", "-300ms" -> nanoseconds, as Go's time.ParseDuration."""
+    invalid = _Error(f"time: invalid duration {_q(text)}")
+    s, neg = text, text[:1] == "-"
+    s = s[1:] if s[:1] in ("-", "+") else s
+    if s == "0":
+        return 0
+    total, pos = 0, 0
+    while pos < len(s) or not s:
+        m = _DURATION_PART.match(s, pos)
+        whole, frac, unit = m[1], m[2] or "", m[3]  # type: ignore[index]
+        if not s or not (whole or frac):  # no digits at all: "", ".s", "-"
+            raise invalid
+        if not unit:
+            raise _Error(f"time: missing unit in duration {_q(text)}")
+        if unit not in _UNITS:
+            raise _Error(f"time: unknown unit {_q(unit)} in duration {_q(text)}")
+        pos, factor = m.end(), _UNITS[unit]
+        frac = frac[:18]  # Go stops adding precision before it overflows int64
+        if int(whole or "0") > (1 << 63) // factor:
+            raise invalid
+        value = int(whole or "0") * factor
+        if frac and int(frac):
+            value += int(float(int(frac)) * (factor / 10 ** len(frac)))
+        total += value
+        if total > (1 << 63) - (0 if neg else 1):
+            raise invalid
+    return -total if neg else total

@@ -1,0 +1,6 @@
+
+# escape=`
+FROM alpine
+RUN a`
+RUN b\
+  c

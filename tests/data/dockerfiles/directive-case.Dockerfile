@@ -1,0 +1,5 @@
+# ESCAPE = `
+#Syntax=docker/dockerfile:1
+FROM alpine
+RUN a`
+  b

@@ -1,0 +1,5 @@
+FROM alpine
+# escape=`
+RUN echo \
+  x
+# syntax=ignored

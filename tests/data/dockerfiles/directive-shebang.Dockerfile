@@ -1,0 +1,4 @@
+#!/usr/bin/env dockerfile-runner
+# escape=`
+FROM alpine
+RUN echo `

@@ -1,0 +1,7 @@
+FROM alpine
+RUN <<EOF
+echo crlf
+EOF
+RUN <<-EOF
+	x
+	EOF

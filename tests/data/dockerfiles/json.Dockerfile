@@ -1,0 +1,15 @@
+FROM ubuntu:14.04
+CMD []
+CMD [""]
+CMD ["a"]
+CMD ["a","b"]
+CMD [ "a", "b" ]
+CMD [	"a",	"b"	]
+CMD	["a", "b"]   
+CMD ["abc 123", "♥", "☃", "\" \\ \/ \b \f \n \r \t \u0001"]
+CMD ["\u00e9t\u00e9"] trailing words
+ENTRYPOINT ["a"] ["b"]
+SHELL ["/bin/sh", "-c"]
+VOLUME ["/a", "/b c"]
+CMD ["a", 1e999]
+CMD ["a", NaN]

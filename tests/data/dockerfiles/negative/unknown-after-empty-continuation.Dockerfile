@@ -1,0 +1,6 @@
+FROM busybox
+RUN foo \
+
+# c
+bar
+BAR baz

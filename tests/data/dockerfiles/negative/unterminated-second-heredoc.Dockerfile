@@ -1,0 +1,5 @@
+FROM busybox
+COPY <<A <<B /x
+a
+A
+b

@@ -1,0 +1,5 @@
+   FROM   alpine   AS   base  
+	 RUN	echo   spaced   
+  # indented comment
+ENV	A	B
+CMD    
