@@ -165,15 +165,20 @@ def _console_size() -> tuple[int, int] | None:
     return (size.lines, size.columns)
 
 
-def remove(system, rec, *, force: bool = False) -> None:
+def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) -> None:
+    """Delete a container.  `exited_cleanly`: the caller just saw the runtime
+    finish it (run --rm), so there is no runtime state to clean up."""
+    if rec.running and not force:
+        raise Conflict(f"You cannot remove a running container {rec.id}. "
+                       "Stop the container before attempting removal or force remove")
     if rec.running:
-        if not force:
-            raise Conflict(f"You cannot remove a running container {rec.id}. "
-                           "Stop the container before attempting removal or force remove")
         try:
             system.runtime.kill(rec.id, "KILL", all_processes=True)
         except LaminaError:
             pass
+    if not exited_cleanly and rec.started:
+        # A lamina killed while it waited (kill -9 during `run -t`) leaves runc state,
+        # and perhaps a container still running: take both down.
         system.runtime.delete(rec.id, force=True, missing_ok=True)
     ctr_dir = system.containers.path(rec.id)
     system.containers.delete(rec.id)

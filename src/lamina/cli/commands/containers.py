@@ -176,11 +176,14 @@ def cmd_run(system, args) -> int:
     opts = _options(args)
     record = _image_for_run(system, args)
     rec = lifecycle.create(system, record.id, args.image, opts)
+    clean = False
     try:
-        return lifecycle.start(system, rec)
+        code = lifecycle.start(system, rec)
+        clean = True
+        return code
     finally:
         if opts.auto_remove:
-            lifecycle.remove(system, system.containers.get(rec.id), force=True)
+            lifecycle.remove(system, system.containers.get(rec.id), force=True, exited_cleanly=clean)
 
 
 def cmd_start(system, args) -> int:
