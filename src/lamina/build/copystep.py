@@ -155,45 +155,28 @@ def _ownership(rootfs: str, chown: str | None, mode_fn, where: str) -> Ownership
 
 def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,
                extract: bool, where: str) -> None:
+    """Docker's destination rules; `dest` is an absolute in-container path."""
     try:
-        if into_dir or len(matched) + len(inline) + len(downloads) > 1:
-            base = w.resolve_dir(dest)
-            single_file_target = None
-        else:
-            base = None
-            single_file_target = dest
+        many = into_dir or len(matched) + len(inline) + len(downloads) > 1
         for src in matched:
             if src.is_dir:
-                target = w.resolve_dir(dest) if base is None else base
-                w.copy_tree(ctx.root, src.follow, target, walk=ctx.walk)
+                w.copy_tree(ctx.root, src.follow, dest, walk=ctx.walk)
                 continue
             if extract and _is_archive(ctx.host(src.follow)):
-                target = w.resolve_dir(dest) if base is None else base
-                _extract(ctx.host(src.follow), target, where)
+                _extract(ctx.host(src.follow), w.resolve_dir(dest), where)
                 continue
             name = posixpath.basename(src.rel)
-            if base is not None:
-                target = os.path.join(base, name)
-            elif w.dest_is_dir(single_file_target):
-                target = os.path.join(w.resolve_dir(single_file_target), name)
-            else:
-                target = w.target(single_file_target)
-            w.copy_tree(ctx.root, src.follow, target, walk=lambda rel: ctx.walk(rel))
+            target = posixpath.join(dest, name) if many or w.dest_is_dir(dest) else dest
+            w.copy_tree(ctx.root, src.follow, target, walk=ctx.walk)
         for name, data in inline:
-            target = os.path.join(base, name) if base is not None else _file_target(w, dest, name)
-            w.write_bytes(target, data, 0o644)
+            target = posixpath.join(dest, name) if many or w.dest_is_dir(dest) else dest
+            w.write_bytes(w.target(target), data, 0o644)
         for url_name, path, _digest, mtime in downloads:
-            target = os.path.join(base, url_name) if base is not None else _file_target(w, dest, url_name)
+            target = posixpath.join(dest, url_name) if many or w.dest_is_dir(dest) else dest
             with open(path, "rb") as f:
-                w.write_bytes(target, f.read(), 0o600, mtime)
+                w.write_bytes(w.target(target), f.read(), 0o600, mtime)
     except OSError as e:
         raise BuildError(f"{where}: copy failed: {e.strerror}: {e.filename or ''}".rstrip(": ")) from None
-
-
-def _file_target(w: Writer, dest: str, name: str) -> str:
-    if w.dest_is_dir(dest):
-        return os.path.join(w.resolve_dir(dest), name)
-    return w.target(dest)
 
 
 # --------------------------------------------------------------------- ADD archives

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import shutil
 import stat
 from dataclasses import dataclass
@@ -79,15 +80,38 @@ class Writer:
         return os.path.join(pdir, name)
 
     # -------------------------------------------------------------- copying
-    def copy_tree(self, src_root: str, src_rel: str, dest_host: str, *, walk, label: str = "") -> None:
-        """Copy `src_rel` (and, for a dir, its content) to `dest_host`.  `walk(rel)`
-        yields (rel, lstat) parents-first, as BuildContext.walk does."""
+    def copy_tree(self, src_root: str, src_rel: str, dest: str, *, walk) -> None:
+        """Copy `src_rel` to the in-container path `dest`: a file becomes `dest`, a
+        directory's *content* goes into `dest`.  `walk(rel)` yields (rel, lstat)
+        parents-first, as BuildContext.walk does.
+
+        Every entry's parent is resolved inside the rootfs (an image's `/lib -> /usr/lib`
+        is followed to the rootfs's /usr/lib, never the host's); resolved directories
+        are remembered, so a deep tree costs one lookup per directory."""
+        dirs: dict[str, str] = {}
         base = src_rel
         for rel, st in walk(src_rel):
             sub = rel[len(base):].lstrip("/") if base else rel
             src = os.path.join(src_root, rel) if rel else src_root
-            dst = os.path.join(dest_host, sub) if sub else dest_host
+            cpath = posixpath.join(dest, sub) if sub else dest
+            if not sub and stat.S_ISDIR(st.st_mode):
+                dirs[cpath.rstrip("/") or "/"] = self.resolve_dir(cpath)  # the content goes in here
+                if self.hasher is not None:
+                    self.hasher.add("", st)
+                continue
+            cpath = cpath.rstrip("/")
+            parent_c = posixpath.dirname(cpath) or "/"
+            phost = dirs.get(parent_c)
+            if phost is None:
+                phost = dirs[parent_c] = self.resolve_dir(parent_c)
+            dst = os.path.join(phost, posixpath.basename(cpath))
+            if stat.S_ISDIR(st.st_mode) and os.path.islink(dst):
+                real = resolve_in_root(self.rootfs, cpath)  # copy into what the link names, in root
+                if os.path.isdir(real) and not os.path.islink(real):
+                    dst = real
             self._copy_entry(src, dst, st, sub)
+            if stat.S_ISDIR(st.st_mode):
+                dirs[cpath] = dst
 
     def _copy_entry(self, src: str, dst: str, st: os.stat_result, name: str) -> None:
         mode = st.st_mode
