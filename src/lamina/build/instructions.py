@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import BuildError
-from .parser import Heredoc, Node, ParseResult, parse_heredoc, split_words
+from .parser import _GO_BOOLS, Heredoc, Node, ParseResult, parse_heredoc, split_words
 from .shell import ShellError, ShellLex
 
 # Keywords whose fields the executor expands (ENV/LABEL/ARG: keys and values; EXPOSE:
@@ -144,15 +144,19 @@ class User(Instruction):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Cmd(Instruction):
-    cmd: tuple[str, ...] | str
+class _CommandLine(Instruction):
+    cmd: tuple[str, ...] | str  # exec form: argv; shell form: the text for SHELL
     json_form: bool
 
 
 @dataclass(frozen=True, kw_only=True)
-class Entrypoint(Instruction):
-    cmd: tuple[str, ...] | str
-    json_form: bool
+class Cmd(_CommandLine):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entrypoint(_CommandLine):
+    pass
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,16 +244,17 @@ def parse_stages(result: ParseResult) -> tuple[list[Stage], list[Arg]]:
 
 
 def parse_instruction(node: Node, *, filename: str = "Dockerfile", escape: str = "\\") -> Instruction:
-    parser = _PARSERS.get(node.keyword)
-    if parser is None:
+    entry = _PARSERS.get(node.keyword)
+    if entry is None:
         raise BuildError(f"{filename}:{node.start_line}: unknown instruction: {node.keyword}")
+    spec, parser = entry
     try:
-        return parser(node, escape)
+        return parser(node, _flags(node, spec), escape)
     except InstructionError as e:
         raise e.at(filename, node.start_line) from None
 
 
-# -- flags (BuildKit's bflag) and argument helpers --------------------------------------
+# -- flags (BuildKit's bflag) -----------------------------------------------------------
 
 _BOOL, _STR, _LIST = "bool", "string", "strings"
 
@@ -290,24 +295,23 @@ def _flags(node: Node, spec: dict[str, str]) -> _Flags:
     return used
 
 
+# -- instruction parsers: (node, flags used, escape token) -> Instruction ---------------
+
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
+
+
+def _at_least_one(node: Node) -> tuple[str, ...]:
+    if not node.args:
+        raise _Error(f"{node.keyword.upper()} requires at least one argument")
+    return node.args
+
+
 def _command(node: Node) -> tuple[str, ...] | str:
     # BuildKit's handleJSONArgs: exec form as is, shell form as one string
     return node.args if node.json_form else " ".join(node.args)
 
 
-def _count(node: Node, name: str, exactly: bool = False) -> None:
-    if exactly and len(node.args) != 1:
-        raise _Error(f"{name} requires exactly one argument")
-    if not node.args:
-        raise _Error(f"{name} requires at least one argument")
-
-
-# -- instruction parsers ---------------------------------------------------------------
-
-_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
-
-
-def _from(node: Node, esc: str) -> From:
+def _from(node: Node, flags: _Flags, esc: str) -> From:
     args, name, written = node.args, None, None
     if len(args) == 3 and args[1].lower() == "as":
         written, name = args[2], args[2].lower()
@@ -315,12 +319,10 @@ def _from(node: Node, esc: str) -> From:
             raise _Error(f"invalid name for build stage: {_q(written)}, name can't start with a number or contain symbols")
     elif len(args) != 1:
         raise _Error("FROM requires either one or three arguments")
-    platform = _flags(node, {"platform": _STR}).str("platform")
-    return From(node=node, image=args[0], name=name, name_as_written=written, platform=platform)
+    return From(node=node, image=args[0], name=name, name_as_written=written, platform=flags.str("platform"))
 
 
-def _run(node: Node, esc: str) -> Run:
-    flags = _flags(node, {"mount": _LIST, "network": _STR, "security": _STR})
+def _run(node: Node, flags: _Flags, esc: str) -> Run:
     if not node.args:
         raise _Error("RUN requires at least one argument")
     literal = _literal_expander(esc)
@@ -334,64 +336,49 @@ def _run(node: Node, esc: str) -> Run:
                network=network, security=security, heredocs=node.heredocs)  # fmt: skip
 
 
-def _transfer(cls: type[_Transfer]) -> Callable[[Node, str], Instruction]:
-    name = cls.__name__.upper()
-    spec = {"chown": _STR, "chmod": _STR, "link": _BOOL, "exclude": _LIST}
-    spec |= {"checksum": _STR, "keep-git-dir": _BOOL, "unpack": _BOOL} if cls is Add else {"from": _STR, "parents": _BOOL}
-
-    def parse(node: Node, esc: str) -> Instruction:
-        if len(node.args) < 2:
-            raise _Error(f"{name} requires at least two arguments, but only one was provided. "
-                         "Destination could not be determined")  # fmt: skip
-        flags = _flags(node, spec)
-        *srcs, dest = node.args
-        if parse_heredoc(dest) is not None:
-            raise _Error(f"{name} cannot accept a heredoc as a destination")
-        bodies = {h.name: h.body for h in node.heredocs}
-        sources: list[str] = []
-        inline: list[Heredoc] = []
-        for src in srcs:
-            doc = parse_heredoc(src)  # like BuildKit, even in JSON form (then the body is empty)
-            if doc is None:
-                sources.append(src)
-            else:  # chomp is already applied to the body; expand comes from the word
-                inline.append(Heredoc(doc.name, bodies.get(doc.name, ""), doc.expand, False, doc.fd))
-        from_ = flags.str("from")
-        if from_ is not None and re.search(r"\$.", from_):
-            raise _Error("'from' doesn't support variable expansion, define alias stage instead")
-        unpack = flags.get("unpack")
-        return cls(node=node, sources=tuple(sources), dest=dest, json_form=node.json_form,
-                   chown=flags.str("chown"), chmod=flags.str("chmod"), link=flags.bool("link"),
-                   exclude=tuple(flags.get("exclude", [])), heredocs=tuple(inline), from_=from_,
-                   parents=flags.bool("parents"), checksum=flags.str("checksum"),
-                   keep_git_dir=flags.bool("keep-git-dir"), unpack=unpack)  # fmt: skip
-
-    return parse
+def _transfer(node: Node, flags: _Flags, esc: str) -> Instruction:
+    name = node.keyword.upper()
+    if len(node.args) < 2:
+        raise _Error(f"{name} requires at least two arguments, but only one was provided. "
+                     "Destination could not be determined")  # fmt: skip
+    *srcs, dest = node.args
+    if parse_heredoc(dest) is not None:
+        raise _Error(f"{name} cannot accept a heredoc as a destination")
+    bodies = {h.name: h.body for h in node.heredocs}
+    sources: list[str] = []
+    inline: list[Heredoc] = []
+    for src in srcs:
+        doc = parse_heredoc(src)  # like BuildKit, even in JSON form (then the body is empty)
+        if doc is None:
+            sources.append(src)
+        else:  # chomp is already applied to the body; expand comes from the word
+            inline.append(Heredoc(doc.name, bodies.get(doc.name, ""), doc.expand, False, doc.fd))
+    from_ = flags.str("from")
+    if from_ is not None and re.search(r"\$.", from_):
+        raise _Error("'from' doesn't support variable expansion, define alias stage instead")
+    cls = Add if node.keyword == "add" else Copy
+    return cls(node=node, sources=tuple(sources), dest=dest, json_form=node.json_form,
+               chown=flags.str("chown"), chmod=flags.str("chmod"), link=flags.bool("link"),
+               exclude=tuple(flags.get("exclude", [])), heredocs=tuple(inline), from_=from_,
+               parents=flags.bool("parents"), checksum=flags.str("checksum"),
+               keep_git_dir=flags.bool("keep-git-dir"), unpack=flags.get("unpack"))  # fmt: skip
 
 
-def _pairs(cls: type[Env] | type[Label]) -> Callable[[Node, str], Instruction]:
-    name = cls.__name__.upper()
-
-    def parse(node: Node, esc: str) -> Instruction:
-        _flags(node, {})
-        args = node.args
-        _count(node, name)
-        if len(args) % 2:
-            raise _Error(f"Bad input to {name}, too many arguments")
-        pairs = tuple((args[i], args[i + 1]) for i in range(0, len(args), 2))
-        if any(k == "" for k, _ in pairs):
-            raise _Error(f"{name} names can not be blank")
-        words = split_words(node.rest, esc)
-        return cls(node=node, pairs=pairs, legacy=bool(words) and "=" not in words[0])
-
-    return parse
+def _pairs(node: Node, flags: _Flags, esc: str) -> Instruction:
+    name, args = node.keyword.upper(), _at_least_one(node)
+    if len(args) % 2:
+        raise _Error(f"Bad input to {name}, too many arguments")
+    pairs = tuple((args[i], args[i + 1]) for i in range(0, len(args), 2))
+    if any(k == "" for k, _ in pairs):
+        raise _Error(f"{name} names can not be blank")
+    words = split_words(node.rest, esc)
+    legacy = bool(words) and "=" not in words[0]  # `ENV k v` (LegacyKeyValueFormat)
+    return (Env if name == "ENV" else Label)(node=node, pairs=pairs, legacy=legacy)
 
 
-def _arg(node: Node, esc: str) -> Arg:
-    _flags(node, {})
-    _count(node, "ARG")
+def _arg(node: Node, flags: _Flags, esc: str) -> Arg:
     out: list[tuple[str, str | None]] = []
-    for word in node.args:
+    for word in _at_least_one(node):
         key, eq, value = word.partition("=")
         if eq and not key:
             raise _Error("ARG names can not be blank")
@@ -399,50 +386,39 @@ def _arg(node: Node, esc: str) -> Arg:
     return Arg(node=node, args=tuple(out))
 
 
-def _single(cls: type[Instruction], attr: str) -> Callable[[Node, str], Instruction]:
-    def parse(node: Node, esc: str) -> Instruction:
-        _count(node, cls.__name__.upper(), exactly=True)
-        _flags(node, {})
+def _one(cls: type[Instruction], attr: str) -> Callable[[Node, _Flags, str], Instruction]:
+    def parse(node: Node, flags: _Flags, esc: str) -> Instruction:
+        if len(node.args) != 1:
+            raise _Error(f"{node.keyword.upper()} requires exactly one argument")
         return cls(node=node, **{attr: node.args[0]})
 
     return parse
 
 
-def _cmd(cls: type[Cmd] | type[Entrypoint]) -> Callable[[Node, str], Instruction]:
-    def parse(node: Node, esc: str) -> Instruction:
-        _flags(node, {})
-        return cls(node=node, cmd=_command(node), json_form=node.json_form)
-
-    return parse
+def _cmd(node: Node, flags: _Flags, esc: str) -> Instruction:
+    cls = Cmd if node.keyword == "cmd" else Entrypoint
+    return cls(node=node, cmd=_command(node), json_form=node.json_form)
 
 
-def _expose(node: Node, esc: str) -> Expose:
-    _count(node, "EXPOSE")
-    _flags(node, {})
-    return Expose(node=node, ports=tuple(sorted(node.args)))
+def _expose(node: Node, flags: _Flags, esc: str) -> Expose:
+    return Expose(node=node, ports=tuple(sorted(_at_least_one(node))))
 
 
-def _volume(node: Node, esc: str) -> Volume:
-    _count(node, "VOLUME")
-    _flags(node, {})
-    paths = tuple(p.strip() for p in node.args)
+def _volume(node: Node, flags: _Flags, esc: str) -> Volume:
+    paths = tuple(p.strip() for p in _at_least_one(node))
     if "" in paths:
         raise _Error("VOLUME specified can not be an empty string")
     return Volume(node=node, paths=paths, json_form=node.json_form)
 
 
-def _shell(node: Node, esc: str) -> Shell:
-    _flags(node, {})
-    _count(node, "SHELL")
-    if not node.json_form:
+def _shell(node: Node, flags: _Flags, esc: str) -> Shell:
+    if _at_least_one(node) and not node.json_form:
         raise _Error("SHELL requires the arguments to be in JSON form")
     return Shell(node=node, shell=node.args)
 
 
-def _onbuild(node: Node, esc: str) -> Onbuild:
-    _count(node, "ONBUILD")
-    _flags(node, {})
-    trigger = node.args[0].strip().upper()
+def _onbuild(node: Node, flags: _Flags, esc: str) -> Onbuild:
+    trigger = _at_least_one(node)[0].strip().upper()
     if trigger == "ONBUILD":
         raise _Error("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
     if trigger in ("MAINTAINER", "FROM"):
@@ -452,11 +428,11 @@ def _onbuild(node: Node, esc: str) -> Onbuild:
     return Onbuild(node=node, trigger=trigger, expression=expression)
 
 
-def _healthcheck(node: Node, esc: str) -> Healthcheck:
-    _count(node, "HEALTHCHECK")
-    names = ("interval", "timeout", "start-period", "start-interval")
-    flags = _flags(node, dict.fromkeys(names + ("retries",), _STR))
-    kind, rest = node.args[0].upper(), node.args[1:]
+_DURATIONS = ("interval", "timeout", "start-period", "start-interval")
+
+
+def _healthcheck(node: Node, flags: _Flags, esc: str) -> Healthcheck:
+    kind, rest = _at_least_one(node)[0].upper(), node.args[1:]
     if kind == "NONE":
         if rest:
             raise _Error("HEALTHCHECK NONE takes no arguments")
@@ -465,8 +441,8 @@ def _healthcheck(node: Node, esc: str) -> Healthcheck:
         raise _Error(f"Unknown type {_q(kind)} in HEALTHCHECK (try CMD)")
     if not rest:
         raise _Error("Missing command after HEALTHCHECK CMD")
-    times = {n.replace("-", "_"): parse_duration(flags.str(n) or "0") for n in names}
-    for n, d in zip(names, times.values()):
+    times = {n.replace("-", "_"): parse_duration(flags.str(n) or "0") for n in _DURATIONS}
+    for n, d in zip(_DURATIONS, times.values()):
         if d != 0 and d < 1_000_000:
             raise _Error(f"Interval {_q(n)} cannot be less than 1ms")
     retries = _go_int(flags.str("retries") or "0")
@@ -476,12 +452,17 @@ def _healthcheck(node: Node, esc: str) -> Healthcheck:
     return Healthcheck(node=node, test=test, retries=retries, **times)
 
 
-_PARSERS: dict[str, Callable[[Node, str], Instruction]] = {
-    "from": _from, "run": _run, "copy": _transfer(Copy), "add": _transfer(Add), "env": _pairs(Env),
-    "label": _pairs(Label), "arg": _arg, "workdir": _single(Workdir, "path"), "user": _single(User, "user"),
-    "stopsignal": _single(StopSignal, "signal"), "maintainer": _single(Maintainer, "maintainer"),
-    "cmd": _cmd(Cmd), "entrypoint": _cmd(Entrypoint), "expose": _expose, "volume": _volume,
-    "shell": _shell, "onbuild": _onbuild, "healthcheck": _healthcheck,
+_COPY_FLAGS = {"chown": _STR, "chmod": _STR, "link": _BOOL, "exclude": _LIST}
+_PARSERS: dict[str, tuple[dict[str, str], Callable[[Node, _Flags, str], Instruction]]] = {
+    "from": ({"platform": _STR}, _from),
+    "run": ({"mount": _LIST, "network": _STR, "security": _STR}, _run),
+    "copy": ({**_COPY_FLAGS, "from": _STR, "parents": _BOOL}, _transfer),
+    "add": ({**_COPY_FLAGS, "checksum": _STR, "keep-git-dir": _BOOL, "unpack": _BOOL}, _transfer),
+    "env": ({}, _pairs), "label": ({}, _pairs), "arg": ({}, _arg), "cmd": ({}, _cmd), "entrypoint": ({}, _cmd),
+    "workdir": ({}, _one(Workdir, "path")), "user": ({}, _one(User, "user")),
+    "stopsignal": ({}, _one(StopSignal, "signal")), "maintainer": ({}, _one(Maintainer, "maintainer")),
+    "expose": ({}, _expose), "volume": ({}, _volume), "shell": ({}, _shell), "onbuild": ({}, _onbuild),
+    "healthcheck": (dict.fromkeys(_DURATIONS + ("retries",), _STR), _healthcheck),
 }  # fmt: skip
 
 
@@ -495,8 +476,6 @@ _MOUNT_FIELD = {"type": "type", "from": "from_", "source": "source", "src": "sou
                 "dst": "target", "destination": "target", "readonly": "readonly", "ro": "readonly",
                 "readwrite": "readonly", "rw": "readonly", "required": "required", "id": "id",
                 "sharing": "sharing", "mode": "mode", "uid": "uid", "gid": "gid", "size": "size", "env": "env"}  # fmt: skip
-_GO_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
-             **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}  # fmt: skip
 
 
 def _literal_expander(esc: str) -> Callable[[str], str]:
