@@ -93,6 +93,26 @@ def copy_step(b, state, ins) -> None:
         b.cached_or(state, key, make)
 
 
+def check_sources(b, ins) -> None:
+    """Preflight (before any step runs) of the sources that hold no `$`."""
+    name = "ADD" if isinstance(ins, I.Add) else "COPY"
+    where = f"{b.filename}:{ins.line}"
+    found = 0
+    for pattern in ins.sources:
+        if "$" in pattern or pattern.startswith(_URL_PREFIXES) or "\\" in pattern:
+            return
+        try:
+            hits = b.context.match(pattern)
+        except BuildError as e:
+            raise BuildError(f"{where}: {name} failed: {e}") from None
+        if not hits and not _is_glob(pattern):
+            raise BuildError(f'{where}: {name} failed: file not found in build context or excluded '
+                             f'by .dockerignore: "{pattern}": not found')
+        found += len(hits)
+    if not found and not ins.heredocs:
+        raise BuildError(f"{where}: {name} failed: no source files were specified")
+
+
 def _scratch(b, state) -> Parent:
     p = Parent(b.system, None)
     p.config = state.config

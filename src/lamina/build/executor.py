@@ -96,6 +96,15 @@ class Builder:
                     ref = resolve_ref(name, list(p.stages), allow_index=True, before=None)
                     if ref.stage is None:
                         self._image(ref.image, cmd.line, what=f"COPY --from={name}")
+                elif isinstance(cmd, (I.Copy, I.Add)):
+                    self._check_sources(cmd)
+
+    def _check_sources(self, cmd) -> None:
+        """Context sources that can be judged before expansion: a path out of the
+        context, a missing file, globs that match nothing."""
+        from lamina.build.copystep import check_sources
+
+        check_sources(self, cmd)
 
     # ------------------------------------------------------------------ stages
     def _build_stage(self, p: Plan, i: int) -> Digest | None:

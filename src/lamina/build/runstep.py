@@ -83,8 +83,9 @@ class StepContainer:
         ids = lookup_user(rootfs, user)
         files = _etc_files(self.dir, self.id[:12], network)
         binds = tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None)
+        stubs: list[str] = []
         for m in mounts:
-            _ensure_mountpoint(rootfs, m.target, is_dir=m.source is None or os.path.isdir(m.source))
+            stubs += _ensure_mountpoint(rootfs, m.target, is_dir=m.source is None or os.path.isdir(m.source))
         spec = RunSpec(args=tuple(argv), rootfs=rootfs, env=tuple(env), cwd=cwd, user=ids,
                        hostname=self.id[:12], network="host" if network == "host" else "none",
                        mounts=binds, hosts_file=files["hosts"], hostname_file=files["hostname"],
@@ -110,6 +111,7 @@ class StepContainer:
             self.system.containers.set_exited(self.id, 137)
             raise
         self.system.containers.set_exited(self.id, code)
+        _remove_stubs(stubs)
         self.unmount()
         return code
 
@@ -142,19 +144,42 @@ def _quiet_output(quiet: bool):
             os.close(fd)
 
 
-def _ensure_mountpoint(rootfs: str, target: str, *, is_dir: bool) -> None:
-    """Mount targets must exist; they are made in the step's own layer, like BuildKit's
-    stubs, and only when missing (never through a link out of the rootfs)."""
+def _ensure_mountpoint(rootfs: str, target: str, *, is_dir: bool) -> list[str]:
+    """Mount targets must exist: missing ones (and missing parents) are made as stubs,
+    resolved inside the rootfs, and listed so they can be removed after the run:
+    like BuildKit, mount points never end up in the committed layer."""
     from lamina.runtime.rootfs import resolve_in_root
 
-    host = resolve_in_root(rootfs, target)
-    if os.path.lexists(host):
-        return
-    if is_dir:
-        os.makedirs(host, 0o755, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(host), 0o755, exist_ok=True)
-        open(host, "a").close()
+    made: list[str] = []
+    current = ""
+    parts = [p for p in target.split("/") if p]
+    for i, part in enumerate(parts):
+        current += "/" + part
+        host = resolve_in_root(rootfs, current)
+        if os.path.lexists(host):
+            continue
+        if i < len(parts) - 1 or is_dir:
+            os.mkdir(host, 0o755)
+        else:
+            os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+        made.append(host)
+    return made
+
+
+def _remove_stubs(stubs: list[str]) -> None:
+    """Remove the stubs we made, deepest first, only while still empty and unswapped
+    (never following a link the step may have put there, CVE-2024-23652)."""
+    import stat
+
+    for path in reversed(stubs):
+        try:
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(path)
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def _etc_files(ctr_dir: str, hostname: str, network: str) -> dict[str, str]:
