@@ -163,3 +163,29 @@ def test_start_again_keeps_layer(store):
     ps = out(lamina(root, "ps", "-a")).splitlines()
     assert ps[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
     assert "Exited (0)" in ps[1] and ps[1].rstrip().endswith(" st")
+
+
+def test_change_flags_and_export(store, tmp_path):
+    root, _, driver = store
+    lamina(root, "run", "--name", "cx", "bb:1", "sh", "-c", "echo exported > /marker", driver=driver)
+    p = lamina(root, "commit", "-c", "FROM x", "cx", "bad:1", check=False)
+    assert p.returncode == 1 and "FROM is not a valid change command" in p.stderr.decode()
+    assert "bad" not in out(lamina(root, "images"))
+    lamina(root, "commit", "-c", 'ENTRYPOINT ["echo"]', "-c", 'CMD ["from", "cmd"]', "-c", "LABEL k=v",
+           "-c", "ENV B=2", "cx", "cc:2")
+    assert out(lamina(root, "run", "--rm", "cc:2", driver=driver)) == "from cmd\n"
+    info = json.loads(out(lamina(root, "inspect", "cc:2")))[0]["Config"]
+    assert info["Labels"] == {"k": "v"} and "B=2" in info["Env"]
+    tarball = tmp_path / "export.tar"
+    lamina(root, "export", "-o", str(tarball), "cx")
+    import tarfile
+
+    with tarfile.open(tarball) as tf:
+        names = set(tf.getnames())
+        assert "marker" in names and "bin/busybox" in names
+        assert tf.extractfile("marker").read() == b"exported\n"
+    # and the export imports back as a runnable image
+    lamina(root, "import", "-c", "ENV A=1", "-m", "re-imported", str(tarball), "again:1")
+    assert out(lamina(root, "run", "--rm", "again:1", "sh", "-c", "cat /marker; echo $A", driver=driver)) \
+        == "exported\n1\n"
+    assert "re-imported" in out(lamina(root, "history", "again:1"))
