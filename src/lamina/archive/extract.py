@@ -1,0 +1,380 @@
+"""Apply a layer tar to a directory, confined to it (never tarfile.extractall).
+
+Policy (containerd's, see reliability catalogue 4.A): entry names are cleaned
+lexically, their parent directories are resolved component by component inside the
+root (symlinks followed, absolute targets re-rooted), and the entry itself is
+written with no-follow operations relative to the parent's directory fd.  Links
+that point outside are therefore *clamped* inside the root rather than rejected;
+entries that would replace the root itself and whiteouts of `.`/`..` are
+InvalidArchive.  Owners, special bits, devices, fifos, hardlinks, xattrs and times
+are kept, as an OS image needs them (unlike tarfile's `data` filter).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+import uuid
+from typing import BinaryIO
+
+from lamina.archive import whiteout as wh
+from lamina.archive.compression import open_stream
+from lamina.archive.inroot import InRoot, MissingPath, clean, join, remove_tree
+from lamina.archive.tarformat import BLOCK, MAX_PATH, StrictTarInfo
+from lamina.errors import InvalidArchive, LaminaError, StoreError
+
+_CHUNK = 1 << 20
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
+_STORE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+_NODE_TYPES = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
+
+
+def open_layer_stream(f: BinaryIO) -> BinaryIO:
+    """The uncompressed tar stream of a layer blob, by magic: gzip, zstd, bzip2, xz or plain."""
+    return open_stream(f)
+
+
+def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool) -> int:
+    """Write the uncompressed tar stream `f` into the directory `root`.
+
+    overlay_whiteouts=True: `root` is an overlay lower dir; whiteouts become 0:0 char
+    devices and opaque markers the trusted.overlay.opaque xattr.  False: `root` is a
+    flat rootfs; whiteouts delete.  The stream is read to its end (so a hashing
+    reader sees every byte).  Returns the number of regular-file bytes written."""
+    try:
+        applier = _Applier(root, overlay_whiteouts)
+    except OSError as e:
+        raise StoreError(f"cannot apply layer to {root}: {e.strerror}") from None
+    try:
+        try:
+            with tarfile.open(fileobj=f, mode="r|", tarinfo=StrictTarInfo) as tf:
+                while (ti := tf.next()) is not None:
+                    tf.members = []  # stream mode would otherwise keep every header in memory
+                    applier.entry(ti, tf.fileobj)
+                _check_end(tf.fileobj)
+        except tarfile.TarError as e:
+            raise InvalidArchive(f"not a valid tar stream (truncated or not a tar): {e}") from None
+        while f.read(_CHUNK):  # drain: trailing padding still belongs to the digest
+            pass
+        applier.finish()
+    finally:
+        applier.close()
+    return applier.written
+
+
+class _Applier:
+    def __init__(self, root: str, overlay: bool) -> None:
+        self.tree = InRoot(root)
+        self.overlay = overlay
+        self.written = 0
+        self.created: set[str] = set()  # real paths written by this layer (flat-mode whiteouts)
+        self.dir_times: dict[str, tuple[int, int]] = {}
+        self.aufs_links: str | None = None  # hidden dir holding .wh..wh.plnk hardlink sources
+
+    # ------------------------------------------------------------------ dispatch
+    def entry(self, ti: StrictTarInfo, data) -> None:
+        name = ti.name
+        try:
+            self._entry(ti, data)
+            if not self.overlay:  # parents we had to create belong to this layer too
+                self.created.update(self.tree.made_dirs)
+            self.tree.made_dirs.clear()
+        except LaminaError:
+            raise
+        except OSError as e:
+            cls = StoreError if e.errno in _STORE_ERRNOS else InvalidArchive
+            raise cls(f"cannot apply tar entry {name!r}: {e.strerror or e}") from None
+        except (ValueError, OverflowError) as e:  # NUL in an xattr name, absurd device numbers
+            raise InvalidArchive(f"cannot apply tar entry {name!r}: {e}") from None
+        finally:
+            self.tree.release()
+
+    def _entry(self, ti: StrictTarInfo, data) -> None:
+        name = ti.name
+        if _too_long(name) or _too_long(ti.linkname):
+            raise InvalidArchive(f"tar entry {name[:64]!r}...: path longer than {MAX_PATH} bytes")
+        parts = clean(name)
+        if parts and parts[0].startswith(wh.META_PREFIX) and parts != [wh.OPAQUE]:
+            if parts[0] == wh.AUFS_LINK_DIR and len(parts) == 2 and ti.isreg():
+                self._aufs_link_source(ti, parts[1], data)
+            return  # other aufs metadata is skipped, as moby does
+        if not parts:
+            if ti.isdir():
+                return  # "./": the root itself is not touched (moby and containerd skip it)
+            raise InvalidArchive(f"invalid tar entry {name!r}: it would replace the root directory")
+        base = parts[-1]
+        if base.startswith(wh.PREFIX):
+            self._whiteout(ti, parts[:-1], base)
+            return
+        preal = self.tree.resolve(parts[:-1], create=True, entry=name)
+        real = join(preal, base)
+        kind = ti.type
+        if kind == tarfile.DIRTYPE:
+            self._directory(ti, parts, preal, base, real)
+        elif ti.isreg():
+            self._file(ti, preal, base, data)
+        elif kind == tarfile.SYMTYPE:
+            self._symlink(ti, preal, base, real)
+        elif kind == tarfile.LNKTYPE:
+            self._hardlink(ti, preal, base, real)
+        elif kind in _NODE_TYPES:
+            self._node(ti, preal, base, real)
+        else:
+            raise InvalidArchive(f"tar entry {name!r}: unsupported type {kind!r}")
+        if not self.overlay:
+            self.created.add(real)
+
+    # ------------------------------------------------------------------ replacing
+    def _make_room(self, pfd: int, base: str, real: str, *, keep_dir: bool) -> bool:
+        """Remove what is at `base` (never following it).  Returns True when an existing
+        directory is kept because a directory entry merges into it."""
+        try:
+            st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            if keep_dir:
+                return True
+            remove_tree(pfd, base)
+            self._forget_under(real)
+        else:
+            os.unlink(base, dir_fd=pfd)
+            if stat.S_ISLNK(st.st_mode):
+                self.tree.forget()  # paths resolved through this link are stale
+        return False
+
+    def _forget_under(self, real: str) -> None:
+        self.tree.forget()
+        prefix = real + "/"
+        for path in [p for p in self.dir_times if p == real or p.startswith(prefix)]:
+            del self.dir_times[path]
+
+    def _create(self, make, pfd: int, base: str, real: str):
+        """Run make() (mkdir/mknod/symlink/open with O_EXCL); on EEXIST replace and retry."""
+        try:
+            return make()
+        except FileExistsError:
+            self._make_room(pfd, base, real, keep_dir=False)
+            return make()
+
+    # ------------------------------------------------------------------ entry kinds
+    def _directory(self, ti, parts, preal: str, base: str, real: str) -> None:
+        pfd = self.tree.dir_fd(preal)
+        try:
+            os.mkdir(base, 0o700, dir_fd=pfd)
+        except FileExistsError:
+            if not self._make_room(pfd, base, real, keep_dir=True):
+                os.mkdir(base, 0o700, dir_fd=pfd)
+        fd = self.tree.open_dir(pfd, base, real)
+        self.tree.note(parts, real)
+        self._owner_mode_xattrs(ti, fd)
+        self.dir_times[real] = _times(ti)  # set last: creating children bumps the mtime
+
+    def _file(self, ti, preal: str, base: str, data) -> None:
+        pfd = self.tree.dir_fd(preal)
+        real = join(preal, base)
+        fd = self._create(lambda: os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd), pfd, base, real)
+        try:
+            remaining = ti.size
+            while remaining:
+                chunk = data.read(min(_CHUNK, remaining))
+                if not chunk:
+                    raise InvalidArchive(f"tar stream is truncated inside the data of {ti.name!r}")
+                remaining -= len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+            self._owner_mode_xattrs(ti, fd)
+            os.utime(fd, ns=_times(ti))
+        finally:
+            os.close(fd)
+        self.written += ti.size
+
+    def _symlink(self, ti, preal: str, base: str, real: str) -> None:
+        pfd = self.tree.dir_fd(preal)
+        self._create(lambda: os.symlink(ti.linkname, base, dir_fd=pfd), pfd, base, real)
+        self._path_metadata(ti, pfd, base, chmod=False)
+
+    def _node(self, ti, preal: str, base: str, real: str) -> None:
+        pfd = self.tree.dir_fd(preal)
+        mode = _NODE_TYPES[ti.type] | 0o600
+        dev = os.makedev(ti.devmajor, ti.devminor) if ti.type != tarfile.FIFOTYPE else 0
+        self._create(lambda: os.mknod(base, mode, dev, dir_fd=pfd), pfd, base, real)
+        self._path_metadata(ti, pfd, base, chmod=True)
+
+    def _hardlink(self, ti, preal: str, base: str, real: str) -> None:
+        target = clean(ti.linkname)
+        if not target:
+            raise InvalidArchive(f"hardlink {ti.name!r} -> {ti.linkname!r}: target is the root directory")
+        if target[0] == wh.AUFS_LINK_DIR and self.aufs_links and len(target) == 2:
+            treal = self.aufs_links
+        else:
+            try:
+                treal = self.tree.resolve(target[:-1], create=False, entry=ti.name)
+            except MissingPath:
+                raise InvalidArchive(f"hardlink {ti.name!r} -> {ti.linkname!r}: target not found in the layer") from None
+        tfd = os.dup(self.tree.dir_fd(treal))
+        try:
+            try:
+                tst = os.stat(target[-1], dir_fd=tfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise InvalidArchive(f"hardlink {ti.name!r} -> {ti.linkname!r}: target not found in the layer") from None
+            if stat.S_ISDIR(tst.st_mode):
+                raise InvalidArchive(f"hardlink {ti.name!r} -> {ti.linkname!r}: target is a directory")
+            pfd = self.tree.dir_fd(preal)
+            try:
+                cur = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                if (cur.st_dev, cur.st_ino) == (tst.st_dev, tst.st_ino):
+                    return  # already this very inode (repeated entry or link to itself)
+            except FileNotFoundError:
+                pass
+            link = lambda: os.link(target[-1], base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+            self._create(link, pfd, base, real)
+        finally:
+            os.close(tfd)
+        # moby applies the header's metadata to the (shared) inode too, except through a symlink
+        self._path_metadata(ti, pfd, base, chmod=not stat.S_ISLNK(tst.st_mode))
+
+    def _aufs_link_source(self, ti, name: str, data) -> None:
+        """Old aufs layers keep hardlink sources in /.wh..wh.plnk; stage them in a hidden
+        dir inside the root (removed at the end) so the links can be made."""
+        if self.aufs_links is None:
+            self.aufs_links = f".lamina-plnk-{uuid.uuid4().hex}"
+            os.mkdir(self.aufs_links, 0o700, dir_fd=self.tree.root_fd)
+        self._file(ti, self.aufs_links, name, data)
+
+    # ------------------------------------------------------------------ whiteouts
+    def _whiteout(self, ti, parent: list[str], base: str) -> None:
+        name = ti.name
+        if base == wh.OPAQUE:
+            preal = self.tree.resolve(parent, create=True, entry=name)
+            if self.overlay:
+                fd = self.tree.dir_fd(preal)
+                os.setxattr(fd, wh.OPAQUE_XATTR, b"y")
+            else:
+                self._prune(preal)
+            return
+        if base.startswith(wh.META_PREFIX):
+            return  # other aufs metadata
+        victim = base[len(wh.PREFIX) :]
+        if victim in ("", ".", ".."):
+            raise InvalidArchive(f"invalid whiteout entry {name!r}")
+        try:
+            preal = self.tree.resolve(parent, create=self.overlay, entry=name)
+        except MissingPath:
+            return  # nothing below to delete
+        real = join(preal, victim)
+        pfd = self.tree.dir_fd(preal)
+        if self.overlay:
+            self._create(lambda: os.mknod(victim, stat.S_IFCHR, 0, dir_fd=pfd), pfd, victim, real)
+            _check_ids(ti)
+            os.chown(victim, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False)
+        elif real not in self.created:  # whiteouts hide lower layers only, never this one
+            self._make_room(pfd, victim, real, keep_dir=False)
+
+    def _prune(self, real: str) -> None:
+        """Flat-mode opaque dir: delete every child not written by this layer, descending
+        into the directories this layer kept (as moby's unpackedPaths walk)."""
+        pending = [real]
+        removed = False
+        while pending:
+            cur = pending.pop()
+            fd = os.dup(self.tree.dir_fd(cur))
+            try:
+                with os.scandir(fd) as it:
+                    children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+                for child, is_dir in children:
+                    path = join(cur, child)
+                    if path in self.created:
+                        if is_dir:
+                            pending.append(path)
+                    elif is_dir:
+                        remove_tree(fd, child)
+                        removed = True
+                    else:
+                        os.unlink(child, dir_fd=fd)
+                        removed = True
+            finally:
+                os.close(fd)
+        if removed:
+            self.tree.forget()
+
+    # ------------------------------------------------------------------ metadata
+    def _owner_mode_xattrs(self, ti, fd: int) -> None:
+        """chown first (it clears setuid bits and file capabilities), then chmod, then xattrs."""
+        _check_ids(ti)
+        os.fchown(fd, ti.uid, ti.gid)
+        os.fchmod(fd, ti.mode & 0o7777)
+        for key, value in _xattrs(ti):
+            _set_xattr(fd, key, value, follow=True)
+
+    def _path_metadata(self, ti, pfd: int, base: str, *, chmod: bool) -> None:
+        _check_ids(ti)
+        os.chown(base, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False)
+        if chmod:  # there is no lchmod: never chmod a symlink (it would follow)
+            os.chmod(base, ti.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
+        for key, value in _xattrs(ti):
+            _set_xattr(wh.fd_path(pfd, base), key, value, follow=False)
+        os.utime(base, ns=_times(ti), dir_fd=pfd, follow_symlinks=False)
+
+    # ------------------------------------------------------------------ end
+    def finish(self) -> None:
+        if self.aufs_links is not None:
+            remove_tree(self.tree.root_fd, self.aufs_links)
+            self.tree.forget()
+        for real, times in self.dir_times.items():
+            try:
+                fd = self.tree.dir_fd(real)
+            except OSError:
+                continue  # replaced later in the stream by a non-directory
+            os.utime(fd, ns=times)
+
+    def close(self) -> None:
+        self.tree.close()
+
+
+def _check_end(stream) -> None:
+    """tarfile stops at the first zero block; like Go, require the second one to be
+    zero too (or the stream to end there), so a damaged header is not taken for the end."""
+    offset = stream.tell()
+    block = stream.read(BLOCK)
+    if block and block != bytes(BLOCK):
+        raise InvalidArchive(f"corrupt tar stream: data after the end-of-archive block at offset {offset}")
+
+
+def _too_long(path: str) -> bool:
+    return len(path) > MAX_PATH and len(path.encode("utf-8", "surrogateescape")) > MAX_PATH
+
+
+def _check_ids(ti) -> None:
+    if not (0 <= ti.uid <= 0xFFFFFFFE and 0 <= ti.gid <= 0xFFFFFFFE):
+        raise InvalidArchive(f"tar entry {ti.name!r}: invalid owner {ti.uid}:{ti.gid}")
+
+
+def _times(ti) -> tuple[int, int]:
+    """(atime, mtime) in ns; atime = max(atime, mtime) as moby does."""
+    mtime = ti.mtime_ns if ti.mtime_ns is not None else int(ti.mtime) * 1_000_000_000
+    atime = ti.atime_ns if ti.atime_ns is not None else mtime
+    return max(atime, mtime), mtime
+
+
+def _xattrs(ti):
+    for key, value in ti.pax_headers.items():
+        if key.startswith("SCHILY.xattr."):
+            name = key[len("SCHILY.xattr.") :]
+            if not name.startswith(wh.OVERLAY_XATTR_PREFIXES):
+                yield name, value.encode("utf-8", "surrogateescape")
+
+
+def _set_xattr(target, name: str, value: bytes, *, follow: bool) -> None:
+    try:
+        if isinstance(target, int):
+            os.setxattr(target, name, value)
+        else:
+            os.setxattr(target, name, value, follow_symlinks=follow)
+    except OSError as e:
+        if e.errno not in _IGNORED_XATTR_ERRORS:  # EPERM/ENOTSUP are best effort, as in moby
+            raise

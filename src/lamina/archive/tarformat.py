@@ -1,0 +1,292 @@
+"""Tar headers, both ways.
+
+Writing: `encode_header` produces the bytes Go's archive/tar writes for a header
+that moby's archive package built (format PAX, falling back to plain USTAR when no
+PAX record is needed), so our layers look like Docker's: type bits in the mode
+field, numeric ids, `PaxHeaders.0/<name>` extended headers with sorted records.
+
+Reading: `StrictTarInfo` plugs into `tarfile` (stream mode) and replaces the
+parts of its header parsing that are unsafe or too lenient for hostile layers:
+the PAX parser (CPython's is regex-based, unbounded and, before 3.11.10, open to
+ReDoS, CVE-2024-6232), GNU long names/sparse maps (unbounded, CVE-2025-58183) and
+the silent "treat garbage as end of archive" rule.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import Mapping
+
+from lamina.errors import InvalidArchive
+
+BLOCK = 512
+END_OF_ARCHIVE = bytes(2 * BLOCK)  # Go writes exactly two zero blocks, no 10240 record padding
+MAX_PATH = 4096
+MAX_PAX_SIZE = 1 << 20  # Go's archive/tar limit for special headers (maxSpecialFileSize)
+
+REG, LNK, SYM, CHR, BLK, DIR, FIFO = (b"0", b"1", b"2", b"3", b"4", b"5", b"6")
+_PAX_HEADER = b"x"
+_ZERO_BLOCK = bytes(BLOCK)
+
+# --------------------------------------------------------------------------- writing
+
+
+def _ascii(data: bytes) -> bytes:
+    """Go's toASCII: drop every non-ASCII byte (used for best-effort USTAR fields)."""
+    return data if data.isascii() else bytes(b for b in data if b < 0x80)
+
+
+def _put_str(block: bytearray, off: int, size: int, data: bytes) -> None:
+    """Go's formatter.formatString: truncate, NUL-terminate when shorter."""
+    block[off : off + min(len(data), size)] = data[:size]
+    if len(data) > size and block[off + size - 1] == 0x2F:  # never leave a trailing "/" after truncation
+        n = len(data[: size - 1].rstrip(b"/"))
+        block[off + n] = 0
+
+
+def _fits_octal(value: int, size: int) -> bool:
+    return 0 <= value < 1 << (3 * (size - 1))
+
+
+def _put_octal(block: bytearray, off: int, size: int, value: int) -> None:
+    if not _fits_octal(value, size):
+        value = 0  # Go writes zero and relies on a PAX record
+    block[off : off + size] = b"%0*o\0" % (size - 1, value)
+
+
+def _split_ustar(name: bytes) -> tuple[bytes, bytes] | None:
+    """Go's splitUSTARPath: fit a long name into the 155-byte prefix + 100-byte name."""
+    length = len(name)
+    if length <= 100 or not name.isascii():
+        return None
+    if length > 156:
+        length = 156
+    elif name[length - 1] == 0x2F:
+        length -= 1
+    i = name.rfind(b"/", 0, length)
+    if i <= 0 or len(name) - i - 1 > 100 or len(name) - i - 1 == 0 or i > 155:
+        return None
+    return name[:i], name[i + 1 :]
+
+
+def _finish(block: bytearray) -> bytes:
+    block[257:265] = b"ustar\x0000"
+    block[148:156] = b"        "
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _pax_record(key: bytes, value: bytes) -> bytes:
+    size = len(key) + len(value) + 3
+    size += len(str(size))
+    record = b"%d %s=%s\n" % (size, key, value)
+    if len(record) != size:  # adding the length field made the record longer
+        record = b"%d %s=%s\n" % (len(record), key, value)
+    return record
+
+
+def encode_header(
+    name: str,
+    typeflag: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    linkname: str = "",
+    devmajor: int = 0,
+    devminor: int = 0,
+    xattrs: Mapping[str, bytes] | None = None,
+) -> bytes:
+    """One entry's header block(s), as Go's tar.Writer writes them for hdr.Format=PAX."""
+    bname = name.encode("utf-8", "surrogateescape")
+    blink = linkname.encode("utf-8", "surrogateescape")
+    pax: dict[bytes, bytes] = {}
+    ustar = not xattrs
+    split = None
+    if len(bname) > 100 or not bname.isascii():
+        pax[b"path"] = bname
+        split = _split_ustar(bname)
+        ustar = ustar and split is not None
+    if len(blink) > 100 or not blink.isascii():
+        pax[b"linkpath"] = blink
+        ustar = False
+    for key, value, width in ((b"uid", uid, 8), (b"gid", gid, 8), (b"size", size, 12), (b"mtime", mtime, 12)):
+        if not _fits_octal(value, width):
+            pax[key] = str(value).encode()
+            ustar = False
+    block = bytearray(BLOCK)
+    if ustar:
+        if split is not None:
+            _put_str(block, 345, 155, split[0])
+            bname = split[1]
+        return _finish(_fill(block, bname, typeflag, mode, uid, gid, size, mtime, blink, devmajor, devminor))
+    for key, value in (xattrs or {}).items():
+        pax[b"SCHILY.xattr." + key.encode("utf-8", "surrogateescape")] = value
+    data = b"".join(_pax_record(k, pax[k]) for k in sorted(pax))
+    head, _, base = bname.rpartition(b"/") if not bname.endswith(b"/") else (bname.rstrip(b"/"), b"", b"")
+    xname = _ascii((head + b"/" if head else b"") + b"PaxHeaders.0" + (b"/" + base if base else b""))
+    xblock = bytearray(BLOCK)
+    _put_str(xblock, 0, 100, xname[:100].rstrip(b"/"))
+    for off, width, value in ((100, 8, 0), (108, 8, 0), (116, 8, 0), (124, 12, len(data)), (136, 12, 0)):
+        _put_octal(xblock, off, width, value)
+    xblock[156:157] = _PAX_HEADER
+    main = _fill(block, _ascii(bname), typeflag, mode, uid, gid, size, mtime, _ascii(blink), devmajor, devminor)
+    return _finish(xblock) + data + bytes(-len(data) % BLOCK) + _finish(main)
+
+
+def _fill(block, bname, typeflag, mode, uid, gid, size, mtime, blink, devmajor, devminor) -> bytearray:
+    _put_str(block, 0, 100, bname)
+    _put_octal(block, 100, 8, mode)
+    _put_octal(block, 108, 8, uid)
+    _put_octal(block, 116, 8, gid)
+    _put_octal(block, 124, 12, size)
+    _put_octal(block, 136, 12, mtime)
+    block[156:157] = typeflag
+    _put_str(block, 157, 100, blink)
+    _put_octal(block, 329, 8, devmajor)
+    _put_octal(block, 337, 8, devminor)
+    return block
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def parse_pax(data: bytes, where: int) -> dict[str, str]:
+    """Strict, linear PAX record parser: `<len> <key>=<value>\\n` ..."""
+    records: dict[str, str] = {}
+    pos, end = 0, len(data)
+    while pos < end:
+        if data[pos] == 0 and data.count(0, pos) == end - pos:
+            break  # some writers NUL-pad the record area
+        space = data.find(b" ", pos, pos + 20)
+        digits = data[pos:space] if space > pos else b""
+        if not digits.isdigit():
+            raise InvalidArchive(f"invalid PAX header at offset {where}: bad record length")
+        stop = pos + int(digits)
+        if stop > end or stop <= space + 1 or data[stop - 1] != 0x0A:
+            raise InvalidArchive(f"invalid PAX header at offset {where}: bad record length")
+        key, eq, value = data[space + 1 : stop - 1].partition(b"=")
+        if not eq or not key:
+            raise InvalidArchive(f"invalid PAX header at offset {where}: record without key")
+        try:
+            skey = key.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidArchive(f"invalid PAX header at offset {where}: key is not UTF-8") from None
+        if skey in ("path", "linkpath") and b"\0" in value:
+            raise InvalidArchive(f"invalid PAX header at offset {where}: NUL in {skey}")
+        records[skey] = value.decode("utf-8", "surrogateescape")  # binary xattrs survive the round trip
+        pos = stop
+    return records
+
+
+def pax_time_ns(text: str) -> int | None:
+    """Exact nanoseconds from a PAX time such as `1700000000.123456789` (floats lose digits)."""
+    sec, _, frac = text.partition(".")
+    neg = sec.startswith("-")
+    if not sec.lstrip("-").isdigit() or (frac and not frac.isdigit()):
+        return None
+    ns = abs(int(sec)) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    return -ns if neg else ns
+
+
+class StrictTarInfo(tarfile.TarInfo):
+    """A TarInfo whose parsing is bounded and whose errors are InvalidArchive.
+
+    Used as `tarfile.open(fileobj=f, mode="r|", tarinfo=StrictTarInfo)`.  Global PAX
+    headers are validated and ignored, as moby does.  `mtime_ns`/`atime_ns` carry
+    exact PAX times when present."""
+
+    mtime_ns: int | None = None
+    atime_ns: int | None = None
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> "StrictTarInfo":
+        stream = tarfile_.fileobj
+        offset = stream.tell()
+        buf = stream.read(BLOCK)
+        if len(buf) != BLOCK:
+            if offset == 0 and not buf:
+                raise InvalidArchive("not a tar archive: the layer stream is empty")
+            raise InvalidArchive(f"tar stream is truncated: it ends at offset {offset + len(buf)} "
+                                 "before the end-of-archive marker")
+        if buf == _ZERO_BLOCK:
+            raise tarfile.EOFHeaderError("end of file header")
+        try:
+            obj = cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
+        except tarfile.HeaderError as e:
+            what = "not a tar archive" if offset == 0 else "corrupt tar stream"
+            raise InvalidArchive(f"{what}: {e} in the header at offset {offset}") from None
+        obj.offset = offset
+        if obj.type == tarfile.GNUTYPE_SPARSE:
+            raise InvalidArchive(f"tar entry {obj.name!r}: sparse files are not supported")
+        if min(obj.size, obj.uid, obj.gid, obj.mode) < 0:
+            raise InvalidArchive(f"tar entry {obj.name!r}: negative size, mode or owner in header at offset {offset}")
+        if obj.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and obj.size > MAX_PATH + 1:
+            raise InvalidArchive(f"GNU long name of {obj.size} bytes at offset {offset} exceeds {MAX_PATH}")
+        return obj._proc_member(tarfile_)
+
+    def _proc_pax(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.size > MAX_PAX_SIZE:
+            raise InvalidArchive(f"PAX header of {self.size} bytes at offset {self.offset} exceeds {MAX_PAX_SIZE}")
+        raw = tarfile_.fileobj.read(self._block(self.size))
+        if len(raw) < self.size:
+            raise InvalidArchive(f"tar stream is truncated inside the PAX header at offset {self.offset}")
+        records = parse_pax(raw[: self.size], self.offset)
+        if any(k.startswith("GNU.sparse.") for k in records):
+            raise InvalidArchive(f"PAX header at offset {self.offset}: sparse files are not supported")
+        nxt = _next_header(self, tarfile_, lambda: self.fromtarfile(tarfile_))
+        if self.type == tarfile.XGLTYPE:
+            return nxt  # global headers: validated above, then ignored (moby does the same)
+        nxt.offset = self.offset
+        if getattr(nxt, "_pax_applied", False):
+            return nxt  # several PAX headers in a row: the nearest one wins, as in Go
+        nxt._apply_records(records)
+        if "size" in records:  # the real size moves the start of the next header
+            end = nxt.offset_data
+            if nxt.isreg() or nxt.type not in tarfile.SUPPORTED_TYPES:
+                end += nxt._block(nxt.size)
+            tarfile_.offset = end
+        return nxt
+
+    def _proc_gnulong(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        return _next_header(self, tarfile_, lambda: super(StrictTarInfo, self)._proc_gnulong(tarfile_))
+
+    def _apply_records(self, records: dict[str, str]) -> None:
+        for key, value in records.items():
+            if key == "path":
+                self.name = value.rstrip("/") if self.isdir() else value
+            elif key == "linkpath":
+                self.linkname = value
+            elif key in ("size", "uid", "gid"):
+                if not value.isdigit():
+                    raise InvalidArchive(f"tar entry {self.name!r}: invalid PAX {key} {value!r}")
+                setattr(self, key, int(value))
+            elif key in ("mtime", "atime"):
+                ns = pax_time_ns(value)
+                if ns is None:
+                    raise InvalidArchive(f"tar entry {self.name!r}: invalid PAX {key} {value!r}")
+                setattr(self, key + "_ns", ns)
+                if key == "mtime":
+                    self.mtime = ns // 1_000_000_000
+            elif key in ("uname", "gname"):
+                setattr(self, key, value)
+        self.pax_headers = records
+        self._pax_applied = True
+
+
+_MAX_META_HEADERS = 8
+
+
+def _next_header(meta: tarfile.TarInfo, tarfile_: tarfile.TarFile, parse):
+    """Parse the member a meta header (PAX, GNU long name) belongs to.  tarfile does
+    this recursively, so a chain of thousands of meta headers would overflow the
+    stack: allow a few in a row, as real archives never need more."""
+    depth = getattr(tarfile_, "_lamina_meta_depth", 0)
+    if depth >= _MAX_META_HEADERS:
+        raise InvalidArchive(f"more than {_MAX_META_HEADERS} extended headers in a row at offset {meta.offset}")
+    tarfile_._lamina_meta_depth = depth + 1
+    try:
+        return parse()
+    finally:
+        tarfile_._lamina_meta_depth = depth
