@@ -144,8 +144,16 @@ def test_save_pulled_image_decompresses(stores, registry, docker_config):
 
     push_raw_image(registry.host, "archive/gz", "1", [LAYER_A, LAYER_B], compress=lambda b: gzip.compress(b, mtime=0))
     image = Puller(s, QuietProgress()).pull(parse(f"{registry.host}/archive/gz:1")).image_id
-    data = save_bytes(s, [f"{registry.host}/archive/gz:1"])
+    data = save_bytes(s, [f"{registry.host}/archive/gz:1"])  # a pipe: decompressed to scratch files first
     assert read(data, f"blobs/sha256/{sha256(LAYER_B)[7:]}") == LAYER_B
+    path = os.path.join(s.tmp_dir, "..", "direct.tar")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        save(s, [f"{registry.host}/archive/gz:1"], fd)  # a file: decompressed straight into it
+    finally:
+        os.close(fd)
+    with open(path, "rb") as f:
+        assert f.read() == data
     back = stores("back")
     assert do_load(back, data)[0].image_id == image
     assert os.listdir(s.tmp_dir) == []  # scratch files are gone

@@ -20,9 +20,11 @@ from lamina.transfer.progress import CountingReader
 
 
 def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
-               diff_id: Digest | None = None, on_bytes: Callable[[int], None] | None = None) -> int | None:
+               diff_id: Digest | None = None, on_bytes: Callable[[int], None] | None = None,
+               tee=None) -> int | None:
     """Copy `reader` into the store as blob `desc`.  With `diff_id`, also check the
-    decompressed content; returns its size then.  Raises DigestMismatch with a
+    decompressed content; returns its size then.  `tee` (a Pipe) gets every byte
+    too, for a layer unpacked while it downloads.  Raises DigestMismatch with a
     short reason ("digest mismatch …", "size mismatch …") for the caller to frame."""
     counted = CountingReader(reader, on_bytes)
     try:
@@ -31,6 +33,8 @@ def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
             if diff_id is None:
                 while chunk := counted.read(CHUNK):
                     w.write(chunk)
+                    if tee is not None:
+                        tee.put(chunk)
             else:
                 uncompressed = _check_diff_id(TeeReader(counted, w), diff_id)
             if w.size != desc.size:

@@ -10,6 +10,7 @@ an image's word.  The image record is written last, in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from lamina import oci
 from lamina.digest import Digest, chain_ids
@@ -18,6 +19,7 @@ from lamina.reference import Reference
 from lamina.store.images import LayerBlob
 from lamina.transfer.blobs import verify_stored_layer
 from lamina.transfer.progress import CountingReader, Progress
+from lamina.transfer.streams import inflating
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,10 @@ class Installer:
         """Check a stored blob against its diff_id; returns the uncompressed size."""
         return verify_stored_layer(self.system.content, p.desc.digest, p.diff_id)
 
-    def unpack(self, plans: list[LayerPlan], i: int, *, drop_on_mismatch: bool = False) -> int:
+    def unpack(self, plans: list[LayerPlan], i: int, *, drop_on_mismatch: bool = False,
+               live: BinaryIO | None = None) -> int:
         """Unpack layer i (the ones below are unpacked already); returns its size.
+        `live` is the blob still downloading (a Pipe): it is unpacked as it comes.
         A blob that does not hold the layer its config names is deleted when asked
         (one we just fetched): nothing unverified stays behind."""
         p = plans[i]
@@ -74,8 +78,9 @@ class Installer:
 
         def open_blob(j: int):
             d = plans[j].desc
-            return CountingReader(content.open(d.digest),
-                                  lambda n: self.progress.progress(d.digest.short, self.unpacking, n, d.size))
+            source = live if live is not None and j == i else content.open(d.digest)
+            return inflating(CountingReader(
+                source, lambda n: self.progress.progress(d.digest.short, self.unpacking, n, d.size)))
 
         try:
             records = self.system.layers.ensure([q.diff_id for q in plans[:i + 1]], open_blob)

@@ -24,9 +24,11 @@ from lamina.transfer.blobs import store_blob
 from lamina.transfer.install import Installer, LayerPlan, plan_layers
 from lamina.transfer.platforms import Platform, host_platform, is_attestation
 from lamina.transfer.progress import Progress
+from lamina.transfer.streams import Cancelled, Pipe
 
 MAX_CONCURRENT_DOWNLOADS = 3  # dockerd's default
 MAX_INDEX_DEPTH = 4
+STREAM_CHUNKS = 32            # MiB of a streamed layer held between download and unpack
 
 
 @dataclass(frozen=True)
@@ -117,49 +119,75 @@ class Puller:
 
     # -- layers -------------------------------------------------------------------------
     def _fetch_and_unpack(self, repo: Repository, plans: list[LayerPlan]) -> list[int]:
-        """Download missing blobs in parallel; unpack in order as they arrive.
-        Returns each layer's size as docker counts it (unpacked bytes)."""
+        """Download missing blobs in parallel; unpack in order as they arrive (the
+        first layer to unpack is unpacked while it downloads).  Returns each
+        layer's size as docker counts it (unpacked bytes)."""
         sizes: list[int] = [0] * len(plans)
         futures: dict[Digest, Future] = {}
+        taps: dict[Digest, Pipe] = {}
         workers = MAX_CONCURRENT_DOWNLOADS
         with ThreadPoolExecutor(workers) as pool:
             for p in plans:
-                item = p.item
                 if p.desc.digest in futures:
                     continue
                 if p.download:
-                    self.progress.status(item, "Pulling fs layer")
-                    futures[p.desc.digest] = pool.submit(self._download, repo, p)
+                    self.progress.status(p.item, "Pulling fs layer")
+                    if p.unpack and not taps:
+                        taps[p.desc.digest] = Pipe(STREAM_CHUNKS)
+                    futures[p.desc.digest] = pool.submit(self._download, repo, p, taps.get(p.desc.digest))
                 elif p.verify:
                     futures[p.desc.digest] = pool.submit(self._verify_local, repo, p)
                 elif not p.unpack:
-                    self.progress.status(item, "Already exists")
+                    self.progress.status(p.item, "Already exists")
             for p in [p for p in plans if p.download][workers:]:
-                self.progress.status(p.desc.digest.short, "Waiting")
+                self.progress.status(p.item, "Waiting")
             try:
                 for i, p in enumerate(plans):
+                    live = taps.pop(p.desc.digest, None)
                     f = futures.get(p.desc.digest)
+                    if live is not None:
+                        try:
+                            sizes[i] = self._unpack(repo, plans, i, live)
+                        except BaseException:
+                            live.close()
+                            cause = f.exception()  # a bad download is the root cause: report that
+                            if cause is not None and not isinstance(cause, Cancelled):
+                                raise cause from None
+                            raise
+                        f.result()
+                        continue
                     uncompressed = f.result() if f is not None else None
                     sizes[i] = self._unpack(repo, plans, i) if p.unpack else self.installer.size(p, uncompressed)
             except BaseException:
+                for tap in taps.values():
+                    tap.close()  # nobody will read these: let their downloads stop
                 for f in futures.values():
                     f.cancel()
                 raise
         return sizes
 
-    def _download(self, repo: Repository, p: LayerPlan) -> int | None:
-        item = p.item
+    def _download(self, repo: Repository, p: LayerPlan, tap: Pipe | None = None) -> int | None:
         total = p.desc.size
         try:
             with repo.open_blob(p.desc) as reader:
                 size = store_blob(self.system.content, reader, p.desc, diff_id=p.diff_id if p.verify else None,
-                                  on_bytes=lambda n: self.progress.progress(item, "Downloading", n, total))
+                                  on_bytes=lambda n: self.progress.progress(p.item, "Downloading", n, total),
+                                  tee=tap)
         except DigestMismatch as e:
-            raise RegistryError(f"blob {p.desc.digest} from {repo}: {e}") from None
-        self.progress.status(item, "Verifying Checksum")
-        self.progress.status(item, "Download complete")
+            error = RegistryError(f"blob {p.desc.digest} from {repo}: {e}")
+            if tap is not None:
+                tap.finish(error)
+            raise error from None
+        except BaseException as e:
+            if tap is not None:
+                tap.finish(e)
+            raise
+        if tap is not None:
+            tap.finish()
+        self.progress.status(p.item, "Verifying Checksum")
+        self.progress.status(p.item, "Download complete")
         if not p.unpack:
-            self.progress.status(item, "Pull complete")
+            self.progress.status(p.item, "Pull complete")
         return size
 
     def _verify_local(self, repo: Repository, p: LayerPlan) -> int:
@@ -170,9 +198,9 @@ class Puller:
         self.progress.status(p.item, "Already exists")
         return size
 
-    def _unpack(self, repo: Repository, plans: list[LayerPlan], i: int) -> int:
+    def _unpack(self, repo: Repository, plans: list[LayerPlan], i: int, live: Pipe | None = None) -> int:
         try:
-            return self.installer.unpack(plans, i, drop_on_mismatch=plans[i].download)
+            return self.installer.unpack(plans, i, drop_on_mismatch=plans[i].download, live=live)
         except DigestMismatch as e:
             raise RegistryError(f"layer {plans[i].desc.digest} from {repo}: {e}") from None
 

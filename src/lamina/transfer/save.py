@@ -25,6 +25,7 @@ from lamina.digest import CHUNK, Digest
 from lamina.errors import InvalidReference, StoreError
 from lamina.reference import Reference, is_id_prefix, looks_like_id, parse
 from lamina.store.images import ImageRecord
+from lamina.transfer.streams import inflating
 from lamina.transfer.tarwriter import TarWriter
 
 OCI_LAYOUT = b'{"imageLayoutVersion": "1.0.0"}'
@@ -70,84 +71,107 @@ def select_images(system, names: list[str]) -> list[SavedImage]:
 def save(system, names: list[str], fd: int) -> None:
     """Write the archive of `names` to `fd` (a file or a pipe)."""
     images = select_images(system, names)
+    configs: dict[Digest, bytes] = {}
+    image_layers: dict[Digest, list[Digest]] = {}
+    sources: dict[Digest, oci.Descriptor] = {}
     for img in images:
-        os_name = system.images.config(img.record.id).get("os", "linux")
+        configs[img.record.id] = system.images.raw_config(img.record.id)
+        os_name = json.loads(configs[img.record.id]).get("os", "linux")
         if os_name != "linux":
             raise StoreError(f"image {img.record.id.short}: os {os_name!r} is not supported")
-    layers = {l.diff_id: l for img in images for l in system.images.layer_blobs(img.record)}
+        layers = system.images.layer_blobs(img.record)
+        image_layers[img.record.id] = [l.diff_id for l in layers]
+        for l in layers:
+            sources.setdefault(l.diff_id, _stored_source(system, l))
+    out = TarWriter(fd)
+    out.directory("blobs")
+    out.directory("blobs/sha256")
+    sizes: dict[Digest, int] = {}
     with tempfile.TemporaryDirectory(dir=system.tmp_dir, prefix=f"save-{os.getpid()}-") as scratch:
-        files = _layer_files(system, list(layers.values()), scratch)
-        blobs: dict[str, bytes | str] = {d.hex: path for d, path in files.items()}
-        index, items, repositories = [], [], {}
-        for img in images:
-            raw_config = system.images.raw_config(img.record.id)
-            diff_ids = [l.diff_id for l in system.images.layer_blobs(img.record)]
-            blobs[img.record.id.hex] = raw_config
-            manifest = oci.dumps(oci.make_manifest(
-                oci.Descriptor(oci.OCI_CONFIG, img.record.id, len(raw_config)),
-                [oci.Descriptor(oci.OCI_LAYER, d, os.path.getsize(files[d])) for d in diff_ids]))
-            digest = Digest.of_bytes(manifest)
-            blobs[digest.hex] = manifest
-            desc = oci.Descriptor(oci.OCI_MANIFEST, digest, len(manifest)).to_json()
-            for ref in img.refs:
-                index.append({**desc, "annotations": {"io.containerd.image.name": ref.name,
-                                                      "org.opencontainers.image.ref.name": ref.tag}})
-                if diff_ids:
-                    repositories.setdefault(ref.familiar_repository, {})[ref.tag] = diff_ids[-1].hex
-            if not img.refs:
-                index.append(desc)
-            items.append({"Config": f"blobs/sha256/{img.record.id.hex}",
-                          "RepoTags": [r.familiar for r in img.refs] or None,
-                          "Layers": [f"blobs/sha256/{d.hex}" for d in diff_ids]})
-        out = TarWriter(fd)
-        out.directory("blobs")
-        out.directory("blobs/sha256")
-        for name in sorted(blobs):
-            body = blobs[name]
-            if isinstance(body, bytes):
-                out.file_bytes(f"blobs/sha256/{name}", body)
+        compressed = [(d, src) for d, src in sources.items() if src.digest != d]
+        # a pipe cannot be patched afterwards: decompress to scratch files first (in parallel)
+        spooled = {} if out.seekable else _decompress_all(system, compressed, scratch)
+        for digest in sorted(list(configs) + list(sources)):
+            name = f"blobs/sha256/{digest.hex}"
+            if digest in configs:
+                out.file_bytes(name, configs[digest])
+            elif sources[digest].digest == digest:
+                sizes[digest] = out.file_copy(name, system.content.path(digest))
+            elif digest in spooled:
+                sizes[digest] = out.file_copy(name, spooled[digest])
             else:
-                out.file_copy(f"blobs/sha256/{name}", body)
-        out.file_bytes("index.json", oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": index}))
-        out.file_bytes("manifest.json", json.dumps(items, separators=(",", ":")).encode() + b"\n")
-        out.file_bytes("oci-layout", OCI_LAYOUT)
-        if repositories:
-            out.file_bytes("repositories", json.dumps(repositories, separators=(",", ":"), sort_keys=True).encode() + b"\n")
-        out.close()
+                sizes[digest] = _stream_layer(system, out, name, digest, sources[digest])
+    # manifests come after the blobs they describe: their bytes depend on the layer sizes
+    manifests, index, items, repositories = {}, [], [], {}
+    for img in images:
+        raw = oci.dumps(oci.make_manifest(
+            oci.Descriptor(oci.OCI_CONFIG, img.record.id, len(configs[img.record.id])),
+            [oci.Descriptor(oci.OCI_LAYER, d, sizes[d]) for d in image_layers[img.record.id]]))
+        digest = Digest.of_bytes(raw)
+        manifests[digest] = raw
+        desc = oci.Descriptor(oci.OCI_MANIFEST, digest, len(raw)).to_json()
+        diff_ids = image_layers[img.record.id]
+        for ref in img.refs:
+            index.append({**desc, "annotations": {"io.containerd.image.name": ref.name,
+                                                  "org.opencontainers.image.ref.name": ref.tag}})
+            if diff_ids:
+                repositories.setdefault(ref.familiar_repository, {})[ref.tag] = diff_ids[-1].hex
+        if not img.refs:
+            index.append(desc)
+        items.append({"Config": f"blobs/sha256/{img.record.id.hex}",
+                      "RepoTags": [r.familiar for r in img.refs] or None,
+                      "Layers": [f"blobs/sha256/{d.hex}" for d in diff_ids]})
+    for digest in sorted(manifests):
+        out.file_bytes(f"blobs/sha256/{digest.hex}", manifests[digest])
+    out.file_bytes("index.json", oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": index}))
+    out.file_bytes("manifest.json", json.dumps(items, separators=(",", ":")).encode() + b"\n")
+    out.file_bytes("oci-layout", OCI_LAYOUT)
+    if repositories:
+        out.file_bytes("repositories",
+                       json.dumps(repositories, separators=(",", ":"), sort_keys=True).encode() + b"\n")
+    out.close()
 
 
-def _layer_files(system, layers: list, scratch: str) -> dict[Digest, str]:
-    """diff_id -> a file holding the uncompressed layer tar (the blob itself when the
-    store has it uncompressed, else a verified decompressed copy in `scratch`)."""
-    files: dict[Digest, str] = {}
-    todo = []
-    for layer in layers:
-        candidates = [layer.descriptor] + system.images.blob_for_diff_id(layer.diff_id)
-        present = [d for d in candidates if system.content.has(d.digest)]
-        if not present:
-            raise StoreError(f"layer {layer.diff_id}: its blob is missing from the store")
-        if any(d.digest == layer.diff_id for d in present):
-            files[layer.diff_id] = system.content.path(layer.diff_id)
-        else:
-            todo.append((layer.diff_id, present[0]))
-    if todo:
-        with ThreadPoolExecutor(min(len(todo), os.cpu_count() or 2)) as pool:
-            done = pool.map(lambda t: _decompress(system, t[0], t[1], scratch), todo)
-            for (diff_id, _), path in zip(todo, done):
-                files[diff_id] = path
-    return files
+def _stored_source(system, layer) -> oci.Descriptor:
+    """The stored blob to write a layer from: the uncompressed one when there is one."""
+    candidates = [layer.descriptor] + system.images.blob_for_diff_id(layer.diff_id)
+    present = [d for d in candidates if system.content.has(d.digest)]
+    if not present:
+        raise StoreError(f"layer {layer.diff_id}: its blob is missing from the store")
+    return next((d for d in present if d.digest == layer.diff_id), present[0])
+
+
+def _stream_layer(system, out: TarWriter, name: str, diff_id: Digest, src: oci.Descriptor) -> int:
+    """Decompress a stored layer straight into the archive, checking its diff_id."""
+    h = hashlib.sha256()
+
+    def chunks():
+        with inflating(system.content.open(src.digest)) as plain:
+            while chunk := plain.read(CHUNK):
+                h.update(chunk)
+                yield chunk
+
+    size = out.file_stream(name, chunks())
+    if h.hexdigest() != diff_id.hex:
+        raise StoreError(f"layer {diff_id}: blob {src.digest} decompresses to sha256:{h.hexdigest()}")
+    return size
+
+
+def _decompress_all(system, todo: list, scratch: str) -> dict[Digest, str]:
+    if not todo:
+        return {}
+    with ThreadPoolExecutor(min(len(todo), os.cpu_count() or 2)) as pool:
+        paths = pool.map(lambda t: _decompress(system, t[0], t[1], scratch), todo)
+        return {diff_id: path for (diff_id, _), path in zip(todo, paths)}
 
 
 def _decompress(system, diff_id: Digest, src: oci.Descriptor, scratch: str) -> str:
-    from lamina.archive.extract import open_layer_stream
-
     path = os.path.join(scratch, diff_id.hex)
     h = hashlib.sha256()
-    with system.content.open(src.digest) as f, open(path, "wb") as out:
-        plain = open_layer_stream(f)
+    with inflating(system.content.open(src.digest)) as plain, open(path, "wb") as f:
         while chunk := plain.read(CHUNK):
             h.update(chunk)
-            out.write(chunk)
+            f.write(chunk)
     if h.hexdigest() != diff_id.hex:
         raise StoreError(f"layer {diff_id}: blob {src.digest} decompresses to sha256:{h.hexdigest()}")
     return path

@@ -25,20 +25,31 @@ class TarWriter:
         self._regular = stat.S_ISREG(mode)
         self._kernel_copy = True
 
+    @property
+    def seekable(self) -> bool:
+        """Can a header be written after its body (sizes not known up front)?"""
+        return self._regular
+
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
 
-    def _header(self, name: str, size: int, kind: bytes) -> None:
+    @staticmethod
+    def _header_bytes(name: str, size: int, kind: bytes) -> bytes:
         ti = tarfile.TarInfo(name)
         ti.size = size
         ti.type = kind
         ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
         ti.mtime = 0
         ti.uname = ti.gname = ""
-        self._write(ti.tobuf(tarfile.PAX_FORMAT))
+        # GNU format: one 512-byte block per entry even past 8 GiB (base-256 size),
+        # which lets file_stream patch a header in place; names here are short
+        return ti.tobuf(tarfile.GNU_FORMAT)
+
+    def _header(self, name: str, size: int, kind: bytes) -> None:
+        self._write(self._header_bytes(name, size, kind))
 
     def _pad(self, size: int) -> None:
         if size % BLOCK:
@@ -52,12 +63,29 @@ class TarWriter:
         self._write(data)
         self._pad(len(data))
 
-    def file_copy(self, name: str, path: str) -> None:
+    def file_copy(self, name: str, path: str) -> int:
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
             self._header(name, size, tarfile.REGTYPE)
             self._copy(src.fileno(), size)
         self._pad(size)
+        return size
+
+    def file_stream(self, name: str, chunks) -> int:
+        """A body of unknown size: the header is written last, in place (regular files only)."""
+        if len(name) > 100:
+            raise ValueError(f"name too long for a streamed entry: {name}")
+        at = os.lseek(self._fd, 0, os.SEEK_CUR)
+        self._write(bytes(BLOCK))
+        size = 0
+        for chunk in chunks:
+            self._write(chunk)
+            size += len(chunk)
+        self._pad(size)
+        header = self._header_bytes(name, size, tarfile.REGTYPE)
+        assert len(header) == BLOCK
+        os.pwrite(self._fd, header, at)
+        return size
 
     def close(self) -> None:
         self._write(b"\0" * (2 * BLOCK))
