@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from lamina.digest import Digest
@@ -41,6 +40,8 @@ def host_arch() -> str:
 
 def now_rfc3339() -> str:
     """UTC time as Docker writes it: RFC 3339 with nanoseconds, `Z` suffix."""
+    from datetime import datetime, timezone  # lazily: `run` never needs it
+
     t = datetime.now(timezone.utc)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}000Z"
 
@@ -49,6 +50,8 @@ def parse_time(text: str) -> float:
     """RFC 3339 (any fraction length) -> epoch seconds; 0 when absent or malformed."""
     if not text:
         return 0.0
+    from datetime import datetime
+
     try:
         main, _, frac = text.rstrip("Z").partition(".")
         tz = "+00:00"
