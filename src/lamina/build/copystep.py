@@ -55,6 +55,8 @@ def copy_step(b, state, ins) -> None:
             matched += found
         inline = [(h.name, _heredoc_data(b, state, h, ins.line)) for h in ins.heredocs]
         downloads = [_download(u, ins.checksum, where, b.system.tmp_dir, cleanups) for u in urls]
+        if downloads:
+            b.memoizable = False  # a URL is fetched again by every build
         if ins.checksum and not urls:
             raise BuildError(f"{where}: checksum can't be specified for non-HTTP(S) sources")
         count = len(matched) + len(inline) + len(downloads)
@@ -71,26 +73,61 @@ def copy_step(b, state, ins) -> None:
         chmod = b.expand(state, ins.chmod, ins.line) if ins.chmod else None
         mode_fn = parse_chmod(chmod) if chmod else None
 
-        label = _label(b, ctx, matched, inline, downloads)
-        text = f"{name} {'--chown=' + chown + ' ' if chown else ''}{label} in {dest} "
-        created_by = cc.nop1(state.shell, text)
-        key = b.key(state, name.lower(), created_by, dest_abs, into_dir, chmod, ins.link,
-                    str(from_id) if from_id else None, [s.rel for s in matched], inline and
-                    [n for n, _ in inline], [u for u in urls])
+        key_parts = (name.lower(), dest_abs, into_dir, chmod, ins.link, str(from_id) if from_id else None,
+                     [s.rel for s in matched], [n for n, _ in inline], list(urls))
+
+        def created_by_for(parts: list[str] | None) -> str:
+            label = _label(ctx, matched, inline, downloads, parts)
+            text = f"{name} {'--chown=' + chown + ' ' if chown else ''}{label} in {dest} "
+            return cc.nop1(state.shell, text)
+
+        # With a cache lookup to do, the sources are hashed first; otherwise (--no-cache,
+        # or after a miss) they are hashed while they are copied: one read per file.
+        prehash = not (b.req.no_cache or state.busted) or name == "ADD"
+        created_by = created_by_for(None) if prehash else ""
+        hashes: list[str] | None = None if prehash else []
 
         def make():
+            nonlocal created_by
             parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
             with StepContainer(b.system, parent, cfg) as ctr:
                 rootfs = ctr.mount()
                 own = _ownership(rootfs, chown, mode_fn, where)
                 w = Writer(rootfs, own)
-                _write_all(w, ctx, matched, inline, downloads, dest_abs, into_dir,
-                           extract=name == "ADD", where=where)
+                fresh = _fresh_dir(ctr, w, matched, inline, downloads, dest_abs, into_dir)
+                if fresh is not None:  # a new directory: write it straight into the upper dir
+                    ctr.unmount()
+                    w, dest_to = Writer(os.path.join(ctr.dir, "upper"), own), fresh
+                else:
+                    dest_to = dest_abs
+                _write_all(w, ctx, matched, inline, downloads, dest_to, into_dir or fresh is not None,
+                           extract=name == "ADD", where=where, hashes=hashes)
                 ctr.unmount()
+                if hashes is not None:
+                    created_by = created_by_for(hashes)
                 layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
                 return commit(b.system, parent, cfg, created_by, layer=layer)
 
-        b.cached_or(state, key, make)
+        b.cached_or(state, (lambda: b.key(state, created_by, *key_parts)) if not prehash
+                    else b.key(state, created_by, *key_parts), make)
+
+
+def _fresh_dir(ctr, w: Writer, matched, inline, downloads, dest: str, into_dir: bool) -> str | None:
+    """When every source goes into a directory that no layer below has, create it
+    through the overlay (which copies its parents up) and return its real path: the
+    rest can then be written into the upper dir directly, at the speed of the
+    underlying filesystem instead of overlay's per-file lookups in every lower layer."""
+    many = into_dir or len(matched) + len(inline) + len(downloads) > 1
+    if ctr.snap.name != "overlay" or not (many or (matched and all(s.is_dir for s in matched))):
+        return None
+    if w.dest_is_dir(dest) or not os.path.isdir(os.path.join(ctr.dir, "upper")):
+        return None
+    try:
+        host = w.resolve_dir(dest)
+    except BuildError:
+        return None
+    rel = os.path.relpath(host, w.rootfs)
+    return "/" if rel == "." else "/" + rel
 
 
 def check_sources(b, ins) -> None:
@@ -140,12 +177,14 @@ def _heredoc_data(b, state, doc, line: int) -> bytes:
     return body.encode("utf-8", "surrogateescape")
 
 
-def _label(b, ctx, matched, inline, downloads) -> str:
-    """moby's `file:<h>` / `dir:<h>` / `multi:<h>` source label."""
-    parts = []
-    if matched:
-        label, _ = hash_sources(ctx, matched)
-        parts.append(label)
+def _label(ctx, matched, inline, downloads, parts: list[str] | None = None) -> str:
+    """moby's `file:<h>` / `dir:<h>` / `multi:<h>` source label; `parts` are the
+    per-source labels when they were computed while copying."""
+    parts = list(parts) if parts is not None else []
+    if matched and not parts:
+        for src in matched:
+            label, _ = hash_sources(ctx, [src])
+            parts.append(label)
     for name, data in inline:
         h = ContentHasher()
         h.add_bytes(name, data)
@@ -174,13 +213,18 @@ def _ownership(rootfs: str, chown: str | None, mode_fn, where: str) -> Ownership
 
 
 def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,
-               extract: bool, where: str) -> None:
-    """Docker's destination rules; `dest` is an absolute in-container path."""
+               extract: bool, where: str, hashes: list[str] | None = None) -> None:
+    """Docker's destination rules; `dest` is an absolute in-container path.  With
+    `hashes`, each source's content label is appended to it as it is copied."""
     try:
         many = into_dir or len(matched) + len(inline) + len(downloads) > 1
         for src in matched:
+            if hashes is not None:
+                w.hasher = ContentHasher()
             if src.is_dir:
                 w.copy_tree(ctx.root, src.follow, dest, walk=ctx.walk)
+                if hashes is not None:
+                    hashes.append("dir:" + w.hasher.hexdigest())
                 continue
             if extract and _is_archive(ctx.host(src.follow)):
                 _extract(ctx.host(src.follow), w.resolve_dir(dest), where)
@@ -188,6 +232,9 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
             name = posixpath.basename(src.rel)
             target = posixpath.join(dest, name) if many or w.dest_is_dir(dest) else dest
             w.copy_tree(ctx.root, src.follow, target, walk=ctx.walk)
+            if hashes is not None:
+                hashes.append("file:" + w.hasher.hexdigest())
+        w.hasher = None
         for name, data in inline:
             target = posixpath.join(dest, name) if many or w.dest_is_dir(dest) else dest
             w.write_bytes(w.target(target), data, 0o644)

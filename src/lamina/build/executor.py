@@ -58,6 +58,9 @@ class Builder:
         self.lex = ShellLex("\\")
         self._context = None
         self._stage_args: dict[int, dict] = {}
+        self.images: list[str] = []        # every step image, for the build memo
+        self.lookups: dict[str, str] = {}  # image names resolved -> ids, for the build memo
+        self.memoizable = True             # False once a step depends on something outside (a URL)
 
     # ------------------------------------------------------------------ entry
     def build(self) -> BuildResult:
@@ -122,7 +125,7 @@ class Builder:
         else:
             image_id = self._image(base.image, st_def.start_line, what="FROM", pull=self.req.pull)
         state = StageState(self.system, i, st_def.name, image_id, args)
-        self.log.arrow(image_id.short if image_id else "")
+        self.log.base(image_id)
         if image_id is not None or st_def.commands:
             state.seed_path()
         triggers = list(state.cfg.get("OnBuild") or [])
@@ -166,7 +169,9 @@ class Builder:
 
         try:
             if not pull:
-                return self.system.images.resolve(name).id
+                found = self.system.images.resolve(name).id
+                self.lookups[name] = str(found)
+                return found
         except InvalidReference as e:
             raise BuildError(f"{self.filename}:{line}: {what}: invalid reference {name!r}: {e}") from None
         except NoSuchImage:
@@ -181,7 +186,9 @@ class Builder:
 
                 result = Puller(self.system, for_stream(self.log.out, quiet=self.log.quiet)).pull(parse(name))
                 return result.image_id
-            return ensure_image(self.system, name, out=self.log.out).id
+            found = ensure_image(self.system, name, out=self.log.out).id
+            self.lookups[name] = str(found)
+            return found
         except LaminaError as e:
             if isinstance(e, (InvalidReference,)):
                 raise BuildError(f"{self.filename}:{line}: {what}: invalid reference {name!r}") from None
@@ -212,14 +219,15 @@ class Builder:
             self._context = BuildContext(self.req.context_dir, self.req.ignore)
         return self._context
 
-    def cached_or(self, state: StageState, key: str, make, *, meta: bool = False) -> Digest:
-        """The step's image from the cache, or `make()`'s (recorded under `key`)."""
-        if not (self.req.no_cache or state.busted):
+    def cached_or(self, state: StageState, key, make, *, meta: bool = False) -> Digest:
+        """The step's image from the cache, or `make()`'s (recorded under `key`).
+        `key` may be a callable, evaluated after make(): there is no lookup then."""
+        if not (self.req.no_cache or state.busted or callable(key)):
             hit = self.cache.get(key)
             if hit is not None:
-                self.log.using_cache()
                 state.move_to(hit)
-                self.log.image(hit)
+                self.images.append(str(hit))
+                self.log.result(hit, cached=True)
                 return hit
         state.busted = True
         if meta:  # classic prints a container for metadata commits too
@@ -229,9 +237,10 @@ class Builder:
             self.log.removing(cid)
         else:
             image_id = make()
-        self.cache.put(key, image_id)
+        self.cache.put(key() if callable(key) else key, image_id)
         state.move_to(image_id)
-        self.log.image(image_id)
+        self.images.append(str(image_id))
+        self.log.result(image_id, cached=False)
         return image_id
 
     def key(self, state: StageState, *parts) -> str:

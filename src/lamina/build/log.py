@@ -33,6 +33,13 @@ class BuildLog:
     def __init__(self, out: TextIO | None = None, *, quiet: bool = False) -> None:
         self.out = out or sys.stdout
         self.quiet = quiet
+        # What a fully cached rerun of this build prints (kept for the build memo).
+        self.transcript: list[str] = []
+        self.sending: str | None = None
+
+    def _both(self, text: str) -> None:
+        self.transcript.append(text)
+        self.line(text)
 
     def line(self, text: str) -> None:
         if not self.quiet:
@@ -43,10 +50,11 @@ class BuildLog:
 
     def context_size(self, size: int) -> None:
         # "daemon " then the size right-aligned in 8 columns: "daemon  3.072kB", "daemon    373MB".
-        self.line(f"Sending build context to Docker daemon {human_size(size):>8}")
+        self.sending = f"Sending build context to Docker daemon {human_size(size):>8}"
+        self.line(self.sending)
 
     def step(self, n: int, total: int, text: str) -> None:
-        self.line(f"Step {n}/{total} : {text}")
+        self._both(f"Step {n}/{total} : {text}")
 
     def arrow(self, text: str) -> None:
         self.line(f" ---> {text}")
@@ -65,7 +73,18 @@ class BuildLog:
         self.line(f"Removing intermediate container {container_id[:12]}")
 
     def warning(self, text: str) -> None:
-        self.line(f"[Warning] {text}")
+        self._both(f"[Warning] {text}")
 
     def triggers(self, n: int) -> None:
-        self.line(f"# Executing {n} build trigger{'s' if n != 1 else ''}")
+        self._both(f"# Executing {n} build trigger{'s' if n != 1 else ''}")
+
+    def base(self, image_id) -> None:
+        """FROM's arrow: ` ---> <12hex>` (empty for scratch)."""
+        self._both(" ---> " + (str(image_id)[7:19] if image_id else ""))
+
+    def result(self, image_id, *, cached: bool) -> None:
+        """A step's outcome; the transcript always shows it as a cache hit."""
+        if cached:
+            self.using_cache()
+        self.image(image_id)
+        self.transcript += [" ---> Using cache", " ---> " + str(image_id)[7:19]]

@@ -49,8 +49,6 @@ def cmd_build(system, args) -> int:
 def _build(system, args) -> int:
     import shutil
 
-    from lamina.build.log import BuildLog
-    from lamina.build.state import BuildRequest
     from lamina.errors import UsageError
     from lamina.reference import parse
 
@@ -63,35 +61,73 @@ def _build(system, args) -> int:
     cleanup = None
     try:
         context_dir, text, name, cleanup = _context(system, args)
-        ignore = _ignore(context_dir, None if args.path == "-" else _dockerfile_path(args))
+        network = "host" if args.network in ("default", "bridge") else args.network
+        dockerfile_path = None if args.path == "-" else _dockerfile_path(args)
+        memo_key = fp = None
+        if not args.no_cache and not args.pull:
+            from lamina.build import memo
+
+            ignore_path = _ignore_path(context_dir, dockerfile_path)
+            ignore_text = open(ignore_path, "rb").read().decode("utf-8", "replace") if ignore_path else None
+            memo_key = memo.request_key(dockerfile=text, name=name, build_args=build_args, target=args.target,
+                                        labels=labels, network=network, secrets=secrets, ignore_text=ignore_text)
+            fp = memo.fingerprint(context_dir)
+            hit = memo.lookup(system, memo_key, fp)
+            if hit is not None:
+                return _finish(system, args, tags, hit["final"], hit.get("sending"), hit["log"])
+        from lamina.build.log import BuildLog
+        from lamina.build.state import BuildRequest
+
+        ignore = _ignore(context_dir, dockerfile_path)
         log = BuildLog(sys.stdout, quiet=args.quiet)
         if args.path != "-" or cleanup is not None:
             log.context_size(_context_size(context_dir, ignore))
         request = BuildRequest(
             context_dir=context_dir, dockerfile=text, dockerfile_name=name, tags=tags, build_args=build_args,
             target=args.target, no_cache=args.no_cache, quiet=args.quiet, labels=labels,
-            network="host" if args.network in ("default", "bridge") else args.network, pull=args.pull,
-            secrets=secrets, ignore=ignore)
+            network=network, pull=args.pull, secrets=secrets, ignore=ignore)
         from lamina.build.executor import Builder
 
-        result = Builder(system, request, log).build()
+        builder = Builder(system, request, log)
+        result = builder.build()
+        if memo_key is not None and builder.memoizable:
+            memo.record(system, memo_key, fp, final=str(result.image_id), images=builder.images,
+                        lookups=builder.lookups, transcript=log.transcript, sending=log.sending)
     finally:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
-    image_id = result.image_id
+    return _finish(system, args, tags, str(result.image_id), None, None)
+
+
+def _finish(system, args, tags, image_id: str, sending: str | None, replay: list[str] | None) -> int:
+    """Tag, write --iidfile, print the end of the log (and, for a memo hit, all of it)."""
+    from lamina.digest import Digest
+
+    image = Digest(image_id)
+    out = sys.stdout
+    if replay is not None and not args.quiet:
+        out.write("".join(line + "\n" for line in ([sending] if sending else []) + replay))
     for ref in tags:
-        system.images.tag(image_id, ref)
+        system.images.tag(image, ref)
     if args.iidfile:
         with open(args.iidfile, "w") as f:
-            f.write(str(image_id))
+            f.write(image_id)
     if args.quiet:
-        sys.stdout.write(f"{image_id}\n")
+        out.write(f"{image_id}\n")
     else:
-        log.line(f"Successfully built {image_id.short}")
+        out.write(f"Successfully built {image.short}\n")
         for ref in tags:
-            log.line(f"Successfully tagged {ref.familiar}")
-    sys.stdout.flush()
+            out.write(f"Successfully tagged {ref.familiar}\n")
+    out.flush()
     return 0
+
+
+def _ignore_path(context_dir: str, dockerfile_path: str | None) -> str | None:
+    """Which .dockerignore applies (dockerignore.find_ignore_file, without importing it)."""
+    if dockerfile_path and dockerfile_path != "-" and os.path.isfile(dockerfile_path + ".dockerignore"):
+        return dockerfile_path + ".dockerignore"
+    default = os.path.join(context_dir, ".dockerignore")
+    return default if os.path.isfile(default) else None
 
 
 def _dockerfile_path(args) -> str:
