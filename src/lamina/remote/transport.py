@@ -206,8 +206,14 @@ class Transport:
             except (OSError, http.client.HTTPException) as e:
                 if isinstance(e, ssl.SSLCertVerificationError):
                     raise RegistryError(f"Error response from registry {self.name}: {what}: TLS: {e.verify_message}") from None
+                if isinstance(e, ssl.SSLError):
+                    raise RegistryError(f"Error response from registry {self.name}: {what}: TLS handshake failed "
+                                        f"({e.reason or e}); if it serves plain HTTP, list it in "
+                                        "LAMINA_INSECURE_REGISTRIES") from None
                 attempt += 1
-                if attempt >= self.options.attempts:
+                # nothing listening: one more try (a registry restarting), not a full backoff series
+                limit = min(2, self.options.attempts) if isinstance(e, ConnectionRefusedError) else self.options.attempts
+                if attempt >= limit:
                     raise RegistryError(f"Error response from registry {self.name}: {what}: {_describe(e)} "
                                         f"(gave up after {attempt} attempts)") from None
                 self.sleep(self._backoff(attempt))

@@ -89,10 +89,11 @@ class TerminalProgress:
 
     def _draw(self, item: str, text: str, *, force: bool) -> None:
         with self._lock:
-            now = time.monotonic()
-            if not force and now - self._last_draw.get(item, 0.0) < REDRAW_INTERVAL:
-                return
-            self._last_draw[item] = now
+            if not force:  # byte counts are throttled; status changes always show
+                now = time.monotonic()
+                if now - self._last_draw.get(item, 0.0) < REDRAW_INTERVAL:
+                    return
+                self._last_draw[item] = now
             if item not in self._items:
                 self._items.append(item)
                 self._out.write(f"\x1b[2K\r{text}\n")

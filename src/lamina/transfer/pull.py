@@ -109,6 +109,9 @@ class Puller:
         if len(raw) != desc.size:
             raise RegistryError(f"{what}: size mismatch")
         config = manifests.image_config(raw, manifest, what, RegistryError)
+        if config.get("os", "linux") != "linux":
+            raise RegistryError(f"image from {repo}: operating system {config.get('os')!r} cannot be used on "
+                                "this platform")
         if self.platform is not None:
             actual = Platform(str(config.get("os", "")), str(config.get("architecture", "")),
                               str(config.get("variant", "")))
