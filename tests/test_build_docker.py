@@ -65,6 +65,12 @@ CASES = {
         "ARG V=default\nARG W\nENV FROM_ARG=$V EMPTY=${W:-fallback} LITERAL=\\$V\nLABEL v=${V} w=\"${W}\"\n"
         "WORKDIR /dir-$V\nRUN echo \"$V|$W\" > run.txt\n",
         {}),
+    "chmod-mount": (
+        "COPY --chmod=751 file.txt /f\nCOPY --chmod=640 d /d/\n"
+        # targets that exist: BuildKit before 0.13 leaves the stubs of new ones in the image
+        "RUN --mount=type=tmpfs,target=/tmp touch /tmp/x && ls /tmp > /listed\n"
+        "RUN --mount=type=bind,source=d,target=/root cat /root/y > /bound\n",
+        {"file.txt": (0o644, "file\n"), "d/y": (0o644, "y\n"), "d/sub/z": (0o600, "z\n")}),
     "add-tar": (
         "ADD bundle.tar.gz /extracted/\nADD plain.txt /plain/\n",
         {"plain.txt": (0o644, "plain\n")}),
