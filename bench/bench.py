@@ -21,6 +21,8 @@ from env import PREFIX, REPO, Bases, CmdError, Docker, Lamina, Podman, apt_insta
 from timing import VariantResult, alternate, hyperfine
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BUSY = 1.5    # 1-minute load average per CPU at a workload's start above which its figures are
+              # flagged as noisy (this suite alone stays near 1 per CPU)
 
 
 def parse(argv):
@@ -117,7 +119,9 @@ def main(argv=None) -> int:
             elif args.quick:
                 wl.warmup = 0
             order.append(wl.name)
-            log(f"== {wl.name}: {wl.title} ({wl.warmup} warm-up + {wl.runs} runs, alternating)")
+            load = os.getloadavg()[0]
+            log(f"== {wl.name}: {wl.title} ({wl.warmup} warm-up + {wl.runs} runs, alternating; "
+                f"load average {load:.1f})")
             t0 = time.monotonic()
             results = None
             if wl.setup:
@@ -143,6 +147,7 @@ def main(argv=None) -> int:
                 except Exception as e:  # noqa: BLE001
                     log(f"  clean-up: {e}")
             entries[wl.name] = report.entry(wl, results)
+            entries[wl.name]["load_avg_1m"] = round(load, 2)
             if hf:
                 entries[wl.name]["hyperfine_s"] = {k: round(v, 4) for k, v in hf.items()}
             e = entries[wl.name]
@@ -180,6 +185,10 @@ def main(argv=None) -> int:
     if text:
         print()
         print(text)
+    busy = sorted(n for n, e in entries.items() if e.get("load_avg_1m", 0) > BUSY * (os.cpu_count() or 1))
+    if busy:
+        print(f"\nnote: the machine was busy with other work (1-minute load average above "
+              f"{BUSY * (os.cpu_count() or 1):.1f} at their start) during: {', '.join(busy)}; those figures are noisy")
     if meta.get("podman") and meta["podman"] != "ok":
         print(f"\nPodman/Buildah: {meta['podman']}")
     if not args.no_plots and entries:

@@ -215,7 +215,7 @@ def w_copy(ctx: Ctx) -> Workload:
 
     return Workload("copy", f"build COPY of {total / 1e6:.0f} MB in {count:,} files", 
                     lambda: ctx.variants(make, lamina_verbs=("import", "build"), builders=True, timeout=600),
-                    reference="docker_buildkit", target=0.5, runs=1 if ctx.quick else 3,
+                    reference="docker_buildkit", target=0.5, runs=1 if ctx.quick else 2,
                     warmup=0 if ctx.quick else 1, budget_s=600)
 
 
@@ -244,7 +244,7 @@ def w_changes(ctx: Ctx, verb: str, n: int, *, base: str = "small", name: Optiona
 
     light = verb == "diff"
     main = group == "main"
-    runs = 1 if ctx.quick else ((5 if light else 3) if main else 1)
+    runs = 1 if ctx.quick else ((5 if light else 3) if main else (3 if light else 2))
     base_label = "busybox base" if base == "small" else f"{size_label(ctx.sizes[base][0])} base"
     wl = Workload(name, f"{verb} of a container with {n:,} new files ({base_label})",
                   lambda: ctx.variants(make, lamina_verbs=("import", "run", verb), timeout=900),
