@@ -208,9 +208,22 @@ class TamperProxy:
             def log_message(self, *a):
                 pass
 
-            def _handle(self):
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    parts = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return b"".join(parts)
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                return self.rfile.read(length) if length else b""
+
+            def _handle(self):
+                body = self._body()
                 headers = {k: v for k, v in self.headers.items()}
                 proxy.log.append((self.command, self.path, headers))
                 ex = Exchange(self, self.command, self.path, headers, body)
@@ -229,7 +242,8 @@ class TamperProxy:
 
     def forward(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
         c = http.client.HTTPConnection(self.upstream, timeout=30)
-        hdrs = {k: v for k, v in headers.items() if k.lower() not in ("host", "connection", "content-length")}
+        hdrs = {k: v for k, v in headers.items()
+                if k.lower() not in ("host", "connection", "content-length", "transfer-encoding")}
         c.request(method, path, body=body or None, headers=hdrs)
         r = c.getresponse()
         data = r.read()

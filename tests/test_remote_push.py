@@ -118,37 +118,61 @@ def test_push_zstd(system, registry, capsys):
     assert zstandard.ZstdDecompressor().decompressobj().decompress(blob) == layer
 
 
-def test_push_chunked_upload(system, registry, capsys, monkeypatch):
+def delete_blob(host: str, repo: str, digest: str) -> None:
+    c = http.client.HTTPConnection(host, timeout=10)
+    c.request("DELETE", f"/v2/{repo}/blobs/{digest}")
+    r = c.getresponse()
+    r.read()
+    assert r.status == 202, r.status
+
+
+def test_first_push_streams_then_stored_blob_goes_in_chunks(system, registry, proxy, capsys, monkeypatch):
+    """A fresh layer is compressed and uploaded at once (one chunked PATCH); a cached
+    blob the registry lacks is uploaded from the store, in Content-Range chunks when big."""
     import os
 
     import lamina.remote.registry as regmod
 
     monkeypatch.setattr(regmod, "CHUNKED_THRESHOLD", 64 << 10)
     monkeypatch.setattr(regmod, "CHUNK_SIZE", 100 << 10)
-    layer = tar_bytes({"random": os.urandom(700 << 10)})  # incompressible: several chunks
-    make_image(system, [layer], f"{registry.host}/push/chunked:1")
-    push(system, f"{registry.host}/push/chunked:1")
-    _, _, raw = http_get(registry.host, "/v2/push/chunked/manifests/1")
+    layer = tar_bytes({"r": os.urandom(300 << 10)})  # incompressible: several chunks
+    make_image(system, [layer], f"{proxy.host}/push/logged:1")
+    push(system, f"{proxy.host}/push/logged:1")
+    patches = [h for m, p, h in proxy.log if m == "PATCH"]
+    assert len(patches) == 1 and patches[0]["Transfer-Encoding"] == "chunked"
+    assert any(m == "PUT" and "digest=sha256%3A" in p for m, p, h in proxy.log)
+    _, _, raw = http_get(registry.host, "/v2/push/logged/manifests/1")
     desc = json.loads(raw)["layers"][0]
-    assert desc["size"] > 300 << 10
+    _, _, blob = http_get(registry.host, f"/v2/push/logged/blobs/{desc['digest']}")
+    assert gzip.decompress(blob) == layer
+
+    delete_blob(registry.host, "push/logged", desc["digest"])
+    system.images.tag(system.images.resolve(f"{proxy.host}/push/logged:1").id, parse(f"{proxy.host}/push/chunked:1"))
+    proxy.log.clear()
+    push(system, f"{proxy.host}/push/chunked:1")
+    patches = [h for m, p, h in proxy.log if m == "PATCH"]
+    assert len(patches) >= 3
+    assert [h["Content-Range"].split("-")[0] for h in patches][:2] == ["0", str(100 << 10)]
     _, _, blob = http_get(registry.host, f"/v2/push/chunked/blobs/{desc['digest']}")
     assert gzip.decompress(blob) == layer
 
 
-def test_push_with_chunked_proxy_log(system, registry, proxy, capsys, monkeypatch):
-    """The PATCH requests carry Content-Range and the upload is closed by PUT ?digest=."""
-    import os
+def test_broken_stream_falls_back_to_a_stored_upload(system, registry, proxy, capsys):
+    make_image(system, [tar_bytes({"f": b"fallback" * 5000})], f"{proxy.host}/push/fallback:1")
 
-    import lamina.remote.registry as regmod
+    def fail_patch(ex):
+        if ex.method == "PATCH":
+            ex.respond(500, b"no streams today")
+            return True
+        return False
 
-    monkeypatch.setattr(regmod, "CHUNKED_THRESHOLD", 64 << 10)
-    monkeypatch.setattr(regmod, "CHUNK_SIZE", 100 << 10)
-    make_image(system, [tar_bytes({"r": os.urandom(300 << 10)})], f"{proxy.host}/push/logged:1")
-    push(system, f"{proxy.host}/push/logged:1")
-    patches = [h for m, p, h in proxy.log if m == "PATCH"]
-    assert len(patches) >= 3
-    assert [h["Content-Range"].split("-")[0] for h in patches][:2] == ["0", str(100 << 10)]
-    assert any(m == "PUT" and "digest=sha256%3A" in p for m, p, h in proxy.log)
+    proxy.fault = fail_patch
+    push(system, f"{proxy.host}/push/fallback:1")
+    methods = [(m, "digest=" in p) for m, p, h in proxy.log if "/blobs/uploads/" in p]
+    assert ("PATCH", False) in methods and ("PUT", True) in methods
+    assert "Pushed" in capsys.readouterr().out
+    status, _, _ = http_get(registry.host, "/v2/push/fallback/manifests/1")
+    assert status == 200
 
 
 def test_parallel_gzip_is_plain_gzip_and_deterministic():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import urllib.parse
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from lamina import oci
 from lamina.digest import Digest
@@ -113,12 +113,13 @@ class Repository:
                 return False
             raise self.error(f"blob {digest}", resp)
 
-    def start_upload(self, digest: Digest, mount_from: str | None = None) -> str | None:
-        """POST an upload session; with `mount_from`, try a cross-repository mount first.
-        Returns None when the blob was mounted, else the upload location."""
+    def start_upload(self, digest: Digest | None, mount_from: str | None = None) -> str | None:
+        """POST an upload session (`digest` None: not known yet); with `mount_from`, try a
+        cross-repository mount first.  Returns None when the blob was mounted, else the
+        upload location."""
         scopes = [self.scope("pull,push")]
         query = ""
-        if mount_from:
+        if mount_from and digest is not None:
             scopes.append(f"repository:{mount_from}:pull")
             query = "?" + urllib.parse.urlencode({"mount": str(digest), "from": mount_from})
         url = f"/v2/{self.path}/blobs/uploads/{query}"
@@ -150,10 +151,25 @@ class Repository:
                         raise self.error(what, resp)
                     location = urllib.parse.urljoin(location, resp.header("Location") or location)
                 offset += n
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size - offset)}
-        body = (lambda: opener(offset)) if size - offset else None
+        self.finish_upload(location, digest, size - offset, (lambda: opener(offset)) if size - offset else None)
+
+    def upload_stream(self, location: str, chunks: Iterator[bytes], what: str) -> str:
+        """PATCH a stream of unknown length (chunked encoding) into an upload session, as
+        docker does; cannot be retried.  Returns the session's next location."""
+        with self.transport.request("PATCH", location, what=what, body=chunks, scopes=(self.scope("pull,push"),),
+                                    headers={"Content-Type": "application/octet-stream"}) as resp:
+            if resp.status != 202:
+                raise self.error(what, resp)
+            return urllib.parse.urljoin(location, resp.header("Location") or location)
+
+    def finish_upload(self, location: str, digest: Digest, size: int = 0,
+                      body: Callable[[], BinaryIO] | None = None) -> None:
+        """Close an upload session with `PUT ?digest=` (and the blob's last bytes, if any)."""
+        what = f"upload of blob {digest}"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
         url = location + ("&" if "?" in location else "?") + urllib.parse.urlencode({"digest": str(digest)})
-        with self.transport.request("PUT", url, what=what, headers=headers, body=body, scopes=scopes) as resp:
+        with self.transport.request("PUT", url, what=what, headers=headers, body=body,
+                                    scopes=(self.scope("pull,push"),)) as resp:
             if resp.status not in (201, 204):
                 raise self.error(what, resp)
             got = resp.header("Docker-Content-Digest")

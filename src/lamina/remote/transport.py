@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from lamina.errors import RegistryError
 from lamina.remote.auth import Credentials
@@ -34,7 +34,7 @@ from lamina.remote.hosts import Endpoint, tls_files
 BUFFER = 1 << 20
 MAX_REDIRECTS = 5
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-Body = bytes | Callable[[], BinaryIO] | None
+Body = bytes | Callable[[], BinaryIO] | Iterator[bytes] | None  # an iterator is sent chunked, once
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,9 @@ class _Pool:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), True
+        return self.new()
+
+    def new(self) -> tuple[http.client.HTTPConnection, bool]:
         if self.scheme == "https":
             return http.client.HTTPSConnection(self.host, timeout=self.timeout, context=self._context(),
                                                blocksize=BUFFER), False
@@ -189,6 +192,7 @@ class Transport:
         if url.startswith("/"):
             url = self.url(url)
         origin = urllib.parse.urlsplit(url).netloc
+        one_shot = isinstance(body, Iterator)  # a stream being produced cannot be sent again
         attempt, auth_retries, redirects = 0, 0, 0
         while True:
             own = authorize and self._is_own(url)
@@ -213,11 +217,14 @@ class Transport:
                 attempt += 1
                 # nothing listening: one more try (a registry restarting), not a full backoff series
                 limit = min(2, self.options.attempts) if isinstance(e, ConnectionRefusedError) else self.options.attempts
+                limit = 1 if one_shot else limit
                 if attempt >= limit:
                     raise RegistryError(f"Error response from registry {self.name}: {what}: {_describe(e)} "
                                         f"(gave up after {attempt} attempts)") from None
                 self.sleep(self._backoff(attempt))
                 continue
+            if one_shot:
+                return resp
             if resp.status == 401 and own and auth_retries < 2:
                 challenge = resp.header("WWW-Authenticate")
                 resp.close()
@@ -279,13 +286,14 @@ class Transport:
         pool = self._pool(p.scheme, p.netloc)
         target = (p.path or "/") + (f"?{p.query}" if p.query else "")
         headers.setdefault("User-Agent", "lamina/0.1")
+        chunked = isinstance(body, Iterator)
         for fresh in (False, True):
-            conn, reused = pool.get()
+            conn, reused = pool.new() if chunked else pool.get()
             stream = body() if callable(body) else body
             try:
                 if stream is None and method in ("PUT", "POST", "PATCH"):
                     headers.setdefault("Content-Length", "0")
-                conn.request(method, target, body=stream, headers=headers)
+                conn.request(method, target, body=stream, headers=headers, encode_chunked=chunked)
                 raw = conn.getresponse()
             except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine):
                 conn.close()

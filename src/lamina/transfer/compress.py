@@ -53,13 +53,20 @@ def check_compression(name: str) -> str:
 
 
 def compress_layer(content: ContentStore, source: Digest, compression: str, pool: Executor,
-                   on_bytes: Callable[[int], None] | None = None) -> oci.Descriptor:
-    """Compress the stored uncompressed blob `source` into a new blob; returns its descriptor."""
+                   on_bytes: Callable[[int], None] | None = None,
+                   tee: Callable[[bytes], None] | None = None) -> oci.Descriptor:
+    """Compress the stored uncompressed blob `source` into a new blob; returns its descriptor.
+    `tee` sees the compressed bytes as they are made (a push streams them out)."""
     with content.open(source) as src, content.writer() as w:
+        def write(data: bytes) -> None:
+            w.write(data)
+            if tee is not None:
+                tee(data)
+
         if compression == "zstd":
-            _zstd(src, w, on_bytes)
+            _zstd(src, write, on_bytes)
         else:
-            parallel_gzip(src, w.write, pool, level=gzip_level(), on_bytes=on_bytes)
+            parallel_gzip(src, write, pool, level=gzip_level(), on_bytes=on_bytes)
         digest = w.commit()
         return oci.Descriptor(MEDIA_TYPES[compression], digest, w.size)
 
@@ -131,7 +138,7 @@ def _stored(data: memoryview) -> bytes:
     return b"".join(parts)
 
 
-def _zstd(src: BinaryIO, w, on_bytes: Callable[[int], None] | None) -> None:
+def _zstd(src: BinaryIO, write: Callable[[bytes], None], on_bytes: Callable[[int], None] | None) -> None:
     import zstandard
 
     # threads=-1: zstd's own worker threads (one per core) compress one stream in parallel
@@ -141,7 +148,7 @@ def _zstd(src: BinaryIO, w, on_bytes: Callable[[int], None] | None) -> None:
         total += len(chunk)
         out = cobj.compress(chunk)
         if out:
-            w.write(out)
+            write(out)
         if on_bytes:
             on_bytes(total)
-    w.write(cobj.flush())
+    write(cobj.flush())

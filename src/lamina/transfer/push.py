@@ -17,15 +17,17 @@ from dataclasses import dataclass
 
 from lamina import oci
 from lamina.digest import Digest
-from lamina.errors import InvalidReference, NoSuchImage, NotFound
+from lamina.errors import InvalidReference, NoSuchImage, NotFound, RegistryError
 from lamina.reference import Reference, parse
 from lamina.remote.registry import Repository, open_repository
 from lamina.remote.transport import TransportOptions
 from lamina.store.images import ImageRecord, LayerBlob
 from lamina.transfer.compress import COMPRESSED_TYPES, MEDIA_TYPES, compress_layer
 from lamina.transfer.progress import CountingReader, Progress
+from lamina.transfer.streams import Cancelled, Pipe
 
 MAX_CONCURRENT_UPLOADS = 5  # dockerd's default
+STREAM_CHUNKS = 32          # compressed chunks held between the compressor and the upload
 _FAMILY_TYPES = {
     "docker": {"gzip": oci.DOCKER_LAYER_GZIP, "config": oci.DOCKER_CONFIG, "manifest": oci.DOCKER_MANIFEST},
     "oci": {"gzip": oci.OCI_LAYER_GZIP, "zstd": oci.OCI_LAYER_ZSTD, "config": oci.OCI_CONFIG,
@@ -103,11 +105,7 @@ class Pusher:
                     mount_from: str | None, cpu) -> oci.Descriptor:
         item = layer.diff_id.short
         if desc is None:
-            total = layer.descriptor.size
-            desc = compress_layer(self.system.content, layer.descriptor.digest, self.compression, cpu,
-                                  on_bytes=lambda n: self.progress.progress(item, "Preparing", n, total))
-            with self._db_lock:
-                self.system.images.add_layer_blob(LayerBlob(desc, layer.diff_id))
+            return self._compress_and_send(repo, layer, cpu)
         if repo.blob_exists(desc.digest):
             self.progress.status(item, "Layer already exists")
             return desc
@@ -115,6 +113,10 @@ class Pusher:
         if location is None:
             self.progress.status(item, f"Mounted from {mount_from}")
             return desc
+        self._send_stored(repo, location, desc, item)
+        return desc
+
+    def _send_stored(self, repo: Repository, location: str, desc: oci.Descriptor, item: str) -> None:
         content = self.system.content
 
         def opener(offset: int):
@@ -124,6 +126,57 @@ class Pusher:
 
         repo.upload(location, desc.digest, desc.size, opener)
         self.progress.status(item, "Pushed")
+
+    def _compress_and_send(self, repo: Repository, layer: LayerBlob, cpu) -> oci.Descriptor:
+        """Compress a layer into the store while streaming the same bytes to the
+        registry (one chunked PATCH, as docker does), so compressing and uploading
+        overlap.  The stream cannot be replayed: if it fails, the blob just made is
+        uploaded again the ordinary way, with retries."""
+        item = layer.diff_id.short
+        what = f"upload of layer {layer.diff_id}"
+        location = repo.start_upload(None)
+        pipe = Pipe(STREAM_CHUNKS)
+        sent: dict = {}
+
+        def chunks():
+            while chunk := pipe.read(1 << 20):
+                yield chunk
+
+        def send() -> None:
+            try:
+                sent["location"] = repo.upload_stream(location, chunks(), what)
+            except BaseException as e:  # noqa: BLE001 - reported through the fallback below
+                sent["error"] = e
+                pipe.close()
+
+        def tee(data: bytes) -> None:
+            try:
+                pipe.put(data)
+            except Cancelled:
+                pass  # the stream failed: keep compressing into the store for the fallback
+
+        sender = threading.Thread(target=send, name="lamina-push-stream", daemon=True)
+        sender.start()
+        total = layer.descriptor.size
+        try:
+            desc = compress_layer(self.system.content, layer.descriptor.digest, self.compression, cpu,
+                                  on_bytes=lambda n: self.progress.progress(item, "Pushing", n, total), tee=tee)
+        except BaseException as e:
+            pipe.finish(e)
+            sender.join()
+            raise
+        pipe.finish()
+        sender.join()
+        with self._db_lock:
+            self.system.images.add_layer_blob(LayerBlob(desc, layer.diff_id))
+        if "error" not in sent:
+            try:
+                repo.finish_upload(sent["location"], desc.digest)
+                self.progress.status(item, "Pushed")
+                return desc
+            except RegistryError:
+                pass
+        self._send_stored(repo, repo.start_upload(desc.digest), desc, item)
         return desc
 
     def _mount_source(self, record: ImageRecord, ref: Reference) -> str | None:
