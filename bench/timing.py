@@ -82,7 +82,8 @@ class Variant:
     """One tool's side of a workload.
 
     command(i) gives the argv of run i (warm-up runs included: i counts from 0).
-    setup/teardown run once (untimed); prepare(i)/cleanup(i) around each run (untimed).
+    setup/teardown run once (untimed); prepare(i)/cleanup(i) around each run (untimed);
+    check(0) after the first run, before its clean-up: a tool that is fast but wrong is dropped.
     skip: a reason not to run this variant at all (not implemented yet, --no-docker, ...).
     """
 
@@ -94,6 +95,7 @@ class Variant:
     prepare: Optional[Callable[[int], None]] = None
     cleanup: Optional[Callable[[int], None]] = None
     teardown: Optional[Callable[[], None]] = None
+    check: Optional[Callable[[int], None]] = None   # after the first run: raise if its result is wrong
     skip: Optional[str] = None
     timeout: float = 120.0
 
@@ -151,8 +153,13 @@ def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: floa
                     if v.prepare:
                         v.prepare(i)
                     s = run_timed(v.command(i), timeout=v.timeout, env=v.env, cwd=v.cwd)
+                    if v.check and i == 0 and s.rc == 0 and not s.timed_out:
+                        try:
+                            v.check(i)
+                        except Exception as e:  # noqa: BLE001
+                            raise RuntimeError(f"wrong result: {e}") from None
                 except Exception as e:  # noqa: BLE001
-                    res.note = f"failed: {e}"
+                    res.note = str(e) if isinstance(e, RuntimeError) else f"failed: {e}"
                     active.remove(v)
                     log(f"  {v.name:16} {kind}: {res.note}")
                     _quiet(v.cleanup, i)

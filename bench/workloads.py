@@ -128,6 +128,30 @@ def safe(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]+", "-", name)
 
 
+def expect(tool: Tool, image: str, script: str, want: Optional[str]) -> None:
+    """The image runs and `sh -c script` in it prints want (None: any output, exit 0)."""
+    out = tool.run("run", "--rm", image, "sh", "-c", script, timeout=300).stdout.decode().strip()
+    if want is not None and out != want:
+        raise CmdError(f"{image}: `{script}` printed {out[:80]!r}, expected {want!r}")
+
+
+def registry_has(ctx: Ctx, ref: str) -> None:
+    import urllib.request
+    host, rest = ref.split("/", 1)
+    name, tag = rest.rsplit(":", 1)
+    req = urllib.request.Request(f"http://{host}/v2/{name}/manifests/{tag}", method="HEAD", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        if r.status != 200:
+            raise CmdError(f"registry has no manifest for {ref}")
+
+
+def at_least(path: Path, size: int) -> None:
+    got = path.stat().st_size if path.exists() else 0
+    if got < size:
+        raise CmdError(f"{path.name} is {got} bytes, expected at least {size}")
+
+
 # --------------------------------------------------------------------------- workloads
 
 
@@ -175,7 +199,8 @@ def w_build(ctx: Ctx, steps: int, *, cached: bool = False, name: Optional[str] =
                 tool.run(*args, env=env, timeout=600)
         return dict(setup=setup, command=lambda i: tool.cmd(*args),
                     cleanup=None if cached else (lambda i: tool.rmi(tag)),
-                    teardown=lambda: tool.rmi(tag))
+                    teardown=lambda: tool.rmi(tag),
+                    check=lambda i: expect(tool, tag, f"cat /f1 /f{steps}", f"1\n{steps}"))
 
     if cached:
         title, ref, target, runs = f"build, {steps} RUN steps, fully cached", "docker", 0.75, 5
@@ -211,7 +236,8 @@ def w_copy(ctx: Ctx) -> Workload:
             context()
         return dict(setup=setup,
                     command=lambda i: tool.cmd("build", "--no-cache", "-t", tag, str(context())),
-                    cleanup=lambda i: tool.rmi(tag), teardown=lambda: tool.rmi(tag))
+                    cleanup=lambda i: tool.rmi(tag), teardown=lambda: tool.rmi(tag),
+                    check=lambda i: expect(tool, tag, "find /ctx -type f | wc -l", str(count)))
 
     return Workload("copy", f"build COPY of {total / 1e6:.0f} MB in {count:,} files", 
                     lambda: ctx.variants(make, lamina_verbs=("import", "build"), builders=True, timeout=600),
@@ -240,7 +266,9 @@ def w_changes(ctx: Ctx, verb: str, n: int, *, base: str = "small", name: Optiona
                         teardown=lambda: tool.rm(cname))
         img = f"{PREFIX}/{safe(name)}"
         return dict(setup=setup, command=lambda i: tool.cmd("commit", cname, f"{img}:{i}"),
-                    cleanup=lambda i: tool.rmi(f"{img}:{i}"), teardown=lambda: tool.rm(cname))
+                    cleanup=lambda i: tool.rmi(f"{img}:{i}"), teardown=lambda: tool.rm(cname),
+                    check=lambda i: expect(tool, f"{img}:{i}", "find /bench -type f | wc -l; test ! -e /bin/vi && echo gone",
+                                           f"{n}\ngone"))
 
     light = verb == "diff"
     main = group == "main"
@@ -292,7 +320,7 @@ def w_push(ctx: Ctx, *, repeat: bool = False) -> Workload:
             tool.rmi(reg(i))
             tool.import_tar(_fresh_tar(ctx, i), reg(i))
         return dict(prepare=prepare, command=lambda i: tool.cmd("push", reg(i)),
-                    cleanup=lambda i: tool.rmi(reg(i)))
+                    cleanup=lambda i: tool.rmi(reg(i)), check=lambda i: registry_has(ctx, reg(i)))
 
     def teardown():
         for p in ctx.workdir.glob("push-*.tar"):
@@ -338,7 +366,8 @@ def w_pull(ctx: Ctx) -> Workload:
                 tool.run("tag", reg(), big, timeout=60, check=False)
                 tool.rmi(reg(), force=False)
         return dict(prepare=lambda i: tool.rmi(reg(), big), command=lambda i: tool.cmd("pull", reg()),
-                    teardown=teardown)
+                    teardown=teardown, check=lambda i: expect(tool, reg(), "test -s /data/d0000/f000000",
+                                                              None))
 
     total = ctx.sizes["big"][0]
     return Workload("pull", f"pull of a {total / 1e6:.0f} MB image from a loopback registry",
@@ -353,7 +382,8 @@ def w_save(ctx: Ctx) -> Workload:
         out = ctx.workdir / f"save-{tool.name}.tar"
         return dict(setup=lambda: ctx.bases.ensure("big", tool),
                     command=lambda i: tool.cmd("save", "-o", str(out), big),
-                    cleanup=lambda i: out.unlink(missing_ok=True))
+                    cleanup=lambda i: out.unlink(missing_ok=True),
+                    check=lambda i: at_least(out, ctx.sizes["big"][0]))
 
     total = ctx.sizes["big"][0]
     return Workload("save", f"save of the {total / 1e6:.0f} MB image to a tar file",
@@ -372,7 +402,7 @@ def w_load(ctx: Ctx) -> Workload:
 
     def make(tool, env, vname):
         return dict(prepare=lambda i: tool.rmi(big), command=lambda i: tool.cmd("load", "-i", str(archive)),
-                    teardown=lambda: None)
+                    teardown=lambda: None, check=lambda i: expect(tool, big, "test -s /data/d0000/f000000", None))
 
     total = ctx.sizes["big"][0]
     return Workload("load", f"load of the {total / 1e6:.0f} MB image from a docker-save tar",
