@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
-from test_build_exec import build, config, ctx, lamina, run
+from test_build_exec import build, ctx, lamina, run
 
 pytestmark = requires_root
 

@@ -51,11 +51,13 @@ def commit(system, parent: Parent, cfg: dict, created_by: str, *, layer: tuple |
     """Publish the step image.  `layer` = (blob digest, blob size, diff_id, unpacked size)."""
     config = copy.deepcopy(parent.config)
     config["config"] = cfg
-    nop_cfg = dict(cfg)
-    nop_cfg["Cmd"] = created_by.split(" ", 2) if created_by else None
-    config["container_config"] = nop_cfg
+    # Like BuildKit, no step container's config is recorded (the classic builder's
+    # `#(nop)` container_config would only repeat `created_by`).
+    config["container_config"] = oci.empty_container_config()
     if container_id:
         config["container"] = container_id
+    else:
+        config.pop("container", None)
     config["created"] = oci.now_rfc3339()
     config.pop("comment", None)
     if author is not None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from lamina.build import configchanges as cc
 from lamina.build import instructions as I
 from lamina.build.cache import BuildCache, step_key
 from lamina.build.log import BuildLog

@@ -8,7 +8,6 @@ and `RUN --mount from=`) are built, in Dockerfile order.
 
 from __future__ import annotations
 
-import platform as _platform
 from dataclasses import dataclass
 
 from lamina.build import instructions as I
@@ -165,6 +164,3 @@ def _check_cycles(stages: list[I.Stage], deps: list[set[int]], filename: str) ->
         if state[i] == 0:
             visit(i)
 
-
-def host_platform() -> str:
-    return f"linux/{_platform.machine()}"

@@ -177,6 +177,9 @@ def run_step(b, state, ins: I.Run) -> None:
     from lamina.build.mounts import prepare_mounts
     from lamina.build.runstep import StepContainer
 
+    if ins.security == "insecure":
+        raise BuildError(f"{b.filename}:{ins.line}: RUN --security=insecure needs the security.insecure "
+                         "entitlement, which lamina does not grant")
     argv = run_argv(state, ins)
     script = _shebang_script(ins)
     args_env = [f"{k}={v}" for k, v in state.run_args()]
