@@ -99,8 +99,13 @@ def main(argv=None) -> int:
                 podman = ctx.podman = Podman()
             except CmdError as e:
                 log(f"podman: install failed: {e}")
-        podman.probe(lambda: rootfs_tar("busybox-base"), Bases.ref("small"))
-        log(f"podman: {podman.reason or 'runs containers: compared where it builds/runs'}"
+        if args.no_docker:
+            podman.reason = "not compared (--no-docker: lamina only)"
+        elif not {"run", "build", "build-cached"} & set(selected):
+            podman.reason = "not compared (compared on run, build and build-cached only)"
+        else:
+            podman.probe(lambda: rootfs_tar("busybox-base"), Bases.ref("small"))
+        log(f"podman: {podman.reason or 'runs containers: compared on run, build and build-cached'}"
             + ("" if shutil.which("buildah") else "; buildah not installed"))
         meta = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -189,7 +194,7 @@ def main(argv=None) -> int:
     if busy:
         print(f"\nnote: the machine was busy with other work (1-minute load average above "
               f"{BUSY * (os.cpu_count() or 1):.1f} at their start) during: {', '.join(busy)}; those figures are noisy")
-    if meta.get("podman") and meta["podman"] != "ok":
+    if meta.get("podman") and meta["podman"] != "ok" and not meta["podman"].startswith("not compared"):
         print(f"\nPodman/Buildah: {meta['podman']}")
     if not args.no_plots and entries:
         why = report.ensure_matplotlib(str(REPO / ".venv" / "bin" / "python"))

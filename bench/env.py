@@ -221,6 +221,7 @@ class Podman(Tool):
     def __init__(self):
         self.bin = shutil.which("podman")
         self.reason: Optional[str] = "not checked"
+        self.used = False
 
     def cmd(self, *args: str) -> list[str]:
         return [self.bin or "podman", *args]
@@ -230,6 +231,7 @@ class Podman(Tool):
         if not self.bin:
             self.reason = "podman is not installed (apt-get install podman buildah, or bench/run --with-podman)"
             return self.reason
+        self.used = True
         try:
             self.import_tar(small_tar(), ref)
             p = sh(self.cmd("run", "--rm", ref, "true"), check=False, timeout=90)
@@ -243,7 +245,7 @@ class Podman(Tool):
         return self.reason
 
     def cleanup_all(self) -> None:
-        if not self.bin:
+        if not self.bin or not self.used:
             return
         p = sh(self.cmd("ps", "-a", "-q", "--filter", f"name={PREFIX}-"), check=False, timeout=60)
         self.rm(*p.stdout.decode().split())
