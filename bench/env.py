@@ -222,26 +222,32 @@ class Podman(Tool):
         self.bin = shutil.which("podman")
         self.reason: Optional[str] = "not checked"
         self.used = False
+        self.extra: list[str] = []
 
     def cmd(self, *args: str) -> list[str]:
-        return [self.bin or "podman", *args]
+        return [self.bin or "podman", *self.extra, *args]
 
     def probe(self, small_tar, ref: str) -> Optional[str]:
-        """Can podman start a container here? Returns why not, or None."""
+        """Can podman start a container here (with its default runtime, else with runc)?
+        Returns why not, or None."""
         if not self.bin:
             self.reason = "podman is not installed (apt-get install podman buildah, or bench/run --with-podman)"
             return self.reason
         self.used = True
         try:
             self.import_tar(small_tar(), ref)
-            p = sh(self.cmd("run", "--rm", ref, "true"), check=False, timeout=90)
-            if p.returncode != 0:
-                tail = " | ".join(p.stderr.decode("utf-8", "replace").strip().splitlines()[-2:])
-                self.reason = f"podman cannot start containers on this VM: {tail[-300:]}"
-            else:
-                self.reason = None
         except CmdError as e:
-            self.reason = f"podman cannot run here: {e}"
+            self.reason = f"podman cannot import here: {e}"
+            return self.reason
+        errors = []
+        for extra in ([], ["--runtime", "runc"]):
+            p = sh([self.bin, *extra, "run", "--rm", ref, "true"], check=False, timeout=90)
+            if p.returncode == 0:
+                self.extra, self.reason = extra, None
+                return None
+            tail = p.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            errors.append(f"{'runc' if extra else 'default runtime'}: {' '.join(tail)[-200:]}")
+        self.reason = "podman cannot start containers on this VM (" + "; ".join(errors) + ")"
         return self.reason
 
     def cleanup_all(self) -> None:
