@@ -269,3 +269,27 @@ def test_dockerignore(root, tmp_path):
     assert sorted(listing) == ["/c/.dockerignore", "/c/Dockerfile", "/c/b.txt", "/c/secret/keep"]
     p = build(root, ctx(tmp_path, "FROM base\nCOPY a.log /\n", files), check=False)
     assert p.returncode != 0 and "Dockerfile:2" in p.stderr.decode()
+
+
+def test_scratch_stage(root, tmp_path):
+    df = ("FROM base AS b\nRUN echo built > /out\nFROM scratch\nCOPY --from=b /bin/busybox /bin/busybox\n"
+          "COPY --from=b /out /\nCOPY f /\nWORKDIR /w\nCMD [\"/bin/busybox\", \"cat\", \"/out\", \"/f\"]\n")
+    build(root, ctx(tmp_path, df, {"f": "data\n"}), "-t", "scratch:1")
+    assert run(root, "scratch:1") == "built\ndata\n"
+    info = config(root, "scratch:1")
+    assert len(info["RootFS"]["Layers"]) == 4 and info["Config"]["WorkingDir"] == "/w"
+    p = build(root, ctx(tmp_path / "e", "FROM scratch\n"), check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr.decode()
+
+
+def test_dockerfile_from_stdin_with_dir_context(root, tmp_path):
+    d = ctx(tmp_path, "", {"f": "ctx-file\n"})
+    lamina(root, "build", "-f", "-", "-t", "stdin:f", d, input=b"FROM base\nCOPY f /f\n")
+    assert run(root, "stdin:f", "cat", "/f") == "ctx-file\n"
+
+
+def test_context_size_line():
+    from lamina.build.log import human_size
+
+    assert [human_size(n) for n in (0, 512, 3072, 294_500_000, 1_234_567_890)] == \
+        ["0B", "512B", "3.072kB", "294.5MB", "1.235GB"]
