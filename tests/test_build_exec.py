@@ -293,3 +293,13 @@ def test_context_size_line():
 
     assert [human_size(n) for n in (0, 512, 3072, 294_500_000, 1_234_567_890)] == \
         ["0B", "512B", "3.072kB", "294.5MB", "1.235GB"]
+
+
+def test_copy_storage_driver(tmp_path, busybox_tar):
+    r = tmp_path / "store"
+    lamina(r, "--storage-driver", "copy", "import", busybox_tar, "base:latest")
+    d = ctx(tmp_path, "FROM base\nCOPY f /d/\nRUN echo run >> /d/f && rm /bin/vi\nWORKDIR /w\n", {"f": "f\n"})
+    p = lamina(r, "--storage-driver", "copy", "build", "-t", "cp:1", d)
+    assert "Successfully tagged cp:1" in p.stdout.decode()
+    out = lamina(r, "--storage-driver", "copy", "run", "--rm", "cp:1", "sh", "-c", "cat /d/f; ls /bin/vi; pwd")
+    assert out.stdout.decode().startswith("f\nrun\n") and out.stdout.decode().endswith("/w\n")
