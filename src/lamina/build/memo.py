@@ -54,12 +54,14 @@ def fingerprint(root: str) -> str:
     return h.hexdigest()
 
 
-def lookup(system, key: str, context_fp: str) -> dict | None:
-    """The memo for `key` if it still holds: same context, same base images, all images present."""
+def lookup(db, key: str, context_fp: str) -> dict | None:
+    """The memo for `key` if it still holds: same context, same base images, all images
+    present.  Works on a bare store connection (the CLI's fast path builds no System);
+    anything it cannot judge cheaply is a miss, never a wrong hit."""
     import sqlite3
 
     try:
-        row = system.db.execute("SELECT value FROM build_memo WHERE key=?", (key,)).fetchone()
+        row = db.execute("SELECT value FROM build_memo WHERE key=?", (key,)).fetchone()
     except sqlite3.OperationalError:  # no memo table yet
         return None
     if row is None:
@@ -67,28 +69,53 @@ def lookup(system, key: str, context_fp: str) -> dict | None:
     memo = json.loads(row[0])
     if memo.get("fingerprint") != context_fp:
         return None
-    from lamina.errors import LaminaError
-
     for name, image_id in memo.get("lookups", {}).items():
-        try:
-            if str(system.images.resolve(name).id) != image_id:
-                return None
-        except LaminaError:
+        if resolve_name(db, name) != image_id:
             return None
     ids = memo.get("images", [])
     if ids:
         marks = ",".join("?" * len(ids))
-        found = system.db.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", ids).fetchone()[0]
+        found = db.execute(f"SELECT COUNT(*) FROM images WHERE id IN ({marks})", ids).fetchone()[0]
         if found != len(set(ids)):
             return None
     return memo
 
 
-def record(system, key: str, context_fp: str, *, final: str, images: list[str], lookups: dict,
+def resolve_name(db, text: str) -> str | None:
+    """The image id a FROM / --from name points at now, by ImageStore.resolve's first
+    two rules (full id, then name); a short-id prefix gives None (a miss)."""
+    from lamina.errors import LaminaError
+    from lamina.reference import looks_like_id, parse
+
+    if looks_like_id(text):
+        return "sha256:" + text.removeprefix("sha256:")
+    try:
+        ref = parse(text)
+    except LaminaError:
+        return None
+    table = "repo_digests" if ref.digest and not ref.tag else "tags"
+    row = db.execute(f"SELECT image_id FROM {table} WHERE name=?", (ref.name,)).fetchone()
+    return row[0] if row else None
+
+
+def tag(db, image_id: str, refs) -> None:
+    """ImageStore.tag for the fast path: one transaction for all the names."""
+    from lamina.errors import InvalidReference
+
+    now = time.time()
+    with transaction(db) as tx:
+        for ref in refs:
+            if ref.digest and not ref.tag:
+                raise InvalidReference(f"refusing to create a tag with a digest reference: {ref}")
+            tx.execute("INSERT OR REPLACE INTO tags(name, image_id, tagged) VALUES (?,?,?)",
+                       (ref.name, image_id, now))
+
+
+def record(db, key: str, context_fp: str, *, final: str, images: list[str], lookups: dict,
            transcript: list[str], sending: str | None) -> None:
     memo = {"fingerprint": context_fp, "final": final, "images": sorted(set(images)),
             "lookups": lookups, "log": transcript, "sending": sending}
-    with transaction(system.db) as db:
-        db.execute(_TABLE)
-        db.execute("INSERT OR REPLACE INTO build_memo(key, value, created) VALUES (?,?,?)",
+    with transaction(db) as tx:
+        tx.execute(_TABLE)
+        tx.execute("INSERT OR REPLACE INTO build_memo(key, value, created) VALUES (?,?,?)",
                    (key, json.dumps(memo), time.time()))
