@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import basic_registry, token_registry, docker_config  # noqa: F401 - pytest fixtures
 from registry_fixtures import PASSWORD, USER, Recorder, TamperProxy, login_file, make_image, tar_bytes
 
 from lamina import oci
@@ -42,6 +42,14 @@ def test_parse_challenges():
     assert two[0].params["realm"] == "a b" and two[1].scopes == ("s1", "s2")
     assert parse_challenges('Basic realm="with \\"quote\\""')[0].params["realm"] == 'with "quote"'
     assert parse_challenges("") == []
+
+
+def test_scopes_are_normalized():
+    from lamina.remote.challenge import normalize_scopes
+
+    assert normalize_scopes(["repository:a/b:push,pull", "repository:a/b:pull", "repository:c:pull"]) == {
+        "repository:a/b:pull,push", "repository:c:pull"}
+    assert normalize_scopes(["registry:catalog:*"]) == {"registry:catalog:*"}
 
 
 def test_hosts(monkeypatch):
@@ -171,7 +179,7 @@ def test_token_auth(token_registry, docker_config, tmp_path, capsys, monkeypatch
     make_image(system, [tar_bytes({"t": b"token"})], f"{host}/team/app:1")
     with pytest.raises(RegistryError, match="unauthorized|denied"):
         Pusher(system, QuietProgress()).push(parse(f"{host}/team/app:1"))
-    assert all(not r["authorization"] for r in tokens.requests)  # anonymous token requests
+    assert all(not r["authorization"] for r in tokens.requests), tokens.requests  # anonymous token requests
 
     login_file(docker_config, host)
     tokens.requests.clear()

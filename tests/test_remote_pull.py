@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import registry, token_registry, docker_config  # noqa: F401 - pytest fixtures
 from registry_fixtures import (assert_store_ok, make_image, push_raw_image, put_manifest, sha256, tar_bytes)
 
 from conftest import requires_root
@@ -163,7 +163,7 @@ def test_pull_index_and_platforms(stores, registry, capsys):
         pull(s, f"{registry.host}/pull/multi:latest", Platform("linux", "arm64"))
     msg = str(e.value)
     assert "no matching manifest for linux/arm64" in msg
-    assert f"available: " in msg and f"linux/{other}" in msg and "unknown" not in msg
+    assert "available: " in msg and f"linux/{other}" in msg and "unknown" not in msg
     # a single manifest of another architecture: refused when a platform was asked for
     with pytest.raises(RegistryError, match="does not match the specified platform"):
         pull(s, f"{registry.host}/pull/multi:other", Platform("linux", "arm64"))

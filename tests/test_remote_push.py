@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import registry, proxy, docker_config  # noqa: F401 - pytest fixtures
 from registry_fixtures import assert_store_ok, make_image, tar_bytes
 
 from lamina import oci

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import registry, proxy  # noqa: F401 - pytest fixtures
 
 from lamina.errors import RegistryError
 from lamina.remote.hosts import Endpoint

@@ -14,7 +14,7 @@ import tarfile
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import registry, docker_config  # noqa: F401 - pytest fixtures
 from registry_fixtures import assert_store_ok, make_image, push_raw_image, sha256, tar_bytes
 
 from conftest import requires_root

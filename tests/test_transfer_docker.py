@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from registry_fixtures import *  # noqa: F401,F403
+from registry_fixtures import registry, docker_config  # noqa: F401 - pytest fixtures
 from registry_fixtures import assert_store_ok
 
 from conftest import requires_root

@@ -67,6 +67,20 @@ def parse_challenges(header: str) -> list[Challenge]:
     return out
 
 
+def normalize_scopes(scopes) -> frozenset[str]:
+    """One scope per resource with its actions sorted and merged: registries write
+    `pull,push` or `push,pull` at random (Go map order), and a token for
+    `repository:x:pull,push` covers `repository:x:pull`."""
+    actions: dict[str, set[str]] = {}
+    for scope in scopes:
+        resource, sep, acts = scope.rpartition(":")
+        if not sep or not resource:
+            actions.setdefault(scope, set())
+            continue
+        actions.setdefault(resource, set()).update(a for a in acts.split(",") if a)
+    return frozenset(f"{r}:{','.join(sorted(a))}" if a else r for r, a in actions.items())
+
+
 def basic_header(creds: Credentials) -> str:
     return "Basic " + base64.b64encode(f"{creds.username}:{creds.secret}".encode()).decode()
 
@@ -93,7 +107,7 @@ class Authorizer:
                 return None
             if ch.scheme == "basic":
                 return basic_header(self.creds) if self.creds else None
-            wanted = self._token_scopes | frozenset(scopes)
+            wanted = normalize_scopes(self._token_scopes | frozenset(scopes))
             if self._token is None or wanted != self._token_scopes or time.monotonic() >= self._expires:
                 self._refresh(ch, wanted)
             return f"Bearer {self._token}"
@@ -111,7 +125,7 @@ class Authorizer:
                 self._challenge = chosen
                 return bool(self.creds) and (first or not had_auth)
             self._challenge = chosen
-            wanted = self._token_scopes | frozenset(scopes) | frozenset(chosen.scopes)
+            wanted = normalize_scopes(self._token_scopes | frozenset(scopes) | frozenset(chosen.scopes))
             if had_auth and wanted == self._token_scopes and time.monotonic() < self._expires:
                 # the token we sent covered everything asked and was rejected: a real refusal
                 self._token = None

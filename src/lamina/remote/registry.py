@@ -123,11 +123,12 @@ class Repository:
             scopes.append(f"repository:{mount_from}:pull")
             query = "?" + urllib.parse.urlencode({"mount": str(digest), "from": mount_from})
         url = f"/v2/{self.path}/blobs/uploads/{query}"
-        with self.transport.request("POST", url, what=f"upload of blob {digest}", scopes=tuple(scopes)) as resp:
+        what = f"upload of blob {digest}" if digest else "upload of a new blob"
+        with self.transport.request("POST", url, what=what, scopes=tuple(scopes)) as resp:
             if resp.status == 201 and mount_from:
                 return None
             if resp.status != 202 or not resp.header("Location"):
-                raise self.error(f"upload of blob {digest}", resp)
+                raise self.error(what, resp)
             return urllib.parse.urljoin(self.transport.url(url), resp.header("Location"))
 
     def upload(self, location: str, digest: Digest, size: int, opener: Callable[[int], BinaryIO]) -> None:

@@ -225,10 +225,10 @@ class Transport:
                 continue
             if one_shot:
                 return resp
-            if resp.status == 401 and own and auth_retries < 2:
+            if resp.status == 401 and own:
                 challenge = resp.header("WWW-Authenticate")
                 resp.close()
-                if self.auth.challenged(challenge, scopes, had_auth):
+                if auth_retries < 2 and self.auth.challenged(challenge, scopes, had_auth):
                     auth_retries += 1
                     continue
                 raise self.unauthorized(what)
