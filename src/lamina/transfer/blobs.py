@@ -36,7 +36,9 @@ def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
                     if tee is not None:
                         tee.put(chunk)
             else:
-                uncompressed = _check_diff_id(TeeReader(counted, w), diff_id)
+                tee_reader = TeeReader(counted, w)
+                uncompressed = _check_diff_id(tee_reader, diff_id)
+                tee_reader.drain()  # bytes after the compressed stream still count for the digest
             if w.size != desc.size:
                 raise DigestMismatch(f"size mismatch (got {w.size} bytes, expected {desc.size})")
             w.commit()
@@ -50,14 +52,14 @@ def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
         raise
 
 
-def _check_diff_id(tee: TeeReader, diff_id: Digest) -> int:
-    """Decompress (whatever the format) and hash; the tee feeds the blob writer."""
+def _check_diff_id(stream: BinaryIO, diff_id: Digest) -> int:
+    """Decompress (whatever the format) and hash; returns the uncompressed size."""
     from lamina.archive.extract import open_layer_stream
 
     h = hashlib.sha256()
     size = 0
     try:
-        plain = open_layer_stream(tee)
+        plain = open_layer_stream(stream)
         while chunk := plain.read(CHUNK):
             h.update(chunk)
             size += len(chunk)
@@ -65,7 +67,6 @@ def _check_diff_id(tee: TeeReader, diff_id: Digest) -> int:
         raise
     except (LaminaError, OSError, EOFError, ValueError) as e:
         raise DigestMismatch(f"layer content cannot be decompressed: {e}") from None
-    tee.drain()
     got = Digest.from_hex(h.hexdigest())
     if got != diff_id:
         raise DigestMismatch(f"diff_id mismatch (uncompressed content hashes to {got}, config says {diff_id})")
@@ -75,9 +76,4 @@ def _check_diff_id(tee: TeeReader, diff_id: Digest) -> int:
 def verify_stored_layer(content: ContentStore, digest: Digest, diff_id: Digest) -> int:
     """Check that a blob already in the store decompresses to `diff_id`."""
     with content.open(digest) as f:
-        return _check_diff_id(TeeReader(f, _NullSink()), diff_id)
-
-
-class _NullSink:
-    def write(self, data: bytes) -> None:
-        pass
+        return _check_diff_id(f, diff_id)

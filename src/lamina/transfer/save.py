@@ -142,19 +142,8 @@ def _stored_source(system, layer) -> oci.Descriptor:
 
 
 def _stream_layer(system, out: TarWriter, name: str, diff_id: Digest, src: oci.Descriptor) -> int:
-    """Decompress a stored layer straight into the archive, checking its diff_id."""
-    h = hashlib.sha256()
-
-    def chunks():
-        with inflating(system.content.open(src.digest)) as plain:
-            while chunk := plain.read(CHUNK):
-                h.update(chunk)
-                yield chunk
-
-    size = out.file_stream(name, chunks())
-    if h.hexdigest() != diff_id.hex:
-        raise StoreError(f"layer {diff_id}: blob {src.digest} decompresses to sha256:{h.hexdigest()}")
-    return size
+    """Decompress a stored layer straight into the archive."""
+    return out.file_stream(name, _verified_chunks(system, diff_id, src))
 
 
 def _decompress_all(system, todo: list, scratch: str) -> dict[Digest, str]:
@@ -167,11 +156,19 @@ def _decompress_all(system, todo: list, scratch: str) -> dict[Digest, str]:
 
 def _decompress(system, diff_id: Digest, src: oci.Descriptor, scratch: str) -> str:
     path = os.path.join(scratch, diff_id.hex)
+    with open(path, "wb") as f:
+        for chunk in _verified_chunks(system, diff_id, src):
+            f.write(chunk)
+    return path
+
+
+def _verified_chunks(system, diff_id: Digest, src: oci.Descriptor):
+    """The uncompressed tar of a stored compressed layer; raises at the end if it
+    does not hash to its diff_id (the archive being written is then discarded)."""
     h = hashlib.sha256()
-    with inflating(system.content.open(src.digest)) as plain, open(path, "wb") as f:
+    with inflating(system.content.open(src.digest)) as plain:
         while chunk := plain.read(CHUNK):
             h.update(chunk)
-            f.write(chunk)
+            yield chunk
     if h.hexdigest() != diff_id.hex:
         raise StoreError(f"layer {diff_id}: blob {src.digest} decompresses to sha256:{h.hexdigest()}")
-    return path

@@ -119,7 +119,9 @@ def inflating(source: BinaryIO) -> BinaryIO:
         except BaseException as e:  # handed to the reading thread, which raises it
             pipe.finish(e)
         finally:
-            source.close()
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
     threading.Thread(target=run, name="lamina-inflate", daemon=True).start()
     return pipe
