@@ -107,6 +107,30 @@ def test_truncated_blob_resumes_with_range(setup, proxy):
     assert_store_ok(system)
 
 
+def test_resume_without_range_support(setup, proxy):
+    """A server that answers a Range request with 200 and the whole blob: the prefix
+    we already have is skipped, and the result still verifies."""
+    system, name, _ = setup
+    cut = {"n": 0}
+
+    def no_ranges(ex):
+        if blob_path(ex):
+            ex.headers.pop("Range", None)
+            status, headers, body = ex.upstream()
+            if cut["n"] == 0:
+                cut["n"] += 1
+                ex.respond(200, body[: len(body) // 3], headers, length=len(body), close=True)
+            else:
+                ex.respond(200, body, headers)
+            return True
+        return False
+
+    proxy.fault = no_ranges
+    pull(system, name)
+    assert system.images.resolve(name)
+    assert_store_ok(system)
+
+
 def test_blob_always_truncated(setup, proxy, monkeypatch):
     import lamina.remote.registry as regmod
 
