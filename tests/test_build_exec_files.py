@@ -236,3 +236,39 @@ def test_trailing_escape_at_eof_is_accepted_like_docker(root, tmp_path):
     # BuildKit and the classic builder both accept a continuation at EOF.
     build(root, ctx(tmp_path, "FROM base\nRUN echo ok > /ok \\"), "-t", "esc:eof")
     assert run(root, "esc:eof", "cat", "/ok") == "ok\n"
+
+
+def test_copy_layer_tar_matches_the_unpacked_layer(root, tmp_path):
+    """A COPY into a new directory writes its layer tar while copying; it must describe
+    exactly the unpacked layer (what write_layer_from_upper would archive)."""
+    import json
+    import sqlite3
+
+    from lamina.archive.layertar import write_layer_from_upper
+    from lamina.digest import chain_ids, Digest
+
+    files = {"tree/a": "a\n", "tree/sub/b": "b" * 70000, "tree/sub/deeper/c": "", "one": "1"}
+    d = ctx(tmp_path, "FROM base\nCOPY --chown=app:staff tree /fresh/dir/\nCOPY one tree /fresh2/\n", files)
+    os.symlink("sub/b", d / "tree" / "link")
+    os.chmod(d / "tree" / "a", 0o751)
+    os.mkfifo(d / "tree" / "fifo")
+    build(root, d, "-t", "tee:1")
+    cfg = json.loads(lamina(root, "inspect", "--type", "image", "tee:1").stdout)[0]
+    diff_ids = [Digest(x) for x in cfg["RootFS"]["Layers"]]
+    db = sqlite3.connect(os.path.join(root, "lamina.db"))
+    for n in (len(diff_ids) - 2, len(diff_ids) - 1):
+        chain = str(chain_ids(diff_ids[: n + 1])[-1])
+        layer_dir = db.execute("SELECT dir FROM layers WHERE chain_id=?", (chain,)).fetchone()[0]
+        blob = os.path.join(root, "blobs", "sha256", diff_ids[n].hex)
+        rewritten = io.BytesIO()
+        write_layer_from_upper(os.path.join(root, "layers", layer_dir, "diff"), rewritten)
+
+        def members(data: bytes) -> set:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+                return {(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime, m.linkname,
+                         hashlib.sha256(tf.extractfile(m).read()).hexdigest() if m.isreg() else "")
+                        for m in tf}
+
+        assert members(Path(blob).read_bytes()) == members(rewritten.getvalue())
+    assert run(root, "tee:1", "stat", "-c", "%n %u:%g %a", "/fresh/dir/a", "/fresh2/one") == \
+        "/fresh/dir/a 1000:50 751\n/fresh2/one 0:0 644\n"

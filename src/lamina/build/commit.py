@@ -88,7 +88,12 @@ def layer_from_container(system, snap, ctr_dir: str, parent: Parent) -> tuple:
     with system.content.writer() as blob:
         snap.write_layer(ctr_dir, layers, blob)
         diff_id = blob.commit()
-    blob_size = blob.size
+    return register_layer(system, snap, ctr_dir, parent, diff_id, blob.size)
+
+
+def register_layer(system, snap, ctr_dir: str, parent: Parent, diff_id: Digest, blob_size: int) -> tuple:
+    """Make the container's upper dir the unpacked layer `diff_id` (its uncompressed
+    blob is already stored); returns what layer_from_container does."""
     if diff_id == EMPTY_LAYER_DIFF_ID:
         return (diff_id, blob_size, diff_id, 0)
     ids = oci.diff_ids(parent.config) + [diff_id]

@@ -95,21 +95,45 @@ def copy_step(b, state, ins) -> None:
                 own = _ownership(rootfs, chown, mode_fn, where)
                 w = Writer(rootfs, own)
                 fresh = _fresh_dir(ctr, w, matched, inline, downloads, dest_abs, into_dir)
-                if fresh is not None:  # a new directory: write it straight into the upper dir
+                if fresh is None:
+                    _write_all(w, ctx, matched, inline, downloads, dest_abs, into_dir,
+                               extract=name == "ADD", where=where, hashes=hashes)
+                    w.restore_dir_times()
                     ctr.unmount()
-                    w, dest_to = Writer(os.path.join(ctr.dir, "upper"), own), fresh
-                else:
-                    dest_to = dest_abs
-                _write_all(w, ctx, matched, inline, downloads, dest_to, into_dir or fresh is not None,
-                           extract=name == "ADD", where=where, hashes=hashes)
-                ctr.unmount()
+                    layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
+                else:  # a new directory: write it straight into the upper dir, tar it meanwhile
+                    ctr.unmount()
+                    layer = _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, fresh,
+                                        tee=name == "COPY", where=where, hashes=hashes)
                 if hashes is not None:
                     created_by = created_by_for(hashes)
-                layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
                 return commit(b.system, parent, cfg, created_by, layer=layer)
 
         b.cached_or(state, (lambda: b.key(state, created_by, *key_parts)) if not prehash
                     else b.key(state, created_by, *key_parts), make)
+
+
+def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str, *, tee: bool, where: str,
+                hashes) -> tuple:
+    """Copy into the fresh directory through the upper dir; with `tee`, the layer tar
+    is written at the same time (no second read of the data)."""
+    from lamina.build.commit import register_layer
+    from lamina.build.teetar import TarTee
+
+    upper = os.path.join(ctr.dir, "upper")
+    w = Writer(upper, own)
+    with b.system.content.writer() as blob:
+        t = TarTee(blob, upper) if tee else None
+        if t is not None and t.existing():
+            w.tee = t
+        _write_all(w, ctx, matched, inline, downloads, dest, True, extract=not tee, where=where, hashes=hashes)
+        w.restore_dir_times()
+        if w.tee is None:
+            blob.abort()
+            return layer_from_container(b.system, ctr.snap, ctr.dir, parent)
+        w.tee.finish()
+        diff_id = blob.commit()
+    return register_layer(b.system, ctr.snap, ctr.dir, parent, diff_id, blob.size)
 
 
 def _fresh_dir(ctr, w: Writer, matched, inline, downloads, dest: str, into_dir: bool) -> str | None:

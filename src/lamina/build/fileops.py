@@ -41,6 +41,8 @@ class Writer:
         self.rootfs = rootfs
         self.own = own
         self.hasher = hasher  # cache.ContentHasher fed while copying (one read per file)
+        self.tee = None       # teetar.TarTee: the layer tar, written as entries are made
+        self._dirs: list[tuple[str, os.stat_result]] = []  # copied dirs, to restore mtimes
 
     # -------------------------------------------------------------- destinations
     def resolve_dir(self, path: str, *, create: bool = True) -> str:
@@ -62,6 +64,8 @@ class Writer:
                 os.mkdir(h, 0o755)
                 os.chmod(h, 0o755)
                 os.lchown(h, self.own.uid, self.own.gid)
+                if self.tee is not None:
+                    self.tee.directory(h, 0o755, self.own.uid, self.own.gid, os.lstat(h).st_mtime_ns)
             elif not os.path.isdir(h):
                 raise BuildError(f"cannot copy to non-directory: {current}")
         return resolve_in_root(self.rootfs, path)
@@ -120,13 +124,16 @@ class Writer:
                 _remove(dst)
             if not os.path.lexists(dst):
                 os.mkdir(dst, 0o700)
-            self._finish(dst, st, is_dir=True)
+            bits = self._finish(dst, st, is_dir=True)
+            self._dirs.append((dst, st))
+            if self.tee is not None:
+                self.tee.directory(dst, bits, self.own.uid, self.own.gid, st.st_mtime_ns)
             if self.hasher is not None:
                 self.hasher.add(name, st)
             return
         _clear(dst)
         if stat.S_ISREG(mode):
-            digest = self._copy_file(src, dst)
+            digest = self._copy_file(src, dst, st)
             self._finish(dst, st, is_dir=False)
             if self.hasher is not None:
                 self.hasher.add(name, st, data_digest=digest)
@@ -135,42 +142,70 @@ class Writer:
             os.symlink(link, dst)
             os.lchown(dst, self.own.uid, self.own.gid)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            if self.tee is not None:
+                self.tee.symlink(dst, link, self.own.uid, self.own.gid, st.st_mtime_ns)
             if self.hasher is not None:
                 self.hasher.add(name, st, link=link)
         elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
-            self._finish(dst, st, is_dir=False)
+            bits = self._finish(dst, st, is_dir=False)
+            if self.tee is not None:
+                self.tee.node(dst, st, bits, self.own.uid, self.own.gid)
             if self.hasher is not None:
                 self.hasher.add(name, st)
         # sockets are skipped, as Docker does
 
-    def _copy_file(self, src: str, dst: str) -> str:
+    def _copy_file(self, src: str, dst: str, st: os.stat_result) -> str:
         import hashlib
 
         fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             fout = os.open(dst, _OPEN_NEW, 0o600)
             try:
-                if self.hasher is None:
+                if self.hasher is None and self.tee is None:
                     _kernel_copy(fin, fout)
                     return ""
-                h = hashlib.sha256()
-                while chunk := os.read(fin, _CHUNK):
-                    h.update(chunk)
+                h = hashlib.sha256() if self.hasher is not None else None
+                if self.tee is None:
+                    while chunk := os.read(fin, _CHUNK):
+                        h.update(chunk)
+                        _write_all(fout, chunk)
+                    return h.hexdigest()
+                # The tar header needs the size first: copy exactly what fstat says.
+                size = os.fstat(fin).st_size
+                bits = self.own.mode(stat.S_IMODE(st.st_mode), False) if self.own.mode else stat.S_IMODE(st.st_mode)
+                self.tee.file_header(dst, bits, self.own.uid, self.own.gid, size, st.st_mtime_ns)
+                left = size
+                while left:
+                    chunk = os.read(fin, min(_CHUNK, left))
+                    if not chunk:
+                        raise BuildError(f"{src}: the file shrank while it was copied")
+                    left -= len(chunk)
+                    if h is not None:
+                        h.update(chunk)
                     _write_all(fout, chunk)
-                return h.hexdigest()
+                    self.tee.data(chunk)
+                self.tee.pad(size)
+                return h.hexdigest() if h is not None else ""
             finally:
                 os.close(fout)
         finally:
             os.close(fin)
 
-    def _finish(self, dst: str, st: os.stat_result, *, is_dir: bool) -> None:
+    def _finish(self, dst: str, st: os.stat_result, *, is_dir: bool) -> int:
         os.lchown(dst, self.own.uid, self.own.gid)
         bits = stat.S_IMODE(st.st_mode)
         if self.own.mode is not None:
             bits = self.own.mode(bits, is_dir)
         os.chmod(dst, bits)  # after chown: chown clears setuid bits
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        return bits
+
+    def restore_dir_times(self) -> None:
+        """Copied directories keep their source mtime (creating children changed it)."""
+        for dst, st in reversed(self._dirs):
+            os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        self._dirs.clear()
 
     def write_bytes(self, dst: str, data: bytes, mode: int, mtime: float | None = None) -> None:
         _clear(dst)
@@ -184,6 +219,10 @@ class Writer:
         os.chmod(dst, bits)
         if mtime is not None:
             os.utime(dst, (mtime, mtime))
+        if self.tee is not None:
+            self.tee.file_header(dst, bits, self.own.uid, self.own.gid, len(data), os.lstat(dst).st_mtime_ns)
+            self.tee.data(data)
+            self.tee.pad(len(data))
 
 
 def _kernel_copy(fin: int, fout: int) -> None:

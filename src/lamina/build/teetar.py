@@ -1,0 +1,98 @@
+"""A COPY's layer tar, written while the files are copied (one read of each source).
+
+Used when a COPY goes into a directory no lower layer has (copystep's "fresh"
+directory): the step's upper dir then holds only the parents overlay copied up
+plus what the COPY writes, so the layer is exactly "the upper dir as it stands
+before the copy" followed by every entry as the Writer creates it.  Headers
+follow archive.layertar's conventions (names without `./`, directories with a
+trailing `/`, numeric owners, whole-second mtimes, PAX via tarformat), so the
+result is the layer `write_layer_from_upper` would have produced, without
+reading 280 MB back from disk.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from lamina.archive import whiteout as wh
+from lamina.archive.tarformat import BLK, CHR, DIR, END_OF_ARCHIVE, FIFO, REG, SYM, encode_header
+
+_FLUSH = 256 << 10
+
+
+class TarTee:
+    def __init__(self, out, root: str) -> None:
+        self.out = out            # a blob writer (hashes what it is given)
+        self.root = root          # the upper dir; archive names are relative to it
+        self.buf = bytearray()
+
+    def arc(self, host_path: str) -> str:
+        return host_path[len(self.root) + 1:]
+
+    # ------------------------------------------------------------------ output
+    def write(self, data) -> None:
+        self.buf += data
+        if len(self.buf) >= _FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.out.write(bytes(self.buf))
+            self.buf = bytearray()
+
+    def finish(self) -> None:
+        self.write(END_OF_ARCHIVE)
+        self.flush()
+
+    # ------------------------------------------------------------------ entries
+    def existing(self) -> bool:
+        """Archive what the upper dir holds now (directories only, parents first);
+        False if it holds anything else, and the caller must not use the tee."""
+        entries = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames.sort(key=os.fsencode)
+            if filenames:
+                return False
+            for name in dirnames:
+                path = os.path.join(dirpath, name)
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) or wh.get_xattr(path, wh.CAPABILITY_XATTR) is not None:
+                    return False
+                entries.append((path, st))
+        entries.sort(key=lambda e: os.fsencode(self.arc(e[0])))
+        for path, st in entries:
+            self.directory(path, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+        return True
+
+    def directory(self, path: str, mode: int, uid: int, gid: int, mtime_ns: int) -> None:
+        arc = self.arc(path)
+        self.write(encode_header(arc + "/", DIR, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid, 0,
+                                 mtime_ns // 10**9))
+        if wh.is_opaque(path):  # a dir overlay made opaque over a deleted lower one
+            self.write(encode_header(arc + "/" + wh.OPAQUE, REG, stat.S_IMODE(mode) & 0o777, uid, gid, 0, 0))
+
+    def file_header(self, path: str, bits: int, uid: int, gid: int, size: int, mtime_ns: int) -> None:
+        self.write(encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9))
+
+    def data(self, chunk: bytes) -> None:
+        if len(chunk) >= _FLUSH:
+            self.flush()
+            self.out.write(chunk)
+        else:
+            self.write(chunk)
+
+    def pad(self, size: int) -> None:
+        self.write(bytes(-size % 512))
+
+    def symlink(self, path: str, target: str, uid: int, gid: int, mtime_ns: int) -> None:
+        self.write(encode_header(self.arc(path), SYM, stat.S_IFLNK | 0o777, uid, gid, 0, mtime_ns // 10**9,
+                                 target))
+
+    def node(self, path: str, st: os.stat_result, bits: int, uid: int, gid: int) -> None:
+        mode = st.st_mode
+        kind = CHR if stat.S_ISCHR(mode) else BLK if stat.S_ISBLK(mode) else FIFO
+        major = os.major(st.st_rdev) if kind != FIFO else 0
+        minor = os.minor(st.st_rdev) if kind != FIFO else 0
+        self.write(encode_header(self.arc(path), kind, stat.S_IFMT(mode) | bits, uid, gid, 0,
+                                 st.st_mtime_ns // 10**9, "", major, minor))
