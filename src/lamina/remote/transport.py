@@ -215,8 +215,9 @@ class Transport:
                                         f"({e.reason or e}); if it serves plain HTTP, list it in "
                                         "LAMINA_INSECURE_REGISTRIES") from None
                 attempt += 1
-                # nothing listening: one more try (a registry restarting), not a full backoff series
-                limit = min(2, self.options.attempts) if isinstance(e, ConnectionRefusedError) else self.options.attempts
+                # no such host / nothing listening: one more try (a registry restarting), not a full series
+                fast = isinstance(e, (ConnectionRefusedError, socket.gaierror))
+                limit = min(2, self.options.attempts) if fast else self.options.attempts
                 limit = 1 if one_shot else limit
                 if attempt >= limit:
                     raise RegistryError(f"Error response from registry {self.name}: {what}: {_describe(e)} "
@@ -354,6 +355,8 @@ def _describe(e: BaseException) -> str:
         return "timed out"
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(e, socket.gaierror):
+        return f"cannot resolve the registry's host name ({e.strerror or e})"
     if isinstance(e, ConnectionResetError):
         return "connection reset by peer"
     return str(e) or type(e).__name__

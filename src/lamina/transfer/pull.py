@@ -55,8 +55,8 @@ class Puller:
             repo.transport.close()
 
     def _pull(self, ref: Reference, repo: Repository) -> PullResult:
-        self.progress.line(f"{ref.tag or ref.digest}: Pulling from {ref.path}")
         top, manifest = self._resolve(ref, repo)
+        self.progress.line(f"{ref.tag or ref.digest}: Pulling from {ref.path}")  # once it exists, as docker
         raw_config = self._config(repo, manifest)
         diff_ids = oci.diff_ids(oci.loads_document(raw_config, "image config"))
         plans = plan_layers(self.system, manifest.layers, diff_ids)
