@@ -41,6 +41,11 @@ class BuildContext:
         self.root = os.path.abspath(root)
         self.ignore = ignore  # dockerignore.IgnoreMatcher or None
         self.in_root = in_root
+        # Below this depth no pattern can match by itself, so a walk (which never enters
+        # an excluded dir unless a `!` pattern may re-include) need not ask the matcher.
+        self._deepest = None
+        if ignore and not ignore.has_exceptions and not any("**" in p.text for p in ignore.patterns):
+            self._deepest = max((p.text.count("/") + 1 for p in ignore.patterns), default=0)
 
     def _real(self, rel: str) -> str:
         """In a rootfs: the symlink-free relative path of `rel`'s parent + its last part."""
@@ -189,11 +194,12 @@ class BuildContext:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
             raise BuildError(f"cannot read build context {rel or '.'}: {e.strerror}") from None
+        deep = self._deepest is not None and rel.count("/") + 1 >= self._deepest and rel != ""
         for entry in entries:
             child = f"{rel}/{entry.name}" if rel else entry.name
             st = entry.stat(follow_symlinks=False)
             is_dir = stat.S_ISDIR(st.st_mode)
-            if self.ignored(child):
+            if not deep and self.ignored(child):
                 if is_dir and self.ignore.must_descend(child):
                     yield from self._walk_dir_filtered(child)
                 continue

@@ -43,13 +43,13 @@ def cmd_build(_system, args) -> int:
 
     system = None
     try:
-        replayed = _replay(args)
+        replayed, fp = _replay(args)
         if replayed is not None:
             return replayed
         from lamina.system import System
 
         system = System(args.root, storage_driver=args.storage_driver, runtime=args.runtime)
-        return _build(system, args)
+        return _build(system, args, fp)
     except LaminaError as e:
         sys.stdout.flush()
         msg = str(e)
@@ -61,30 +61,32 @@ def cmd_build(_system, args) -> int:
             system.close()
 
 
-def _replay(args) -> int | None:
-    """A build-memo hit, handled with only the store's database; None otherwise."""
+def _replay(args) -> tuple[int | None, str | None]:
+    """A build-memo hit, handled with only the store's database: (exit code, None);
+    else (None, the context fingerprint if it was computed)."""
     if args.no_cache or args.pull or args.path == "-" or args.file == "-":
-        return None
+        return None, None
     root = os.path.abspath(args.root or os.environ.get("LAMINA_ROOT") or DEFAULT_ROOT)
     db_path = os.path.join(root, "lamina.db")
     if not os.path.isfile(db_path) or not os.path.isdir(args.path):
-        return None
+        return None, None
     from lamina.build import memo
     from lamina.reference import parse
     from lamina.store.db import connect
 
     path = _dockerfile_path(args)
     if not os.path.isfile(path):
-        return None
+        return None, None
     key = memo.request_key(**_request(args, _read_text(path), os.path.basename(path), path))
+    fp = memo.fingerprint(os.path.abspath(args.path))
     db = connect(db_path)
     try:
-        hit = memo.lookup(db, key, memo.fingerprint(os.path.abspath(args.path)))
+        hit = memo.lookup(db, key, fp)
         if hit is None:
-            return None
+            return None, fp
         tags = tuple(parse(t) for t in args.tag)
         return _finish(lambda image_id: memo.tag(db, image_id, tags), args, tags, hit["final"],
-                       hit.get("sending"), hit["log"])
+                       hit.get("sending"), hit["log"]), None
     finally:
         db.close()
 
@@ -103,7 +105,7 @@ def _network(args) -> str:
     return "host" if args.network in ("default", "bridge") else args.network
 
 
-def _build(system, args) -> int:
+def _build(system, args, fp: str | None = None) -> int:
     import shutil
 
     from lamina.errors import UsageError
@@ -120,12 +122,12 @@ def _build(system, args) -> int:
         context_dir, text, name, cleanup = _context(system, args)
         network = _network(args)
         dockerfile_path = None if args.path == "-" else _dockerfile_path(args)
-        memo_key = fp = None
+        memo_key = None
         if not args.no_cache and not args.pull and args.path != "-" and args.file != "-":
             from lamina.build import memo
 
             memo_key = memo.request_key(**_request(args, text, name, dockerfile_path))
-            fp = memo.fingerprint(context_dir)
+            fp = fp or memo.fingerprint(context_dir)
         from lamina.build.log import BuildLog
         from lamina.build.state import BuildRequest
 
