@@ -132,6 +132,7 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
             blob.abort()
             return layer_from_container(b.system, ctr.snap, ctr.dir, parent)
         w.tee.finish()
+        w.tee.restore_times()
         diff_id = blob.commit()
     return register_layer(b.system, ctr.snap, ctr.dir, parent, diff_id, blob.size)
 

@@ -26,6 +26,7 @@ class TarTee:
         self.out = out            # a blob writer (hashes what it is given)
         self.root = root          # the upper dir; archive names are relative to it
         self.buf = bytearray()
+        self._made: list[tuple[str, int, int]] = []  # dirs archived, with the times written
 
     def arc(self, host_path: str) -> str:
         return host_path[len(self.root) + 1:]
@@ -66,11 +67,19 @@ class TarTee:
         return True
 
     def directory(self, path: str, mode: int, uid: int, gid: int, mtime_ns: int) -> None:
+        """A directory header, written before its content: its mtime is put back by
+        restore_times() once the copy is done, so disk and tar agree."""
+        st = os.lstat(path)
+        self._made.append((path, st.st_atime_ns, mtime_ns))
         arc = self.arc(path)
         self.write(encode_header(arc + "/", DIR, stat.S_IFDIR | stat.S_IMODE(mode), uid, gid, 0,
                                  mtime_ns // 10**9))
         if wh.is_opaque(path):  # a dir overlay made opaque over a deleted lower one
             self.write(encode_header(arc + "/" + wh.OPAQUE, REG, stat.S_IMODE(mode) & 0o777, uid, gid, 0, 0))
+
+    def restore_times(self) -> None:
+        for path, atime_ns, mtime_ns in reversed(self._made):
+            os.utime(path, ns=(atime_ns, mtime_ns), follow_symlinks=False)
 
     def file_header(self, path: str, bits: int, uid: int, gid: int, size: int, mtime_ns: int) -> None:
         self.write(encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9))
