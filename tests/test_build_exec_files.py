@@ -272,3 +272,15 @@ def test_copy_layer_tar_matches_the_unpacked_layer(root, tmp_path):
         assert members(Path(blob).read_bytes()) == members(rewritten.getvalue())
     assert run(root, "tee:1", "stat", "-c", "%n %u:%g %a", "/fresh/dir/a", "/fresh2/one") == \
         "/fresh/dir/a 1000:50 751\n/fresh2/one 0:0 644\n"
+
+
+def test_copy_exclude_and_add_unpack_false(root, tmp_path):
+    files = {"src/keep.py": "k", "src/skip.md": "s", "src/sub/x.md": "x", "src/sub/y.py": "y",
+             "a.tar": _tar({"inner": b"i"})}
+    df = ("FROM base\nCOPY --exclude=*.md --exclude=sub/*.md src /dst/\nADD --unpack=false a.tar /packed/\n"
+          "COPY --parents src/keep.py /p/\n")
+    p = build(root, ctx(tmp_path, df, files), check=False)
+    assert p.returncode == 1 and "Dockerfile:4" in p.stderr.decode() and "--parents" in p.stderr.decode()
+    build(root, ctx(tmp_path / "ok", df.replace("COPY --parents src/keep.py /p/\n", ""), files), "-t", "excl:1")
+    assert sorted(run(root, "excl:1", "find", "/dst", "/packed", "-type", "f").split()) == \
+        ["/dst/keep.py", "/dst/sub/y.py", "/packed/a.tar"]

@@ -96,13 +96,15 @@ class ContentHasher:
         return self._h.hexdigest()
 
 
-def hash_sources(context, sources) -> tuple[str, str]:
+def hash_sources(context, sources, walk=None) -> tuple[str, str]:
     """(classic label, content hash) of matched context sources: `file:<h>`,
-    `dir:<h>` or `multi:<h>` as moby's COPY history shows them."""
+    `dir:<h>` or `multi:<h>` as moby's COPY history shows them.  `walk` replaces
+    context.walk (COPY --exclude filters it)."""
+    walk = walk or context.walk
     parts = []
     for src in sources:
         h = ContentHasher()
-        for rel, st in context.walk(src.follow):
+        for rel, st in walk(src.follow):
             rel_name = rel[len(src.follow):].lstrip("/")
             link = os.readlink(context.host(rel)) if stat.S_ISLNK(st.st_mode) else ""
             digest = file_digest(context.host(rel)) if stat.S_ISREG(st.st_mode) else ""

@@ -36,6 +36,10 @@ def copy_step(b, state, ins) -> None:
         cleanups: list = []
         stack.callback(lambda: [fn() for fn in reversed(cleanups)])
         ctx, from_id = _source_root(b, ins, where, cleanups)
+        if ins.parents:
+            raise BuildError(f"{where}: COPY --parents is not supported yet")
+        excludes = [b.expand(state, e, ins.line) for e in ins.exclude]
+        walk = _excluding(ctx.walk, excludes, where)
         srcs_raw = [b.expand(state, s, ins.line) for s in ins.sources]
         urls = [s for s in srcs_raw if name == "ADD" and s.startswith(_URL_PREFIXES)]
         local = [s for s in srcs_raw if s not in urls]
@@ -74,10 +78,11 @@ def copy_step(b, state, ins) -> None:
         mode_fn = parse_chmod(chmod) if chmod else None
 
         key_parts = (name.lower(), dest_abs, into_dir, chmod, ins.link, str(from_id) if from_id else None,
-                     [s.rel for s in matched], [n for n, _ in inline], list(urls))
+                     [s.rel for s in matched], [n for n, _ in inline], list(urls), excludes, ins.unpack)
+        unpack = ins.unpack is not False and name == "ADD"
 
         def created_by_for(parts: list[str] | None) -> str:
-            label = _label(ctx, matched, inline, downloads, parts)
+            label = _label(ctx, matched, inline, downloads, parts, walk)
             text = f"{name} {'--chown=' + chown + ' ' if chown else ''}{label} in {dest} "
             return cc.nop1(state.shell, text)
 
@@ -97,14 +102,14 @@ def copy_step(b, state, ins) -> None:
                 fresh = _fresh_dir(ctr, w, matched, inline, downloads, dest_abs, into_dir)
                 if fresh is None:
                     _write_all(w, ctx, matched, inline, downloads, dest_abs, into_dir,
-                               extract=name == "ADD", where=where, hashes=hashes)
+                               extract=unpack, where=where, hashes=hashes, walk=walk)
                     w.restore_dir_times()
                     ctr.unmount()
                     layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
                 else:  # a new directory: write it straight into the upper dir, tar it meanwhile
                     ctr.unmount()
                     layer = _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, fresh,
-                                        tee=name == "COPY", where=where, hashes=hashes)
+                                        tee=not unpack, where=where, hashes=hashes, walk=walk)
                 if hashes is not None:
                     created_by = created_by_for(hashes)
                 return commit(b.system, parent, cfg, created_by, layer=layer)
@@ -114,7 +119,7 @@ def copy_step(b, state, ins) -> None:
 
 
 def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str, *, tee: bool, where: str,
-                hashes) -> tuple:
+                hashes, walk) -> tuple:
     """Copy into the fresh directory through the upper dir; with `tee`, the layer tar
     is written at the same time (no second read of the data)."""
     from lamina.build.commit import register_layer
@@ -126,7 +131,8 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
         t = TarTee(blob, upper) if tee else None
         if t is not None and t.existing():
             w.tee = t
-        _write_all(w, ctx, matched, inline, downloads, dest, True, extract=not tee, where=where, hashes=hashes)
+        _write_all(w, ctx, matched, inline, downloads, dest, True, extract=not tee, where=where, hashes=hashes,
+                   walk=walk)
         w.restore_dir_times()
         if w.tee is None:
             blob.abort()
@@ -175,6 +181,25 @@ def check_sources(b, ins) -> None:
         raise BuildError(f"{where}: {name} failed: no source files were specified")
 
 
+def _excluding(walk, patterns: list[str], where: str):
+    """COPY/ADD --exclude: drop what the patterns match (the .dockerignore matcher),
+    paths taken relative to the source being copied."""
+    if not patterns:
+        return walk
+    from lamina.build.dockerignore import IgnoreMatcher
+
+    matcher = IgnoreMatcher(patterns, f"{where}: --exclude")
+
+    def filtered(rel: str):
+        for path, st in walk(rel):
+            sub = path[len(rel):].lstrip("/") if rel else path
+            if sub and matcher.matches(sub):
+                continue
+            yield path, st
+
+    return filtered
+
+
 def _scratch(b, state) -> Parent:
     p = Parent(b.system, None)
     p.config = state.config
@@ -202,13 +227,13 @@ def _heredoc_data(b, state, doc, line: int) -> bytes:
     return body.encode("utf-8", "surrogateescape")
 
 
-def _label(ctx, matched, inline, downloads, parts: list[str] | None = None) -> str:
+def _label(ctx, matched, inline, downloads, parts: list[str] | None = None, walk=None) -> str:
     """moby's `file:<h>` / `dir:<h>` / `multi:<h>` source label; `parts` are the
     per-source labels when they were computed while copying."""
     parts = list(parts) if parts is not None else []
     if matched and not parts:
         for src in matched:
-            label, _ = hash_sources(ctx, [src])
+            label, _ = hash_sources(ctx, [src], walk)
             parts.append(label)
     for name, data in inline:
         h = ContentHasher()
@@ -238,16 +263,17 @@ def _ownership(rootfs: str, chown: str | None, mode_fn, where: str) -> Ownership
 
 
 def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,
-               extract: bool, where: str, hashes: list[str] | None = None) -> None:
+               extract: bool, where: str, hashes: list[str] | None = None, walk=None) -> None:
     """Docker's destination rules; `dest` is an absolute in-container path.  With
     `hashes`, each source's content label is appended to it as it is copied."""
+    walk = walk or ctx.walk
     try:
         many = into_dir or len(matched) + len(inline) + len(downloads) > 1
         for src in matched:
             if hashes is not None:
                 w.hasher = ContentHasher()
             if src.is_dir:
-                w.copy_tree(ctx.root, src.follow, dest, walk=ctx.walk)
+                w.copy_tree(ctx.root, src.follow, dest, walk=walk)
                 if hashes is not None:
                     hashes.append("dir:" + w.hasher.hexdigest())
                 continue
@@ -256,7 +282,7 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
                 continue
             name = posixpath.basename(src.rel)
             target = posixpath.join(dest, name) if many or w.dest_is_dir(dest) else dest
-            w.copy_tree(ctx.root, src.follow, target, walk=ctx.walk)
+            w.copy_tree(ctx.root, src.follow, target, walk=walk)
             if hashes is not None:
                 hashes.append("file:" + w.hasher.hexdigest())
         w.hasher = None
