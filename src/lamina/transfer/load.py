@@ -80,6 +80,7 @@ class Archive:
                     if entries > MAX_ENTRIES:
                         raise InvalidArchive(f"archive has more than {MAX_ENTRIES} entries")
                     name = member_name(ti.name)
+                    self._forget(name)  # a later entry of the same name replaces the earlier one
                     if ti.issym() or ti.islnk():
                         target = ti.linkname if ti.islnk() else posixpath.join(posixpath.dirname(name), ti.linkname)
                         self.links[name] = scoped(target)
@@ -95,10 +96,14 @@ class Archive:
         except tarfile.TarError as e:
             raise InvalidArchive(f"invalid tar archive: {e}") from None
 
-    def _spool(self, name: str, f) -> None:
+    def _forget(self, name: str) -> None:
+        self.small.pop(name, None)
+        self.links.pop(name, None)
         old = self.big.pop(name, None)
         if old is not None:
             old.abort()
+
+    def _spool(self, name: str, f) -> None:
         w = self.content.writer()
         self.big[name] = w
         head = b""
