@@ -284,3 +284,19 @@ def test_copy_exclude_and_add_unpack_false(root, tmp_path):
     build(root, ctx(tmp_path / "ok", df.replace("COPY --parents src/keep.py /p/\n", ""), files), "-t", "excl:1")
     assert sorted(run(root, "excl:1", "find", "/dst", "/packed", "-type", "f").split()) == \
         ["/dst/keep.py", "/dst/sub/y.py", "/packed/a.tar"]
+
+
+def test_hostile_workdir_and_mount_sources(root, tmp_path):
+    """Catalogue 4.C #31/#32: a WORKDIR into /proc is refused at RUN; a bind source that
+    links to / inside a stage stays in that stage; a cache id cannot name a path."""
+    p = build(root, ctx(tmp_path / "w", "FROM base\nWORKDIR /proc/self/fd/7\nRUN ls ../../..\n"), check=False)
+    assert p.returncode != 0 and "proc" in p.stderr.decode() and "Traceback" not in p.stderr.decode()
+    df = ("FROM base AS evil\nRUN ln -s / /link\n"
+          "FROM base\nRUN --mount=type=bind,from=evil,source=/link,target=/m ls /m > /listing\n"
+          "RUN --mount=type=cache,id=../../../../x,target=/c touch /c/made\n")
+    build(root, ctx(tmp_path / "m", df), "-t", "hostile:1")
+    listing = run(root, "hostile:1", "cat", "/listing").split()
+    assert "link" in listing and "bin" in listing  # the stage's own root, not the host's
+    assert not Path("/x").exists() and not (Path(root).parent / "x").exists()
+    cache = Path(root) / "build-cache"
+    assert all(len(n.split(".")[0]) == 64 for n in os.listdir(cache))
