@@ -21,6 +21,7 @@ import time
 
 from lamina.store.db import transaction
 
+VERSION = 2  # of the memo's JSON shape; other versions are misses
 _TABLE = ("CREATE TABLE IF NOT EXISTS build_memo (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
           "created REAL NOT NULL)")
 
@@ -66,12 +67,15 @@ def lookup(db, key: str, context_fp: str) -> dict | None:
         return None
     if row is None:
         return None
-    memo = json.loads(row[0])
-    if memo.get("fingerprint") != context_fp:
-        return None
-    for name, image_id in memo.get("lookups", {}).items():
-        if resolve_name(db, name) != image_id:
+    try:
+        memo = json.loads(row[0])
+        if memo.get("v") != VERSION or memo.get("fingerprint") != context_fp:
             return None
+        for where, image_id in memo["lookups"].values():
+            if resolve_where(db, where) != image_id:
+                return None
+    except (ValueError, TypeError, KeyError, AttributeError):  # another version's row
+        return None
     ids = memo.get("images", [])
     if ids:
         marks = ",".join("?" * len(ids))
@@ -81,40 +85,59 @@ def lookup(db, key: str, context_fp: str) -> dict | None:
     return memo
 
 
-def resolve_name(db, text: str) -> str | None:
-    """The image id a FROM / --from name points at now, by ImageStore.resolve's first
-    two rules (full id, then name); a short-id prefix gives None (a miss)."""
+def where_of(text: str) -> list:
+    """How to find `text` again without parsing it: ["id", id], [table, normalised name],
+    or ["none"] (a short-id prefix: never a memo hit).  ImageStore.resolve's rules."""
     from lamina.errors import LaminaError
     from lamina.reference import looks_like_id, parse
 
     if looks_like_id(text):
-        return "sha256:" + text.removeprefix("sha256:")
+        return ["id", "sha256:" + text.removeprefix("sha256:")]
     try:
         ref = parse(text)
     except LaminaError:
+        return ["none"]
+    return ["repo_digests" if ref.digest and not ref.tag else "tags", ref.name]
+
+
+def resolve_where(db, where: list) -> str | None:
+    if where[0] == "id":
+        row = db.execute("SELECT id FROM images WHERE id=?", (where[1],)).fetchone()
+    elif where[0] in ("tags", "repo_digests"):
+        row = db.execute(f"SELECT image_id FROM {where[0]} WHERE name=?", (where[1],)).fetchone()
+    else:
         return None
-    table = "repo_digests" if ref.digest and not ref.tag else "tags"
-    row = db.execute(f"SELECT image_id FROM {table} WHERE name=?", (ref.name,)).fetchone()
     return row[0] if row else None
 
 
-def tag(db, image_id: str, refs) -> None:
-    """ImageStore.tag for the fast path: one transaction for all the names."""
-    from lamina.errors import InvalidReference
+def tag_names(memo: dict, texts) -> list | None:
+    """(normalised, familiar) names of `-t` texts this memo has seen (so no parsing);
+    None if it has not seen them all."""
+    known = memo.get("names", {})
+    return [known[t] for t in texts] if all(t in known for t in texts) else None
 
+
+def tag(db, image_id: str, names: list[str]) -> None:
+    """ImageStore.tag for the fast path: one transaction for the (normalised) names that
+    do not point at the image yet.  Nothing to change means no write at all, so closing
+    the database has no WAL to checkpoint (that is four fdatasyncs)."""
+    names = [n for n in names
+             if (db.execute("SELECT image_id FROM tags WHERE name=?", (n,)).fetchone() or (None,))[0] != image_id]
+    if not names:
+        return
     now = time.time()
     with transaction(db) as tx:
-        for ref in refs:
-            if ref.digest and not ref.tag:
-                raise InvalidReference(f"refusing to create a tag with a digest reference: {ref}")
-            tx.execute("INSERT OR REPLACE INTO tags(name, image_id, tagged) VALUES (?,?,?)",
-                       (ref.name, image_id, now))
+        for name in names:
+            tx.execute("INSERT OR REPLACE INTO tags(name, image_id, tagged) VALUES (?,?,?)", (name, image_id, now))
 
 
 def record(db, key: str, context_fp: str, *, final: str, images: list[str], lookups: dict,
-           transcript: list[str], sending: str | None) -> None:
-    memo = {"fingerprint": context_fp, "final": final, "images": sorted(set(images)),
-            "lookups": lookups, "log": transcript, "sending": sending}
+           transcript: list[str], sending: str | None, names: dict) -> None:
+    """`lookups`: image name -> id resolved by the build; `names`: `-t` text ->
+    (normalised name, familiar name)."""
+    memo = {"v": VERSION, "fingerprint": context_fp, "final": final, "images": sorted(set(images)),
+            "lookups": {n: [where_of(n), i] for n, i in lookups.items()}, "log": transcript,
+            "sending": sending, "names": names}
     with transaction(db) as tx:
         tx.execute(_TABLE)
         tx.execute("INSERT OR REPLACE INTO build_memo(key, value, created) VALUES (?,?,?)",

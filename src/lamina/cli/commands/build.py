@@ -43,7 +43,12 @@ def cmd_build(_system, args) -> int:
 
     system = None
     try:
-        replayed, fp = _replay(args)
+        try:
+            replayed, fp = _replay(args)
+        except LaminaError:
+            raise
+        except Exception:  # the memo is only a shortcut: any trouble there means "build"
+            replayed, fp = None, None
         if replayed is not None:
             return replayed
         from lamina.system import System
@@ -71,7 +76,6 @@ def _replay(args) -> tuple[int | None, str | None]:
     if not os.path.isfile(db_path) or not os.path.isdir(args.path):
         return None, None
     from lamina.build import memo
-    from lamina.reference import parse
     from lamina.store.db import connect
 
     path = _dockerfile_path(args)
@@ -84,9 +88,17 @@ def _replay(args) -> tuple[int | None, str | None]:
         hit = memo.lookup(db, key, fp)
         if hit is None:
             return None, fp
-        tags = tuple(parse(t) for t in args.tag)
-        return _finish(lambda image_id: memo.tag(db, image_id, tags), args, tags, hit["final"],
-                       hit.get("sending"), hit["log"]), None
+        known = memo.tag_names(hit, args.tag)
+        if known is None:  # a -t this memo has not seen: parse (and check) it
+            from lamina.reference import parse
+
+            refs = tuple(parse(t) for t in args.tag)
+            if any(r.digest and not r.tag for r in refs):
+                return None, fp  # the full path reports it
+            known = [(r.name, r.familiar) for r in refs]
+        names = [n for n, _ in known]
+        return _finish(lambda image_id: memo.tag(db, image_id, names), args, [f for _, f in known],
+                       hit["final"], hit.get("sending"), hit["log"]), None
     finally:
         db.close()
 
@@ -145,7 +157,8 @@ def _build(system, args, fp: str | None = None) -> int:
         result = builder.build()
         if memo_key is not None and builder.memoizable:
             memo.record(system.db, memo_key, fp, final=str(result.image_id), images=builder.images,
-                        lookups=builder.lookups, transcript=log.transcript, sending=log.sending)
+                        lookups=builder.lookups, transcript=log.transcript, sending=log.sending,
+                        names={t: (r.name, r.familiar) for t, r in zip(args.tag, tags)})
     finally:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
@@ -156,10 +169,10 @@ def _build(system, args, fp: str | None = None) -> int:
         for ref in tags:
             system.images.tag(Digest(image_id), ref)
 
-    return _finish(tag, args, tags, str(result.image_id), None, None)
+    return _finish(tag, args, [r.familiar for r in tags], str(result.image_id), None, None)
 
 
-def _finish(tag, args, tags, image_id: str, sending: str | None, replay: list[str] | None) -> int:
+def _finish(tag, args, familiar: list[str], image_id: str, sending: str | None, replay: list[str] | None) -> int:
     """Tag, write --iidfile, print the end of the log (and, for a memo hit, all of it)."""
     out = sys.stdout
     if replay is not None and not args.quiet:
@@ -172,8 +185,8 @@ def _finish(tag, args, tags, image_id: str, sending: str | None, replay: list[st
         out.write(f"{image_id}\n")
     else:
         out.write(f"Successfully built {image_id[7:19]}\n")
-        for ref in tags:
-            out.write(f"Successfully tagged {ref.familiar}\n")
+        for name in familiar:
+            out.write(f"Successfully tagged {name}\n")
     out.flush()
     return 0
 
