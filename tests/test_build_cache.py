@@ -123,3 +123,26 @@ def test_removed_image_is_a_miss(root, tmp_path):
     lamina(root, "rmi", "gone:1")
     p = build(root, d, "-t", "gone:1")
     assert "Using cache" not in p.stdout.decode() and run(root, "gone:1", "cat", "/x") == "x\n"
+
+
+def test_memo_replay_matches_the_step_cache(root, tmp_path):
+    """A rerun with nothing changed is replayed from the build memo; its log is the
+    log of a build whose every step hits the cache."""
+    d = ctx(tmp_path, DF, {"a.txt": "A\n"})
+    build(root, d, "-t", "memo:1")
+    (d / "unrelated").write_text("x")  # a context change the steps never read: memo miss, cache hits
+    stepwise = lines(build(root, d, "-t", "memo:1"))
+    replayed = lines(build(root, d, "-t", "memo:1"))
+    assert replayed == stepwise and replayed.count(" ---> Using cache") == 6
+    other = build(root, d, "-t", "memo:other", "-t", "registry.example:5000/x/y:z")
+    assert lines(other)[-2:] == ["Successfully tagged memo:other", "Successfully tagged registry.example:5000/x/y:z"]
+    assert run(root, "registry.example:5000/x/y:z", "cat", "/copy") == "A\n"
+
+
+def test_memo_notices_a_moved_base_tag(root, tmp_path, busybox_tar):
+    d = ctx(tmp_path, "FROM base\nRUN echo x > /x\n")
+    first = image_id(build(root, d, "-t", "moved:1"))
+    build(root, ctx(tmp_path / "nb", "FROM base\nRUN echo new-base > /nb\n"), "-t", "base:latest")
+    p = build(root, d, "-t", "moved:1")
+    assert image_id(p) != first and "Running in" in p.stdout.decode()
+    assert run(root, "moved:1", "cat", "/nb", "/x") == "new-base\nx\n"
