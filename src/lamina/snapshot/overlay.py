@@ -18,7 +18,7 @@ FAITHFUL = "index=off,redirect_dir=off,metacopy=off"
 # `volatile` (Linux >= 5.10) skips overlay's sync of the whole upper filesystem at
 # unmount, which costs 100+ ms on a busy disk for every container.  A container's
 # layer needs no crash durability (docker's neither); what we keep is fsync'd by
-# commit.  After a crash overlay refuses the dirty work dir: `mount` resets it.
+# commit.  Overlay refuses to remount a work dir a volatile mount used: `mount` resets it.
 VOLATILE = "volatile"
 
 
@@ -86,8 +86,8 @@ class OverlaySnapshotter:
         target = os.path.join(ctr_dir, "rootfs")
         if not is_mounted(target):
             work = os.path.join(ctr_dir, "work")
-            if os.path.exists(os.path.join(work, "incompat", "volatile")):
-                # left by a volatile mount that was never cleanly unmounted (crash)
+            if os.path.exists(os.path.join(work, "work", "incompat", "volatile")):
+                # every volatile mount leaves this behind, and overlay refuses to mount over it
                 shutil.rmtree(work, ignore_errors=True)
                 os.makedirs(work, exist_ok=True)
             data = (f"lowerdir={self._lowerdir(layers)},upperdir={ctr_dir}/upper,"
