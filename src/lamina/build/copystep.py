@@ -58,10 +58,11 @@ def copy_step(b, state, ins) -> None:
             wild = wild or _is_glob(pattern)
             matched += found
         inline = [(h.name, _heredoc_data(b, state, h, ins.line)) for h in ins.heredocs]
-        downloads = [_download(u, ins.checksum, where, b.system.tmp_dir, cleanups) for u in urls]
+        checksum = b.expand(state, ins.checksum, ins.line) if ins.checksum else None
+        downloads = [_download(u, checksum, where, b.system.tmp_dir, cleanups) for u in urls]
         if downloads:
             b.memoizable = False  # a URL is fetched again by every build
-        if ins.checksum and not urls:
+        if checksum and not urls:
             raise BuildError(f"{where}: checksum can't be specified for non-HTTP(S) sources")
         count = len(matched) + len(inline) + len(downloads)
         if count == 0:
