@@ -136,7 +136,7 @@ class Repository:
         `opener(offset)` opens the blob positioned at `offset` (so retries can replay)."""
         what = f"upload of blob {digest}"
         scopes = (self.scope("pull,push"),)
-        offset = 0
+        offset, resyncs = 0, 0
         if size > CHUNKED_THRESHOLD:
             while offset < size:
                 n = min(CHUNK_SIZE, size - offset)
@@ -145,7 +145,8 @@ class Repository:
                 body = (lambda o=offset, n=n: _Window(opener(o), n))
                 with self.transport.request("PATCH", location, what=what, headers=headers, body=body,
                                             scopes=scopes) as resp:
-                    if resp.status == 416:
+                    if resp.status == 416 and resyncs < MAX_RESUMES:  # out of step: ask where it stands
+                        resyncs += 1
                         offset = self._upload_offset(location, what, scopes)
                         continue
                     if resp.status != 202:
