@@ -192,8 +192,9 @@ def main(argv=None) -> int:
         print(text)
     busy = sorted(n for n, e in entries.items() if e.get("load_avg_1m", 0) > BUSY * (os.cpu_count() or 1))
     if busy:
+        during = "the whole run" if len(busy) == len(entries) else ", ".join(busy)
         print(f"\nnote: the machine was busy with other work (1-minute load average above "
-              f"{BUSY * (os.cpu_count() or 1):.1f} at their start) during: {', '.join(busy)}; those figures are noisy")
+              f"{BUSY * (os.cpu_count() or 1):.1f} at the start) during {during}: those figures are noisy")
     if meta.get("podman") and meta["podman"] != "ok" and not meta["podman"].startswith("not compared"):
         print(f"\nPodman/Buildah: {meta['podman']}")
     if not args.no_plots and entries:
