@@ -71,6 +71,11 @@ CASES = {
         "RUN --mount=type=tmpfs,target=/tmp touch /tmp/x && ls /tmp > /listed\n"
         "RUN --mount=type=bind,source=d,target=/root cat /root/y > /bound\n",
         {"file.txt": (0o644, "file\n"), "d/y": (0o644, "y\n"), "d/sub/z": (0o600, "z\n")}),
+    "env-paths": (
+        "ENV D=/opt/app NAME=cfg\nCOPY file.txt $D/${NAME}.txt\nUSER 1000:1000\nWORKDIR $D/work\n"
+        "COPY --chown=1000 dir ./sub/\nRUN mkdir made && echo $D > made/where\n"
+        "USER root\nEXPOSE ${NAME:+8080}\nLABEL path=$D\n",
+        {"file.txt": (0o640, "file\n"), "dir/a": (0o600, "a\n"), "dir/s/b": (0o644, "b\n")}),
     "add-tar": (
         "ADD bundle.tar.gz /extracted/\nADD plain.txt /plain/\n",
         {"plain.txt": (0o644, "plain\n")}),
