@@ -279,3 +279,24 @@ def test_short_reads_from_a_non_seekable_source(tmp_path, compress):
     reader = HashingReader(_Trickle(compress(GOOD)))
     assert apply_layer(open_layer_stream(reader), str(tmp_path), overlay_whiteouts=False) == 5700
     assert reader.size == len(compress(GOOD))
+
+
+def test_inflating_a_bomb_keeps_memory_bounded():
+    """A layer of 256 MiB of zeros gzips to ~250 KiB; inflating it must hand it over
+    in bounded pieces (the registry/load path), never as one giant buffer."""
+    import io
+    import resource
+
+    from lamina.transfer.streams import inflating
+
+    bomb = gzip.compress(bytes(256 << 20), 9)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with inflating(io.BytesIO(bomb)) as plain:
+        total, largest = 0, 0
+        while chunk := plain.read(1 << 20):
+            total += len(chunk)
+            largest = max(largest, len(chunk))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert total == 256 << 20
+    assert largest <= 1 << 20
+    assert grown_mb < 64, f"max RSS grew by {grown_mb:.0f} MiB"

@@ -8,7 +8,6 @@ deletes.  The build executor runs its RUN steps through the same functions.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field

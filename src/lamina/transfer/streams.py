@@ -11,11 +11,9 @@ turns a compressed stream into a plain one on a worker thread.
 from __future__ import annotations
 
 import threading
-import zlib
 from collections import deque
 from typing import BinaryIO
 
-from lamina.errors import InvalidArchive
 
 CHUNK = 1 << 20
 
@@ -96,23 +94,18 @@ class Pipe:
 
 
 def inflating(source: BinaryIO) -> BinaryIO:
-    """`source` decompressed on a worker thread when it is gzip or zstd (by magic);
-    anything else passes through for the layer reader to handle."""
+    """`source` decompressed on a worker thread (gzip, zstd, bzip2 or xz, by magic;
+    a plain tar passes through).  The layer decoders read in bounded pieces, so a
+    decompression bomb costs time, never memory: the pipe holds a few chunks."""
+    from lamina.archive.compression import open_stream
+
     pipe = Pipe()
 
     def run() -> None:
         try:
-            head = source.read(CHUNK)
-            decoder = _decoder(head)
-            data = head
-            while data:
-                out = decoder(data)
-                if out:
-                    pipe.put(out)
-                data = source.read(CHUNK)
-            tail = decoder(None)
-            if tail:
-                pipe.put(tail)
+            plain = open_stream(source)
+            while data := plain.read(CHUNK):
+                pipe.put(data)
             pipe.finish()
         except Cancelled:
             pass
@@ -125,64 +118,3 @@ def inflating(source: BinaryIO) -> BinaryIO:
 
     threading.Thread(target=run, name="lamina-inflate", daemon=True).start()
     return pipe
-
-
-def _decoder(head: bytes):
-    if head.startswith(b"\x1f\x8b"):
-        return _GzipDecoder()
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        try:
-            import zstandard
-        except ImportError:
-            return _identity
-        return _ZstdDecoder(zstandard)
-    return _identity
-
-
-def _identity(data: bytes | None) -> bytes:
-    return data or b""
-
-
-class _GzipDecoder:
-    """gzip, including concatenated members (pigz, parallel writers)."""
-
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(31)
-
-    def __call__(self, data: bytes | None) -> bytes:
-        if data is None:
-            if not self._d.eof:
-                raise InvalidArchive("layer is not valid gzip data (truncated)")
-            return b""
-        out = []
-        try:
-            while data:
-                out.append(self._d.decompress(data))
-                if not self._d.eof:
-                    break
-                data = self._d.unused_data
-                if data:
-                    self._d = zlib.decompressobj(31)
-        except zlib.error as e:
-            raise InvalidArchive(f"layer is not valid gzip data (corrupt): {e}") from None
-        return b"".join(out)
-
-
-class _ZstdDecoder:
-    def __init__(self, zstandard) -> None:
-        self._z = zstandard
-        self._d = zstandard.ZstdDecompressor().decompressobj()
-
-    def __call__(self, data: bytes | None) -> bytes:
-        if data is None:
-            return b""
-        out = []
-        try:
-            while data:
-                out.append(self._d.decompress(data))
-                data = self._d.unused_data if self._d.eof else b""
-                if data:
-                    self._d = self._z.ZstdDecompressor().decompressobj()
-        except self._z.ZstdError as e:
-            raise InvalidArchive(f"layer is not valid zstd data (corrupt): {e}") from None
-        return b"".join(out)
