@@ -303,3 +303,9 @@ def test_copy_storage_driver(tmp_path, busybox_tar):
     assert "Successfully tagged cp:1" in p.stdout.decode()
     out = lamina(r, "--storage-driver", "copy", "run", "--rm", "cp:1", "sh", "-c", "cat /d/f; ls /bin/vi; pwd")
     assert out.stdout.decode().startswith("f\nrun\n") and out.stdout.decode().endswith("/w\n")
+
+
+def test_run_stderr_goes_to_the_build_stream(root, tmp_path):
+    p = build(root, ctx(tmp_path, "FROM base\nRUN echo to-out; echo to-err >&2\n"), "--no-cache")
+    out = p.stdout.decode().splitlines()
+    assert "to-out" in out and "to-err" in out and b"to-err" not in p.stderr

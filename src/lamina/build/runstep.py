@@ -127,20 +127,18 @@ def _runtime(system):
 
 @contextmanager
 def _quiet_output(quiet: bool):
-    """-q: the container writes to /dev/null instead of our stdout/stderr."""
-    if not quiet:
-        yield
-        return
+    """Where a RUN's output goes: like docker's build stream, stdout and stderr both
+    into our stdout (so `build > log` keeps all of it); with -q, to /dev/null."""
     saved = os.dup(1), os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
+    target = os.open(os.devnull, os.O_WRONLY) if quiet else os.dup(1)
     try:
-        os.dup2(null, 1)
-        os.dup2(null, 2)
+        os.dup2(target, 1)
+        os.dup2(target, 2)
         yield
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
-        for fd in (*saved, null):
+        for fd in (*saved, target):
             os.close(fd)
 
 
