@@ -19,6 +19,11 @@ from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest, chain_ids
 from lamina.store.images import LayerBlob
 
 
+# Docker's limit (layer store maxLayerDepth); it also keeps overlay's lowerdir list
+# within one page of mount data.
+MAX_LAYERS = 125
+
+
 class Parent:
     """The image a step builds on (None id = scratch)."""
 
@@ -70,6 +75,10 @@ def commit(system, parent: Parent, cfg: dict, created_by: str, *, layer: tuple |
     else:
         digest, blob_size, diff_id, unpacked = layer
         ids = [str(d) for d in oci.diff_ids(parent.config)] + [str(diff_id)]
+        if len(ids) > MAX_LAYERS:
+            from lamina.errors import BuildError
+
+            raise BuildError(f"max depth exceeded: an image has at most {MAX_LAYERS} layers")
         config["rootfs"] = {"type": "layers", "diff_ids": ids}
         blobs.append(LayerBlob(oci.Descriptor(oci.OCI_LAYER, digest, blob_size), diff_id))
         size += unpacked
