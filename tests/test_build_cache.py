@@ -146,3 +146,18 @@ def test_memo_notices_a_moved_base_tag(root, tmp_path, busybox_tar):
     p = build(root, d, "-t", "moved:1")
     assert image_id(p) != first and "Running in" in p.stdout.decode()
     assert run(root, "moved:1", "cat", "/nb", "/x") == "new-base\nx\n"
+
+
+def test_two_concurrent_builds(root, tmp_path):
+    """Catalogue E.43: the same Dockerfile and tag built twice at once."""
+    import subprocess
+    import sys
+
+    d = ctx(tmp_path, DF, {"a.txt": "A\n"})
+    cmd = [sys.executable, "-m", "lamina", "--root", str(root), "build", "-t", "conc:1", str(d)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    assert run(root, "conc:1", "cat", "/copy", "/v") == "A\n1\n"
+    assert lamina(root, "system", "check").returncode == 0
+    assert lamina(root, "ps", "-a", "-q").stdout.strip() == b""
