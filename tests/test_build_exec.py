@@ -309,3 +309,14 @@ def test_run_stderr_goes_to_the_build_stream(root, tmp_path):
     p = build(root, ctx(tmp_path, "FROM base\nRUN echo to-out; echo to-err >&2\n"), "--no-cache")
     out = p.stdout.decode().splitlines()
     assert "to-out" in out and "to-err" in out and b"to-err" not in p.stderr
+
+
+@pytest.mark.parametrize("driver", ["overlay", "copy"])
+def test_no_orphan_blobs(tmp_path, busybox_tar, driver):
+    r = tmp_path / "store"
+    lamina(r, "--storage-driver", driver, "import", busybox_tar, "base:latest")
+    d = ctx(tmp_path, "FROM base\nRUN true\nWORKDIR /\nRUN echo x > /x\nENV A=1\n")
+    lamina(r, "--storage-driver", driver, "build", "-t", "orph:1", d)
+    check = lamina(r, "--storage-driver", driver, "system", "check")
+    assert b"unreferenced" not in check.stdout + check.stderr
+    assert len(config(r, "orph:1")["RootFS"]["Layers"]) == 2

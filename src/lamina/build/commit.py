@@ -93,10 +93,16 @@ def layer_from_container(system, snap, ctr_dir: str, parent: Parent) -> tuple:
     """Write the container's changes as a layer blob and register the unpacked layer.
 
     Returns (blob digest, blob size, diff_id, unpacked size)."""
+    upper = os.path.join(ctr_dir, "upper")
+    if snap.name == "overlay" and os.path.isdir(upper) and not os.listdir(upper):
+        # Nothing changed: an empty layer, recorded as empty_layer history, no blob kept.
+        return (EMPTY_LAYER_DIFF_ID, 1024, EMPTY_LAYER_DIFF_ID, 0)
     layers = parent.layers()
     with system.content.writer() as blob:
         snap.write_layer(ctr_dir, layers, blob)
         diff_id = blob.commit()
+    if diff_id == EMPTY_LAYER_DIFF_ID and not system.images.blob_for_diff_id(diff_id):
+        system.content.delete(diff_id)  # unreferenced: `system check` would call it an orphan
     return register_layer(system, snap, ctr_dir, parent, diff_id, blob.size)
 
 
