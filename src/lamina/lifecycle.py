@@ -129,9 +129,9 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
     rootfs = snap.mount(ctr_dir, layers)
     try:
         cwd = cfg.get("WorkingDir") or "/"
-        _ensure_workdir(rootfs, cwd)
+        ensure_workdir(rootfs, cwd)
         network = rec.host_config.get("NetworkMode", "host")
-        hosts, hostname_file, resolv = _write_etc_files(ctr_dir, cfg.get("Hostname", ""), network)
+        hosts, hostname_file, resolv = write_etc_files(ctr_dir, cfg.get("Hostname", ""), network)
         spec = RunSpec(
             args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
             rootfs=rootfs, env=tuple(cfg.get("Env") or []), cwd=cwd,
@@ -185,7 +185,7 @@ def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) ->
     shutil.rmtree(ctr_dir, ignore_errors=True)
 
 
-def _ensure_workdir(rootfs: str, cwd: str) -> None:
+def ensure_workdir(rootfs: str, cwd: str) -> None:
     """docker creates a missing WorkingDir (in the container's own layer)."""
     from lamina.runtime.rootfs import resolve_in_root
 
@@ -194,7 +194,7 @@ def _ensure_workdir(rootfs: str, cwd: str) -> None:
         os.makedirs(host, 0o755, exist_ok=True)
 
 
-def _write_etc_files(ctr_dir: str, hostname: str, network: str) -> tuple[str, str, str]:
+def write_etc_files(ctr_dir: str, hostname: str, network: str) -> tuple[str, str, str]:
     """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
     so they never land in the writable layer or in `diff`)."""
     hosts = os.path.join(ctr_dir, "hosts")

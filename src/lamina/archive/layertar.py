@@ -20,11 +20,10 @@ from typing import BinaryIO, Sequence
 from lamina.archive import whiteout as wh
 from lamina.archive.changes import Change
 from lamina.archive.inroot import InRoot, join
-from lamina.archive.tarformat import BLK, CHR, DIR, END_OF_ARCHIVE, FIFO, LNK, REG, SYM, encode_header
+from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
 from lamina.errors import StoreError
 
 _CHUNK = 1 << 20
-_FLUSH = 256 << 10
 _OPEN_LEVELS = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
@@ -145,27 +144,11 @@ def _capability(value: bytes | None) -> dict[str, bytes] | None:
     return {wh.CAPABILITY_XATTR: value}
 
 
-class _Writer:
+class _Writer(TarOut):
     def __init__(self, out: BinaryIO, *, whiteouts: bool) -> None:
-        self.out = out
+        super().__init__(out)
         self.whiteouts = whiteouts
-        self.buf = bytearray()
         self.seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first archive path
-
-    # ------------------------------------------------------------------ output
-    def write(self, data) -> None:
-        self.buf += data
-        if len(self.buf) >= _FLUSH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buf:
-            self.out.write(bytes(self.buf))
-            self.buf = bytearray()
-
-    def finish(self) -> None:
-        self.write(END_OF_ARCHIVE)
-        self.flush()
 
     def header(self, name, typeflag, mode, uid, gid, size, mtime, linkname="", major=0, minor=0, xattrs=None):
         self.write(encode_header(name, typeflag, mode, uid, gid, size, mtime, linkname, major, minor, xattrs))

@@ -290,3 +290,28 @@ def _next_header(meta: tarfile.TarInfo, tarfile_: tarfile.TarFile, parse):
         return parse()
     finally:
         tarfile_._lamina_meta_depth = depth
+
+
+class TarOut:
+    """Buffered output of a tar stream: headers and data go out in 256 KiB writes,
+    and `finish` writes Go's end of archive (two zero blocks, nothing more)."""
+
+    FLUSH = 256 << 10
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.buf = bytearray()
+
+    def write(self, data) -> None:
+        self.buf += data
+        if len(self.buf) >= self.FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            self.out.write(bytes(self.buf))
+            self.buf = bytearray()
+
+    def finish(self) -> None:
+        self.write(END_OF_ARCHIVE)
+        self.flush()

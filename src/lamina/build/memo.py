@@ -22,8 +22,6 @@ import time
 from lamina.store.db import transaction
 
 VERSION = 2  # of the memo's JSON shape; other versions are misses
-_TABLE = ("CREATE TABLE IF NOT EXISTS build_memo (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
-          "created REAL NOT NULL)")
 
 
 def request_key(*, dockerfile: str, name: str, build_args: dict, target, labels: dict, network: str,
@@ -126,7 +124,7 @@ def tag(db, image_id: str, names: list[str]) -> None:
     if not names:
         return
     now = time.time()
-    with transaction(db) as tx:
+    with transaction(db) as tx:  # the same rows ImageStore.tag writes, without importing the store
         for name in names:
             tx.execute("INSERT OR REPLACE INTO tags(name, image_id, tagged) VALUES (?,?,?)", (name, image_id, now))
 
@@ -139,6 +137,5 @@ def record(db, key: str, context_fp: str, *, final: str, images: list[str], look
             "lookups": {n: [where_of(n), i] for n, i in lookups.items()}, "log": transcript,
             "sending": sending, "names": names}
     with transaction(db) as tx:
-        tx.execute(_TABLE)
         tx.execute("INSERT OR REPLACE INTO build_memo(key, value, created) VALUES (?,?,?)",
                    (key, json.dumps(memo), time.time()))

@@ -70,26 +70,25 @@ class StepContainer:
     # ------------------------------------------------------------------ RUN
     def run(self, argv: list[str], env: list[str], *, user: str, workdir: str, network: str,
             mounts: tuple[ExtraMount, ...] = (), quiet: bool = False) -> int:
-        from lamina.runtime.rootfs import lookup_user, resolve_in_root, resolved_workdir_is_proc
+        from lamina.lifecycle import ensure_workdir, write_etc_files
+        from lamina.runtime.rootfs import lookup_user, resolved_workdir_is_proc
         from lamina.runtime.spec import BindMount, RunSpec, build_spec
 
         rootfs = self.mount()
         cwd = workdir or "/"
-        host = resolve_in_root(rootfs, cwd)
-        if not os.path.lexists(host):
-            os.makedirs(host, 0o755, exist_ok=True)  # docker creates a missing WORKDIR too
+        ensure_workdir(rootfs, cwd)
         if resolved_workdir_is_proc(rootfs, cwd):
             raise BuildError(f"working directory {cwd} resolves into /proc: refused")
         ids = lookup_user(rootfs, user)
-        files = _etc_files(self.dir, self.id[:12], network)
+        hosts, hostname_file, resolv = write_etc_files(self.dir, self.id[:12], network)
         binds = tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None)
         stubs: list[str] = []
         for m in mounts:
             stubs += _ensure_mountpoint(rootfs, m.target, is_dir=m.source is None or os.path.isdir(m.source))
         spec = RunSpec(args=tuple(argv), rootfs=rootfs, env=tuple(env), cwd=cwd, user=ids,
                        hostname=self.id[:12], network="host" if network == "host" else "none",
-                       mounts=binds, hosts_file=files["hosts"], hostname_file=files["hostname"],
-                       resolv_conf_file=files["resolv"], cgroups_path=f"/lamina/{self.id}")
+                       mounts=binds, hosts_file=hosts, hostname_file=hostname_file,
+                       resolv_conf_file=resolv, cgroups_path=f"/lamina/{self.id}")
         config = build_spec(spec)
         for m in mounts:
             if m.source is None:
@@ -102,7 +101,7 @@ class StepContainer:
 
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(config, f)
-        runtime = _runtime(self.system)
+        runtime = self.system.runtime
         self.system.containers.set_running(self.id, os.getpid())
         try:
             with _quiet_output(quiet):
@@ -114,15 +113,6 @@ class StepContainer:
         _remove_stubs(stubs)
         self.unmount()
         return code
-
-
-def _runtime(system):
-    try:
-        return system.runtime
-    except TypeError:  # an older System wiring; build the runtime ourselves
-        from lamina.runtime.oci import select_runtime
-
-        return select_runtime(system._runtime_name, store_root=system.root)
 
 
 @contextmanager
@@ -178,29 +168,3 @@ def _remove_stubs(stubs: list[str]) -> None:
                 os.unlink(path)
         except OSError:
             pass
-
-
-def _etc_files(ctr_dir: str, hostname: str, network: str) -> dict[str, str]:
-    """Per-step /etc/hosts, /etc/hostname, /etc/resolv.conf (bind-mounted: never in a layer)."""
-    out = {}
-    hosts = os.path.join(ctr_dir, "hosts")
-    with open(hosts, "w") as f:
-        if network == "host":
-            try:
-                with open("/etc/hosts") as src:
-                    f.write(src.read())
-            except OSError:
-                pass
-        else:
-            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-        f.write(f"127.0.1.1\t{hostname}\n")
-    out["hosts"] = hosts
-    out["hostname"] = os.path.join(ctr_dir, "hostname")
-    with open(out["hostname"], "w") as f:
-        f.write(hostname + "\n")
-    out["resolv"] = os.path.join(ctr_dir, "resolv.conf")
-    try:
-        shutil.copyfile("/etc/resolv.conf", out["resolv"])
-    except OSError:
-        open(out["resolv"], "w").close()
-    return out

@@ -16,35 +16,18 @@ import os
 import stat
 
 from lamina.archive import whiteout as wh
-from lamina.archive.tarformat import BLK, CHR, DIR, END_OF_ARCHIVE, FIFO, REG, SYM, encode_header
-
-_FLUSH = 256 << 10
+from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, REG, SYM, TarOut, encode_header
 
 
-class TarTee:
+
+class TarTee(TarOut):
     def __init__(self, out, root: str) -> None:
-        self.out = out            # a blob writer (hashes what it is given)
+        super().__init__(out)     # out: a blob writer (hashes what it is given)
         self.root = root          # the upper dir; archive names are relative to it
-        self.buf = bytearray()
         self._made: list[tuple[str, int, int]] = []  # dirs archived, with the times written
 
     def arc(self, host_path: str) -> str:
         return host_path[len(self.root) + 1:]
-
-    # ------------------------------------------------------------------ output
-    def write(self, data) -> None:
-        self.buf += data
-        if len(self.buf) >= _FLUSH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.buf:
-            self.out.write(bytes(self.buf))
-            self.buf = bytearray()
-
-    def finish(self) -> None:
-        self.write(END_OF_ARCHIVE)
-        self.flush()
 
     # ------------------------------------------------------------------ entries
     def existing(self) -> bool:
@@ -85,7 +68,7 @@ class TarTee:
         self.write(encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9))
 
     def data(self, chunk: bytes) -> None:
-        if len(chunk) >= _FLUSH:
+        if len(chunk) >= self.FLUSH:
             self.flush()
             self.out.write(chunk)
         else:

@@ -12,7 +12,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: build_memo
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -71,6 +71,11 @@ CREATE TABLE IF NOT EXISTS build_cache (
     image_id TEXT NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS build_memo (
+    key TEXT PRIMARY KEY,           -- a whole build request (see build/memo.py)
+    value TEXT NOT NULL,            -- JSON: the images it produced and the log it printed
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 """
 
@@ -89,8 +94,9 @@ def connect(path: str) -> sqlite3.Connection:
         row = conn.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
     except sqlite3.OperationalError:
         pass
-    if row is None:
-        # One script, one transaction: concurrent first runs are harmless (IF NOT EXISTS).
+    if row is None or int(row[0]) < SCHEMA_VERSION:
+        # One script, one transaction: concurrent first runs and upgrades of an older
+        # store are harmless (every statement is IF NOT EXISTS).
         conn.executescript(
             "BEGIN IMMEDIATE;" + SCHEMA
             + f"INSERT OR REPLACE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;"
