@@ -84,3 +84,20 @@ def busybox_rootfs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def busybox_tar(busybox_rootfs: Path, tmp_path_factory) -> Path:
     return make_rootfs_tar(busybox_rootfs, tmp_path_factory.mktemp("busybox-tar") / "busybox.tar")
+
+
+@pytest.fixture
+def stores(tmp_path):
+    """stores("name") -> a lamina System on its own store root; closed afterwards."""
+    from lamina.system import System
+
+    made = []
+
+    def new(name):
+        s = System(str(tmp_path / name))
+        made.append(s)
+        return s
+
+    yield new
+    for s in made:
+        s.close()

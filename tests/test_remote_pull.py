@@ -32,18 +32,9 @@ LAYER_A = tar_bytes({"etc/a.txt": b"layer a\n" * 200})
 LAYER_B = tar_bytes({"etc/b.txt": b"layer b\n" * 300, "usr/bin/tool": b"#!/bin/sh\necho tool\n"})
 
 
-@pytest.fixture
-def stores(tmp_path, docker_config):
-    made = []
-
-    def new(name):
-        s = System(str(tmp_path / name))
-        made.append(s)
-        return s
-
-    yield new
-    for s in made:
-        s.close()
+@pytest.fixture(autouse=True)
+def _credentials(docker_config):
+    """Every test here reads credentials from a private docker config."""
 
 
 def pull(system, name, platform=None):

@@ -33,20 +33,6 @@ LAYER_A = tar_bytes({"etc/a": b"A" * 5000})
 LAYER_B = tar_bytes({"etc/b": b"B" * 7000, "bin/tool": b"tool"})
 
 
-@pytest.fixture
-def stores(tmp_path):
-    made = []
-
-    def new(name):
-        s = System(str(tmp_path / name))
-        made.append(s)
-        return s
-
-    yield new
-    for s in made:
-        s.close()
-
-
 def save_bytes(system, names) -> bytes:
     r, w = os.pipe()
     import threading
