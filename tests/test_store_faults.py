@@ -133,3 +133,20 @@ def test_concurrent_commits_and_runs(tmp_path, busybox_tar):
     assert out(lamina(root, "run", "--rm", "img:a", "cat", "/who")) == "ca\n"
     assert out(lamina(root, "run", "--rm", "img:b", "cat", "/who")) == "cb\n"
     assert_clean(root)
+
+
+def test_prune_removes_only_unreferenced(tmp_path, busybox_tar):
+    from lamina.system import System
+
+    root = tmp_path / "store"
+    lamina(root, "import", str(busybox_tar), "bb:1")
+    system = System(str(root))
+    try:
+        orphan = system.content.put_bytes(b"left by a killed pull")
+    finally:
+        system.close()
+    assert "1 unreferenced blob" in out(lamina(root, "system", "check"))
+    assert out(lamina(root, "system", "prune")).startswith("Total reclaimed space: 21B")
+    assert not (root / "blobs" / "sha256" / orphan.hex).exists()
+    assert out(lamina(root, "run", "--rm", "bb:1", "echo", "still here")) == "still here\n"
+    assert_clean(root)

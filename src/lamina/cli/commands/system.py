@@ -11,9 +11,8 @@ def add_parsers(sub) -> None:
     c = ssub.add_parser("check", help="Verify the store: every blob, image, layer and container record")
     c.add_argument("--quick", action="store_true", help="Do not re-hash blobs")
     c.set_defaults(func=cmd_check)
-    c = ssub.add_parser("prune", help="Remove unused data (blobs and layers no image uses)")
+    c = ssub.add_parser("prune", help="Remove blobs and layers no image uses (images and containers are kept)")
     c.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
-    c.add_argument("-a", "--all", action="store_true", help="Also remove dangling images")
     c.set_defaults(func=cmd_prune)
     p.set_defaults(func=lambda system, args: (p.print_help(), 0)[1])
 
