@@ -49,25 +49,6 @@ class Digest:
         return self.value
 
 
-def is_digest(text: str) -> bool:
-    return bool(_SHA256.match(text))
-
-
-def sha256_stream(stream: BinaryIO) -> tuple[Digest, int]:
-    """Hash a stream to its end; returns (digest, size)."""
-    h = hashlib.sha256()
-    size = 0
-    while chunk := stream.read(CHUNK):
-        h.update(chunk)
-        size += len(chunk)
-    return Digest.from_hex(h.hexdigest()), size
-
-
-def sha256_file(path: str) -> tuple[Digest, int]:
-    with open(path, "rb") as f:
-        return sha256_stream(f)
-
-
 class HashingReader:
     """Wraps a readable stream and hashes what passes through it."""
 
@@ -97,24 +78,23 @@ class HashingReader:
         return Digest.from_hex(self._hash.hexdigest())
 
 
-class HashingWriter:
-    """Wraps a writable stream and hashes what is written through it."""
+class TeeReader:
+    """Reads from `raw` and copies every byte to `sink` (e.g. a blob writer, which
+    hashes and stores it while another consumer, such as the layer extractor, reads)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, sink) -> None:
         self._raw = raw
-        self._hash = hashlib.sha256()
-        self.size = 0
+        self._sink = sink
 
-    def write(self, data) -> int:
-        self._hash.update(data)
-        self.size += len(data)
-        return self._raw.write(data)
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._sink.write(data)
+        return data
 
-    def flush(self) -> None:
-        self._raw.flush()
-
-    def digest(self) -> Digest:
-        return Digest.from_hex(self._hash.hexdigest())
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
 
 
 def chain_ids(diff_ids: list[Digest]) -> list[Digest]:

@@ -20,7 +20,7 @@ from lamina import oci
 from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest
 from lamina.reference import Reference
 from lamina.store.images import LayerBlob
-from lamina.store.layers import TeeReader
+from lamina.digest import TeeReader
 
 
 def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str = "",

@@ -116,6 +116,7 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
 def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
     """Run a created or stopped container in the foreground; returns its exit code."""
     from lamina.runtime.rootfs import lookup_user
+    from lamina.runtime.console import terminal_size
     from lamina.runtime.spec import RunSpec, check_command, write_bundle
 
     if rec.running:
@@ -136,7 +137,7 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
             args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
             rootfs=rootfs, env=tuple(cfg.get("Env") or []), cwd=cwd,
             user=lookup_user(rootfs, cfg.get("User") or ""), terminal=tty,
-            console_size=_console_size() if tty else None, hostname=cfg.get("Hostname", ""),
+            console_size=terminal_size() if tty else None, hostname=cfg.get("Hostname", ""),
             network=network,
             mounts=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
             hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
@@ -154,14 +155,6 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
         return code
     finally:
         snap.unmount(ctr_dir)
-
-
-def _console_size() -> tuple[int, int] | None:
-    try:
-        size = os.get_terminal_size(0)
-    except OSError:
-        return None
-    return (size.lines, size.columns)
 
 
 def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) -> None:

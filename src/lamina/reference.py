@@ -61,9 +61,6 @@ class Reference:
             return f"{self.familiar_repository}@{self.digest}"
         return f"{self.familiar_repository}:{self.tag or DEFAULT_TAG}"
 
-    def with_tag(self, tag: str) -> "Reference":
-        return Reference(self.domain, self.path, tag, None)
-
     def __str__(self) -> str:
         return self.familiar
 

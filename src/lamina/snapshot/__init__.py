@@ -7,7 +7,6 @@ the flattened image per container, diffed against the flattened image.
 
 from __future__ import annotations
 
-import os
 from typing import BinaryIO, Protocol, Sequence
 
 from lamina.errors import UsageError
@@ -46,12 +45,3 @@ def select_snapshotter(system, requested: str | None) -> Snapshotter:
     from lamina.snapshot.copy import CopySnapshotter
 
     return CopySnapshotter(system)
-
-
-def driver_of(ctr_dir: str) -> str | None:
-    """Which snapshotter made a container directory (containers keep theirs)."""
-    if os.path.isdir(os.path.join(ctr_dir, "upper")):
-        return "overlay"
-    if os.path.isdir(os.path.join(ctr_dir, "rootfs-copy")):
-        return "copy"
-    return None

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
-from lamina.digest import CHUNK, Digest, chain_ids
-from lamina.errors import DigestMismatch, InvalidArchive, StoreError
+from lamina.digest import Digest, HashingReader, chain_ids
+from lamina.errors import DigestMismatch, StoreError
 from lamina.store.content import ContentStore
 from lamina.store.db import pid_alive, transaction
 
@@ -39,39 +39,6 @@ class LayerRecord:
     dir: str       # absolute path of the diff directory
     link: str      # short link name under l/
     size: int
-
-
-class TeeReader:
-    """Reads from `raw` and copies every byte to `sink` (a hashing blob writer)."""
-
-    def __init__(self, raw: BinaryIO, sink) -> None:
-        self._raw = raw
-        self._sink = sink
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        if data:
-            self._sink.write(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
-
-
-class HashSink:
-    def __init__(self) -> None:
-        import hashlib
-
-        self._h = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self._h.update(data)
-        self.size += len(data)
-
-    def digest(self) -> Digest:
-        return Digest.from_hex(self._h.hexdigest())
 
 
 class LayerStore:
@@ -116,12 +83,11 @@ class LayerStore:
                     from lamina.archive.extract import open_layer_stream
 
                     with open_blob(i) as blob:
-                        sink = HashSink()
-                        tee = TeeReader(open_layer_stream(blob), sink)
-                        size = self._apply(tee, target)
-                        tee.drain()
-                    if sink.digest() != diff_id:
-                        raise DigestMismatch(f"layer {diff_id}: uncompressed content hashes to {sink.digest()}")
+                        plain = HashingReader(open_layer_stream(blob))
+                        size = self._apply(plain, target)
+                        plain.drain()
+                    if plain.digest() != diff_id:
+                        raise DigestMismatch(f"layer {diff_id}: uncompressed content hashes to {plain.digest()}")
                     return size
                 rec = self.create(chain, diff_id, parent, fill)
             out.append(rec)
@@ -229,5 +195,3 @@ def _syncfs(path: str) -> None:
     finally:
         os.close(fd)
 
-
-__all__ = ["LayerRecord", "LayerStore", "TeeReader", "HashSink", "InvalidArchive"]

@@ -15,7 +15,7 @@ from lamina import oci
 from lamina.digest import CHUNK, Digest
 from lamina.errors import DigestMismatch, LaminaError
 from lamina.store.content import ContentStore
-from lamina.store.layers import TeeReader
+from lamina.digest import TeeReader
 from lamina.transfer.progress import CountingReader
 
 
