@@ -32,10 +32,6 @@ class Endpoint:
     def base(self) -> str:
         return f"{self.scheme}://{self.host}"
 
-    @property
-    def secure(self) -> bool:
-        return self.scheme == "https"
-
 
 def endpoint(domain: str, insecure: str | None = None) -> Endpoint:
     host = DOCKER_HUB_API if domain == DEFAULT_DOMAIN else domain

@@ -49,13 +49,6 @@ class Repository:
         return RegistryError(f"Error response from registry {self.registry}: {what}: {error_detail(resp)}")
 
     # -- pull ---------------------------------------------------------------------------
-    def ping(self) -> None:
-        """`GET /v2/` once, to learn the auth challenge before the real requests."""
-        with self.transport.request("GET", "/v2/", what="ping", scopes=(self.scope(),)) as resp:
-            if resp.status not in (200, 401):
-                raise RegistryError(f"Error response from registry {self.registry}: /v2/ returned {resp.status} "
-                                    f"(is this a registry?)")
-
     def get_manifest(self, reference: str, *, familiar: str, limit: int = oci.MAX_DOCUMENT) -> FetchedManifest:
         """GET a manifest or index by tag or digest; verifies the digest of the exact bytes."""
         what = f"manifest for {familiar}"

@@ -109,7 +109,7 @@ def _request(args, text: str, name: str, dockerfile_path: str | None) -> dict:
     ignore_path = _ignore_path(context_dir, dockerfile_path) if context_dir else None
     ignore_text = open(ignore_path, "rb").read().decode("utf-8", "replace") if ignore_path else None
     return dict(dockerfile=text, name=name, build_args=_build_args(args.build_arg), target=args.target,
-                labels=dict(_kv(item, "--label") for item in args.label), network=_network(args),
+                labels=dict(_kv(item) for item in args.label), network=_network(args),
                 secrets=dict(_secret(item) for item in args.secret), ignore_text=ignore_text)
 
 
@@ -127,7 +127,7 @@ def _build(system, args, fp: str | None = None) -> int:
         raise UsageError(f"network mode {args.network!r} not supported (use host or none)")
     tags = tuple(parse(t) for t in args.tag)
     build_args = _build_args(args.build_arg)
-    labels = dict(_kv(item, "--label") for item in args.label)
+    labels = dict(_kv(item) for item in args.label)
     secrets = dict(_secret(item) for item in args.secret)
     cleanup = None
     try:
@@ -289,7 +289,7 @@ def _build_args(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _kv(item: str, flag: str) -> tuple[str, str]:
+def _kv(item: str) -> tuple[str, str]:
     key, _, value = item.partition("=")
     return key, value
 
