@@ -67,7 +67,13 @@ def check_store(system, *, rehash: bool = True) -> tuple[list[str], list[str]]:
     unreferenced = blobs - used
     if unreferenced:
         notes.append(f"{len(unreferenced)} unreferenced blob(s) (`lamina system prune` removes them)")
+    busy = system.leases.live(system.db)
+    if busy:
+        notes.append(f"{len(busy)} command(s) in progress keep what they make from sweeps: " + ", ".join(busy))
     incomplete = system.db.execute("SELECT COUNT(*) FROM layers WHERE complete=0").fetchone()[0]
     if incomplete:
         notes.append(f"{incomplete} layer(s) being unpacked right now")
-    return problems, notes
+    from lamina.network.endpoint import leaks
+
+    net_problems, net_notes = leaks(system)
+    return problems + net_problems, notes + net_notes

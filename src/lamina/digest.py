@@ -78,6 +78,42 @@ class HashingReader:
         return Digest.from_hex(self._hash.hexdigest())
 
 
+class VerifyingReader(HashingReader):
+    """A HashingReader that raises `mismatch(actual_digest)` at the end of the stream
+    when the bytes do not hash to `expected`: a consumer that passes data on (save,
+    push) learns of corruption before it can finish its output."""
+
+    def __init__(self, raw: BinaryIO, expected: Digest, mismatch) -> None:
+        super().__init__(raw)
+        self.expected = expected
+        self._mismatch = mismatch
+
+    def read(self, n: int = -1) -> bytes:
+        data = super().read(n)
+        if (not data and n != 0) or n is None or n < 0:
+            self._check()
+        return data
+
+    def readinto(self, buf) -> int:
+        n = super().readinto(buf)
+        if not n:
+            self._check()
+        return n
+
+    def _check(self) -> None:
+        if self.digest() != self.expected:
+            raise self._mismatch(self.digest())
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> "VerifyingReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class TeeReader:
     """Reads from `raw` and copies every byte to `sink` (e.g. a blob writer, which
     hashes and stores it while another consumer, such as the layer extractor, reads)."""

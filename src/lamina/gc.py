@@ -118,26 +118,33 @@ def _owned(system, records) -> tuple[set[str], set[str], set[str]]:
 def sweep(system, *, only_chains: set[str] | None = None, only_blobs: set[str] | None = None) -> list[str]:
     """Remove layers and blobs no image refers to; returns removed chain ids.
 
-    `rmi` limits the sweep to what the deleted images used, so blobs that a
-    concurrent pull or commit wrote but has not published yet are never touched;
-    `system prune` sweeps everything."""
-    chains, diffs, blobs = _owned(system, system.images.list())
-    removed = []
-    for layer in system.layers.all():
-        key = str(layer.chain_id)
-        if key not in chains and (only_chains is None or key in only_chains):
-            system.layers.remove(layer.chain_id)
-            removed.append(key)
-    with transaction(system.db) as db:
-        rows = db.execute("SELECT DISTINCT diff_id FROM layer_blobs").fetchall()
-        for (diff_id,) in rows:
-            if diff_id not in diffs:
-                doomed = [r[0] for r in db.execute("SELECT digest FROM layer_blobs WHERE diff_id=?", (diff_id,))]
-                if only_blobs is None or any(d in only_blobs for d in doomed):
-                    if only_blobs is not None:
-                        only_blobs.update(doomed)
-                    db.execute("DELETE FROM layer_blobs WHERE diff_id=?", (diff_id,))
-    for digest in (system.content.walk() if only_blobs is None else [Digest(b) for b in only_blobs]):
-        if str(digest) not in blobs:
-            system.content.delete(digest)
+    `rmi` limits the sweep to what the deleted images used; `system prune` sweeps
+    everything.  Either way, what the live leases of other commands protect (a
+    pull, load, build… that has not published its image yet) is kept."""
+    with system.leases.sweeping(system.db) as (leased_blobs, leased_chains):
+        # leases first, images second: a writer publishes its image before it ends
+        # its lease, so whatever it made is in one reading or the other
+        chains, diffs, blobs = _owned(system, system.images.list())
+        chains |= leased_chains
+        blobs |= leased_blobs
+        removed = []
+        for layer in system.layers.all():
+            key = str(layer.chain_id)
+            if key not in chains and (only_chains is None or key in only_chains):
+                system.layers.remove(layer.chain_id)
+                removed.append(key)
+        with transaction(system.db) as db:
+            rows = db.execute("SELECT DISTINCT diff_id FROM layer_blobs").fetchall()
+            for (diff_id,) in rows:
+                if diff_id not in diffs:
+                    doomed = [r[0] for r in db.execute("SELECT digest FROM layer_blobs WHERE diff_id=?", (diff_id,))]
+                    if any(d in leased_blobs for d in doomed):
+                        continue
+                    if only_blobs is None or any(d in only_blobs for d in doomed):
+                        if only_blobs is not None:
+                            only_blobs.update(doomed)
+                        db.execute("DELETE FROM layer_blobs WHERE diff_id=?", (diff_id,))
+        for digest in (system.content.walk() if only_blobs is None else [Digest(b) for b in only_blobs]):
+            if str(digest) not in blobs:
+                system.content.delete(digest)
     return removed

@@ -20,9 +20,11 @@ from lamina import oci
 from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest
 from lamina.reference import Reference
 from lamina.store.images import LayerBlob
+from lamina.store.leases import leased
 from lamina.digest import TeeReader
 
 
+@leased("import")
 def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str = "",
                    changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
     """`docker import`: one layer from a (possibly compressed) rootfs tarball."""
@@ -66,6 +68,7 @@ def apply_changes(config: dict, changes: Sequence[str]) -> None:
     apply_change_lines(config, changes)
 
 
+@leased("commit")
 def commit_container(system, container, *, author: str = "", message: str = "",
                      changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
     """`docker commit`: the container's writable layer as a new image on its image."""

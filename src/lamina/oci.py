@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lamina.digest import Digest
-from lamina.errors import StoreError
+from lamina.errors import LaminaError, StoreError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -72,15 +72,45 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def loads_document(raw: bytes, what: str) -> dict:
+MAX_DEPTH = 64  # nesting of a manifest, index or config (real ones nest < 10)
+
+
+def parse_json(raw: bytes, what: str, error: type[LaminaError] = StoreError) -> Any:
+    """Untrusted JSON (a manifest, index, config, archive manifest) -> value, or
+    `error` naming `what`: invalid text, or nesting so deep that the decoder
+    (or a later json.dumps in `inspect`) would overflow the stack."""
     if len(raw) > MAX_DOCUMENT:
-        raise StoreError(f"{what} is larger than 4 MiB")
+        raise error(f"{what} is larger than 4 MiB")
     try:
         doc = json.loads(raw)
+    except RecursionError:
+        raise error(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
     except (ValueError, UnicodeDecodeError) as e:
-        raise StoreError(f"{what} is not valid JSON: {e}") from None
+        raise error(f"{what} is not valid JSON: {e}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise error(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    return doc
+
+
+def _depth(doc: Any) -> int:
+    """Nesting depth, walked without recursion (only containers are visited)."""
+    deepest = 0
+    todo = [(doc, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                break
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        todo.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest
+
+
+def loads_document(raw: bytes, what: str, error: type[LaminaError] = StoreError) -> dict:
+    doc = parse_json(raw, what, error)
     if not isinstance(doc, dict):
-        raise StoreError(f"{what} is not a JSON object")
+        raise error(f"{what} is not a JSON object")
     return doc
 
 

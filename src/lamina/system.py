@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from functools import cached_property
 
-from lamina.store.content import ContentStore
+from lamina.errors import StoreError
+from lamina.store.content import ContentStore, private_dir
 from lamina.store.db import connect
 from lamina.store.images import ImageStore
 from lamina.store.layers import LayerStore
+from lamina.store.leases import Leases
 
 DEFAULT_ROOT = "/var/lib/lamina"
 
@@ -22,19 +24,44 @@ class System:
     def __init__(self, root: str | None = None, *, storage_driver: str | None = None,
                  runtime: str | None = None) -> None:
         self.root = os.path.abspath(root or os.environ.get("LAMINA_ROOT") or DEFAULT_ROOT)
-        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        try:
+            self._open()
+        except OSError as e:
+            raise StoreError(f"store {self.root}: {e.strerror or e}"
+                             + (f": {e.filename}" if e.filename else "")) from None
+        self._storage_driver = storage_driver or os.environ.get("LAMINA_STORAGE_DRIVER")
+        self._runtime_name = runtime or os.environ.get("LAMINA_RUNTIME")
+        # A container whose keeper died (front and watchdog killed, a reboot) must not
+        # run on untracked: the next command reaps it.  One cheap query when none runs.
+        if self.db.execute("SELECT 1 FROM containers WHERE state='running' LIMIT 1").fetchone():
+            from lamina.recovery import reap_orphans
+
+            reap_orphans(self)
+
+    def _open(self) -> None:
+        # As docker keeps /var/lib/docker: others may traverse the root (0711), never
+        # list or read what is below it (0700 directories, a 0600 database).
+        private_dir(self.root, 0o711)
         self.tmp_dir = os.path.join(self.root, "tmp")
-        os.makedirs(self.tmp_dir, exist_ok=True)
-        self.db = connect(os.path.join(self.root, "lamina.db"))
+        private_dir(self.tmp_dir)
+        private_dir(os.path.join(self.root, "containers"))  # ContainerStore is made lazily
+        db_path = os.path.join(self.root, "lamina.db")
+        _private_files(db_path)
+        self.db = connect(db_path)
         self.content = ContentStore(self.root)
         self.images = ImageStore(self.db, self.content)
         self.layers = LayerStore(self.root, self.db, self.content)
+        self.leases = Leases(self.root, db_path)
+        self.content.leases = self.layers.leases = self.leases
         if os.listdir(self.content.ingest_dir) or os.listdir(self.tmp_dir) or self.layers.has_incomplete():
             from lamina.recovery import recover
 
             recover(self)
-        self._storage_driver = storage_driver or os.environ.get("LAMINA_STORAGE_DRIVER")
-        self._runtime_name = runtime or os.environ.get("LAMINA_RUNTIME")
+
+    def lease(self, what: str):
+        """`with system.lease("pull x"):` around any work that writes blobs or layers
+        before an image refers to them: sweeps leave them alone until it ends."""
+        return self.leases.hold(what)
 
     @cached_property
     def containers(self):
@@ -76,4 +103,18 @@ class System:
         return self.layers.ensure(diff_ids, lambda i: self.open_layer_blob(image_id, i))
 
     def close(self) -> None:
+        self.leases.close()
         self.db.close()
+
+
+def _private_files(db_path: str) -> None:
+    """The database readable by root only (SQLite gives its -wal and -shm files the
+    database's mode); an existing store is fixed on open."""
+    if not os.path.exists(db_path):
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for path in (db_path, db_path + "-wal", db_path + "-shm"):
+        try:
+            if os.stat(path).st_mode & 0o777 != 0o600:
+                os.chmod(path, 0o600)
+        except FileNotFoundError:
+            pass

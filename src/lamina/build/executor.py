@@ -63,6 +63,11 @@ class Builder:
 
     # ------------------------------------------------------------------ entry
     def build(self) -> BuildResult:
+        # step blobs and layers exist before the images that use them: keep them from sweeps
+        with self.system.lease("build"):
+            return self._build()
+
+    def _build(self) -> BuildResult:
         from lamina.build.instructions import parse_stages
         from lamina.build.parser import parse
 

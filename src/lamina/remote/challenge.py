@@ -174,7 +174,7 @@ class Authorizer:
             doc = json.loads(data)
             token = doc.get("token") or doc.get("access_token")
             lifetime = int(doc.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             token, lifetime = None, 0
         if not token or not isinstance(token, str):
             raise RegistryError(f"Error response from registry {self.registry_host}: token server sent no token")
@@ -186,7 +186,7 @@ class Authorizer:
 def _error_detail(data: bytes) -> str:
     try:
         doc = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return data[:200].decode(errors="replace").strip()
     if isinstance(doc, dict):
         errs = doc.get("errors")

@@ -344,7 +344,7 @@ def error_detail(resp: Response) -> str:
         errs = doc.get("errors") if isinstance(doc, dict) else None
         if isinstance(errs, list) and errs and isinstance(errs[0], dict):
             return str(errs[0].get("message") or errs[0].get("code") or resp.reason).strip()
-    except ValueError:
+    except (ValueError, RecursionError):  # a body nested past the decoder's stack: not a detail
         pass
     text = data[:200].decode(errors="replace").strip().splitlines()
     return text[0] if text else resp.reason

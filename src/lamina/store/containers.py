@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from lamina.errors import Conflict, NoSuchContainer, UsageError
+from lamina.store.content import private_dir
 from lamina.store.db import pid_alive, transaction
 
 _NAME_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
@@ -53,7 +54,7 @@ class ContainerRecord:
 class ContainerStore:
     def __init__(self, root: str, conn: sqlite3.Connection) -> None:
         self.dir = os.path.join(root, "containers")
-        os.makedirs(self.dir, exist_ok=True)
+        private_dir(self.dir)
         self._db = conn
 
     def path(self, container_id: str) -> str:

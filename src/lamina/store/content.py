@@ -12,7 +12,7 @@ import hashlib
 import os
 from typing import BinaryIO, Iterator
 
-from lamina.digest import CHUNK, Digest
+from lamina.digest import CHUNK, Digest, VerifyingReader
 from lamina.errors import DigestMismatch, NotFound, StoreError
 from lamina.oci import MAX_DOCUMENT
 
@@ -53,13 +53,12 @@ class BlobWriter:
             raise DigestMismatch(f"blob {self._expected}: content hashes to {digest}")
         if self._expected_size is not None and self.size != self._expected_size:
             raise DigestMismatch(f"blob {digest}: size {self.size}, expected {self._expected_size}")
+        self._store.protect(digest)
+        # the verified copy replaces a stored one, which may have rotted on disk
         final = self._store.path(digest)
-        if os.path.exists(final):
-            os.unlink(self._tmp)
-        else:
-            os.chmod(self._tmp, 0o444)
-            os.replace(self._tmp, final)
-            _fsync_dir(os.path.dirname(final))
+        os.chmod(self._tmp, 0o444)
+        os.replace(self._tmp, final)
+        _fsync_dir(os.path.dirname(final))
         self.digest = digest
         return digest
 
@@ -79,17 +78,38 @@ class BlobWriter:
             self.abort()
 
 
+def corrupted(digest: Digest, why: str) -> DigestMismatch:
+    """The error for a stored blob that no longer holds what its name says."""
+    return DigestMismatch(f"blob {digest} is corrupted in the store ({why}); run `lamina system check`")
+
+
+def private_dir(path: str, mode: int = 0o700) -> None:
+    """Make a store directory with exactly `mode`, fixing an existing one (one stat
+    when it is right already): other users must not read images or containers."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+    if os.stat(path).st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+
+
 class ContentStore:
     def __init__(self, root: str) -> None:
         self.blob_dir = os.path.join(root, "blobs", "sha256")
         self.ingest_dir = os.path.join(root, "ingest")
-        os.makedirs(self.blob_dir, exist_ok=True)
-        os.makedirs(self.ingest_dir, exist_ok=True)
+        private_dir(os.path.dirname(self.blob_dir))
+        private_dir(self.blob_dir)
+        private_dir(self.ingest_dir)
+        self.leases = None  # the System's Leases: what a writer touches is protected from sweeps
+
+    def protect(self, digest: Digest) -> None:
+        if self.leases is not None:
+            self.leases.protect("blob", str(digest))
 
     def path(self, digest: Digest) -> str:
         return os.path.join(self.blob_dir, digest.hex)
 
     def has(self, digest: Digest) -> bool:
+        """Is the blob stored?  Under a lease, it stays stored while the lease lasts."""
+        self.protect(digest)
         return os.path.exists(self.path(digest))
 
     def size(self, digest: Digest) -> int:
@@ -104,6 +124,12 @@ class ContentStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} is missing from the store") from None
 
+    def open_verified(self, digest: Digest) -> VerifyingReader:
+        """Open a blob for passing on (save, push): reading it to the end raises
+        DigestMismatch if it no longer hashes to its name."""
+        return VerifyingReader(self.open(digest), digest,
+                               lambda actual: corrupted(digest, f"its content hashes to {actual}"))
+
     def read(self, digest: Digest, limit: int = MAX_DOCUMENT) -> bytes:
         """Read a small document blob and verify it still hashes to its name."""
         with self.open(digest) as f:
@@ -111,7 +137,7 @@ class ContentStore:
         if len(data) > limit:
             raise StoreError(f"blob {digest} is larger than {limit} bytes")
         if Digest.of_bytes(data) != digest:
-            raise DigestMismatch(f"blob {digest} is corrupted in the store")
+            raise corrupted(digest, f"its content hashes to {Digest.of_bytes(data)}")
         return data
 
     def writer(self, expected: Digest | None = None, size: int | None = None) -> BlobWriter:
@@ -121,9 +147,7 @@ class ContentStore:
         digest = Digest.of_bytes(data)
         if expected is not None and digest != expected:
             raise DigestMismatch(f"blob {expected}: content hashes to {digest}")
-        if self.has(digest):
-            return digest
-        with self.writer(digest, len(data)) as w:
+        with self.writer(digest, len(data)) as w:  # even when stored: see BlobWriter.commit
             w.write(data)
             return w.commit()
 

@@ -8,11 +8,12 @@ makes them visible, and removed *after* the row is gone.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import contextmanager
 from typing import Iterator
 
-SCHEMA_VERSION = 2  # 2: build_memo
+SCHEMA_VERSION = 4  # 2: build_memo; 3: leases; 4: addresses
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -76,15 +77,47 @@ CREATE TABLE IF NOT EXISTS build_memo (
     value TEXT NOT NULL,            -- JSON: the images it produced and the log it printed
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leases (
+    id TEXT PRIMARY KEY,            -- in-flight work that sweeps must not touch (store/leases.py)
+    pid INTEGER NOT NULL,           -- the process holding it...
+    started TEXT,                   -- ...and its start time, so a reused pid does not keep it alive
+    what TEXT NOT NULL,             -- e.g. "pull docker.io/library/busybox:latest"
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_refs (
+    lease TEXT NOT NULL,
+    kind TEXT NOT NULL,             -- blob | layer
+    key TEXT NOT NULL,              -- digest | chain id
+    PRIMARY KEY (lease, kind, key)
+);
+CREATE TABLE IF NOT EXISTS addresses (
+    network TEXT NOT NULL,          -- "bridge" (user-defined networks later)
+    address TEXT NOT NULL,          -- IPv4 on that network (network/ipam.py)
+    container_id TEXT NOT NULL,
+    owner_pid INTEGER NOT NULL,     -- the lamina process that attached it (gone: reclaimable)
+    created REAL NOT NULL,
+    PRIMARY KEY (network, address),
+    UNIQUE (network, container_id)
+);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 """
 
 
+BUSY_TIMEOUT = 60.0  # seconds a writer waits for another command's transaction
+
+
 def connect(path: str) -> sqlite3.Connection:
+    try:
+        return _connect(path)
+    except sqlite3.Error as e:
+        raise store_error(e, path) from None
+
+
+def _connect(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so writers queue
     # on the busy timeout instead of failing with "database is locked" mid-way.
-    conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=60000")
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
@@ -106,24 +139,72 @@ def connect(path: str) -> sqlite3.Connection:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    conn.execute("BEGIN IMMEDIATE")
+    """One change, all or nothing.  SQLite's own failures (locked past the busy
+    timeout, a read-only or full disk) become one StoreError naming the store."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise store_error(e, _path(conn)) from None
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+    except BaseException as e:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite rolled back already (e.g. after a disk I/O error)
+        if isinstance(e, sqlite3.OperationalError):
+            raise store_error(e, _path(conn)) from None
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            raise store_error(e, _path(conn)) from None
+
+
+def store_error(e: sqlite3.Error, path: str):
+    from lamina.errors import StoreError
+
+    text = str(e)
+    if "locked" in text or "busy" in text:
+        text = f"database is locked: another lamina command held it for more than {BUSY_TIMEOUT:g} s"
+    elif _read_only(os.path.dirname(path)):
+        text = f"the store is on a read-only file system ({text})"
+    elif "readonly" in text:
+        text = f"the store is read-only ({text})"
+    return StoreError(f"store database {path}: {text}")
+
+
+def _read_only(directory: str) -> bool:
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _path(conn: sqlite3.Connection) -> str:
+    try:
+        return conn.execute("PRAGMA database_list").fetchone()[2]
+    except sqlite3.Error:
+        return "(unknown)"
 
 
 def pid_alive(pid: int) -> bool:
     """Is the process that owns a record (an unpack, a running container) still there?"""
-    import os
-
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie is dead, though kill(0) finds it: its parent may be slow to reap (or,
+    # as a VM's or container's pid 1, never reap) a killed lamina.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True

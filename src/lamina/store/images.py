@@ -8,14 +8,13 @@ sees the whole image or nothing.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from dataclasses import dataclass
 
 from lamina import oci
 from lamina.digest import Digest
-from lamina.errors import Conflict, InvalidReference, NoSuchImage
+from lamina.errors import Conflict, InvalidReference, NoSuchImage, StoreError
 from lamina.reference import Reference, is_id_prefix, looks_like_id, parse
 from lamina.store.content import ContentStore
 from lamina.store.db import transaction
@@ -48,6 +47,10 @@ class ImageStore:
                tags: tuple[Reference, ...] = (), raw_manifest: bytes | None = None) -> Digest:
         """Publish an image whose layer blobs are already in the content store."""
         config = oci.loads_document(raw_config, "image config")
+        for layer in layers:  # under the writer's lease, has() also keeps them until published
+            if not self._content.has(layer.descriptor.digest):
+                raise StoreError(f"image {Digest.of_bytes(raw_config).short}: layer blob "
+                                 f"{layer.descriptor.digest} is missing from the store")
         image_id = self._content.put_bytes(raw_config)
         if raw_manifest is None:
             desc = oci.Descriptor(oci.OCI_CONFIG, image_id, len(raw_config))
@@ -157,13 +160,13 @@ class ImageStore:
         return self._content.read(image_id)
 
     def config(self, image_id: Digest) -> dict:
-        return json.loads(self.raw_config(image_id))
+        return oci.loads_document(self.raw_config(image_id), f"config of image {image_id.short}")
 
     def raw_manifest(self, record: ImageRecord) -> bytes:
         return self._content.read(record.manifest)
 
     def manifest(self, record: ImageRecord) -> dict:
-        return json.loads(self.raw_manifest(record))
+        return oci.loads_document(self.raw_manifest(record), f"manifest of image {record.id.short}")
 
     def layer_blobs(self, record: ImageRecord) -> list[LayerBlob]:
         """The manifest's layers paired with the config's diff_ids (verified equal in number)."""

@@ -27,7 +27,7 @@ from typing import BinaryIO, Callable, Iterator
 
 from lamina.digest import Digest, HashingReader, chain_ids
 from lamina.errors import DigestMismatch, StoreError
-from lamina.store.content import ContentStore
+from lamina.store.content import ContentStore, private_dir
 from lamina.store.db import pid_alive, transaction
 
 
@@ -48,12 +48,19 @@ class LayerStore:
         self.links_dir = os.path.join(root, "l")
         self.locks_dir = os.path.join(root, "locks")
         for d in (self.layers_dir, self.links_dir, self.locks_dir):
-            os.makedirs(d, exist_ok=True)
+            private_dir(d)
         self._db = conn
         self._content = content
+        self.leases = None  # see ContentStore.leases
+
+    def _protect(self, chain_id: Digest) -> None:
+        if self.leases is not None:
+            self.leases.protect("layer", str(chain_id))
 
     # -- lookup -------------------------------------------------------------------
     def get(self, chain_id: Digest) -> LayerRecord | None:
+        """The complete layer; under a lease, it stays while the lease lasts."""
+        self._protect(chain_id)
         row = self._db.execute(
             "SELECT chain_id, diff_id, parent, dir, link, size FROM layers WHERE chain_id=? AND complete=1",
             (str(chain_id),),

@@ -56,8 +56,10 @@ def compress_layer(content: ContentStore, source: Digest, compression: str, pool
                    on_bytes: Callable[[int], None] | None = None,
                    tee: Callable[[bytes], None] | None = None) -> oci.Descriptor:
     """Compress the stored uncompressed blob `source` into a new blob; returns its descriptor.
-    `tee` sees the compressed bytes as they are made (a push streams them out)."""
-    with content.open(source) as src, content.writer() as w:
+    `tee` sees the compressed bytes as they are made (a push streams them out).  The
+    source is checked as it is read: a corrupt one raises before the blob is kept
+    (and before the last compressed bytes reach `tee`)."""
+    with content.open_verified(source) as src, content.writer() as w:
         def write(data: bytes) -> None:
             w.write(data)
             if tee is not None:

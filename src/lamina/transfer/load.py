@@ -12,7 +12,6 @@ published; a failure leaves no image and no unverified blob.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -165,10 +164,7 @@ def scoped(path: str) -> str:
 
 # -- the two formats --------------------------------------------------------------------
 def docker_images(archive: Archive) -> list[ArchivedImage]:
-    try:
-        items = json.loads(archive.document("manifest.json", "manifest"))
-    except ValueError:
-        raise InvalidArchive("manifest.json is not valid JSON") from None
+    items = oci.parse_json(archive.document("manifest.json", "manifest"), "manifest.json", InvalidArchive)
     if not isinstance(items, list):
         raise InvalidArchive("manifest.json is not a list of images")
     out = []
@@ -233,15 +229,16 @@ def oci_images(archive: Archive) -> list[ArchivedImage]:
 def load(system, stream: BinaryIO, progress: Progress) -> list[Loaded]:
     archive = Archive(system)
     try:
-        archive.read(stream)
-        if "manifest.json" in archive.small or "manifest.json" in archive.links:
-            images = docker_images(archive)
-        elif "index.json" in archive.small:
-            images = oci_images(archive)
-        else:
-            raise InvalidArchive("not an image archive: it has neither manifest.json nor index.json")
-        installer = Installer(system, progress, unpacking="Loading layer", done=None)
-        return [_install(system, archive, installer, img) for img in images]
+        with system.lease("load"):
+            archive.read(stream)
+            if "manifest.json" in archive.small or "manifest.json" in archive.links:
+                images = docker_images(archive)
+            elif "index.json" in archive.small:
+                images = oci_images(archive)
+            else:
+                raise InvalidArchive("not an image archive: it has neither manifest.json nor index.json")
+            installer = Installer(system, progress, unpacking="Loading layer", done=None)
+            return [_install(system, archive, installer, img) for img in images]
     finally:
         archive.close()
 

@@ -10,7 +10,6 @@ raised as the caller's error class so the message reads right in context
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from lamina import oci
@@ -66,14 +65,7 @@ def descriptor(d: object, what: str, error: type[LaminaError]) -> oci.Descriptor
 
 def classify(raw: bytes, content_type: str, what: str, error: type[LaminaError]) -> tuple[str, dict]:
     """-> (media type, document) for a manifest or an index, refusing ambiguity."""
-    if len(raw) > oci.MAX_DOCUMENT:
-        raise error(f"{what} is larger than 4 MiB")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise error(f"{what} is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise error(f"{what} is not a JSON object")
+    doc = oci.loads_document(raw, what, error)
     content_type = (content_type or "").split(";")[0].strip()
     if content_type in SCHEMA1_TYPES or doc.get("schemaVersion") == 1:
         raise error(f"{what} uses Docker schema 1, which is not supported")

@@ -50,7 +50,8 @@ class Puller:
     def pull(self, ref: Reference) -> PullResult:
         repo = open_repository(ref.domain, ref.path, options=self.options)
         try:
-            return self._pull(ref, repo)
+            with self.system.lease(f"pull {ref}"):
+                return self._pull(ref, repo)
         finally:
             repo.transport.close()
 

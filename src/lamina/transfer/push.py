@@ -59,7 +59,8 @@ class Pusher:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}") from None
         repo = open_repository(ref.domain, ref.path, options=self.options)
         try:
-            return self._push(ref, record, repo)
+            with self.system.lease(f"push {ref}"):  # the compressed blobs it makes
+                return self._push(ref, record, repo)
         finally:
             repo.transport.close()
 
@@ -118,6 +119,10 @@ class Pusher:
 
     def _send_stored(self, repo: Repository, location: str, desc: oci.Descriptor, item: str) -> None:
         content = self.system.content
+        # Uploads are cut into retried ranges, so no one read sees the whole blob: check it
+        # first (the registry would refuse a corrupt blob too, but not say it is ours).
+        with content.open_verified(desc.digest) as blob:
+            blob.drain()
 
         def opener(offset: int):
             f = content.open(desc.digest)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 from lamina import oci
 from lamina.digest import CHUNK, Digest
-from lamina.errors import InvalidReference, StoreError
+from lamina.errors import DigestMismatch, InvalidReference, LaminaError, NotFound, StoreError
+from lamina.store.content import corrupted
 from lamina.reference import Reference, is_id_prefix, looks_like_id, parse
 from lamina.store.images import ImageRecord
 from lamina.transfer.streams import inflating
@@ -76,7 +77,8 @@ def save(system, names: list[str], fd: int) -> None:
     sources: dict[Digest, oci.Descriptor] = {}
     for img in images:
         configs[img.record.id] = system.images.raw_config(img.record.id)
-        os_name = json.loads(configs[img.record.id]).get("os", "linux")
+        config = oci.loads_document(configs[img.record.id], f"config of image {img.record.id.short}")
+        os_name = config.get("os", "linux")
         if os_name != "linux":
             raise StoreError(f"image {img.record.id.short}: os {os_name!r} is not supported")
         layers = system.images.layer_blobs(img.record)
@@ -95,8 +97,9 @@ def save(system, names: list[str], fd: int) -> None:
             name = f"blobs/sha256/{digest.hex}"
             if digest in configs:
                 out.file_bytes(name, configs[digest])
-            elif sources[digest].digest == digest:
-                sizes[digest] = out.file_copy(name, system.content.path(digest))
+            elif sources[digest].digest == digest:  # stored uncompressed: checked as it is copied
+                with system.content.open_verified(digest) as blob:
+                    sizes[digest] = out.file_reader(name, blob, system.content.size(digest))
             elif digest in spooled:
                 sizes[digest] = out.file_copy(name, spooled[digest])
             else:
@@ -166,9 +169,15 @@ def _verified_chunks(system, diff_id: Digest, src: oci.Descriptor):
     """The uncompressed tar of a stored compressed layer; raises at the end if it
     does not hash to its diff_id (the archive being written is then discarded)."""
     h = hashlib.sha256()
-    with inflating(system.content.open(src.digest)) as plain:
-        while chunk := plain.read(CHUNK):
-            h.update(chunk)
-            yield chunk
+    try:
+        with inflating(system.content.open_verified(src.digest)) as plain:
+            while chunk := plain.read(CHUNK):
+                h.update(chunk)
+                yield chunk
+    except (DigestMismatch, NotFound):
+        raise
+    except (LaminaError, OSError) as e:  # decoder errors arrive as InvalidArchive
+        raise corrupted(src.digest, f"it cannot be decompressed: {e}") from None
     if h.hexdigest() != diff_id.hex:
-        raise StoreError(f"layer {diff_id}: blob {src.digest} decompresses to sha256:{h.hexdigest()}")
+        raise corrupted(src.digest, f"it decompresses to sha256:{h.hexdigest()}, not to layer {diff_id}")
+

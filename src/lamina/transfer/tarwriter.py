@@ -71,6 +71,22 @@ class TarWriter:
         self._pad(size)
         return size
 
+    def file_reader(self, name: str, reader, size: int) -> int:
+        """A body of known size read from `reader`, which may raise at its end (a
+        VerifyingReader finding the bytes it passed on corrupt)."""
+        self._header(name, size, tarfile.REGTYPE)
+        buf = bytearray(1 << 20)
+        done = 0
+        while n := reader.readinto(buf):
+            if done + n > size:
+                raise OSError(errno.EIO, f"{name} grew while being archived")
+            self._write(memoryview(buf)[:n])
+            done += n
+        if done != size:
+            raise OSError(errno.EIO, f"{name} shrank while being archived")
+        self._pad(size)
+        return size
+
     def file_stream(self, name: str, chunks) -> int:
         """A body of unknown size: the header is written last, in place (regular files only)."""
         if len(name) > 100:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from lamina.cli.commands.registry import reports_errors
@@ -22,9 +21,8 @@ def add_parsers(sub) -> None:
 
 @reports_errors
 def cmd_save(system, args) -> int:
-    import tempfile
-
-    from lamina.errors import LaminaError, UsageError
+    from lamina.cli.outfile import OutputPathError, check_output_path, output_file
+    from lamina.errors import UsageError
     from lamina.transfer.save import save
 
     if args.output is None:
@@ -33,31 +31,15 @@ def cmd_save(system, args) -> int:
         sys.stdout.flush()
         save(system, args.images, sys.stdout.fileno())
         return 0
-    target = os.path.abspath(args.output)
-    # write next to the target and rename: a failed save leaves no half archive behind
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.")
-    except OSError as e:
-        raise LaminaError(f"failed to save image: open {args.output}: {e.strerror}") from None
-    try:
-        save(system, args.images, fd)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, target)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        os.unlink(tmp)
-        raise
+        check_output_path(args.output, "failed to save image")
+    except OutputPathError as e:
+        sys.stderr.write(f"{e}\n")  # docker's exact line, without `Error:`
+        return 1
+    # a private temp file beside the target, renamed over it: a failed save leaves no half archive
+    with output_file(args.output, "failed to save image") as f:
+        save(system, args.images, f.fileno())
     return 0
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 @reports_errors
