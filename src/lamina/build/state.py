@@ -24,7 +24,7 @@ class BuildRequest:
     no_cache: bool = False
     quiet: bool = False
     labels: dict = field(default_factory=dict)
-    network: str = "default"             # default (= host) | host | none
+    network: str = "default"             # default (= the bridge) | host | none
     pull: bool = False
     secrets: dict = field(default_factory=dict)   # id -> host file path (or ("env", NAME))
     ignore: object | None = None         # dockerignore.IgnoreMatcher

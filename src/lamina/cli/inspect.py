@@ -43,6 +43,8 @@ def inspect_image(system, record) -> dict:
 
 
 def inspect_container(system, rec) -> dict:
+    from lamina.network import settings as network_settings
+
     cfg = rec.config
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     ctr_dir = system.containers.path(rec.id)
@@ -80,7 +82,7 @@ def inspect_container(system, rec) -> dict:
             for b in rec.host_config.get("Binds") or []
         ],
         "Config": cfg,
-        "NetworkSettings": {"Networks": {rec.host_config.get("NetworkMode", "host"): {}}},
+        "NetworkSettings": network_settings(system, rec),
     }
 
 

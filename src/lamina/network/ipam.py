@@ -1,0 +1,63 @@
+"""Addresses on a network, allocated in the store's database.
+
+One transaction picks the lowest free host address and records it, so two
+lamina processes on one store never get the same one.  The bridge, though, is
+the host's, shared by every store: the host end of a container's veth is named
+after its address (`veth_name`), and interface names are unique in the host's
+namespace, so creating it is the host-wide claim.  An existing name means
+another store (or a namespace still dying) holds the address: the caller skips
+it and allocates again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+
+from lamina.errors import RuntimeFailure
+from lamina.store.db import pid_alive, transaction
+
+
+def allocate(db, network: str, container_id: str, subnet: ipaddress.IPv4Network,
+             reserved: set[ipaddress.IPv4Address]) -> ipaddress.IPv4Address:
+    """Record and return the lowest free address of `subnet` not in `reserved`
+    (the gateway, and addresses found claimed by another store); replaces the
+    container's earlier address, if any, in the same transaction."""
+    with transaction(db):
+        db.execute("DELETE FROM addresses WHERE network=? AND container_id=?", (network, container_id))
+        used = {row[0] for row in db.execute("SELECT address FROM addresses WHERE network=?", (network,))}
+        for address in subnet.hosts():
+            if address in reserved or str(address) in used:
+                continue
+            db.execute("INSERT INTO addresses(network, address, container_id, owner_pid, created) "
+                       "VALUES (?,?,?,?,?)", (network, str(address), container_id, os.getpid(), time.time()))
+            return address
+    raise RuntimeFailure(f"network {network}: no free address left in {subnet}")
+
+
+def free(db, container_id: str) -> None:
+    with transaction(db):
+        db.execute("DELETE FROM addresses WHERE container_id=?", (container_id,))
+
+
+def lookup(db, container_id: str) -> tuple[str, ipaddress.IPv4Address] | None:
+    row = db.execute("SELECT network, address FROM addresses WHERE container_id=?", (container_id,)).fetchone()
+    return (row[0], ipaddress.ip_address(row[1])) if row else None
+
+
+def abandoned(db) -> list[str]:
+    """Containers whose address is held for a lamina process that is gone (killed)."""
+    rows = db.execute("SELECT container_id, owner_pid FROM addresses").fetchall()
+    return [cid for cid, pid in rows if not pid_alive(pid)]
+
+
+def veth_name(address: ipaddress.IPv4Address) -> str:
+    """`lm` + the address in hex: at most 15 characters (IFNAMSIZ), one per address."""
+    return "lm" + address.packed.hex()
+
+
+def mac_for(address: ipaddress.IPv4Address) -> str:
+    """docker's scheme: 02:42 and the four address bytes (a reused address keeps its
+    MAC, so neighbours' ARP caches never go stale)."""
+    return ":".join(f"{b:02x}" for b in b"\x02\x42" + address.packed)
