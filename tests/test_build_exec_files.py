@@ -124,7 +124,9 @@ def test_add_extracts_archives_by_content(root, tmp_path):
     assert run(root, "add:arch", "ls", "/raw") == "notar.gz\n"
 
 
-def test_add_malicious_tar_is_confined(root, tmp_path):
+@pytest.mark.parametrize("driver", ["overlay", "copy"])
+def test_add_malicious_tar_is_confined(root, tmp_path, monkeypatch, driver):
+    monkeypatch.setenv("LAMINA_STORAGE_DRIVER", driver)  # the escape suite runs on both storage drivers
     evil = _tar({"../../escape": b"bad", "link": (tarfile.SYMTYPE, "/etc"), "link/passwd": b"owned",
                  "/abs": b"abs"})
     build(root, ctx(tmp_path, "FROM base\nADD evil.tar /dst/\n", {"evil.tar": evil}), "-t", "add:evil")

@@ -13,8 +13,8 @@ differently: inheritable/ambient caps are written as empty lists
 (CVE-2022-29162 / CVE-2022-24769), RLIMIT_NOFILE is explicit (never above our
 hard limit: setting it higher needs CAP_SYS_RESOURCE and runc would fail),
 oomScoreAdj is not set (lowering it needs CAP_SYS_RESOURCE too), and a
-WorkingDir under /proc is refused (CVE-2024-21626).  Docker's seccomp profile
-is not emitted yet.
+WorkingDir under /proc is refused (CVE-2024-21626).  Docker's default seccomp
+profile is emitted for runc to apply (runtime/seccomp.py, imported only here).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class RunSpec:
 
     `env` is the image env merged with the user's (`K=V`; a bare `K` unsets K).
     `network`: "host" (share ours), "none" (own namespace, only lo), or an
-    absolute path of a network namespace to join (for a future network setup).
+    absolute path of a network namespace to join (the bridge's, see lamina.network).
     `console_size` is (rows, cols), applied by runc before the process starts so
     `stty size` is right from the first instruction.
     """
@@ -109,6 +109,7 @@ class RunSpec:
     hostname_file: str | None = None
     resolv_conf_file: str | None = None
     cgroups_path: str | None = None
+    seccomp: str = "default"  # "unconfined", or a profile's JSON text (--security-opt seccomp=...)
 
 
 def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
@@ -148,12 +149,12 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
 
     namespaces = [{"type": "mount"}]
     sysctl = {}
-    if spec.network == "none":
-        namespaces.append({"type": "network"})
+    if spec.network != "host":
+        # "none": a new, empty one; otherwise the path of one lamina.network prepared.
+        namespaces.append({"type": "network"} if spec.network == "none" else
+                          {"type": "network", "path": spec.network})
         # Docker ≥ 20.10 sets these in a private network namespace (harmless there).
         sysctl = {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
-    elif spec.network != "host":
-        namespaces.append({"type": "network", "path": spec.network})
     namespaces += [{"type": "uts"}, {"type": "pid"}, {"type": "ipc"}]
 
     linux: dict = {
@@ -166,6 +167,12 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
         linux["sysctl"] = sysctl
     if spec.cgroups_path:
         linux["cgroupsPath"] = spec.cgroups_path
+    from lamina.runtime.seccomp import linux_seccomp  # lazily: only a container start needs the profile
+
+    # Docker resolves the profile's capability conditions against the bounding set.
+    seccomp = linux_seccomp(spec.seccomp, caps)
+    if seccomp:
+        linux["seccomp"] = seccomp
 
     config: dict = {
         "ociVersion": OCI_VERSION,
@@ -202,12 +209,20 @@ def check_command(spec: RunSpec) -> str:
     """Fail fast, before runc runs, when the command cannot be found or executed.
 
     Resolves `args[0]` the way runc will (the final env's PATH, the cwd) inside the
-    rootfs; returns the in-container path, or raises ContainerCommandNotFound (127),
+    rootfs with the bind mounts laid over it (runc looks after mounting); returns
+    the in-container path, or raises ContainerCommandNotFound (127),
     ContainerCommandNotExecutable (126) or RuntimeFailure (125) with docker's text.
     """
+    _validate(spec)  # first: a NUL byte would otherwise reach a path syscall below
     env = container_env(spec.env, spec.hostname, spec.terminal)
     path = next((e[5:] for e in env if e.startswith("PATH=")), None)
-    return find_executable(spec.rootfs, spec.args[0], path, spec.cwd)
+    return find_executable(spec.rootfs, spec.args[0], path, spec.cwd, mounts=_bind_views(spec))
+
+
+def _bind_views(spec: RunSpec) -> tuple[tuple[str, str], ...]:
+    """(destination, source) of the bind mounts, in the order runc makes them: a
+    command on a `-v` mount is found (docker runs it)."""
+    return tuple((m["destination"], m["source"]) for m in _mounts(spec) if m["type"] == "bind")
 
 
 def current_nofile_hard() -> int:
@@ -242,9 +257,7 @@ def container_env(env: tuple[str, ...] | list[str], hostname: str, terminal: boo
 def _validate(spec: RunSpec) -> None:
     if not spec.args or not spec.args[0]:
         raise RuntimeFailure("No command specified")
-    for text in (*spec.args, *spec.env, spec.cwd, spec.hostname):
-        if "\0" in text:
-            raise RuntimeFailure(f"invalid NUL byte in container config value {text!r}")
+    _check_nul(spec)
     if not spec.cwd.startswith("/"):
         raise RuntimeFailure(f"the working directory '{spec.cwd}' is invalid, it needs to be an absolute path")
     if _under_proc(spec.cwd):
@@ -265,6 +278,30 @@ def _validate(spec: RunSpec) -> None:
             raise RuntimeFailure("invalid mount config for type \"bind\": invalid specification: destination can't be '/'")
         if not os.path.isabs(m.source):
             raise RuntimeFailure(f"invalid mount config for type \"bind\": bind source path {m.source!r} is not absolute")
+
+
+def _check_nul(spec: RunSpec) -> None:
+    """A NUL byte cannot reach execve or a path syscall; say which value has one, in
+    runc's words where docker shows them (the values come from images: quoted)."""
+    if not any("\0" in text for text in (*spec.args, *spec.env, spec.cwd, spec.hostname)):
+        return
+    from lamina.quoting import escape_controls, go_quote
+
+    argv0 = spec.args[0]
+    if "\0" in argv0:
+        raise RuntimeFailure(f"exec: {go_quote(argv0)}: stat {escape_controls(argv0)}: invalid argument")
+    for arg in spec.args[1:]:
+        if "\0" in arg:
+            raise RuntimeFailure(f"exec {escape_controls(argv0)}: invalid argument: "
+                                 f"argument {go_quote(arg)} contains a NUL byte")
+    for item in spec.env:
+        if "\0" in item:
+            part = "name" if "\0" in item.partition("=")[0] else "value"
+            raise RuntimeFailure(f"environment variable {part} can't contain null(\\x00): {go_quote(item)}")
+    if "\0" in spec.cwd:
+        raise RuntimeFailure(f"the working directory {go_quote(spec.cwd)} is invalid: it contains a NUL byte")
+    if "\0" in spec.hostname:
+        raise RuntimeFailure(f"invalid hostname {go_quote(spec.hostname)}: it contains a NUL byte")
 
 
 def _under_proc(path: str) -> bool:

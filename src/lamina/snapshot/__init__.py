@@ -2,7 +2,10 @@
 
 `overlay` uses kernel overlayfs (read-only lower layers, one empty upper dir per
 container); `copy` is the fallback where overlay is unavailable: a full copy of
-the flattened image per container, diffed against the flattened image.
+the flattened image per container, diffed against the flattened image.  Both
+give the container the same init paths (/dev, /proc, /etc/hosts...) through one
+piece of code, `initlayer.populate`: overlay in a layer that shadows the image,
+copy by replacing what the image put there (a symlink out of the root included).
 """
 
 from __future__ import annotations

@@ -23,12 +23,13 @@ class CopySnapshotter:
         os.makedirs(self.flat_root, exist_ok=True)
 
     def _flat(self, layers: Sequence) -> str:
-        """The image's layers applied in order onto one directory (plus init paths)."""
+        """The image's layers applied in order onto one directory, with the init paths."""
         from lamina.archive.extract import apply_layer, open_layer_stream
 
         key = layers[-1].chain_id.hex if layers else "empty"
         path = os.path.join(self.flat_root, key)
         if os.path.isdir(path):
+            initlayer.populate(path)  # no change unless an older lamina flattened it without neutralising
             return path
         tmp = tempfile.mkdtemp(dir=self.flat_root, prefix="tmp-")
         os.chmod(tmp, 0o755)  # the container's "/" (mkdtemp made it 0700); a layer entry for "./" may change it
@@ -39,7 +40,9 @@ class CopySnapshotter:
                     raise StoreError(f"layer {layer.diff_id}: no blob in the store to flatten from")
                 with self.system.content.open(blobs[0].digest) as f:
                     apply_layer(open_layer_stream(f), tmp, overlay_whiteouts=False)
-            initlayer.populate(tmp, only_missing=True)
+            # What the overlay init layer shadows is replaced here: an image's
+            # `dev -> /host/dev` must never reach runc (see initlayer).
+            initlayer.populate(tmp)
             os.rename(tmp, path)
         except FileExistsError:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -59,7 +62,10 @@ class CopySnapshotter:
         os.rename(tmp, target)
 
     def mount(self, ctr_dir: str, layers: Sequence) -> str:
-        return os.path.join(ctr_dir, "rootfs-copy")
+        root = os.path.join(ctr_dir, "rootfs-copy")
+        # Right before runc sees it: also covers a container an older lamina prepared.
+        initlayer.populate(root)
+        return root
 
     def unmount(self, ctr_dir: str) -> None:
         pass
