@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from lamina import oci
 from lamina.digest import Digest
-from lamina.errors import Conflict, LaminaError, UsageError
+from lamina.errors import Conflict, RuntimeFailure, UsageError
+from lamina.network import MODES as NETWORK_MODES, attach, mode, release
 from lamina.runtime.spec import BindMount
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -30,13 +31,14 @@ class RunOptions:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "host"
+    network: str = "default"                   # default|bridge (the bridge), host, none
     binds: tuple[BindMount, ...] = ()
     tty: bool = False
     interactive: bool = False
     name: str | None = None
     auto_remove: bool = False
     labels: dict = field(default_factory=dict)
+    security_opt: tuple[str, ...] = ()          # as HostConfig.SecurityOpt records them (seccomp=...)
 
 
 def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostname: str) -> dict:
@@ -87,14 +89,15 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
     if not (opts.cmd or (opts.entrypoint if opts.entrypoint is not None else args.get("Entrypoint"))
             or (args.get("Cmd") if opts.entrypoint is None else None)):
         raise UsageError("No command specified")
-    if opts.network not in ("host", "none", "default", "bridge"):
-        raise UsageError(f"network {opts.network} not found")
+    if opts.network not in NETWORK_MODES:
+        raise RuntimeFailure(f"network {opts.network} not found")  # docker run: 125
     host_config = {
         "Binds": [f"{b.source}:{b.destination}{':ro' if b.readonly else ''}" for b in opts.binds] or None,
-        "NetworkMode": "host" if opts.network in ("default", "bridge") else opts.network,
+        "NetworkMode": opts.network,  # "default" like docker when not given
         "AutoRemove": opts.auto_remove,
         "Runtime": system.runtime.name,
         "LogConfig": {"Type": "none", "Config": {}},
+        "SecurityOpt": list(opts.security_opt) or None,
     }
     layers = system.unpack(image_id)
     snap = system.snapshotter
@@ -117,7 +120,9 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
     """Run a created or stopped container in the foreground; returns its exit code."""
     from lamina.runtime.rootfs import lookup_user
     from lamina.runtime.console import terminal_size
+    from lamina.runtime.seccomp import seccomp_option
     from lamina.runtime.spec import RunSpec, check_command, write_bundle
+    from lamina.runtime.watchdog import Watchdog
 
     if rec.running:
         raise Conflict(f"container {rec.short_id} is already running")
@@ -128,11 +133,17 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
     snap = system.snapshotter_for(rec)
     layers = system.unpack(Digest(rec.image_id))
     rootfs = snap.mount(ctr_dir, layers)
+    # From here on a front killed with -9 leaves nothing running or mounted: see watchdog.py.
+    watchdog = Watchdog(system, rec.id, remove=bool(rec.host_config.get("AutoRemove")))
+    endpoint = None
     try:
         cwd = cfg.get("WorkingDir") or "/"
         ensure_workdir(rootfs, cwd)
-        network = rec.host_config.get("NetworkMode", "host")
-        hosts, hostname_file, resolv = write_etc_files(ctr_dir, cfg.get("Hostname", ""), network)
+        network = mode(rec.host_config.get("NetworkMode", "host"))
+        if network == "bridge":  # before the runtime starts: config.json names its namespace
+            endpoint = attach(system, rec.id)
+            network = endpoint.netns
+        hosts, hostname_file, resolv = write_etc_files(ctr_dir, cfg.get("Hostname", ""), network, endpoint)
         spec = RunSpec(
             args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
             rootfs=rootfs, env=tuple(cfg.get("Env") or []), cwd=cwd,
@@ -142,10 +153,11 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
             mounts=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
             hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
             cgroups_path=f"/lamina/{rec.id}",
+            seccomp=seccomp_option(rec.host_config.get("SecurityOpt")),
         )
         check_command(spec)
         bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec)
-        system.containers.set_running(rec.id, os.getpid())
+        system.containers.set_running(rec.id, watchdog.pid)  # its keeper: Up while it lives
         try:
             code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=tty, interactive=interactive)
         except BaseException:
@@ -154,7 +166,12 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
         system.containers.set_exited(rec.id, code)
         return code
     finally:
-        snap.unmount(ctr_dir)
+        try:
+            if endpoint is not None:
+                release(system, rec.id)
+            snap.unmount(ctr_dir)
+        finally:
+            watchdog.done()
 
 
 def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) -> None:
@@ -163,54 +180,80 @@ def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) ->
     if rec.running and not force:
         raise Conflict(f"You cannot remove a running container {rec.id}. "
                        "Stop the container before attempting removal or force remove")
-    if rec.running:
-        try:
-            system.runtime.kill(rec.id, "KILL", all_processes=True)
-        except LaminaError:
-            pass
-    if not exited_cleanly and rec.started:
-        # A lamina killed while it waited (kill -9 during `run -t`) leaves runc state,
-        # and perhaps a container still running: take both down.
-        system.runtime.delete(rec.id, force=True, missing_ok=True)
+    if not exited_cleanly:
+        # `rm -f` of a running one, or what a killed front left: the one cleanup that
+        # the watchdog and recovery use too (processes, runtime state, mount, network).
+        from lamina.recovery import reap
+
+        reap(system, rec)
     ctr_dir = system.containers.path(rec.id)
+    release(system, rec.id)
     system.containers.delete(rec.id)
     system.snapshotter_for(rec).remove(ctr_dir)
-    shutil.rmtree(ctr_dir, ignore_errors=True)
+    remove_dir(ctr_dir)
+
+
+def remove_dir(ctr_dir: str) -> None:
+    """Delete a container's directory on fds, no-follow (its upper layer is the
+    container's own content), however deep the tree."""
+    from lamina.archive.inroot import remove_path
+    from lamina.errors import StoreError
+
+    try:
+        remove_path(ctr_dir)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise StoreError(f"cannot remove container directory {ctr_dir}: {e.strerror}") from None
 
 
 def ensure_workdir(rootfs: str, cwd: str) -> None:
-    """docker creates a missing WorkingDir (in the container's own layer)."""
-    from lamina.runtime.rootfs import resolve_in_root
+    """docker creates a missing WorkingDir (in the container's own layer), also
+    behind a link to a missing directory; made on fds from the root, never by a
+    host path string (the image's links must not lead out of it)."""
+    from lamina.archive.inroot import InRoot, make_dirs
 
-    host = resolve_in_root(rootfs, cwd)
-    if not os.path.lexists(host):
-        os.makedirs(host, 0o755, exist_ok=True)
+    if "\0" in cwd:  # an image config can carry one: it would be a ValueError in the walk
+        from lamina.quoting import go_quote
+
+        raise RuntimeFailure(f"the working directory {go_quote(cwd)} is invalid: it contains a NUL byte")
+    tree = InRoot(rootfs)
+    try:
+        make_dirs(tree, cwd)
+    except OSError as e:  # docker: 125, "... not a directory"
+        raise RuntimeFailure(f"working directory {cwd}: {e.strerror.lower()}") from None
+    finally:
+        tree.close()
 
 
-def write_etc_files(ctr_dir: str, hostname: str, network: str) -> tuple[str, str, str]:
+def write_etc_files(ctr_dir: str, hostname: str, network: str, endpoint=None) -> tuple[str, str, str]:
     """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
-    so they never land in the writable layer or in `diff`)."""
+    so they never land in the writable layer or in `diff`), as docker writes them:
+    the host's files for `host`; otherwise docker's hosts (with the container's
+    address for its hostname on the bridge) and the host's resolv.conf without
+    the nameservers a private namespace cannot reach."""
+    from lamina.network.resolvconf import for_namespace
+
     hosts = os.path.join(ctr_dir, "hosts")
+    resolv = os.path.join(ctr_dir, "resolv.conf")
     if network == "host":
-        try:
-            shutil.copyfile("/etc/hosts", hosts)
-        except OSError:
-            open(hosts, "w").close()
+        for src, dst in (("/etc/hosts", hosts), ("/etc/resolv.conf", resolv)):
+            try:
+                shutil.copyfile(src, dst)
+            except OSError:
+                open(dst, "w").close()
     else:
         with open(hosts, "w") as f:
             f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                     "ff02::2\tip6-allrouters\n")
-            if hostname:
-                f.write(f"127.0.1.1\t{hostname}\n")
+            if hostname and endpoint is not None:
+                f.write(f"{endpoint.address}\t{hostname}\n")
+        with open(resolv, "w") as f:
+            f.write(for_namespace())
     hostname_file = os.path.join(ctr_dir, "hostname")
     with open(hostname_file, "w") as f:
         f.write(hostname + "\n")
-    resolv = os.path.join(ctr_dir, "resolv.conf")
-    try:
-        shutil.copyfile("/etc/resolv.conf", resolv)
-    except OSError:
-        open(resolv, "w").close()
     return hosts, hostname_file, resolv
 
 

@@ -22,6 +22,7 @@ that was inside the root when it was opened.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import uuid
@@ -36,6 +37,15 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class MissingPath(Exception):
     """A component does not exist and the caller asked not to create it."""
+
+
+class NotADir(InvalidArchive):
+    """A path component is neither a directory nor a symlink (callers outside
+    extraction turn it into their own error; see make_dirs)."""
+
+
+class LinkLoop(InvalidArchive):
+    """More than MAX_SYMLINKS links on one path."""
 
 
 def join(parent: str, name: str) -> str:
@@ -134,28 +144,33 @@ class InRoot:
         self._resolved["/".join(logical)] = real
 
     # ------------------------------------------------------------------ resolution
-    def resolve(self, parts: Sequence[str], *, create: bool, entry: str) -> str:
+    def resolve(self, parts: Sequence[str], *, create: bool, entry: str, links: list[str] | None = None) -> str:
         """Real path of the logical directory `parts` (already lexically cleaned).
 
         Missing components are created (0755, like moby/containerd) when `create`,
-        else MissingPath is raised.  A non-directory component is an InvalidArchive."""
+        else MissingPath is raised.  A non-directory component is an InvalidArchive.
+        With `links`, the real path of every symlink followed is appended to it (a
+        build context checks them against .dockerignore), so the cache is not read."""
         key = "/".join(parts)
-        hit = self._resolved.get(key)
+        hit = self._resolved.get(key) if links is None else None
         if hit is not None:
             return hit
         start, real = 0, ""
         for i in range(len(parts) - 1, 0, -1):
+            if links is not None:
+                break
             hit = self._resolved.get("/".join(parts[:i]))
             if hit is not None:
                 start, real = i, hit
                 break
         hops = [0]
         for i in range(start, len(parts)):
-            real = self._step(real, parts[i], create, entry, hops)
+            real = self._step(real, parts[i], create, entry, hops, links)
             self._resolved["/".join(parts[: i + 1])] = real
         return real
 
-    def _step(self, real: str, component: str, create: bool, entry: str, hops: list[int]) -> str:
+    def _step(self, real: str, component: str, create: bool, entry: str, hops: list[int],
+              links: list[str] | None = None) -> str:
         todo = [component]
         while todo:
             name = todo.pop()
@@ -180,15 +195,17 @@ class InRoot:
             if stat.S_ISDIR(st.st_mode):
                 real = child
             elif stat.S_ISLNK(st.st_mode):
+                if links is not None:
+                    links.append(child)
                 hops[0] += 1
                 if hops[0] > MAX_SYMLINKS:
-                    raise InvalidArchive(f"tar entry {entry!r}: too many levels of symbolic links")
+                    raise LinkLoop(f"tar entry {entry!r}: too many levels of symbolic links")
                 target = os.readlink(name, dir_fd=pfd)
                 if target.startswith("/"):
                     real = ""  # absolute targets are re-rooted at the root
                 todo.extend(reversed(target.split("/")))
             else:
-                raise InvalidArchive(f"tar entry {entry!r}: path component {child!r} is not a directory")
+                raise NotADir(f"tar entry {entry!r}: path component {child!r} is not a directory")
         return real
 
     def _mkdir(self, pfd: int, name: str, real: str) -> None:
@@ -196,6 +213,23 @@ class InRoot:
         fd = self.open_dir(pfd, name, real)
         os.fchmod(fd, 0o755)  # independent of the process umask
         self.made_dirs.append(real)
+
+
+def make_dirs(tree: InRoot, path: str) -> tuple[str, list[str]]:
+    """`mkdir -p path` inside the root, through the root's own symlinks (as docker
+    creates a WORKDIR or a mount point behind a link to a missing directory).
+
+    Returns (real path, directories made (0755), shallowest first).  A component
+    that is not a directory raises NotADirectoryError, a link loop OSError(ELOOP),
+    both naming `path`, so callers word their own error."""
+    before = len(tree.made_dirs)
+    try:
+        real = tree.resolve(clean(path), create=True, entry=path)
+    except NotADir:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+    except LinkLoop:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+    return real, tree.made_dirs[before:]
 
 
 _MAX_OPEN_LEVELS = 64
@@ -240,6 +274,17 @@ def remove_tree(parent_fd: int, name: str) -> None:
         for fd, _, _ in stack:
             os.close(fd)
     os.rmdir(name, dir_fd=parent_fd)
+
+
+def remove_path(path: str) -> None:
+    """remove_tree of `path`, whose parent is a trusted store directory (a container
+    dir, a temp dir): everything below it is walked on fds, no-follow."""
+    parent, name = os.path.split(path.rstrip("/"))
+    fd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        remove_tree(fd, name)
+    finally:
+        os.close(fd)
 
 
 def _children(fd: int) -> list[tuple[str, bool]]:

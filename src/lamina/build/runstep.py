@@ -1,7 +1,8 @@
 """Running one build container: RUN steps, and the mounted rootfs COPY/ADD/WORKDIR write into.
 
 A step container is a normal container record (so `ps -a` shows one left by a
-killed build, and `rm` removes it) on the step's parent image.  RUN gets stdin
+killed build, and `rm` removes it) on the step's parent image; a RUN step's
+watchdog stops and removes it when the build is killed, as docker's builder does.  RUN gets stdin
 from /dev/null and no tty, like `docker build`: a prompt (`apt install` without
 -y) reads EOF and fails instead of hanging.  The container is removed by the
 caller after its changes were committed.
@@ -10,7 +11,6 @@ caller after its changes were committed.
 from __future__ import annotations
 
 import os
-import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -54,12 +54,16 @@ class StepContainer:
             self.rootfs = None
 
     def remove(self) -> None:
+        from lamina.lifecycle import remove_dir
+        from lamina.network import release
+
+        release(self.system, self.id)
         self.unmount()
         try:
             self.system.containers.delete(self.id)
         finally:
             self.snap.remove(self.dir)
-            shutil.rmtree(self.dir, ignore_errors=True)
+            remove_dir(self.dir)
 
     def __enter__(self) -> "StepContainer":
         return self
@@ -73,6 +77,7 @@ class StepContainer:
         from lamina.lifecycle import ensure_workdir, write_etc_files
         from lamina.runtime.rootfs import lookup_user, resolved_workdir_is_proc
         from lamina.runtime.spec import BindMount, RunSpec, build_spec
+        from lamina.runtime.watchdog import Watchdog
 
         rootfs = self.mount()
         cwd = workdir or "/"
@@ -80,13 +85,15 @@ class StepContainer:
         if resolved_workdir_is_proc(rootfs, cwd):
             raise BuildError(f"working directory {cwd} resolves into /proc: refused")
         ids = lookup_user(rootfs, user)
-        hosts, hostname_file, resolv = write_etc_files(self.dir, self.id[:12], network)
+        from lamina import network as net
+
+        network = net.mode(network)  # like docker, a step is on the bridge unless --network says
+        endpoint = net.attach(self.system, self.id) if network == "bridge" else None
+        hosts, hostname_file, resolv = write_etc_files(self.dir, self.id[:12], network, endpoint)
         binds = tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None)
-        stubs: list[str] = []
-        for m in mounts:
-            stubs += _ensure_mountpoint(rootfs, m.target, is_dir=m.source is None or os.path.isdir(m.source))
+        stubs = _make_stubs(rootfs, mounts)
         spec = RunSpec(args=tuple(argv), rootfs=rootfs, env=tuple(env), cwd=cwd, user=ids,
-                       hostname=self.id[:12], network="host" if network == "host" else "none",
+                       hostname=self.id[:12], network=endpoint.netns if endpoint else network,
                        mounts=binds, hosts_file=hosts, hostname_file=hostname_file,
                        resolv_conf_file=resolv, cgroups_path=f"/lamina/{self.id}")
         config = build_spec(spec)
@@ -102,16 +109,18 @@ class StepContainer:
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(config, f)
         runtime = self.system.runtime
-        self.system.containers.set_running(self.id, os.getpid())
-        try:
-            with _quiet_output(quiet):
-                code = runtime.run(self.id, bundle, tty=False, interactive=False)
-        except BaseException:
-            self.system.containers.set_exited(self.id, 137)
-            raise
-        self.system.containers.set_exited(self.id, code)
-        _remove_stubs(stubs)
-        self.unmount()
+        # A build killed with -9 must not leave its step running: see watchdog.py.
+        with Watchdog(self.system, self.id, remove=True) as watchdog:
+            self.system.containers.set_running(self.id, watchdog.pid)
+            try:
+                with _quiet_output(quiet):
+                    code = runtime.run(self.id, bundle, tty=False, interactive=False)
+            except BaseException:
+                self.system.containers.set_exited(self.id, 137)
+                raise
+            self.system.containers.set_exited(self.id, code)
+            _remove_stubs(rootfs, stubs)
+            self.unmount()
         return code
 
 
@@ -132,39 +141,73 @@ def _quiet_output(quiet: bool):
             os.close(fd)
 
 
-def _ensure_mountpoint(rootfs: str, target: str, *, is_dir: bool) -> list[str]:
-    """Mount targets must exist: missing ones (and missing parents) are made as stubs,
-    resolved inside the rootfs, and listed so they can be removed after the run:
-    like BuildKit, mount points never end up in the committed layer."""
-    from lamina.runtime.rootfs import resolve_in_root
+def _make_stubs(rootfs: str, mounts: tuple[ExtraMount, ...]) -> list[tuple[str, int]]:
+    from lamina.archive.inroot import InRoot
 
-    made: list[str] = []
-    current = ""
-    parts = [p for p in target.split("/") if p]
-    for i, part in enumerate(parts):
-        current += "/" + part
-        host = resolve_in_root(rootfs, current)
-        if os.path.lexists(host):
-            continue
-        if i < len(parts) - 1 or is_dir:
-            os.mkdir(host, 0o755)
-        else:
-            os.close(os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
-        made.append(host)
-    return made
+    tree = InRoot(rootfs)
+    stubs: list[tuple[str, int]] = []
+    try:
+        for m in mounts:
+            try:
+                stubs += _ensure_mountpoint(tree, m.target, is_dir=m.source is None or os.path.isdir(m.source))
+            except OSError as e:
+                raise BuildError(f"mount target {m.target}: {e.strerror.lower()}") from None
+    finally:
+        tree.close()
+    return stubs
 
 
-def _remove_stubs(stubs: list[str]) -> None:
-    """Remove the stubs we made, deepest first, only while still empty and unswapped
-    (never following a link the step may have put there, CVE-2024-23652)."""
+def _ensure_mountpoint(tree, target: str, *, is_dir: bool) -> list[tuple[str, int]]:
+    """Mount targets must exist: missing ones (and missing parents) are made as stubs
+    through the root's own links (fds from the root, never out of it) and listed as
+    (real path, inode) so they can be removed after the run: like BuildKit, mount
+    points never end up in the committed layer."""
+    from lamina.archive.inroot import clean, make_dirs
+
+    parts = clean(target)
+    if not parts:
+        return []
+    _, made = make_dirs(tree, target if is_dir else "/".join(parts[:-1]))
+    stubs = [(d, os.fstat(tree.dir_fd(d)).st_ino) for d in made]
+    if not is_dir:
+        parent = tree.resolve(parts[:-1], create=False, entry=target)
+        pfd = tree.dir_fd(parent)
+        try:
+            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=pfd)
+        except FileExistsError:  # a file, or a link runc resolves inside the root itself
+            return stubs
+        stubs.append((f"{parent}/{parts[-1]}" if parent else parts[-1], os.fstat(fd).st_ino))
+        os.close(fd)
+    return stubs
+
+
+def _remove_stubs(rootfs: str, stubs: list[tuple[str, int]]) -> None:
+    """Remove the stubs we made, deepest first, only while still empty and the same
+    inode.  The step may have swapped a stub's parent for a link to a host directory
+    (CVE-2024-23652), so each one is reached by a no-follow walk of directory fds
+    from the root and removed relative to its parent's fd: a link on the way ends
+    the walk, it is never followed."""
     import stat
 
-    for path in reversed(stubs):
-        try:
-            st = os.lstat(path)
-            if stat.S_ISDIR(st.st_mode):
-                os.rmdir(path)
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                os.unlink(path)
-        except OSError:
-            pass
+    from lamina.archive.inroot import InRoot
+
+    tree = InRoot(rootfs)
+    try:
+        for real, ino in reversed(stubs):
+            parent, _, name = real.rpartition("/")
+            try:
+                pfd = tree.dir_fd(parent)
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+                if st.st_ino != ino:
+                    continue  # not ours any more: the step's own content
+                if stat.S_ISDIR(st.st_mode):
+                    os.rmdir(name, dir_fd=pfd)
+                elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                    os.unlink(name, dir_fd=pfd)
+            except OSError:
+                pass  # swapped, filled or gone: leave it in the layer
+            tree.forget()  # the tree changed under the fd cache
+            tree.release()
+    finally:
+        tree.close()

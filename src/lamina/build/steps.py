@@ -125,29 +125,27 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
 
 
 def _mkdir_owned(rootfs: str, path: str, user: str, filename: str, line: int) -> bool:
-    """mkdir -p inside the rootfs; new dirs owned by USER (BuildKit), 0755."""
+    """mkdir -p inside the rootfs, through its links but never out of it (fds from
+    the root); new dirs 0755, owned by USER (BuildKit).  True when it made any."""
+    from lamina.archive.inroot import InRoot, make_dirs
     from lamina.errors import RuntimeFailure
-    from lamina.runtime.rootfs import lookup_user, resolve_in_root
+    from lamina.runtime.rootfs import lookup_user
 
-    host = resolve_in_root(rootfs, path)
-    if os.path.isdir(host):
-        return False
-    if os.path.lexists(host):
-        raise BuildError(f"{filename}:{line}: WORKDIR {path}: not a directory")
+    where = f"{filename}:{line}: WORKDIR {path}"
+    tree = InRoot(rootfs)
     try:
-        ids = lookup_user(rootfs, user) if user else None
+        _, made = make_dirs(tree, path)
+        if made and user:
+            ids = lookup_user(rootfs, user)
+            for d in made:
+                os.fchown(tree.dir_fd(d), ids.uid, ids.gid)
+    except OSError as e:
+        raise BuildError(f"{where}: {e.strerror.lower()}") from None
     except RuntimeFailure as e:
-        raise BuildError(f"{filename}:{line}: WORKDIR {path}: {e}") from None
-    current = ""
-    for part in [p for p in path.split("/") if p]:
-        current += "/" + part
-        h = resolve_in_root(rootfs, current)
-        if not os.path.lexists(h):
-            os.mkdir(h, 0o755)
-            os.chmod(h, 0o755)
-            if ids is not None:
-                os.lchown(h, ids.uid, ids.gid)
-    return True
+        raise BuildError(f"{where}: {e}") from None
+    finally:
+        tree.close()
+    return bool(made)
 
 
 # --------------------------------------------------------------------- RUN

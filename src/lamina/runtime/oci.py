@@ -27,9 +27,6 @@ from lamina.errors import (
 )
 
 KNOWN = ("runc", "crun")
-# Oldest releases with the container-breakout fixes we know of (runc: CVE-2024-21626;
-# crun: CVE-2025-24965).  Distributions backport fixes, so this only warns.
-VERSION_FLOORS = {"runc": (1, 1, 12), "crun": (1, 20)}
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 _FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 # Reset in the child: posix_spawn keeps SIG_IGN across exec, and Python ignores SIGPIPE.
@@ -51,6 +48,10 @@ class OCIRuntime(Protocol):
     def kill(self, container_id: str, sig: int | str = "TERM", *, all_processes: bool = False) -> None: ...
 
     def delete(self, container_id: str, *, force: bool = False, missing_ok: bool = False) -> None: ...
+
+    def security_warning(self) -> str | None: ...
+
+    def destroy(self, container_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -191,21 +192,53 @@ class CliRuntime:
         if rc != 0 and not (missing_ok and _is_missing(err)):
             raise RuntimeFailure(f"{self.name} delete {container_id}: {_last_line(err)}")
 
+    def destroy(self, container_id: str) -> None:
+        """Kill every process of the container and delete its state, whatever it was
+        doing (a front that died left it running).  Free when the runtime holds no
+        state for it: no process is spawned then."""
+        _check_id(container_id)
+        if not os.path.lexists(os.path.join(self.state_root, container_id)):
+            return
+        try:
+            self.kill(container_id, "KILL", all_processes=True)
+        except RuntimeFailure:
+            pass  # stopped already, or gone meanwhile: delete --force settles it
+        self.delete(container_id, force=True, missing_ok=True)
+
     # ------------------------------------------------------------------ facts
 
     def version(self) -> str:
         """The runtime's version ("1.1.5+ds1"), probed once per binary and cached."""
-        return _cached_version(self.name, self.path, os.path.dirname(self.state_root))
+        return _cached_fact(self.path, os.path.dirname(self.state_root), "version", self._probe_version)
 
     def security_warning(self) -> str | None:
-        """A line to show when the runtime predates known breakout fixes (upstream numbering)."""
-        version = self.version()
-        have = _version_tuple(version)
-        floor = VERSION_FLOORS.get(self.name)
-        if have is None or floor is None or have >= floor:
-            return None
-        want = ".".join(map(str, floor))
-        return f"{self.name} {version} is older than {want}; make sure it carries the container-breakout fixes of {want}"
+        """One line when the runtime lacks a fix for a known container escape, counting
+        fixes its Debian package backports (runtime/advisories.py); None otherwise.
+        Assessed once per binary and cached beside the version: cheap on `run`."""
+        return self._security().get("warning")
+
+    def security_note(self) -> str | None:
+        """One line when the version number alone would be a false alarm (a distribution
+        backported the fixes), for `info`."""
+        return self._security().get("note")
+
+    def _security(self) -> dict:
+        version = self.version()  # cached first: both facts share one cache entry
+
+        def assess() -> dict:
+            from lamina.runtime.advisories import assess
+
+            return assess(self.name, self.path, version)
+
+        facts = _cached_fact(self.path, os.path.dirname(self.state_root), "security", assess)
+        return facts if isinstance(facts, dict) else {}
+
+    def _probe_version(self) -> str:
+        rc, out, _ = _capture([self.path, "--version"])
+        for line in out.decode("utf-8", "replace").splitlines():
+            if line.startswith(f"{self.name} version "):
+                return line.split()[2]
+        return "unknown"
 
 
 # ---------------------------------------------------------------------- selection
@@ -501,7 +534,9 @@ def _check_id(container_id: str) -> None:
 # ---------------------------------------------------------------------- version cache
 
 
-def _cached_version(name: str, path: str, cache_dir: str) -> str:
+def _cached_fact(path: str, cache_dir: str, field: str, compute):
+    """`compute()` for the runtime binary at `path`, cached in `<cache_dir>/facts.json`
+    under the binary's identity (path, inode, size, mtime: an upgrade is a new key)."""
     st = os.stat(path)
     key = f"{path}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
     cache_path = os.path.join(cache_dir, "facts.json")
@@ -513,30 +548,21 @@ def _cached_version(name: str, path: str, cache_dir: str) -> str:
     except (OSError, ValueError):
         facts = {}
     entry = facts.get(key)
-    if isinstance(entry, dict) and isinstance(entry.get("version"), str):
-        return entry["version"]
-    rc, out, _ = _capture([path, "--version"])
-    version = "unknown"
-    for line in out.decode("utf-8", "replace").splitlines():
-        if line.startswith(f"{name} version "):
-            version = line.split()[2]
-            break
+    if isinstance(entry, dict) and field in entry:
+        return entry[field]
+    value = compute()
+    entry = dict(entry) if isinstance(entry, dict) else {}
+    entry[field] = value
     facts = {k: v for k, v in facts.items() if not k.startswith(f"{path}:")}
-    facts[key] = {"name": name, "version": version}
+    facts[key] = entry
     try:
-        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        # mkdir, not makedirs: a command that runs without a store (`version`) must not make one
+        if not os.path.isdir(cache_dir):
+            os.mkdir(cache_dir, 0o700)
         tmp = f"{cache_path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(facts, f)
         os.replace(tmp, cache_path)
     except OSError:
         pass  # a cache we cannot write is only slower
-    return version
-
-
-def _version_tuple(version: str) -> tuple[int, ...] | None:
-    head = version.split("+", 1)[0].split("~", 1)[0].split("-", 1)[0]
-    parts = head.split(".")
-    if not all(p.isdigit() for p in parts):
-        return None
-    return tuple(int(p) for p in parts)
+    return value

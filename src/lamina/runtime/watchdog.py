@@ -1,0 +1,143 @@
+"""A watchdog for a foreground container: the front may die, the container must not run on.
+
+There is no daemon: the lamina process that runs a container (`run`, `start`, a
+build's RUN step) is its only keeper.  Killed with SIGKILL (or by the OOM killer)
+it runs no cleanup, and `runc run` plus the container would go on untracked.  So
+before the runtime starts, the front forks a watchdog holding the read end of a
+pipe whose write end only the front has (O_CLOEXEC: runc never inherits it).  The
+front writes one byte when it is done with the container itself; EOF without that
+byte means the front died, and the watchdog then execs a fresh interpreter that
+reaps the container with `recovery.reap` (the same cleanup `rm -f` and the next
+command's recovery use): processes killed through the runtime, rootfs unmounted,
+network released, the record Exited (137); and removed if it was `run --rm`.
+
+The watchdog's pid is what the record names as the container's keeper, so `ps`
+says Up until the reaping is finished, never Exited while the container runs.
+
+Cost on the normal path is one fork, one pipe and one wait: the forked child only
+sleeps in read(2) and does nothing else in Python (the front may have threads;
+the child imports nothing).  Alternatives considered: PR_SET_PDEATHSIG on runc
+only kills runc, not the container (its init is not runc's child once started,
+and the signal follows the *thread* that forked); a subreaper-only design needs a
+live front; a shell watchdog saves nothing over fork and adds a dependency.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+# The watchdog must outlive the front long enough to clean up: typed Ctrl-C and a
+# terminal hang-up go to the front's process group and session, not to it.
+_SHIELDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP)
+_DONE = b"d"
+
+
+class Watchdog:
+    """Forks the watchdog for `container_id`; `done()` (or leaving the `with`) ends it."""
+
+    def __init__(self, system, container_id: str, *, remove: bool = False) -> None:
+        argv = [sys.executable, "-m", "lamina.runtime.watchdog", system.root, system.runtime.path, container_id]
+        if remove:
+            argv.append("--rm")
+        r, w = os.pipe()  # both O_CLOEXEC
+        # Blocked across fork so a Ctrl-C cannot hit the child before it shields itself.
+        saved = signal.pthread_sigmask(signal.SIG_BLOCK, _SHIELDED)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _watch(r, w, argv, saved)  # never returns
+        except BaseException:
+            os.close(r)
+            os.close(w)
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, saved)
+        os.close(r)
+        self.pid = pid
+        self._w: int | None = w
+
+    def done(self) -> None:
+        """The front has finished with the container itself: the watchdog exits, reaped here."""
+        if self._w is None:
+            return
+        try:
+            os.write(self._w, _DONE)
+        except OSError:
+            pass  # it died already; the wait below still reaps it
+        os.close(self._w)
+        self._w = None
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+    def __enter__(self) -> Watchdog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done()
+
+
+def _watch(r: int, w: int, argv: list[str], mask) -> None:
+    """The forked child: only os/signal calls (no imports, no locks another thread held)."""
+    try:
+        os.close(w)
+        try:
+            for sig in _SHIELDED:
+                signal.signal(sig, signal.SIG_IGN)  # discards one already pending, too
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        except ValueError:
+            pass  # forked from a non-main thread: the signals stay blocked instead
+        os.setsid()  # own session and group: out of the terminal's reach
+        os.chdir("/")  # keep no directory (or mount) of the front busy
+        if r != 3:
+            os.dup2(r, 3)  # r may be 0..2 when the front's stdio was closed
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            if fd != null:
+                os.dup2(null, fd)
+        for name in os.listdir("/proc/self/fd"):  # every fd the front had: db, locks, pipes, the pty
+            if int(name) > 3:
+                try:
+                    os.close(int(name))
+                except OSError:
+                    pass  # listdir's own fd, closed already
+        got = os.read(3, 1)  # sleeps until the front writes or dies (EINTR is retried)
+        if got == _DONE:
+            os._exit(0)
+        os.close(3)
+        os.execv(argv[0], argv)  # the front died: reap in a fresh interpreter
+    except BaseException:
+        pass
+    os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m lamina.runtime.watchdog ROOT RUNTIME CONTAINER_ID [--rm]`: reap after a dead front."""
+    from lamina.errors import LaminaError, NoSuchContainer
+    from lamina.lifecycle import remove
+    from lamina.recovery import reap
+    from lamina.system import System
+
+    root, runtime, container_id = argv[:3]
+    system = System(root, runtime=runtime)
+    try:
+        rec = system.containers.get(container_id)
+        reap(system, rec)
+        if "--rm" in argv[3:]:
+            remove(system, system.containers.get(container_id), force=True)
+    except NoSuchContainer:  # removed meanwhile (`rm -f`), or the record is lost: no process may stay
+        system.runtime.destroy(container_id)
+        system.snapshotter.unmount(system.containers.path(container_id))
+        return 0
+    except LaminaError:
+        return 1  # the record still names us, now dead: the next command reaps it again
+    finally:
+        system.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
