@@ -63,17 +63,6 @@ def entry_record(rel: str, st: os.stat_result, link: str = "") -> bytes:
     return f"{rel}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0{size}\0{link}\n".encode("utf-8", "surrogateescape")
 
 
-def file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        while chunk := os.read(fd, _CHUNK):
-            h.update(chunk)
-    finally:
-        os.close(fd)
-    return h.hexdigest()
-
-
 class ContentHasher:
     """Accumulates entry records and data digests into one source hash."""
 
@@ -99,16 +88,29 @@ class ContentHasher:
 def hash_sources(context, sources, walk=None) -> tuple[str, str]:
     """(classic label, content hash) of matched context sources: `file:<h>`,
     `dir:<h>` or `multi:<h>` as moby's COPY history shows them.  `walk` replaces
-    context.walk (COPY --exclude filters it)."""
+    context.walk (COPY --exclude filters it).  Every entry is hashed as the copy
+    (fileops.Writer) hashes it: a regular file's record and data come from one open fd."""
     walk = walk or context.walk
     parts = []
     for src in sources:
         h = ContentHasher()
         for rel, st in walk(src.follow):
             rel_name = rel[len(src.follow):].lstrip("/")
-            link = os.readlink(context.host(rel)) if stat.S_ISLNK(st.st_mode) else ""
-            digest = file_digest(context.host(rel)) if stat.S_ISREG(st.st_mode) else ""
-            h.add(rel_name, st, link=link, data_digest=digest)
+            if stat.S_ISREG(st.st_mode):
+                fd = context.open_file(rel)
+                try:
+                    st = os.fstat(fd)
+                    digest = hashlib.sha256()
+                    while chunk := os.read(fd, _CHUNK):
+                        digest.update(chunk)
+                finally:
+                    os.close(fd)
+                h.add(rel_name, st, data_digest=digest.hexdigest())
+            elif stat.S_ISSOCK(st.st_mode):
+                continue  # never copied (as Docker), so never hashed
+            else:
+                link = context.readlink(rel) if stat.S_ISLNK(st.st_mode) else ""
+                h.add(rel_name, st, link=link)
         kind = "dir" if src.is_dir else "file"
         parts.append(f"{kind}:{h.hexdigest()}")
     if len(parts) == 1:

@@ -2,10 +2,21 @@
 
 Sources are context-relative paths.  A path that climbs out (`../x`) is refused;
 wildcards follow Go's filepath.Match one component at a time; `.dockerignore`d
-paths are invisible.  Symlinks inside the context are never followed to read
-content, with one Docker-compatible exception: a top-level source that is a link
-whose target stays inside the context (relative, no escape) is copied as its
-target.  A link that points anywhere else is copied as the link itself.
+paths are invisible.
+
+Every path is resolved inside the context root one component at a time with
+no-follow opens (archive.inroot's dirfd walk), and content is read through the
+fds that walk gives: a symlink in the middle of a source path is followed *inside*
+the root (an absolute target restarts at the context root, `..` stops there), as
+both of docker's builders do, so `link/passwd` with `link -> /etc` is the
+context's own `etc/passwd` or "not found", never the host's.  Ignore rules apply
+to what is really read (and to every link on the way), so `alias -> .` cannot
+bring an ignored `secret.env` in as `alias/secret.env`.
+
+The last component of a COPY source is not followed, with one Docker-compatible
+exception: a link whose target stays inside the context (relative, no escape) is
+copied as its target; any other link is copied as the link itself.  In a rootfs
+(`COPY --from`, `in_root=True`) a last link is followed, re-rooted, instead.
 
 `-` contexts (a tar or a bare Dockerfile on stdin) are unpacked into the store's
 tmp dir as `build-<pid>-…`, which recovery removes if we die.
@@ -16,51 +27,55 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
-from lamina.errors import BuildError
+from lamina.archive.inroot import MAX_SYMLINKS, InRoot, MissingPath, clean, join
+from lamina.errors import BuildError, InvalidArchive
 
 _MAGIC = re.compile(r"[*?\[\\]")
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # NONBLOCK: a swapped-in FIFO never hangs
 
 
-@dataclass(frozen=True)
-class Source:
+class Source(NamedTuple):  # a tuple, not a dataclass: the memo's fast path imports this module
     """One matched source: its context-relative path and what to read it as."""
 
-    rel: str          # "dir/file.txt" ("" = the context root)
-    follow: str       # rel of the entry whose content is copied (== rel unless a followed link)
+    rel: str          # "dir/file.txt" ("" = the context root), as written
+    follow: str       # the real (symlink-free) path of the entry whose content is copied
     is_dir: bool
 
 
 class BuildContext:
     """A source root.  `in_root=True` is a stage's or image's rootfs (`COPY --from`):
-    there, links are resolved inside the root (re-rooted) instead of refused."""
+    there, a last link is followed (re-rooted) instead of copied as a link."""
 
     def __init__(self, root: str, ignore=None, *, in_root: bool = False) -> None:
         self.root = os.path.abspath(root)
         self.ignore = ignore  # dockerignore.IgnoreMatcher or None
         self.in_root = in_root
+        self._tree: InRoot | None = None  # opened on first use; close() releases its fds
         # Below this depth no pattern can match by itself, so a walk (which never enters
         # an excluded dir unless a `!` pattern may re-include) need not ask the matcher.
         self._deepest = None
         if ignore and not ignore.has_exceptions and not any("**" in p.text for p in ignore.patterns):
             self._deepest = max((p.text.count("/") + 1 for p in ignore.patterns), default=0)
 
-    def _real(self, rel: str) -> str:
-        """In a rootfs: the symlink-free relative path of `rel`'s parent + its last part."""
-        if not self.in_root or not rel:
-            return rel
-        from lamina.runtime.rootfs import resolve_in_root
+    def _fs(self) -> InRoot:
+        if self._tree is None:
+            try:
+                self._tree = InRoot(self.root)
+            except OSError as e:
+                raise BuildError(f"cannot read build context: {e.strerror}") from None
+        return self._tree
 
-        parent, _, last = rel.rpartition("/")
-        host = resolve_in_root(self.root, parent) if parent else self.root
-        real_parent = os.path.relpath(host, self.root)
-        real_parent = "" if real_parent == "." else real_parent
-        return f"{real_parent}/{last}" if real_parent else last
+    def close(self) -> None:
+        if self._tree is not None:
+            self._tree.close()
+            self._tree = None
 
     # ------------------------------------------------------------------ paths
     def host(self, rel: str) -> str:
+        """The host path of a real path (for messages and bind mounts only: content is
+        read through fds)."""
         return os.path.join(self.root, rel) if rel else self.root
 
     def ignored(self, rel: str) -> bool:
@@ -85,14 +100,28 @@ class BuildContext:
         """Sources for one COPY/ADD source pattern; [] when nothing matches."""
         rel = self.clean(pattern)
         if not _MAGIC.search(rel):
-            src = self._source(self._real(rel))
+            src = self._source(rel)
             return [src] if src is not None else []
         out: list[Source] = []
         for hit in self._glob(rel.split("/"), ""):
-            src = self._source(self._real(hit))
+            src = self._source(hit)
             if src is not None:
                 out.append(src)
         return out
+
+    def resolve(self, rel: str) -> Source | None:
+        """`rel` with every link followed inside the root, the last one too (a bind
+        mount source, the Dockerfile); None if it is missing, dangling or ignored."""
+        found = self._find(rel)
+        if found is None:
+            return None
+        real, st = found
+        if stat.S_ISLNK(st.st_mode):
+            found = self._follow(real, reroot=True)
+            if found is None:
+                return None
+            real, st = found
+        return Source(rel, real, stat.S_ISDIR(st.st_mode))
 
     def _glob(self, parts: list[str], base: str) -> list[str]:
         head, rest = parts[0], parts[1:]
@@ -100,8 +129,11 @@ class BuildContext:
             names = [_unescape(head)]
         else:
             rx = go_glob(head)
+            real = self._dir(base)
+            if real is None:
+                return []
             try:
-                names = sorted(n for n in os.listdir(self.host(base)) if rx.fullmatch(n))
+                names = sorted(n for n in os.listdir(self._fs().dir_fd(real)) if rx.fullmatch(n))
             except OSError:
                 return []
         out = []
@@ -109,95 +141,159 @@ class BuildContext:
             rel = f"{base}/{name}" if base else name
             if not rest:
                 out.append(rel)
-                continue
-            if self.in_root:
-                rel = self._real(rel + "/x")[:-2]  # follow a link to a dir inside the root
-            try:
-                if stat.S_ISDIR(os.lstat(self.host(rel)).st_mode):
-                    out += self._glob(rest, rel)
-            except OSError:
-                continue
+            elif self._dir(rel) is not None:
+                out += self._glob(rest, rel)
         return out
 
+    def _dir(self, rel: str) -> str | None:
+        """Real path of the directory `rel` (links followed inside the root), or None."""
+        try:
+            return self._fs().resolve(clean(rel), create=False, entry=rel)
+        except (MissingPath, InvalidArchive, OSError):
+            return None
+
     def _source(self, rel: str) -> Source | None:
-        if self.ignored(rel):
+        found = self._find(rel)
+        if found is None:
             return None
-        try:
-            st = os.lstat(self.host(rel))
-        except OSError:
-            return None
+        real, st = found
         if stat.S_ISLNK(st.st_mode):
-            target = self._follow_in_root(rel) if self.in_root else self._follow_inside(rel)
+            target = self._follow(real, reroot=self.in_root)
             if target is not None:
-                tst = os.lstat(self.host(target))
-                return Source(rel, target, stat.S_ISDIR(tst.st_mode))
-            return Source(rel, rel, False)
-        return Source(rel, rel, stat.S_ISDIR(st.st_mode))
+                return Source(rel, target[0], stat.S_ISDIR(target[1].st_mode))
+            return Source(rel, real, False)  # copied as the link itself
+        return Source(rel, real, stat.S_ISDIR(st.st_mode))
 
-    def _follow_in_root(self, rel: str) -> str | None:
-        from lamina.runtime.rootfs import resolve_in_root
-
+    def _find(self, rel: str) -> tuple[str, os.stat_result] | None:
+        """(real path, lstat) of `rel`, every component but the last resolved inside
+        the root; None if missing, not under a directory, or ignored (the entry or a
+        link followed on the way)."""
+        parts = clean(rel)
+        fs = self._fs()
+        if not parts:
+            return "", os.fstat(fs.root_fd)
+        links: list[str] = []
         try:
-            host = resolve_in_root(self.root, rel)
-        except OSError:
+            parent = fs.resolve(parts[:-1], create=False, entry=rel, links=links)
+            st = os.stat(parts[-1], dir_fd=fs.dir_fd(parent), follow_symlinks=False)
+        except (MissingPath, InvalidArchive, OSError):
             return None
-        if not os.path.lexists(host) or os.path.islink(host):
+        real = join(parent, parts[-1])
+        if self.ignored(real) or any(self.ignored(link) for link in links):
             return None
-        real = os.path.relpath(host, self.root)
-        return "" if real == "." else real
+        return real, st
 
-    def _follow_inside(self, rel: str) -> str | None:
-        """Resolve a top-level link inside the context; None if it leaves it or dangles."""
-        current = rel
-        for _ in range(40):
-            target = os.readlink(self.host(current))
-            if target.startswith("/"):
-                return None
-            parts = current.split("/")[:-1]
-            for part in target.split("/"):
-                if part in ("", "."):
-                    continue
-                if part == "..":
-                    if not parts:
-                        return None
-                    parts.pop()
-                else:
-                    parts.append(part)
-            current = "/".join(parts)
-            # every intermediate component must be a real directory (no nested links)
-            for i in range(1, len(parts)):
-                if not os.path.isdir(self.host("/".join(parts[:i]))) or os.path.islink(self.host("/".join(parts[:i]))):
-                    return None
+    def _follow(self, real: str, *, reroot: bool) -> tuple[str, os.stat_result] | None:
+        """What the link at `real` names: (real path, lstat) of a non-link, or None if
+        it dangles, loops or is ignored.  Without `reroot` (a context's last component)
+        an absolute target or one that climbs out of the root is not followed either."""
+        fs = self._fs()
+        for _ in range(MAX_SYMLINKS):
+            parent, _, name = real.rpartition("/")
             try:
-                st = os.lstat(self.host(current))
+                target = os.readlink(name, dir_fd=fs.dir_fd(parent))
             except OSError:
                 return None
-            if self.ignored(current):
+            if target.startswith("/"):
+                if not reroot:
+                    return None
+                joined = target
+            else:
+                joined = f"{parent}/{target}" if parent else target
+                if not reroot and _climbs_out(joined):
+                    return None
+            found = self._find(joined)
+            if found is None:
                 return None
+            real, st = found
             if not stat.S_ISLNK(st.st_mode):
-                return current
+                return real, st
         return None
 
+    # ------------------------------------------------------------------ reading
+    def lstat(self, rel: str) -> os.stat_result:
+        """lstat of the real path `rel`, through the directory fds."""
+        fs = self._fs()
+        if not rel:
+            return os.fstat(fs.root_fd)
+        parent, _, name = rel.rpartition("/")
+        return os.stat(name, dir_fd=fs.dir_fd(parent), follow_symlinks=False)
+
+    def readlink(self, rel: str) -> str:
+        parent, _, name = rel.rpartition("/")
+        return os.readlink(name, dir_fd=self._fs().dir_fd(parent))
+
+    def open_file(self, rel: str) -> int:
+        """An fd of the regular file at real path `rel`, opened with no-follow from its
+        directory's fd; what it reads is what a hash of it must cover."""
+        parent, _, name = rel.rpartition("/")
+        fd = os.open(name, _READ, dir_fd=self._fs().dir_fd(parent))
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise BuildError(f"{rel}: not a regular file any more (the build context changed)")
+        return fd
+
+    def read_bytes(self, rel: str, limit: int) -> bytes | None:
+        """Up to `limit` bytes of the file `rel` (links followed inside the root); None
+        if there is no such regular file in the context."""
+        src = self.resolve(rel)
+        if src is None or src.is_dir:
+            return None
+        try:
+            fd = self.open_file(src.follow)
+        except (OSError, BuildError):
+            return None
+        try:
+            chunks, left = [], limit
+            while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
+
     # ------------------------------------------------------------------ walking
+    def hides(self, rel: str) -> bool:
+        """Whether .dockerignore excludes anything below the real directory `rel` (a
+        bind mount of it would show what docker never sends)."""
+        if not self.ignore:
+            return False
+        stack = [rel]
+        while stack:
+            top = stack.pop()
+            try:
+                with os.scandir(self._fs().dir_fd(top)) as it:
+                    entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            except OSError as e:
+                raise BuildError(f"cannot read build context {top or '.'}: {e.strerror}") from None
+            for name, is_dir in entries:
+                child = join(top, name)
+                if self.ignored(child):
+                    return True
+                if is_dir:
+                    stack.append(child)
+        return False
+
     def walk(self, rel: str):
-        """(rel, lstat) of `rel` and everything below it, parents first, ignored
-        entries skipped (descending where a `!` exception may re-include)."""
-        top = self.host(rel)
-        st = os.lstat(top)
+        """(rel, lstat) of the real path `rel` and everything below it, parents first,
+        ignored entries skipped (descending where a `!` exception may re-include)."""
+        try:
+            st = self.lstat(rel)
+        except OSError as e:
+            raise BuildError(f"cannot read build context {rel or '.'}: {e.strerror}") from None
         yield rel, st
         if stat.S_ISDIR(st.st_mode):
             yield from self._walk_dir(rel)
 
     def _walk_dir(self, rel: str):
         try:
-            with os.scandir(self.host(rel)) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            with os.scandir(self._fs().dir_fd(rel)) as it:
+                entries = sorted(((e.name, e.stat(follow_symlinks=False)) for e in it), key=lambda e: e[0])
         except OSError as e:
             raise BuildError(f"cannot read build context {rel or '.'}: {e.strerror}") from None
         deep = self._deepest is not None and rel.count("/") + 1 >= self._deepest and rel != ""
-        for entry in entries:
-            child = f"{rel}/{entry.name}" if rel else entry.name
-            st = entry.stat(follow_symlinks=False)
+        for name, st in entries:
+            child = f"{rel}/{name}" if rel else name
             is_dir = stat.S_ISDIR(st.st_mode)
             if not deep and self.ignored(child):
                 if is_dir and self.ignore.must_descend(child):
@@ -211,6 +307,18 @@ class BuildContext:
         """Inside an excluded dir: only re-included entries (with their parents) come out."""
         for child, st in self._walk_dir(rel):
             yield child, st
+
+
+def _climbs_out(path: str) -> bool:
+    depth = 0
+    for part in path.split("/"):
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        elif part not in ("", "."):
+            depth += 1
+    return False
 
 
 def go_glob(pattern: str) -> re.Pattern[str]:
@@ -244,6 +352,31 @@ def go_glob(pattern: str) -> re.Pattern[str]:
 
 def _unescape(part: str) -> str:
     return re.sub(r"\\(.)", r"\1", part)
+
+
+# --------------------------------------------------------------------- the Dockerfile, .dockerignore
+
+
+def read_in_context(context_dir: str, path: str, limit: int) -> bytes | None:
+    """Up to `limit` bytes of the file `path`.  Inside the context it is resolved in
+    the context root like a COPY source (as the daemon does: a `Dockerfile` link to a
+    host file is "not there"), so None when the context holds no such file; a path
+    outside the context (`-f /elsewhere/Dockerfile`) is the user's own choice and is
+    read as given."""
+    root = os.path.abspath(context_dir)
+    rel = os.path.relpath(os.path.abspath(path), root)
+    if rel == ".." or rel.startswith("../"):
+        try:
+            fd = os.open(path, _READ & ~os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read(limit) if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    ctx = BuildContext(root)
+    try:
+        return ctx.read_bytes("" if rel == "." else rel, limit)
+    finally:
+        ctx.close()
 
 
 # --------------------------------------------------------------------- stdin contexts

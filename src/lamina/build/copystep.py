@@ -6,6 +6,13 @@ source copies its content; a single file onto an existing directory lands inside
 it.  ADD extracts local tar archives (plain, gzip, bzip2, xz — by content, not
 name) with the confined layer extractor, and downloads http(s) URLs (mode 0600,
 `--checksum` verified).  The cache key covers the content, never mtimes.
+
+Sources are hashed twice at most but each hash covers one read: a lookup key from
+the sources as they are before the step (cache.hash_sources), and, when the step
+runs, the key it is recorded under from the bytes actually copied (fileops.Writer
+hashes while it writes, an ADD archive is hashed while it is extracted).  A file
+changed between the two can then only give a miss, never an image stored under
+another content's key.
 """
 
 from __future__ import annotations
@@ -87,11 +94,12 @@ def copy_step(b, state, ins) -> None:
             text = f"{name} {'--chown=' + chown + ' ' if chown else ''}{label} in {dest} "
             return cc.nop1(state.shell, text)
 
-        # With a cache lookup to do, the sources are hashed first; otherwise (--no-cache,
-        # or after a miss) they are hashed while they are copied: one read per file.
-        prehash = not (b.req.no_cache or state.busted) or name == "ADD"
-        created_by = created_by_for(None) if prehash else ""
-        hashes: list[str] | None = None if prehash else []
+        # With a cache lookup to do, the sources are hashed first for the lookup key.  A
+        # made image is always recorded under the key of what was copied (hashed as it
+        # was written), so the two reads can never leave an image under a wrong key.
+        lookup = b.key(state, created_by_for(None), *key_parts) if not (b.req.no_cache or state.busted) else None
+        created_by = ""
+        hashes: list[str] = []
 
         def make():
             nonlocal created_by
@@ -111,12 +119,26 @@ def copy_step(b, state, ins) -> None:
                     ctr.unmount()
                     layer = _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, fresh,
                                         tee=not unpack, where=where, hashes=hashes, walk=walk)
-                if hashes is not None:
-                    created_by = created_by_for(hashes)
+                created_by = created_by_for(hashes)
                 return commit(b.system, parent, cfg, created_by, layer=layer)
 
-        b.cached_or(state, (lambda: b.key(state, created_by, *key_parts)) if not prehash
-                    else b.key(state, created_by, *key_parts), make)
+        _cached_or(b, state, lookup, lambda: b.key(state, created_by, *key_parts), make)
+
+
+def _cached_or(b, state, lookup: str | None, recorded, make) -> None:
+    """Look the step up under `lookup`; a made image goes under `recorded()`, the key
+    of the content as it was copied (`b.cached_or` does no lookup for a callable)."""
+    if lookup is not None and b.cache.get(lookup) is not None:
+
+        def make_same():  # the entry vanished since the lookup (rmi): keep the key honest
+            image_id = make()
+            if recorded() != lookup:
+                raise BuildError("the build context changed while this step read it; build again")
+            return image_id
+
+        b.cached_or(state, lookup, make_same)
+        return
+    b.cached_or(state, recorded, make)
 
 
 def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str, *, tee: bool, where: str,
@@ -218,7 +240,9 @@ def _source_root(b, ins, where: str, cleanups: list):
     from lamina.build.mounts import mount_from
 
     rootfs, image_id = mount_from(b, ins.from_, where, cleanups)
-    return BuildContext(rootfs, None, in_root=True), image_id
+    ctx = BuildContext(rootfs, None, in_root=True)
+    cleanups.append(ctx.close)  # before the unmount (cleanups run last first)
+    return ctx, image_id
 
 
 def _heredoc_data(b, state, doc, line: int) -> bytes:
@@ -266,7 +290,8 @@ def _ownership(rootfs: str, chown: str | None, mode_fn, where: str) -> Ownership
 def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,
                extract: bool, where: str, hashes: list[str] | None = None, walk=None) -> None:
     """Docker's destination rules; `dest` is an absolute in-container path.  With
-    `hashes`, each source's content label is appended to it as it is copied."""
+    `hashes`, each source's content label is appended to it as it is copied, from
+    the bytes written."""
     walk = walk or ctx.walk
     try:
         many = into_dir or len(matched) + len(inline) + len(downloads) > 1
@@ -274,16 +299,17 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
             if hashes is not None:
                 w.hasher = ContentHasher()
             if src.is_dir:
-                w.copy_tree(ctx.root, src.follow, dest, walk=walk)
+                w.copy_tree(ctx, src.follow, dest, walk=walk)
                 if hashes is not None:
                     hashes.append("dir:" + w.hasher.hexdigest())
                 continue
-            if extract and _is_archive(ctx.host(src.follow)):
-                _extract(ctx.host(src.follow), w.resolve_dir(dest), where)
+            if extract and _add_archive(w, ctx, src, dest, where):
+                if hashes is not None:
+                    hashes.append("file:" + w.hasher.hexdigest())
                 continue
             name = posixpath.basename(src.rel)
             target = posixpath.join(dest, name) if many or w.dest_is_dir(dest) else dest
-            w.copy_tree(ctx.root, src.follow, target, walk=walk)
+            w.copy_tree(ctx, src.follow, target, walk=walk)
             if hashes is not None:
                 hashes.append("file:" + w.hasher.hexdigest())
         w.hasher = None
@@ -296,40 +322,57 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
                 w.write_bytes(w.target(target), f.read(), 0o600, mtime)
     except OSError as e:
         raise BuildError(f"{where}: copy failed: {e.strerror}: {e.filename or ''}".rstrip(": ")) from None
+    except BuildError as e:  # the context changed under the copy (context.py, fileops.py)
+        if str(e).startswith(where):
+            raise
+        raise BuildError(f"{where}: copy failed: {e}") from None
 
 
 # --------------------------------------------------------------------- ADD archives
 
 
-def _is_archive(path: str) -> bool:
+def _add_archive(w: Writer, ctx, src, dest: str, where: str) -> bool:
+    """ADD of a local tar archive (maybe compressed; judged by content): extract it into
+    `dest` and feed w.hasher from the same read.  False (nothing done) if `src` is not
+    an archive.  The file is opened once, through the context's no-follow walk."""
+    from lamina.archive.extract import apply_layer, open_layer_stream
+    from lamina.digest import HashingReader
+
+    fd = ctx.open_file(src.follow)
+    with os.fdopen(fd, "rb") as f:
+        if not _is_archive(f):
+            return False
+        st = os.fstat(f.fileno())
+        f.seek(0)
+        reader = HashingReader(f)
+        try:
+            apply_layer(open_layer_stream(reader), w.resolve_dir(dest), overlay_whiteouts=False)
+        except LaminaError as e:
+            raise BuildError(f"{where}: ADD {posixpath.basename(src.rel)}: {e}") from None
+        reader.drain()  # what the extractor left unread is part of the file's hash
+    if w.hasher is not None:
+        w.hasher.add("", st, data_digest=reader.digest().hex)
+    return True
+
+
+def _is_archive(f) -> bool:
     """A tar stream, maybe compressed (gzip, bzip2, xz), judged by content."""
     from lamina.archive.compression import open_stream
     from lamina.build.context import _is_tar_header
 
     try:
-        with open(path, "rb") as f:
-            head = f.read(6)
-            f.seek(0)
-            if head.startswith(b"\x1f\x8b") or head.startswith(b"BZh") or head.startswith(b"\xfd7zXZ\x00"):
-                try:
-                    block = open_stream(f).read(512)
-                except LaminaError:
-                    return False
-            else:
-                block = f.read(512)
+        head = f.read(6)
+        f.seek(0)
+        if head.startswith(b"\x1f\x8b") or head.startswith(b"BZh") or head.startswith(b"\xfd7zXZ\x00"):
+            try:
+                block = open_stream(f).read(512)
+            except LaminaError:
+                return False
+        else:
+            block = f.read(512)
     except OSError:
         return False
     return len(block) == 512 and _is_tar_header(block)
-
-
-def _extract(path: str, target: str, where: str) -> None:
-    from lamina.archive.extract import apply_layer, open_layer_stream
-
-    try:
-        with open(path, "rb") as f:
-            apply_layer(open_layer_stream(f), target, overlay_whiteouts=False)
-    except LaminaError as e:
-        raise BuildError(f"{where}: ADD {os.path.basename(path)}: {e}") from None
 
 
 # --------------------------------------------------------------------- ADD URLs

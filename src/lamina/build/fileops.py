@@ -5,7 +5,9 @@ symlinks in the image are followed *inside* it (an absolute target restarts at
 the rootfs), never into the host.  The final component of a file destination is
 not followed: an existing symlink there is replaced, not written through.
 Sources are read only through the BuildContext (or a stage's rootfs for
-`--from`), with O_NOFOLLOW, so a link in the context is copied as a link.
+`--from`): through fds of its no-follow directory walk, so a link in the context
+is copied as a link, and a file is hashed from the very bytes that are copied
+(the cache key of what is written can never be another file's).
 """
 
 from __future__ import annotations
@@ -55,20 +57,24 @@ class Writer:
             raise BuildError(f"cannot copy to non-directory: {path}")
         if not create:
             raise BuildError(f"{path}: no such directory")
-        parts = [p for p in path.split("/") if p]
-        current = "/"
-        for part in parts:
-            current = current.rstrip("/") + "/" + part
-            h = resolve_in_root(self.rootfs, current)
-            if not os.path.lexists(h):
-                os.mkdir(h, 0o755)
-                os.chmod(h, 0o755)
-                os.lchown(h, self.own.uid, self.own.gid)
+        # mkdir -p on fds from the root: also behind a link to a missing directory
+        # (docker creates it), and never out of the root.
+        from lamina.archive.inroot import InRoot, make_dirs
+
+        tree = InRoot(self.rootfs)
+        try:
+            real, made = make_dirs(tree, path)
+            for d in made:
+                fd = tree.dir_fd(d)
+                os.fchown(fd, self.own.uid, self.own.gid)
                 if self.tee is not None:
-                    self.tee.directory(h, 0o755, self.own.uid, self.own.gid, os.lstat(h).st_mtime_ns)
-            elif not os.path.isdir(h):
-                raise BuildError(f"cannot copy to non-directory: {current}")
-        return resolve_in_root(self.rootfs, path)
+                    host = os.path.join(self.rootfs, d)
+                    self.tee.directory(host, 0o755, self.own.uid, self.own.gid, os.fstat(fd).st_mtime_ns)
+        except OSError:
+            raise BuildError(f"cannot copy to non-directory: {path}") from None
+        finally:
+            tree.close()
+        return os.path.join(self.rootfs, real) if real else self.rootfs
 
     def dest_is_dir(self, path: str) -> bool:
         try:
@@ -84,7 +90,7 @@ class Writer:
         return os.path.join(pdir, name)
 
     # -------------------------------------------------------------- copying
-    def copy_tree(self, src_root: str, src_rel: str, dest: str, *, walk) -> None:
+    def copy_tree(self, ctx, src_rel: str, dest: str, *, walk) -> None:
         """Copy `src_rel` to the in-container path `dest`: a file becomes `dest`, a
         directory's *content* goes into `dest`.  `walk(rel)` yields (rel, lstat)
         parents-first, as BuildContext.walk does.
@@ -96,7 +102,6 @@ class Writer:
         base = src_rel
         for rel, st in walk(src_rel):
             sub = rel[len(base):].lstrip("/") if base else rel
-            src = os.path.join(src_root, rel) if rel else src_root
             cpath = posixpath.join(dest, sub) if sub else dest
             if not sub and stat.S_ISDIR(st.st_mode):
                 dirs[cpath.rstrip("/") or "/"] = self.resolve_dir(cpath)  # the content goes in here
@@ -113,11 +118,12 @@ class Writer:
                 real = resolve_in_root(self.rootfs, cpath)  # copy into what the link names, in root
                 if os.path.isdir(real) and not os.path.islink(real):
                     dst = real
-            self._copy_entry(src, dst, st, sub)
+            self._copy_entry(ctx, rel, dst, st, sub)
             if stat.S_ISDIR(st.st_mode):
                 dirs[cpath] = dst
 
-    def _copy_entry(self, src: str, dst: str, st: os.stat_result, name: str) -> None:
+    def _copy_entry(self, ctx, src: str, dst: str, st: os.stat_result, name: str) -> None:
+        """Copy the entry at real path `src` of `ctx`; `name` is its name in the hash."""
         mode = st.st_mode
         if stat.S_ISDIR(mode):
             if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
@@ -133,12 +139,17 @@ class Writer:
             return
         _clear(dst)
         if stat.S_ISREG(mode):
-            digest = self._copy_file(src, dst, st)
+            fin = ctx.open_file(src)
+            try:
+                st = os.fstat(fin)  # mode, size and data all from the one file that is copied
+                digest = self._copy_file(fin, src, dst, st)
+            finally:
+                os.close(fin)
             self._finish(dst, st, is_dir=False)
             if self.hasher is not None:
                 self.hasher.add(name, st, data_digest=digest)
         elif stat.S_ISLNK(mode):
-            link = os.readlink(src)
+            link = ctx.readlink(src)
             os.symlink(link, dst)
             os.lchown(dst, self.own.uid, self.own.gid)
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
@@ -155,42 +166,39 @@ class Writer:
                 self.hasher.add(name, st)
         # sockets are skipped, as Docker does
 
-    def _copy_file(self, src: str, dst: str, st: os.stat_result) -> str:
+    def _copy_file(self, fin: int, src: str, dst: str, st: os.stat_result) -> str:
+        """Copy the open file `fin` to `dst`, hashing (and teeing) the same bytes."""
         import hashlib
 
-        fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fout = os.open(dst, _OPEN_NEW, 0o600)
         try:
-            fout = os.open(dst, _OPEN_NEW, 0o600)
-            try:
-                if self.hasher is None and self.tee is None:
-                    _kernel_copy(fin, fout)
-                    return ""
-                h = hashlib.sha256() if self.hasher is not None else None
-                if self.tee is None:
-                    while chunk := os.read(fin, _CHUNK):
-                        h.update(chunk)
-                        _write_all(fout, chunk)
-                    return h.hexdigest()
-                # The tar header needs the size first: copy exactly what fstat says.
-                size = os.fstat(fin).st_size
-                bits = self.own.mode(stat.S_IMODE(st.st_mode), False) if self.own.mode else stat.S_IMODE(st.st_mode)
-                self.tee.file_header(dst, bits, self.own.uid, self.own.gid, size, st.st_mtime_ns)
-                left = size
-                while left:
-                    chunk = os.read(fin, min(_CHUNK, left))
-                    if not chunk:
-                        raise BuildError(f"{src}: the file shrank while it was copied")
-                    left -= len(chunk)
-                    if h is not None:
-                        h.update(chunk)
+            if self.hasher is None and self.tee is None:
+                _kernel_copy(fin, fout)
+                return ""
+            h = hashlib.sha256() if self.hasher is not None else None
+            if self.tee is None:
+                while chunk := os.read(fin, _CHUNK):
+                    h.update(chunk)
                     _write_all(fout, chunk)
-                    self.tee.data(chunk)
-                self.tee.pad(size)
-                return h.hexdigest() if h is not None else ""
-            finally:
-                os.close(fout)
+                return h.hexdigest()
+            # The tar header needs the size first: copy exactly what fstat says.
+            size = st.st_size
+            bits = self.own.mode(stat.S_IMODE(st.st_mode), False) if self.own.mode else stat.S_IMODE(st.st_mode)
+            self.tee.file_header(dst, bits, self.own.uid, self.own.gid, size, st.st_mtime_ns)
+            left = size
+            while left:
+                chunk = os.read(fin, min(_CHUNK, left))
+                if not chunk:
+                    raise BuildError(f"{src}: the file shrank while it was copied")
+                left -= len(chunk)
+                if h is not None:
+                    h.update(chunk)
+                _write_all(fout, chunk)
+                self.tee.data(chunk)
+            self.tee.pad(size)
+            return h.hexdigest() if h is not None else ""
         finally:
-            os.close(fin)
+            os.close(fout)
 
     def _finish(self, dst: str, st: os.stat_result, *, is_dir: bool) -> int:
         os.lchown(dst, self.own.uid, self.own.gid)

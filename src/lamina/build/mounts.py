@@ -1,9 +1,11 @@
 """RUN --mount: bind, cache, tmpfs, secret — resolved to host paths, confined.
 
 * bind: a context path (default) or a path in a stage's / image's rootfs, resolved
-  *inside* that root (CVE-2024-1753: a `source` link to `/` cannot reach the host);
-  read-only unless rw, and rw writes land in a throwaway copy.  Its content hash is
-  part of the step key.
+  *inside* that root by the context's dirfd walk (CVE-2024-1753: a `source` link to
+  `/`, or a link in the middle of the path, cannot reach the host); read-only unless
+  rw, and rw writes land in a throwaway copy, as does a context directory holding
+  .dockerignore'd files (docker never sends them).  Its content hash is part of the
+  step key.
 * cache: a persistent dir under the store, `build-cache/<sha256(id)>` (the id is
   never used as a path, CVE-2024-9675), locked with flock while in use so parallel
   builds never share one mid-step (CVE-2024-23651).  Not in the key.
@@ -49,16 +51,22 @@ def prepare_mounts(b, state, ins, mounts):
             if target and not target.startswith("/"):
                 target = os.path.join(state.cfg.get("WorkingDir") or "/", target)
             if m.type == "bind":
-                source, digest = _bind_source(b, state, m, where, cleanups)
-                if not m.readonly:
+                ctx, src, digest = _bind_source(b, state, m, where, cleanups)
+                source = ctx.host(src.follow)
+                # Writes land in a throwaway copy, and so does a directory with .dockerignore'd
+                # entries (docker never sends them); it is read through the walk's fds.
+                if not m.readonly or (src.is_dir and ctx.hides(src.follow)):
+                    from lamina.build.fileops import Ownership, Writer
+
                     copy = tempfile.mkdtemp(dir=b.system.tmp_dir, prefix=f"build-{os.getpid()}-rw-")
                     cleanups.append(lambda p=copy: shutil.rmtree(p, ignore_errors=True))
-                    dst = os.path.join(copy, "src")
-                    if os.path.isdir(source):
-                        shutil.copytree(source, dst, symlinks=True)
-                    else:
-                        shutil.copy2(source, dst, follow_symlinks=False)
-                    source = dst
+                    w = Writer(copy, Ownership())
+                    try:
+                        w.copy_tree(ctx, src.follow, "/src", walk=ctx.walk)
+                    except OSError as e:
+                        raise BuildError(f"{where}: cannot copy mount source: {e.strerror}") from None
+                    w.restore_dir_times()
+                    source = os.path.join(copy, "src")
                 out.append(ExtraMount(target, source, readonly=m.readonly))
                 key.append(["bind", target, m.readonly, digest])
             elif m.type == "cache":
@@ -93,31 +101,29 @@ def prepare_mounts(b, state, ins, mounts):
             fn()
 
 
-def _bind_source(b, state, m, where: str, cleanups: list) -> tuple[str, str]:
+def _bind_source(b, state, m, where: str, cleanups: list):
+    """(root, source, key part) of a bind source, resolved inside its root (the
+    context, or a stage's rootfs) by the no-follow walk: links, the last one too,
+    never leave the root."""
+    from lamina.archive.inroot import clean
     from lamina.build.cache import hash_sources
     from lamina.build.context import BuildContext
-    from lamina.runtime.rootfs import resolve_in_root
 
     if not m.from_:
         ctx = b.context
         rel = BuildContext.clean(m.source or "")
-        srcs = ctx.match(rel) if rel else [_root_source()]
-        if not srcs:
+        src = ctx.resolve(rel)
+        if src is None:
             raise BuildError(f'{where}: failed to compute cache key: "/{rel}": not found')
-        host = resolve_in_root(ctx.root, srcs[0].follow)
-        _, digest = hash_sources(ctx, srcs)
-        return host, digest
+        _, digest = hash_sources(ctx, [src])
+        return ctx, src, digest
     rootfs, image_id = mount_from(b, m.from_, where, cleanups)
-    host = resolve_in_root(rootfs, m.source or "/")
-    if not os.path.lexists(host):
+    ctx = BuildContext(rootfs, in_root=True)
+    cleanups.append(ctx.close)  # before the unmount (cleanups run last first)
+    src = ctx.resolve("/".join(clean(m.source or "/")))  # `..` stops at the stage's root
+    if src is None:
         raise BuildError(f'{where}: failed to compute cache key: "{m.source}": not found')
-    return host, f"{image_id}:{m.source or '/'}"
-
-
-def _root_source():
-    from lamina.build.context import Source
-
-    return Source("", "", True)
+    return ctx, src, f"{image_id}:{m.source or '/'}"
 
 
 def mount_from(b, name: str, where: str, cleanups: list) -> tuple[str, str]:

@@ -21,7 +21,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="Do not use cache when building the image")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the build output and print image ID on success")
     p.add_argument("--label", action="append", default=[], help="Set metadata for an image")
-    p.add_argument("--network", default="default", help="Networking mode for the RUN instructions (host|none)")
+    p.add_argument("--network", default="default",
+                   help="Networking mode for the RUN instructions (default (the bridge)|host|none)")
     p.add_argument("--iidfile", default=None, help="Write the image ID to the file")
     p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version of the image")
     p.add_argument("--progress", default="auto", choices=("auto", "plain", "tty"), help="Type of progress output")
@@ -79,9 +80,10 @@ def _replay(args) -> tuple[int | None, str | None]:
     from lamina.store.db import connect
 
     path = _dockerfile_path(args)
-    if not os.path.isfile(path):
-        return None, None
-    key = memo.request_key(**_request(args, _read_text(path), os.path.basename(path), path))
+    data = _read_dockerfile(os.path.abspath(args.path), path)
+    if data is None:
+        return None, None  # the full path reports it
+    key = memo.request_key(**_request(args, _decode(data, path), os.path.basename(path), path))
     fp = memo.fingerprint(os.path.abspath(args.path))
     db = connect(db_path)
     try:
@@ -106,15 +108,15 @@ def _replay(args) -> tuple[int | None, str | None]:
 def _request(args, text: str, name: str, dockerfile_path: str | None) -> dict:
     """What the memo key covers (everything but the context, fingerprinted apart)."""
     context_dir = os.path.abspath(args.path) if args.path != "-" else ""
-    ignore_path = _ignore_path(context_dir, dockerfile_path) if context_dir else None
-    ignore_text = open(ignore_path, "rb").read().decode("utf-8", "replace") if ignore_path else None
+    found = _ignore_file(context_dir, dockerfile_path) if context_dir else None
+    ignore_text = found[1].decode("utf-8", "replace") if found else None
     return dict(dockerfile=text, name=name, build_args=_build_args(args.build_arg), target=args.target,
                 labels=dict(_kv(item) for item in args.label), network=_network(args),
                 secrets=dict(_secret(item) for item in args.secret), ignore_text=ignore_text)
 
 
 def _network(args) -> str:
-    return "host" if args.network in ("default", "bridge") else args.network
+    return "default" if args.network == "bridge" else args.network
 
 
 def _build(system, args, fp: str | None = None) -> int:
@@ -124,7 +126,7 @@ def _build(system, args, fp: str | None = None) -> int:
     from lamina.reference import parse
 
     if args.network not in ("default", "host", "none", "bridge"):
-        raise UsageError(f"network mode {args.network!r} not supported (use host or none)")
+        raise UsageError(f"network {args.network} not found")  # docker build: exit 1
     tags = tuple(parse(t) for t in args.tag)
     build_args = _build_args(args.build_arg)
     labels = dict(_kv(item) for item in args.label)
@@ -155,7 +157,9 @@ def _build(system, args, fp: str | None = None) -> int:
 
         builder = Builder(system, request, log)
         result = builder.build()
-        if memo_key is not None and builder.memoizable:
+        # The memo is recorded only if the context did not change while it was read: a
+        # fingerprint from before the build must describe what the build copied.
+        if memo_key is not None and builder.memoizable and memo.fingerprint(context_dir) == fp:
             memo.record(system.db, memo_key, fp, final=str(result.image_id), images=builder.images,
                         lookups=builder.lookups, transcript=log.transcript, sending=log.sending,
                         names={t: (r.name, r.familiar) for t, r in zip(args.tag, tags)})
@@ -191,12 +195,36 @@ def _finish(tag, args, familiar: list[str], image_id: str, sending: str | None, 
     return 0
 
 
-def _ignore_path(context_dir: str, dockerfile_path: str | None) -> str | None:
-    """Which .dockerignore applies (dockerignore.find_ignore_file, without importing it)."""
-    if dockerfile_path and dockerfile_path != "-" and os.path.isfile(dockerfile_path + ".dockerignore"):
-        return dockerfile_path + ".dockerignore"
-    default = os.path.join(context_dir, ".dockerignore")
-    return default if os.path.isfile(default) else None
+_MAX_DOCKERFILE = 16 << 20
+
+
+def _ignore_file(context_dir: str, dockerfile_path: str | None) -> tuple[str, bytes] | None:
+    """(path, content) of the .dockerignore that applies: `<Dockerfile>.dockerignore`
+    wins over `<context>/.dockerignore` (dockerignore.find_ignore_file's rule).  Both are
+    read inside the context like the Dockerfile; one that is a link leading out of the
+    context is an error, not "no ignore file" (that would send what it excludes)."""
+    from lamina.build.context import read_in_context
+    from lamina.errors import BuildError
+
+    candidates = [os.path.join(context_dir, ".dockerignore")]
+    if dockerfile_path and dockerfile_path != "-":
+        candidates.insert(0, dockerfile_path + ".dockerignore")
+    for path in candidates:
+        if not os.path.lexists(path):
+            continue
+        data = read_in_context(context_dir, path, _MAX_DOCKERFILE)
+        if data is not None:
+            return path, data
+        if os.path.islink(path):
+            raise BuildError(f"{os.path.basename(path)}: a symlink that leads out of the build context is not read")
+    return None
+
+
+def _read_dockerfile(context_dir: str, path: str) -> bytes | None:
+    """The Dockerfile's bytes, resolved inside the context (see read_in_context)."""
+    from lamina.build.context import read_in_context
+
+    return read_in_context(context_dir, path, _MAX_DOCKERFILE)
 
 
 def _dockerfile_path(args) -> str:
@@ -221,10 +249,10 @@ def _context(system, args):
         work, text = context_from_stream(sys.stdin.buffer, system.tmp_dir)
         if text is None:
             name = args.file or "Dockerfile"
-            path = os.path.join(work, name)
-            if not os.path.isfile(path) or os.path.islink(path):
+            data = _read_dockerfile(work, os.path.join(work, name))
+            if data is None:
                 raise UsageError(f"Cannot locate specified Dockerfile: {name}")
-            text = _read_text(path)
+            text = _decode(data, name)
         else:
             name = "Dockerfile"
         return work, text, os.path.basename(name), work
@@ -235,16 +263,17 @@ def _context(system, args):
     path = _dockerfile_path(args)
     if path == "-":
         return os.path.abspath(args.path), sys.stdin.read(), "Dockerfile", None
-    if not os.path.isfile(path):
+    # docker's daemon resolves the Dockerfile inside the context: a link to a host
+    # file is not found (and never read, so no line of it can reach a message).
+    data = _read_dockerfile(os.path.abspath(args.path), path)
+    if data is None:
         raise UsageError(f"Cannot locate specified Dockerfile: {os.path.basename(path)}")
-    return os.path.abspath(args.path), _read_text(path), os.path.basename(path), None
+    return os.path.abspath(args.path), _decode(data, path), os.path.basename(path), None
 
 
-def _read_text(path: str) -> str:
+def _decode(data: bytes, path: str) -> str:
     from lamina.errors import BuildError
 
-    with open(path, "rb") as f:
-        data = f.read(16 << 20)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -252,13 +281,13 @@ def _read_text(path: str) -> str:
 
 
 def _ignore(context_dir: str, dockerfile_path: str | None):
-    from lamina.build.dockerignore import IgnoreMatcher, find_ignore_file, read_ignore_file
+    from lamina.build.dockerignore import IgnoreMatcher, read_ignore_file
 
-    path = find_ignore_file(context_dir, dockerfile_path if dockerfile_path != "-" else None)
-    if path is None:
+    found = _ignore_file(context_dir, dockerfile_path)
+    if found is None:
         return None
-    with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        patterns = read_ignore_file(f.read(), os.path.basename(path))
+    path, data = found
+    patterns = read_ignore_file(data.decode("utf-8", "surrogateescape"), os.path.basename(path))
     return IgnoreMatcher(patterns, os.path.basename(path)) if patterns else None
 
 
@@ -268,12 +297,16 @@ def _context_size(root: str, ignore) -> int:
     from lamina.build.context import BuildContext
 
     total = 1024
-    for rel, st in BuildContext(root, ignore).walk(""):
-        if not rel:
-            continue
-        total += 512
-        if st.st_mode & 0o170000 == 0o100000:
-            total += -(-st.st_size // 512) * 512
+    ctx = BuildContext(root, ignore)
+    try:
+        for rel, st in ctx.walk(""):
+            if not rel:
+                continue
+            total += 512
+            if st.st_mode & 0o170000 == 0o100000:
+                total += -(-st.st_size // 512) * 512
+    finally:
+        ctx.close()
     return total
 
 
