@@ -115,7 +115,7 @@ def rec(body: bytes) -> bytes:
         (rec(b"novalue"), "record without key"),
         (rec(b"=value"), "record without key"),
         (rec(b"path=a\0b"), "NUL in path"),
-        (rec(b"GNU.sparse.map=0,10,20,5"), "sparse files are not supported"),
+        (rec(b"GNU.sparse.map=0,10,20,5"), "GNU sparse headers without the file's size"),
         (rec(b"size=-1"), "invalid PAX size"),
         (rec(b"mtime=12x.5"), "invalid PAX mtime"),
     ],
@@ -160,12 +160,16 @@ def test_path_longer_than_4096_is_refused(tmp_path):
     expect_invalid(data.getvalue(), tmp_path, "GNU long name of 10001 bytes")
 
 
-def test_sparse_files_are_refused(tmp_path):
+def test_sparse_entries_are_read_and_their_maps_checked(tmp_path):
+    # Sparse files are supported (issue 8, Low 15; tests/test_attack_cli.py has the
+    # attacks): an old-GNU entry with an empty map is an empty file; a 1.0 entry
+    # whose map is missing from its data is refused.
     ti = tarfile.TarInfo("sparse")
     ti.type = tarfile.GNUTYPE_SPARSE
-    expect_invalid(raw_header(ti) + bytes(1024), tmp_path, "sparse files are not supported")
+    apply_bytes(raw_header(ti) + bytes(1024), tmp_path)
+    assert (tmp_path / "sparse").read_bytes() == b""
     pax = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "s", "GNU.sparse.realsize": "9"}
-    expect_invalid(tar_bytes(File("x", pax=pax)), tmp_path, "sparse files are not supported")
+    expect_invalid(tar_bytes(File("x", pax=pax)), tmp_path, "sparse map is larger than its data")
 
 
 def test_unknown_entry_type_is_refused(tmp_path):

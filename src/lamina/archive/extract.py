@@ -178,15 +178,15 @@ class _Applier:
         real = join(preal, base)
         fd = self._create(lambda: os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd), pfd, base, real)
         try:
-            remaining = ti.size
-            while remaining:
-                chunk = data.read(min(_CHUNK, remaining))
-                if not chunk:
-                    raise InvalidArchive(f"tar stream is truncated inside the data of {ti.name!r}")
-                remaining -= len(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
+            if ti.sparse is None:
+                _copy(data, fd, ti.size, ti.name)
+            else:
+                # GNU sparse (map checked by tarformat): data regions at their offsets, holes
+                # left as holes, then the real size.
+                for offset, length in ti.sparse:
+                    os.lseek(fd, offset, os.SEEK_SET)
+                    _copy(data, fd, length, ti.name)
+                os.ftruncate(fd, ti.size)
             self._owner_mode_xattrs(ti, fd)
             os.utime(fd, ns=_times(ti))
         finally:
@@ -334,6 +334,18 @@ class _Applier:
 
     def close(self) -> None:
         self.tree.close()
+
+
+def _copy(data, fd: int, size: int, name: str) -> None:
+    remaining = size
+    while remaining:
+        chunk = data.read(min(_CHUNK, remaining))
+        if not chunk:
+            raise InvalidArchive(f"tar stream is truncated inside the data of {name!r}")
+        remaining -= len(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _check_end(stream) -> None:

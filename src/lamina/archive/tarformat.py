@@ -8,8 +8,8 @@ field, numeric ids, `PaxHeaders.0/<name>` extended headers with sorted records.
 Reading: `StrictTarInfo` plugs into `tarfile` (stream mode) and replaces the
 parts of its header parsing that are unsafe or too lenient for hostile layers:
 the PAX parser (CPython's is regex-based, unbounded and, before 3.11.10, open to
-ReDoS, CVE-2024-6232), GNU long names/sparse maps (unbounded, CVE-2025-58183) and
-the silent "treat garbage as end of archive" rule.
+ReDoS, CVE-2024-6232), GNU long names and sparse maps (unbounded, CVE-2025-58183;
+maps are read by `sparse.py`) and the silent "treat garbage as end of archive" rule.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import tarfile
 from typing import Mapping
 
+from lamina.archive import sparse
 from lamina.errors import InvalidArchive
 
 BLOCK = 512
@@ -155,6 +156,7 @@ def _fill(block, bname, typeflag, mode, uid, gid, size, mtime, blink, devmajor, 
 def parse_pax(data: bytes, where: int) -> dict[str, str]:
     """Strict, linear PAX record parser: `<len> <key>=<value>\\n` ..."""
     records: dict[str, str] = {}
+    sparse_map: list[str] = []  # GNU sparse 0.0 repeats offset/numbytes records, in order
     pos, end = 0, len(data)
     while pos < end:
         if data[pos] == 0 and data.count(0, pos) == end - pos:
@@ -173,10 +175,19 @@ def parse_pax(data: bytes, where: int) -> dict[str, str]:
             skey = key.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidArchive(f"invalid PAX header at offset {where}: key is not UTF-8") from None
-        if skey in ("path", "linkpath") and b"\0" in value:
+        if skey in ("path", "linkpath", "GNU.sparse.name") and b"\0" in value:
             raise InvalidArchive(f"invalid PAX header at offset {where}: NUL in {skey}")
-        records[skey] = value.decode("utf-8", "surrogateescape")  # binary xattrs survive the round trip
+        text = value.decode("utf-8", "surrogateescape")  # binary xattrs survive the round trip
+        if skey in ("GNU.sparse.offset", "GNU.sparse.numbytes"):
+            # As Go's parsePAX: strictly alternating, joined into GNU.sparse.map.
+            if skey != ("GNU.sparse.offset", "GNU.sparse.numbytes")[len(sparse_map) % 2] or "," in text:
+                raise InvalidArchive(f"invalid PAX header at offset {where}: GNU sparse records out of order")
+            sparse_map.append(text)
+        else:
+            records[skey] = text
         pos = stop
+    if sparse_map:
+        records["GNU.sparse.map"] = ",".join(sparse_map)
     return records
 
 
@@ -218,13 +229,49 @@ class StrictTarInfo(tarfile.TarInfo):
             what = "not a tar archive" if offset == 0 else "corrupt tar stream"
             raise InvalidArchive(f"{what}: {e} in the header at offset {offset}") from None
         obj.offset = offset
-        if obj.type == tarfile.GNUTYPE_SPARSE:
-            raise InvalidArchive(f"tar entry {obj.name!r}: sparse files are not supported")
         if min(obj.size, obj.uid, obj.gid, obj.mode) < 0:
             raise InvalidArchive(f"tar entry {obj.name!r}: negative size, mode or owner in header at offset {offset}")
         if obj.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and obj.size > MAX_PATH + 1:
             raise InvalidArchive(f"GNU long name of {obj.size} bytes at offset {offset} exceeds {MAX_PATH}")
+        if obj.type == tarfile.GNUTYPE_SPARSE:
+            return obj._old_gnu_sparse(buf, tarfile_)
         return obj._proc_member(tarfile_)
+
+    def _old_gnu_sparse(self, header: bytes, tarfile_: tarfile.TarFile) -> "StrictTarInfo":
+        """An old-GNU `S` entry (CPython's reader drops a region at offset 0 and has no bounds)."""
+        entries, realsize = sparse.old_gnu(header, tarfile_.fileobj, self.name)
+        self._set_sparse(tarfile_, entries, realsize, data_start=tarfile_.fileobj.tell(), stored=self.size)
+        return self
+
+    def _pax_sparse(self, records: dict[str, str], kind: str, tarfile_: tarfile.TarFile) -> None:
+        """Turn the member a sparse PAX header describes into its real file."""
+        if not self.isreg() or self.sparse is not None:
+            raise InvalidArchive(f"tar entry {self.name!r}: GNU sparse headers on a "
+                                 f"{'sparse' if self.sparse is not None else 'non-regular'} entry")
+        realsize = sparse.pax_realsize(records, self.name)
+        data_start, stored = self.offset_data, self.size
+        end = data_start + self._block(stored)  # the next header, whatever the map says
+        if kind == "1.0":
+            if tarfile_.fileobj.tell() != data_start:
+                raise InvalidArchive(f"tar entry {self.name!r}: sparse map not at the start of its data")
+            entries, used = sparse.read_map_1x0(tarfile_.fileobj, stored, self.name)
+            data_start, stored = data_start + used, stored - used
+        else:
+            entries = sparse.pax_map(records, self.name)
+        if records.get("GNU.sparse.name"):
+            self.name = records["GNU.sparse.name"]
+        self._set_sparse(tarfile_, entries, realsize, data_start=data_start, stored=stored)
+        tarfile_.offset = end
+
+    def _set_sparse(self, tarfile_: tarfile.TarFile, entries: sparse.Map, realsize: int, *,
+                    data_start: int, stored: int) -> None:
+        """As CPython keeps sparse members: `sparse` regions, `size` the real size, data
+        at `offset_data`; the regions must hold exactly the `stored` bytes."""
+        sparse.validate(entries, realsize, stored, self.name)
+        self.sparse = entries
+        self.offset_data = data_start
+        tarfile_.offset = data_start + self._block(stored)
+        self.size = realsize
 
     def _proc_pax(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         if self.size > MAX_PAX_SIZE:
@@ -233,20 +280,23 @@ class StrictTarInfo(tarfile.TarInfo):
         if len(raw) < self.size:
             raise InvalidArchive(f"tar stream is truncated inside the PAX header at offset {self.offset}")
         records = parse_pax(raw[: self.size], self.offset)
-        if any(k.startswith("GNU.sparse.") for k in records):
-            raise InvalidArchive(f"PAX header at offset {self.offset}: sparse files are not supported")
         nxt = _next_header(self, tarfile_, lambda: self.fromtarfile(tarfile_))
         if self.type == tarfile.XGLTYPE:
             return nxt  # global headers: validated above, then ignored (moby does the same)
         nxt.offset = self.offset
         if getattr(nxt, "_pax_applied", False):
             return nxt  # several PAX headers in a row: the nearest one wins, as in Go
+        if nxt.sparse is not None and "size" in records:  # would replace the checked real size
+            raise InvalidArchive(f"tar entry {nxt.name!r}: PAX size on an old-GNU sparse entry")
         nxt._apply_records(records)
         if "size" in records:  # the real size moves the start of the next header
             end = nxt.offset_data
             if nxt.isreg() or nxt.type not in tarfile.SUPPORTED_TYPES:
                 end += nxt._block(nxt.size)
             tarfile_.offset = end
+        kind = sparse.pax_format(records, nxt.name)
+        if kind is not None:
+            nxt._pax_sparse(records, kind, tarfile_)
         return nxt
 
     def _proc_gnulong(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:

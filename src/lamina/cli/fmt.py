@@ -1,5 +1,11 @@
 """Output formatting as the docker CLI does it: tabwriter tables, human sizes and
-durations (go-units), Go-style JSON and a small subset of Go templates."""
+durations (go-units), Go-style JSON and a small subset of Go templates.
+
+Everything printed here may carry image-supplied text (commands, comments, labels),
+so this is the one place where it is made safe for a terminal: table cells and
+template fields have their control characters escaped (`\\x1b`, as `docker ps`
+shows COMMAND), and JSON escapes DEL and C1 controls too.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ import sys
 import time
 from datetime import datetime, timezone
 from typing import Iterable, Mapping, Sequence
+
+from lamina.quoting import escape_controls
 
 
 def human_size(size: float) -> str:
@@ -66,7 +74,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], out=None) -> No
     """text/tabwriter(minwidth=10, tabwidth=1, padding=3, ' '): columns padded to
     the widest cell + 3, at least 10; the last column is not padded."""
     out = out or sys.stdout
-    rows = [list(map(str, r)) for r in rows]
+    rows = [[escape_controls(str(cell)) for cell in r] for r in rows]
     all_rows = [list(headers)] + rows
     widths = [0] * len(headers)
     for r in all_rows:
@@ -77,10 +85,28 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], out=None) -> No
         out.write(line.rstrip() + "\n" if not r[-1] else line + "\n")
 
 
+# In JSON text these characters only occur inside strings, where each is one escape
+# pair (`\\x`) or a raw character: matched pairwise so `\\\\b` stays a backslash + b.
+_JSON_FIXUPS = re.compile("\\\\.|[<>&\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _json_fixup(m: re.Match) -> str:
+    text = m.group()
+    if text in ("\\b", "\\f"):
+        return "\\u0008" if text == "\\b" else "\\u000c"  # Go (before 1.22) has no short forms for these
+    if len(text) == 2:
+        return text
+    if "\ud800" <= text <= "\udfff":
+        return "\\ufffd"  # a lone surrogate: Go writes U+FFFD for invalid text
+    return f"\\u{ord(text):04x}"
+
+
 def go_json(obj, indent: int | None = None) -> str:
-    """JSON the way Go's encoding/json writes it (HTML characters escaped)."""
+    """JSON the way Go's encoding/json writes it: HTML characters, U+2028/U+2029 and
+    controls escaped.  Unlike Go, DEL and C1 controls are escaped too (the same JSON
+    value; a raw C1 CSI from an image could still drive a terminal)."""
     text = json.dumps(obj, indent=indent, ensure_ascii=False, separators=(",", ":") if indent is None else None)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return _JSON_FIXUPS.sub(_json_fixup, text)
 
 
 _FIELD = re.compile(r"\{\{\s*(json\s+)?\.([A-Za-z0-9_.]*)\s*\}\}")
@@ -100,7 +126,7 @@ def render_template(template: str, item: Mapping) -> str:
             return go_json(value)
         if isinstance(value, (dict, list)):
             return go_json(value)
-        return str(value)
+        return escape_controls(str(value))
 
     return _FIELD.sub(repl, template)
 

@@ -17,7 +17,7 @@ VERSION = "0.1.0"
 COMMANDS = {
     "images": ("import", "images", "tag", "rmi", "history"),
     "containers": ("run", "create", "start", "ps", "rm", "diff", "commit", "export", "inspect"),
-    "system": ("system", "version"),
+    "system": ("system", "version", "info"),
     "registry": ("pull", "push", "login", "logout"),
     "archive": ("save", "load"),
     "build": ("build",),

@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Callable, NoReturn, Sequence
 
 from lamina.errors import ContainerCommandNotExecutable, ContainerCommandNotFound, RuntimeFailure
 
@@ -34,10 +34,52 @@ def resolve_in_root(rootfs: str, path: str) -> str:
     `..` never climbs above the root, absolute link targets restart at the root,
     and components that do not exist are kept literally (like securejoin), so the
     result is always `rootfs` or below it.  Raises OSError(ELOOP) after
-    MAX_SYMLINKS links.  The final component is resolved too: lstat() of the
-    result is not a symlink unless the path does not exist.
+    MAX_SYMLINKS links, RuntimeFailure for a path with a NUL byte (image configs
+    can carry one).  The final component is resolved too: lstat() of the result
+    is not a symlink unless the path does not exist.
     """
     root = rootfs.rstrip("/") or "/"
+    return _join(root, _walk(path, lambda parts: _join(root, parts, None)), None)
+
+
+class _MountView:
+    """The container's files as runc leaves them: bind mounts over the rootfs.
+
+    `binds` are (container destination, host source) in runc's mount order.
+    `resolve` is resolve_in_root's walk on the container's own path: a component
+    under a mount is looked up in the mount's source, and every symlink, wherever
+    it lives, is still resolved in the container (`..` at a mount's top goes to
+    the container's parent, an absolute target restarts at the container's /).
+    """
+
+    def __init__(self, rootfs: str, binds: Sequence[tuple[str, str]]) -> None:
+        self.root = rootfs.rstrip("/") or "/"
+        self.mounts: list[tuple[list[str], str]] = []
+        for destination, source in binds:
+            # Where runc puts it: the destination resolved in the view so far (securejoin).
+            # The source is the user's own host path, so the host may resolve it.
+            try:
+                where = _walk(destination, self.host)
+            except OSError as e:  # a link loop in the image: runc cannot mount there either
+                raise RuntimeFailure(f"invalid mount destination {destination}: {e.strerror.lower()}") from None
+            self.mounts.append((where, os.path.realpath(source)))
+
+    def resolve(self, path: str) -> str:
+        """Host path of the in-container `path` (OSError(ELOOP) after MAX_SYMLINKS links)."""
+        return self.host(_walk(path, self.host))
+
+    def host(self, parts: list[str]) -> str:
+        # The last mount over a path is the visible one (it hides earlier mounts below it).
+        for prefix, source in reversed(self.mounts):
+            if parts[: len(prefix)] == prefix:
+                return _join(source, parts[len(prefix) :], None)
+        return _join(self.root, parts, None)
+
+
+def _walk(path: str, host_of: Callable[[list[str]], str]) -> list[str]:
+    """The resolved components of `path`; `host_of` maps components to the host path to lstat."""
+    if "\0" in path:  # would be a ValueError from the first syscall
+        raise RuntimeFailure(f"invalid path {_quote(path)}: it contains a NUL byte")
     resolved: list[str] = []
     pending = _components(path)
     pending.reverse()  # a stack: pop() takes the next component
@@ -50,7 +92,7 @@ def resolve_in_root(rootfs: str, path: str) -> str:
             if resolved:
                 resolved.pop()
             continue
-        candidate = _join(root, resolved, part)
+        candidate = host_of([*resolved, part])
         try:
             st = os.lstat(candidate)
         except OSError:
@@ -69,7 +111,7 @@ def resolve_in_root(rootfs: str, path: str) -> str:
         parts = _components(target)
         parts.reverse()
         pending.extend(parts)
-    return _join(root, resolved, None)
+    return resolved
 
 
 def _components(path: str) -> list[str]:
@@ -239,38 +281,50 @@ def _parse(data: bytes, *, group: bool) -> list[_Entry]:
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def find_executable(rootfs: str, argv0: str, path_env: str | None, cwd: str) -> str:
+def find_executable(rootfs: str, argv0: str, path_env: str | None, cwd: str,
+                    *, mounts: Sequence[tuple[str, str]] = ()) -> str:
     """The in-container path runc would exec for `argv0`, or the error it would report.
 
     Mirrors Go 1.19's exec.LookPath as run by runc inside the container: a name
     with a slash is stat'ed relative to `cwd`; otherwise $PATH is searched (empty
     element = "."), a candidate counts when it is a non-directory with any x bit,
-    and a hit through a relative PATH element is refused (exec.ErrDot).  Raising
-    here lets the CLI fail fast, with docker's text and exit code, before runc runs.
+    and a hit through a relative PATH element is refused (exec.ErrDot).  runc looks
+    after the mounts are made, so `mounts` (the bind mounts: (destination, host
+    source) in mount order) are part of what is searched.  Raising here lets the CLI fail fast,
+    with docker's text and exit code, before runc runs.
     """
+    view = _MountView(rootfs, mounts)  # the mounts are placed once, for every candidate
     if "/" in argv0:
         where = argv0 if argv0.startswith("/") else f"{cwd.rstrip('/')}/{argv0}"
-        err = _check_executable(rootfs, where)
+        err = _check_executable(view, where)
         if err is None:
             return argv0
         if err == errno.EACCES:
-            raise ContainerCommandNotExecutable(f'exec: "{argv0}": permission denied')
+            raise ContainerCommandNotExecutable(f"exec: {_quote(argv0)}: permission denied")
         _raise_for_stat(argv0, err)
     # Go's filepath.SplitList("") is empty: no PATH means nothing is found.
     for d in path_env.split(":") if path_env else ():
         candidate = _clean(f"{d or '.'}/{argv0}")
         where = candidate if candidate.startswith("/") else f"{cwd.rstrip('/')}/{candidate}"
-        if _check_executable(rootfs, where) is None:
+        if _check_executable(view, where) is None:
             if not candidate.startswith("/"):
-                raise RuntimeFailure(f'exec: "{argv0}": cannot run executable found relative to current directory')
+                raise RuntimeFailure(f"exec: {_quote(argv0)}: cannot run executable found relative to current directory")
             return candidate
-    raise ContainerCommandNotFound(f'exec: "{argv0}": executable file not found in $PATH')
+    raise ContainerCommandNotFound(f"exec: {_quote(argv0)}: executable file not found in $PATH")
 
 
-def _check_executable(rootfs: str, path: str) -> int | None:
+def _quote(text: str) -> str:
+    """Go's %q, as docker's texts have it: an image's control bytes stay escaped.
+    Imported here, on the error path only: the start path stays lean."""
+    from lamina.quoting import go_quote
+
+    return go_quote(text)
+
+
+def _check_executable(view: _MountView, path: str) -> int | None:
     """None when `path` (in-container) is a runnable file, else the errno Go would report."""
     try:
-        host = resolve_in_root(rootfs, path)
+        host = view.resolve(path)
         st = os.stat(host, follow_symlinks=False)
     except OSError as e:
         return e.errno or errno.ENOENT
@@ -282,7 +336,9 @@ def _check_executable(rootfs: str, path: str) -> int | None:
 
 
 def _raise_for_stat(argv0: str, err: int) -> NoReturn:
-    msg = f'exec: "{argv0}": stat {argv0}: {os.strerror(err).lower()}'
+    from lamina.quoting import escape_controls
+
+    msg = f"exec: {_quote(argv0)}: stat {escape_controls(argv0)}: {os.strerror(err).lower()}"
     # Docker's translateContainerdStartErr: "no such file" -> 127, EACCES -> 126, else 125.
     if err == errno.ENOENT:
         raise ContainerCommandNotFound(msg)

@@ -79,10 +79,13 @@ def _run_flags(p) -> None:
     p.add_argument("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image")
     p.add_argument("-v", "--volume", action="append", default=[], help="Bind mount a volume")
     p.add_argument("-h", "--hostname", default=None, help="Container host name")
-    p.add_argument("--network", "--net", default="host", help="Connect a container to a network (host|none)")
+    p.add_argument("--network", "--net", default="default",
+                   help="Connect a container to a network (bridge (default)|host|none)")
     p.add_argument("-l", "--label", action="append", default=[], help="Set meta data on a container")
     p.add_argument("--pull", choices=("missing", "never", "always"), default="missing")
     p.add_argument("--platform", default=None)
+    p.add_argument("--security-opt", action="append", default=[],
+                   help="Security Options (seccomp=unconfined or seccomp=PROFILE.json)")
     p.add_argument("-d", "--detach", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -92,6 +95,7 @@ def _run_flags(p) -> None:
 def _options(args):
     from lamina.errors import UsageError
     from lamina.lifecycle import RunOptions, parse_volume
+    from lamina.runtime.seccomp import security_options
 
     if args.detach:
         raise UsageError("detached mode (-d) is not supported yet: lamina has no daemon to keep the container")
@@ -115,6 +119,7 @@ def _options(args):
         user=args.user, hostname=args.hostname, network=args.network,
         binds=tuple(parse_volume(v) for v in args.volume), tty=args.tty, interactive=args.interactive,
         name=args.name, auto_remove=args.rm, labels=labels,
+        security_opt=tuple(security_options(args.security_opt)),
     )
 
 
@@ -175,6 +180,9 @@ def cmd_run(system, args) -> int:
 
     opts = _options(args)
     record = _image_for_run(system, args)
+    warning = system.runtime.security_warning()  # cached per runtime binary: no process here
+    if warning:
+        sys.stderr.write(f"WARNING: {warning}\n")
     rec = lifecycle.create(system, record.id, args.image, opts)
     clean = False
     try:
@@ -222,12 +230,14 @@ def _status(rec) -> str:
 
 
 def _command(cfg: dict) -> str:
+    """The daemon's Container.Command: the path, then the args (those with a space in quotes)."""
     parts = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
-    return " ".join(f"'{p}'" if " " in p else p for p in parts)
+    return " ".join(parts[:1] + [f"'{p}'" if " " in p else p for p in parts[1:]])
 
 
 def cmd_ps(system, args) -> int:
     from lamina.cli import fmt
+    from lamina.quoting import go_quote
 
     recs = [r for r in system.containers.list() if args.all or args.latest or r.running]
     if args.latest:
@@ -241,7 +251,8 @@ def cmd_ps(system, args) -> int:
         command = _command(r.config)
         if not args.no_trunc:
             command = fmt.ellipsis(command, 20)
-        item = {"ID": r.id if args.no_trunc else r.short_id, "Image": r.image_ref, "Command": f'"{command}"',
+        # docker quotes COMMAND with Go's %q, escaping what an image put there
+        item = {"ID": r.id if args.no_trunc else r.short_id, "Image": r.image_ref, "Command": go_quote(command),
                 "CreatedAt": fmt.go_time(r.created), "RunningFor": fmt.since(r.created), "Status": _status(r),
                 "Ports": "", "Names": r.name, "State": r.state, "Labels": "", "Mounts": "", "Networks": ""}
         rows.append(item)
@@ -272,13 +283,14 @@ def cmd_rm(system, args) -> int:
 
 def cmd_diff(system, args) -> int:
     from lamina.digest import Digest
+    from lamina.quoting import escape_controls  # file names are the container's: keep them off the terminal
 
     rec = system.containers.resolve(args.container)
     layers = system.unpack(Digest(rec.image_id))
     snap = system.snapshotter_for(rec)
     out = sys.stdout
     for change in snap.changes(system.containers.path(rec.id), layers):
-        out.write(f"{change.kind} {change.path}\n")
+        out.write(f"{change.kind} {escape_controls(change.path)}\n")
     return 0
 
 
@@ -299,19 +311,26 @@ def cmd_export(system, args) -> int:
     from lamina.digest import Digest
     from lamina.errors import UsageError
 
+    from lamina.cli.outfile import OutputPathError, check_output_path, output_file
+
     rec = system.containers.resolve(args.container)
     if args.output is None and sys.stdout.isatty():
         raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    failed = "failed to export container"
+    if args.output:
+        try:
+            check_output_path(args.output, failed)
+        except OutputPathError as e:
+            sys.stderr.write(f"{e}\n")  # docker's exact line, without `Error:`
+            return 1
     snap = system.snapshotter_for(rec)
     ctr_dir = system.containers.path(rec.id)
     layers = system.unpack(Digest(rec.image_id))
     rootfs = snap.mount(ctr_dir, layers)
     try:
         if args.output:
-            tmp = args.output + ".lamina-tmp"
-            with open(tmp, "wb") as f:
+            with output_file(args.output, failed) as f:
                 write_tree(rootfs, f)
-            os.replace(tmp, args.output)
         else:
             write_tree(rootfs, sys.stdout.buffer)
             sys.stdout.flush()

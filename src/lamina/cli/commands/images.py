@@ -174,7 +174,7 @@ def cmd_history(system, args) -> int:
             layer_index -= 1
             size = sizes[layer_index] if 0 <= layer_index < len(sizes) else 0
         created = oci.parse_time(h.get("created", ""))
-        by = h.get("created_by", "")
+        by = h.get("created_by", "").replace("\t", " ")  # as docker's CreatedBy()
         rows.append((ident, created, by, size, h.get("comment", "")))
     if args.quiet:
         for ident, *_ in rows:
@@ -190,7 +190,7 @@ def cmd_history(system, args) -> int:
     table = []
     for ident, created, by, size, comment in rows:
         shown = ident if args.no_trunc or ident == "<missing>" else ident[7:19]
-        by = by if args.no_trunc else fmt.ellipsis(by.replace("\t", " ").replace("\n", " "), 45)
+        by = by if args.no_trunc else fmt.ellipsis(by.replace("\n", " "), 45)
         table.append([shown, fmt.since(created), by, fmt.human_size(size), comment])
     fmt.table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], table)
     return 0
