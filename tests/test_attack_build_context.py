@@ -237,7 +237,7 @@ def test_dockerignore_link_out_of_the_context_is_not_read(root, tmp_path, host_d
 
 _SWAP = """
 import os, sys
-from lamina.build import executor, fileops
+from lamina.builder import executor, fileops
 
 path, how, at = sys.argv[1], sys.argv[2], sys.argv[3]
 

@@ -289,7 +289,7 @@ def test_dockerfile_from_stdin_with_dir_context(root, tmp_path):
 
 
 def test_context_size_line():
-    from lamina.build.log import human_size
+    from lamina.builder.log import human_size
 
     assert [human_size(n) for n in (0, 512, 3072, 294_500_000, 1_234_567_890)] == \
         ["0B", "512B", "3.072kB", "294.5MB", "1.235GB"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.build.dockerignore import IgnoreMatcher, find_ignore_file, go_clean, read_ignore_file
+from lamina.builder.dockerignore import IgnoreMatcher, find_ignore_file, go_clean, read_ignore_file
 from lamina.errors import BuildError
 
 

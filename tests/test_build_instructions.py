@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.build.instructions import (
+from lamina.builder.instructions import (
     EXPANDED_FLAGS, EXPANDS, Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, InstructionError,
     Label, Maintainer, Mount, Onbuild, Run, Shell, StopSignal, User, Volume, Workdir, parse_duration,
     parse_instruction, parse_mount, parse_stages,
 )  # fmt: skip
-from lamina.build.parser import Heredoc, parse
-from lamina.build.shell import ShellLex
+from lamina.builder.parser import Heredoc, parse
+from lamina.builder.shell import ShellLex
 from lamina.errors import BuildError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.build.parser import CheckOptions, Heredoc, detect_syntax, parse, parse_check, parse_heredoc
+from lamina.builder.parser import CheckOptions, Heredoc, detect_syntax, parse, parse_check, parse_heredoc
 from lamina.errors import BuildError
 
 

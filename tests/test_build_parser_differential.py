@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.build.parser import INSTRUCTIONS, Node, parse
+from lamina.builder.parser import INSTRUCTIONS, Node, parse
 from lamina.errors import BuildError
 
 dockerfile = pytest.importorskip("dockerfile")

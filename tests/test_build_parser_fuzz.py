@@ -11,10 +11,10 @@ import random
 import time
 from pathlib import Path
 
-from lamina.build.dockerignore import IgnoreMatcher, read_ignore_file
-from lamina.build.instructions import parse_mount, parse_stages
-from lamina.build.parser import parse
-from lamina.build.shell import ShellLex
+from lamina.builder.dockerignore import IgnoreMatcher, read_ignore_file
+from lamina.builder.instructions import parse_mount, parse_stages
+from lamina.builder.parser import parse
+from lamina.builder.shell import ShellLex
 from lamina.errors import BuildError
 
 DATA = Path(__file__).parent / "data"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.build.shell import ShellError, ShellLex
+from lamina.builder.shell import ShellError, ShellLex
 from lamina.errors import BuildError
 
 DATA = Path(__file__).parent / "data" / "shell"

@@ -63,7 +63,7 @@ def apply_changes(config: dict, changes: Sequence[str]) -> None:
     """Apply `-c/--change` Dockerfile instructions to an image config in place."""
     if not changes:
         return
-    from lamina.build.configchanges import apply_change_lines
+    from lamina.builder.configchanges import apply_change_lines
 
     apply_change_lines(config, changes)
 

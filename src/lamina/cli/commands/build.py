@@ -76,7 +76,7 @@ def _replay(args) -> tuple[int | None, str | None]:
     db_path = os.path.join(root, "lamina.db")
     if not os.path.isfile(db_path) or not os.path.isdir(args.path):
         return None, None
-    from lamina.build import memo
+    from lamina.builder import memo
     from lamina.store.db import connect
 
     path = _dockerfile_path(args)
@@ -138,12 +138,12 @@ def _build(system, args, fp: str | None = None) -> int:
         dockerfile_path = None if args.path == "-" else _dockerfile_path(args)
         memo_key = None
         if not args.no_cache and not args.pull and args.path != "-" and args.file != "-":
-            from lamina.build import memo
+            from lamina.builder import memo
 
             memo_key = memo.request_key(**_request(args, text, name, dockerfile_path))
             fp = fp or memo.fingerprint(context_dir)
-        from lamina.build.log import BuildLog
-        from lamina.build.state import BuildRequest
+        from lamina.builder.log import BuildLog
+        from lamina.builder.state import BuildRequest
 
         ignore = _ignore(context_dir, dockerfile_path)
         log = BuildLog(sys.stdout, quiet=args.quiet)
@@ -153,7 +153,7 @@ def _build(system, args, fp: str | None = None) -> int:
             context_dir=context_dir, dockerfile=text, dockerfile_name=name, tags=tags, build_args=build_args,
             target=args.target, no_cache=args.no_cache, quiet=args.quiet, labels=labels,
             network=network, pull=args.pull, secrets=secrets, ignore=ignore)
-        from lamina.build.executor import Builder
+        from lamina.builder.executor import Builder
 
         builder = Builder(system, request, log)
         result = builder.build()
@@ -203,7 +203,7 @@ def _ignore_file(context_dir: str, dockerfile_path: str | None) -> tuple[str, by
     wins over `<context>/.dockerignore` (dockerignore.find_ignore_file's rule).  Both are
     read inside the context like the Dockerfile; one that is a link leading out of the
     context is an error, not "no ignore file" (that would send what it excludes)."""
-    from lamina.build.context import read_in_context
+    from lamina.builder.context import read_in_context
     from lamina.errors import BuildError
 
     candidates = [os.path.join(context_dir, ".dockerignore")]
@@ -222,7 +222,7 @@ def _ignore_file(context_dir: str, dockerfile_path: str | None) -> tuple[str, by
 
 def _read_dockerfile(context_dir: str, path: str) -> bytes | None:
     """The Dockerfile's bytes, resolved inside the context (see read_in_context)."""
-    from lamina.build.context import read_in_context
+    from lamina.builder.context import read_in_context
 
     return read_in_context(context_dir, path, _MAX_DOCKERFILE)
 
@@ -244,7 +244,7 @@ def _context(system, args):
     from lamina.errors import UsageError
 
     if args.path == "-":
-        from lamina.build.context import context_from_stream
+        from lamina.builder.context import context_from_stream
 
         work, text = context_from_stream(sys.stdin.buffer, system.tmp_dir)
         if text is None:
@@ -281,7 +281,7 @@ def _decode(data: bytes, path: str) -> str:
 
 
 def _ignore(context_dir: str, dockerfile_path: str | None):
-    from lamina.build.dockerignore import IgnoreMatcher, read_ignore_file
+    from lamina.builder.dockerignore import IgnoreMatcher, read_ignore_file
 
     found = _ignore_file(context_dir, dockerfile_path)
     if found is None:
@@ -294,7 +294,7 @@ def _ignore(context_dir: str, dockerfile_path: str | None):
 def _context_size(root: str, ignore) -> int:
     """Size of the tar docker would have sent: a 512-byte header per entry, file data
     padded to 512, two zero blocks at the end."""
-    from lamina.build.context import BuildContext
+    from lamina.builder.context import BuildContext
 
     total = 1024
     ctx = BuildContext(root, ignore)

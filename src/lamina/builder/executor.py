@@ -17,12 +17,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from lamina.build import instructions as I
-from lamina.build.cache import BuildCache, step_key
-from lamina.build.log import BuildLog
-from lamina.build.shell import ShellError, ShellLex
-from lamina.build.stages import PROXY_ARGS, Plan, plan, platform_args
-from lamina.build.state import BuildRequest, StageState
+from lamina.builder import instructions as I
+from lamina.builder.cache import BuildCache, step_key
+from lamina.builder.log import BuildLog
+from lamina.builder.shell import ShellError, ShellLex
+from lamina.builder.stages import PROXY_ARGS, Plan, plan, platform_args
+from lamina.builder.state import BuildRequest, StageState
 from lamina.digest import Digest
 from lamina.errors import BuildError, LaminaError
 
@@ -68,8 +68,8 @@ class Builder:
             return self._build()
 
     def _build(self) -> BuildResult:
-        from lamina.build.instructions import parse_stages
-        from lamina.build.parser import parse
+        from lamina.builder.instructions import parse_stages
+        from lamina.builder.parser import parse
 
         result = parse(self.req.dockerfile, self.filename)
         self.lex = ShellLex(result.escape)
@@ -93,7 +93,7 @@ class Builder:
     def _preflight(self, p: Plan) -> None:
         """Everything that can be checked before a step runs: images named by FROM and
         --from exist (or can be pulled), --from names a stage or an image."""
-        from lamina.build.stages import resolve_ref
+        from lamina.builder.stages import resolve_ref
 
         for i in p.order:
             st = p.stages[i]
@@ -109,13 +109,13 @@ class Builder:
     def _check_sources(self, cmd) -> None:
         """Context sources that can be judged before expansion: a path out of the
         context, a missing file, globs that match nothing."""
-        from lamina.build.copystep import check_sources
+        from lamina.builder.copystep import check_sources
 
         check_sources(self, cmd)
 
     # ------------------------------------------------------------------ stages
     def _build_stage(self, p: Plan, i: int) -> Digest | None:
-        from lamina.build import steps
+        from lamina.builder import steps
 
         st_def = p.stages[i]
         base = p.bases[i]
@@ -148,8 +148,8 @@ class Builder:
         return state.image_id
 
     def _trigger(self, text: str, line: int) -> I.Instruction:
-        from lamina.build.instructions import parse_instruction
-        from lamina.build.parser import parse
+        from lamina.builder.instructions import parse_instruction
+        from lamina.builder.parser import parse
 
         result = parse(text + "\n", self.filename)
         if len(result.nodes) != 1:
@@ -218,7 +218,7 @@ class Builder:
     @property
     def context(self):
         if self._context is None:
-            from lamina.build.context import BuildContext
+            from lamina.builder.context import BuildContext
 
             self._context = BuildContext(self.req.context_dir, self.req.ignore)
         return self._context

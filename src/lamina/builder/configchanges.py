@@ -259,9 +259,9 @@ _CHANGE_COMMANDS = ("cmd", "entrypoint", "env", "expose", "healthcheck", "label"
 def apply_change_lines(config: dict, changes: Sequence[str]) -> None:
     """`docker commit/import --change 'ENV A=1'`: each line one instruction, expanded
     with the image's own Env, applied to config["config"]."""
-    from lamina.build.instructions import parse_instruction
-    from lamina.build.parser import parse
-    from lamina.build.shell import ShellLex
+    from lamina.builder.instructions import parse_instruction
+    from lamina.builder.parser import parse
+    from lamina.builder.shell import ShellLex
 
     cfg = config.setdefault("config", {})
     lex = ShellLex("\\")
@@ -279,7 +279,7 @@ def apply_change_lines(config: dict, changes: Sequence[str]) -> None:
 def apply_metadata(cfg: dict, ins, expand, *, cmd_set: bool, words=None) -> str:
     """Apply one metadata instruction (already parsed) with `expand(word) -> str`;
     returns the classic history text (without the `#(nop)` prefix)."""
-    from lamina.build import instructions as I
+    from lamina.builder import instructions as I
 
     if isinstance(ins, I.Env):
         return set_env(cfg, [(expand(k), expand(v)) for k, v in ins.pairs])

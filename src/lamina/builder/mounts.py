@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from lamina.build.runstep import ExtraMount
+from lamina.builder.runstep import ExtraMount
 from lamina.errors import BuildError
 
 
@@ -56,7 +56,7 @@ def prepare_mounts(b, state, ins, mounts):
                 # Writes land in a throwaway copy, and so does a directory with .dockerignore'd
                 # entries (docker never sends them); it is read through the walk's fds.
                 if not m.readonly or (src.is_dir and ctx.hides(src.follow)):
-                    from lamina.build.fileops import Ownership, Writer
+                    from lamina.builder.fileops import Ownership, Writer
 
                     copy = tempfile.mkdtemp(dir=b.system.tmp_dir, prefix=f"build-{os.getpid()}-rw-")
                     cleanups.append(lambda p=copy: shutil.rmtree(p, ignore_errors=True))
@@ -106,8 +106,8 @@ def _bind_source(b, state, m, where: str, cleanups: list):
     context, or a stage's rootfs) by the no-follow walk: links, the last one too,
     never leave the root."""
     from lamina.archive.inroot import clean
-    from lamina.build.cache import hash_sources
-    from lamina.build.context import BuildContext
+    from lamina.builder.cache import hash_sources
+    from lamina.builder.context import BuildContext
 
     if not m.from_:
         ctx = b.context
@@ -129,9 +129,9 @@ def _bind_source(b, state, m, where: str, cleanups: list):
 def mount_from(b, name: str, where: str, cleanups: list) -> tuple[str, str]:
     """Mount the rootfs of a stage (name or index) or an image read-only-ish; returns
     (rootfs path, image id).  The container is removed by the cleanups."""
-    from lamina.build.commit import Parent
-    from lamina.build.runstep import StepContainer
-    from lamina.build.stages import resolve_ref
+    from lamina.builder.commit import Parent
+    from lamina.builder.runstep import StepContainer
+    from lamina.builder.stages import resolve_ref
 
     ref = resolve_ref(name, list(b.plan.stages), allow_index=True, before=None)
     if ref.stage is not None:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 from lamina import oci
-from lamina.build.configchanges import DEFAULT_PATH_ENV, env_map, shell_of
+from lamina.builder.configchanges import DEFAULT_PATH_ENV, env_map, shell_of
 from lamina.digest import Digest
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 
-from lamina.build import configchanges as cc
-from lamina.build import instructions as I
-from lamina.build.commit import Parent, commit, layer_from_container
-from lamina.build.stages import PROXY_ARGS
+from lamina.builder import configchanges as cc
+from lamina.builder import instructions as I
+from lamina.builder.commit import Parent, commit, layer_from_container
+from lamina.builder.stages import PROXY_ARGS
 from lamina.errors import BuildError
 
 
@@ -22,7 +22,7 @@ def dispatch(b, state, ins: I.Instruction, *, trigger: bool = False) -> None:
     if isinstance(ins, I.Run):
         return run_step(b, state, ins)
     if isinstance(ins, (I.Copy, I.Add)):
-        from lamina.build.copystep import copy_step
+        from lamina.builder.copystep import copy_step
 
         return copy_step(b, state, ins)
     if isinstance(ins, I.Workdir):
@@ -100,7 +100,7 @@ def arg_step(b, state, ins: I.Arg) -> None:
 
 
 def workdir_step(b, state, ins: I.Workdir) -> None:
-    from lamina.build.runstep import StepContainer
+    from lamina.builder.runstep import StepContainer
 
     cfg = state.new_cfg()
     path = b.expand(state, ins.path, ins.line)
@@ -165,15 +165,15 @@ def run_argv(state, ins: I.Run) -> list[str]:
 
 
 def _only_heredoc(text: str) -> bool:
-    from lamina.build.parser import parse_heredoc
+    from lamina.builder.parser import parse_heredoc
 
     words = text.split()
     return len(words) == 1 and parse_heredoc(words[0]) is not None
 
 
 def run_step(b, state, ins: I.Run) -> None:
-    from lamina.build.mounts import prepare_mounts
-    from lamina.build.runstep import StepContainer
+    from lamina.builder.mounts import prepare_mounts
+    from lamina.builder.runstep import StepContainer
 
     if ins.security == "insecure":
         raise BuildError(f"{b.filename}:{ins.line}: RUN --security=insecure needs the security.insecure "
@@ -209,7 +209,7 @@ def run_step(b, state, ins: I.Run) -> None:
                 code = ctr.run(run, env, user=cfg.get("User") or "", workdir=cfg.get("WorkingDir") or "/",
                                network=network, mounts=extra, quiet=b.log.quiet)
                 if code != 0:
-                    from lamina.build.executor import RunFailed
+                    from lamina.builder.executor import RunFailed
 
                     raise RunFailed(cmd_text, code)
                 layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
@@ -229,7 +229,7 @@ def _shebang_script(ins: I.Run) -> str | None:
 
 
 def script_mount(ctr_dir: str, ins: I.Run):
-    from lamina.build.runstep import ExtraMount
+    from lamina.builder.runstep import ExtraMount
 
     path = os.path.join(ctr_dir, "heredoc-" + str(abs(hash(ins.heredocs[0].name))))
     with open(path, "w") as f:

@@ -22,19 +22,19 @@ import os
 import posixpath
 from contextlib import ExitStack
 
-from lamina.build import configchanges as cc
-from lamina.build import instructions as I
-from lamina.build.cache import ContentHasher, hash_sources
-from lamina.build.commit import Parent, commit, layer_from_container
-from lamina.build.context import BuildContext
-from lamina.build.fileops import Ownership, Writer, parse_chmod
+from lamina.builder import configchanges as cc
+from lamina.builder import instructions as I
+from lamina.builder.cache import ContentHasher, hash_sources
+from lamina.builder.commit import Parent, commit, layer_from_container
+from lamina.builder.context import BuildContext
+from lamina.builder.fileops import Ownership, Writer, parse_chmod
 from lamina.errors import BuildError, LaminaError
 
 _URL_PREFIXES = ("http://", "https://")
 
 
 def copy_step(b, state, ins) -> None:
-    from lamina.build.runstep import StepContainer
+    from lamina.builder.runstep import StepContainer
 
     name = "ADD" if isinstance(ins, I.Add) else "COPY"
     where = f"{b.filename}:{ins.line}"
@@ -145,8 +145,8 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
                 hashes, walk) -> tuple:
     """Copy into the fresh directory through the upper dir; with `tee`, the layer tar
     is written at the same time (no second read of the data)."""
-    from lamina.build.commit import register_layer
-    from lamina.build.teetar import TarTee
+    from lamina.builder.commit import register_layer
+    from lamina.builder.teetar import TarTee
 
     upper = os.path.join(ctr.dir, "upper")
     w = Writer(upper, own)
@@ -209,7 +209,7 @@ def _excluding(walk, patterns: list[str], where: str):
     paths taken relative to the source being copied."""
     if not patterns:
         return walk
-    from lamina.build.dockerignore import IgnoreMatcher
+    from lamina.builder.dockerignore import IgnoreMatcher
 
     matcher = IgnoreMatcher(patterns, f"{where}: --exclude")
 
@@ -237,7 +237,7 @@ def _source_root(b, ins, where: str, cleanups: list):
     """The context, or the rootfs of `--from` (a stage or an image)."""
     if not getattr(ins, "from_", None):
         return b.context, None
-    from lamina.build.mounts import mount_from
+    from lamina.builder.mounts import mount_from
 
     rootfs, image_id = mount_from(b, ins.from_, where, cleanups)
     ctx = BuildContext(rootfs, None, in_root=True)
@@ -358,7 +358,7 @@ def _add_archive(w: Writer, ctx, src, dest: str, where: str) -> bool:
 def _is_archive(f) -> bool:
     """A tar stream, maybe compressed (gzip, bzip2, xz), judged by content."""
     from lamina.archive.compression import open_stream
-    from lamina.build.context import _is_tar_header
+    from lamina.builder.context import _is_tar_header
 
     try:
         head = f.read(6)

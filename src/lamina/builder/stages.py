@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lamina.build import instructions as I
-from lamina.build.shell import ShellError, ShellLex
+from lamina.builder import instructions as I
+from lamina.builder.shell import ShellError, ShellLex
 from lamina.errors import BuildError
 
 # Predefined args: usable without an ARG line, kept out of history and cache keys.
