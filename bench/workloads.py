@@ -201,6 +201,33 @@ def w_run(ctx: Ctx) -> Workload:
                     runs=1 if ctx.quick else 7, budget_s=120)
 
 
+def w_read(ctx: Ctx, name: str, title: str, args: tuple[str, ...]) -> Workload:
+    """A read verb whose time is mostly the CLI's start-up (issue 9's targets: <= docker).
+    lamina's store holds the bench images; docker's lists whatever its daemon has."""
+    def make(tool, env, vname):
+        return dict(setup=lambda: ctx.bases.ensure("small", tool), command=lambda i: tool.cmd(*args))
+
+    return Workload(name, title, lambda: ctx.variants(make, lamina_verbs=("import", args[0]), timeout=60),
+                    target=1.0, runs=3 if ctx.quick else 8, warmup=0 if ctx.quick else 1, budget_s=120,
+                    stateless=True)
+
+
+def w_startup_rows(ctx: Ctx, selected: set[str]) -> list[Workload]:
+    """images, ps -a, inspect IMAGE and diff of a 100-change container: start-up bound."""
+    out = []
+    if "images" in selected:
+        out.append(w_read(ctx, "images", "images", ("images",)))
+    if "ps" in selected:
+        out.append(w_read(ctx, "ps", "ps -a", ("ps", "-a")))
+    if "inspect" in selected:
+        out.append(w_read(ctx, "inspect", "inspect IMAGE (the busybox base)", ("inspect", Bases.ref("small"))))
+    if "diff-100" in selected:
+        wl = w_changes(ctx, "diff", 100, name="diff-100", target=1.0)
+        wl.runs, wl.warmup = (3, 0) if ctx.quick else (8, 1)
+        out.append(wl)
+    return out
+
+
 def _build_dir(ctx: Ctx, name: str, dockerfile: str) -> Path:
     d = ctx.workdir / "contexts" / name
     d.mkdir(parents=True, exist_ok=True)
@@ -456,7 +483,7 @@ def w_apt(ctx: Ctx) -> Workload:
 
 # --------------------------------------------------------------------------- selection
 
-MAIN = ["run", "build", "build-cached", "copy", "diff", "commit", "push", "push-again", "pull", "save", "load",
+MAIN = ["run", "images", "ps", "inspect", "diff-100", "build", "build-cached", "copy", "diff", "commit", "push", "push-again", "pull", "save", "load",
         "apt"]
 GROUPS = ["growth-changes", "growth-base", "growth-steps"]
 
@@ -467,6 +494,7 @@ def all_workloads(ctx: Ctx, selected: set[str]) -> list[Workload]:
     out: list[Workload] = []
     if "run" in selected:
         out.append(w_run(ctx))
+    out += w_startup_rows(ctx, selected)
     if "build" in selected:
         out.append(w_build(ctx, s["build_steps"]))
     if "build-cached" in selected:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
-from typing import BinaryIO
-
 from lamina.errors import InvalidDigest
+from lamina.record import record
 
-_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
+TYPE_CHECKING = False  # typing and hashlib (OpenSSL) are imported only where used: read verbs need neither
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+_HEX = "0123456789abcdef"
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, order=True)
+@record(order=True)
 class Digest:
     """`sha256:` + 64 lowercase hex.  Validated on construction, so a Digest is
     always safe to use as a file name or in a URL (CVE-2024-3727)."""
@@ -21,7 +21,9 @@ class Digest:
     value: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, str) or not _SHA256.match(self.value):
+        # sha256:<64 lowercase hex>; strip() leaves nothing iff every character is hex (no re: start-up cost)
+        v = self.value
+        if not isinstance(v, str) or len(v) != 71 or not v.startswith("sha256:") or v[7:].strip(_HEX):
             raise InvalidDigest(f"invalid digest {self.value!r}: want sha256:<64 lowercase hex>")
 
     @classmethod
@@ -30,7 +32,7 @@ class Digest:
 
     @classmethod
     def of_bytes(cls, data: bytes) -> "Digest":
-        return cls("sha256:" + hashlib.sha256(data).hexdigest())
+        return cls("sha256:" + _sha256_hex(data))
 
     @classmethod
     def from_hex(cls, hexdigest: str) -> "Digest":
@@ -49,10 +51,29 @@ class Digest:
         return self.value
 
 
+def _sha256_hex(data: bytes) -> str:
+    """Small documents (configs, manifests: what read verbs verify) hash with Python's
+    own sha256, whose import is cheap; importing hashlib loads OpenSSL, milliseconds a
+    read verb cannot spare.  Larger data gets OpenSSL's faster code."""
+    if len(data) <= 1 << 16:
+        try:
+            from _sha256 import sha256  # CPython's builtin module (3.12 renamed it _sha2)
+        except ImportError:
+            try:
+                from _sha2 import sha256
+            except ImportError:
+                from hashlib import sha256
+    else:
+        from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
 class HashingReader:
     """Wraps a readable stream and hashes what passes through it."""
 
     def __init__(self, raw: BinaryIO) -> None:
+        import hashlib
+
         self._raw = raw
         self._hash = hashlib.sha256()
         self.size = 0

@@ -1,17 +1,17 @@
 """`lamina` command line: docker's verbs, flags, output shapes and exit codes.
 
-Start-up cost matters (`lamina run --rm img true` should be ~runc's own time),
-so this module imports only argparse; each command module keeps its heavy
-imports inside the command functions.
+Start-up cost matters (`lamina ps` should start faster than docker's Go CLI), so
+this module imports only lamina.cli.flags and the one command module the verb
+lives in; each command module keeps its heavy imports inside the command functions.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-VERSION = "0.1.0"
+from lamina import __version__ as VERSION
+from lamina.cli import flags
 
 # Each module under lamina.cli.commands has add_parsers(subparsers) for these verbs.
 COMMANDS = {
@@ -40,40 +40,41 @@ def _verb(argv: list[str]) -> str | None:
     return None
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with docker's error shape: one line, exit code 125 for usage errors.
-    Only `--help` asks for help: `-h` is `--hostname` for run, as in docker."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs["add_help"] = False
-        super().__init__(*args, **kwargs)
-        self.add_argument("--help", action="help", help="show this help message and exit")
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
-        raise SystemExit(125)
-
-
-def build_parser(verb: str | None = None) -> Parser:
-    parser = Parser(prog="lamina", description="A daemonless, Docker-compatible container engine")
-    parser.add_argument("--root", default=None, help="store directory (env LAMINA_ROOT, default /var/lib/lamina)")
-    parser.add_argument("--storage-driver", default=None, choices=("overlay", "copy"),
-                        help="snapshotter (default: overlay when the kernel supports it)")
-    parser.add_argument("--runtime", default=None, help="OCI runtime: runc, crun or a path (default: auto)")
-    parser.add_argument("-v", "--version", action="store_true", help="print version information and quit")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    import importlib
-
+def build_parser(verb: str | None = None) -> flags.Command:
+    """The command table: global flags, and the verbs of the module `verb` lives in (all when None)."""
+    root = flags.Command(flags.PROG, "A daemonless, Docker-compatible container engine", usage="[OPTIONS] COMMAND")
+    root.add_argument("--root", default=None, help="store directory (env LAMINA_ROOT, default /var/lib/lamina)")
+    root.add_argument("--storage-driver", default=None, choices=("overlay", "copy"),
+                      help="snapshotter (default: overlay when the kernel supports it)")
+    root.add_argument("--runtime", default=None, help="OCI runtime: runc, crun or a path (default: auto)")
+    root.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
+    sub = root.add_subparsers(dest="verb")
     modules = [m for m, verbs in COMMANDS.items() if verb in verbs] or list(COMMANDS)
     for name in modules:
+        qualified = f"lamina.cli.commands.{name}"
         try:
-            module = importlib.import_module(f"lamina.cli.commands.{name}")
+            __import__(qualified)  # not importlib: it would cost the read verbs its own import
         except ModuleNotFoundError as e:
-            if e.name != f"lamina.cli.commands.{name}":
+            if e.name != qualified:
                 raise
             continue
-        module.add_parsers(sub)
-    return parser
+        sys.modules[qualified].add_parsers(sub)
+    return root
+
+
+def report(error, prefix: str = "Error", verbatim: tuple[str, ...] = ()) -> None:
+    """The one place errors are printed (the handler below, and the verbs that go on
+    after one operand fails, like rm/rmi/inspect): one line on stderr, after what
+    stdout already holds.  `prefix` is the verb's (docker's "Error", "lamina" for run,
+    none for a few); a message starting with one of `verbatim` (a registry's `Error
+    response from daemon: …`, a RUN's `The command '…' returned …`) is printed as is."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    msg = str(error)
+    sys.stderr.write(f"{prefix}: {msg}\n" if prefix and not msg.startswith(verbatim) else f"{msg}\n")
+    sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"lamina: '{verb}' is not a lamina command.\nSee 'lamina --help'\n")
         return 1
     parser = build_parser(verb)
-    args = parser.parse_args(argv)
+    args = flags.run(parser, argv)
+    if isinstance(args, int):
+        return args
     if args.version:
         print(f"lamina version {VERSION}")
         return 0
     if not getattr(args, "func", None):
-        parser.print_help()
+        sys.stdout.write(parser.help_text())
         return 0
     from lamina.errors import LaminaError
 
@@ -100,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             system = System(args.root, storage_driver=args.storage_driver, runtime=args.runtime)
         return int(args.func(system, args) or 0)
     except LaminaError as e:
-        prefix = getattr(args, "error_prefix", "Error")
-        sys.stderr.write(f"{prefix}: {e}\n" if prefix else f"{e}\n")
+        prefix, verbatim = getattr(args, "error_prefix", "Error"), getattr(args, "error_verbatim", ())
+        if verbatim and system is None and getattr(args, "needs_system", True):
+            prefix = ""  # the registry verbs show a store that cannot be opened bare, as docker's "Cannot connect"
+        report(e, prefix, verbatim)
         return e.exit_code
     except KeyboardInterrupt:
         return 130

@@ -7,15 +7,18 @@ interrupted (the machine rebooted or lamina was killed); it reads as exited.
 
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 import time
-from dataclasses import dataclass
 
 from lamina.errors import Conflict, NoSuchContainer, UsageError
-from lamina.store.content import private_dir
+from lamina.leanjson import loads
+from lamina.record import record
 from lamina.store.db import pid_alive, transaction
+from lamina.store.dirs import private_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
 
 _NAME_OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
@@ -26,8 +29,10 @@ _RIGHT = ("albattani", "bohr", "curie", "darwin", "euler", "fermi", "gauss", "ho
           "meitner", "noether", "pasteur", "ritchie", "shannon", "tesla", "turing", "wozniak", "yalow", "zhukovsky")
 
 
-@dataclass(frozen=True)
+@record
 class ContainerRecord:
+    """One container's row, read-only (a @record: `ps` must not import dataclasses)."""
+
     id: str
     name: str
     image_id: str
@@ -62,6 +67,8 @@ class ContainerStore:
 
     def create(self, *, name: str | None, image_id: str, image_ref: str, config: dict,
                host_config: dict, driver: str) -> ContainerRecord:
+        import json
+
         cid = os.urandom(32).hex()
         if name is not None:
             validate_name(name)
@@ -127,6 +134,8 @@ class ContainerStore:
         return rec
 
     def set_config(self, container_id: str, config: dict) -> None:
+        import json
+
         with transaction(self._db) as db:
             db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), container_id))
 
@@ -159,5 +168,5 @@ _COLS = ("id, name, image_id, image_ref, created, config, host_config, state, pi
 
 
 def _record(row) -> ContainerRecord:
-    return ContainerRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), json.loads(row[6]),
+    return ContainerRecord(row[0], row[1], row[2], row[3], row[4], loads(row[5]), loads(row[6]),
                            row[7], row[8], row[9], row[10], row[11], row[12])

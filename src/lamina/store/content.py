@@ -8,13 +8,15 @@ exists is a no-op ("content is stored at DIGEST", not "because of this call").
 
 from __future__ import annotations
 
-import hashlib
 import os
-from typing import BinaryIO, Iterator
 
 from lamina.digest import CHUNK, Digest, VerifyingReader
 from lamina.errors import DigestMismatch, NotFound, StoreError
 from lamina.oci import MAX_DOCUMENT
+
+TYPE_CHECKING = False  # hashlib (OpenSSL) and typing only where used: reading a blob needs neither
+if TYPE_CHECKING:
+    from typing import BinaryIO, Iterator
 
 
 class BlobWriter:
@@ -25,6 +27,8 @@ class BlobWriter:
         self._expected = expected
         self._expected_size = expected_size
         import tempfile  # only writers need it (keeps `run` start-up light)
+
+        import hashlib
 
         fd, self._tmp = tempfile.mkstemp(dir=store.ingest_dir, prefix=f"blob-{os.getpid()}-")
         self._file = os.fdopen(fd, "wb")
@@ -83,12 +87,7 @@ def corrupted(digest: Digest, why: str) -> DigestMismatch:
     return DigestMismatch(f"blob {digest} is corrupted in the store ({why}); run `lamina system check`")
 
 
-def private_dir(path: str, mode: int = 0o700) -> None:
-    """Make a store directory with exactly `mode`, fixing an existing one (one stat
-    when it is right already): other users must not read images or containers."""
-    os.makedirs(path, mode=mode, exist_ok=True)
-    if os.stat(path).st_mode & 0o7777 != mode:
-        os.chmod(path, mode)
+from lamina.store.dirs import private_dir  # noqa: E402,F401 - its old home; importers may use either
 
 
 class ContentStore:
@@ -171,6 +170,8 @@ class ContentStore:
                 continue
 
     def verify(self, digest: Digest) -> bool:
+        import hashlib
+
         h = hashlib.sha256()
         with self.open(digest) as f:
             while chunk := f.read(CHUNK):

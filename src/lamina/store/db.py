@@ -9,9 +9,13 @@ makes them visible, and removed *after* the row is gone.
 from __future__ import annotations
 
 import os
-import sqlite3
-from contextlib import contextmanager
-from typing import Iterator
+
+try:
+    # The C module itself: the sqlite3 package adds only datetime adapters (unused
+    # here), and importing datetime and collections for them costs every command ms.
+    import _sqlite3 as sqlite3
+except ImportError:  # pragma: no cover - an interpreter whose sqlite3 is built otherwise
+    import sqlite3
 
 SCHEMA_VERSION = 4  # 2: build_memo; 3: leases; 4: addresses
 
@@ -137,33 +141,42 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One change, all or nothing.  SQLite's own failures (locked past the busy
-    timeout, a read-only or full disk) become one StoreError naming the store."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as e:
-        raise store_error(e, _path(conn)) from None
-    try:
-        yield conn
-    except BaseException as e:
+class transaction:
+    """`with transaction(conn) as db:` one change, all or nothing.  SQLite's own
+    failures (locked past the busy timeout, a read-only or full disk) become one
+    StoreError naming the store.  A class rather than a @contextmanager: contextlib
+    is an import every command would pay for."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        conn = self._conn
         try:
-            conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLite rolled back already (e.g. after a disk I/O error)
-        if isinstance(e, sqlite3.OperationalError):
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
             raise store_error(e, _path(conn)) from None
-        raise
-    else:
+        return conn
+
+    def __exit__(self, exc_type, e, tb) -> bool:
+        conn = self._conn
+        if e is not None:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already (e.g. after a disk I/O error)
+            if isinstance(e, sqlite3.OperationalError):
+                raise store_error(e, _path(conn)) from None
+            return False  # the body's exception goes on
         try:
             conn.execute("COMMIT")
-        except sqlite3.OperationalError as e:
+        except sqlite3.OperationalError as err:
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            raise store_error(e, _path(conn)) from None
+            raise store_error(err, _path(conn)) from None
+        return False
 
 
 def store_error(e: sqlite3.Error, path: str):

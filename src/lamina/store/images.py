@@ -8,19 +8,22 @@ sees the whole image or nothing.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from dataclasses import dataclass
 
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import Conflict, InvalidReference, NoSuchImage, StoreError
+from lamina.record import record
 from lamina.reference import Reference, is_id_prefix, looks_like_id, parse
 from lamina.store.content import ContentStore
 from lamina.store.db import transaction
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
 
-@dataclass(frozen=True)
+
+@record
 class ImageRecord:
     id: Digest
     manifest: Digest
@@ -29,7 +32,7 @@ class ImageRecord:
     size: int
 
 
-@dataclass(frozen=True)
+@record
 class LayerBlob:
     """One manifest layer: the blob as stored and the uncompressed diff_id."""
 

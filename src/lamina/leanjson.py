@@ -1,0 +1,155 @@
+"""`loads` for the read verbs' hot path, without importing the json package.
+
+`import json` imports `re` (its decoder compiles regexes at import), and the two
+cost more start-up time than `lamina ps` has for everything else.  The C scanner
+under json (`_json.make_scanner`) decodes on its own, given the options json's
+decoder would pass it; anything it does not accept (bad JSON) goes to `json.loads`
+for the same value or the same JSONDecodeError.
+"""
+
+from __future__ import annotations
+
+try:
+    from _json import make_scanner as _make_scanner
+except ImportError:  # an interpreter without the C accelerator
+    _make_scanner = None
+
+
+class _Options:
+    """What json.JSONDecoder gives the C scanner (json.loads' defaults)."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod({"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+                                  .__getitem__)
+    memo: dict = {}
+
+
+_scan = _make_scanner(_Options) if _make_scanner is not None else None
+_WS = " \t\n\r"
+
+
+def loads(text: str | bytes):
+    """json.loads(text), for str or UTF-8 bytes."""
+    raw = text
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8-sig" if text[:3] == b"\xef\xbb\xbf" else "utf-8")
+        except UnicodeDecodeError:  # json.loads also reads UTF-16 and UTF-32, or raises the same
+            import json
+
+            return json.loads(raw)
+    if _scan is not None and not text.startswith("\ufeff"):
+        start = len(text) - len(text.lstrip(_WS))
+        try:
+            value, end = _scan(text, start)
+        except Exception:  # noqa: BLE001 - json.loads below raises the real error
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(_WS):
+                return value
+    import json
+
+    return json.loads(text)
+
+
+# -- writing as Go's encoding/json does (cli/fmt.go_json), without json or re --------
+
+_ESCAPES = {0x22: '\\"', 0x5C: "\\\\", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0x20) if c not in _ESCAPES})  # \b, \f too: Go has no short forms
+_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)})  # DEL and C1 controls (not Go: terminal safety)
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_ESCAPES_HTML = {**_ESCAPES, ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+_SPECIAL_ASCII = '"\\'
+_SPECIAL_HTML = '"\\<>&'
+
+
+class Unsupported(Exception):
+    """A value go_dumps does not write (a type other than JSON's): use json.dumps."""
+
+
+def _string(s: str, html: bool) -> str:
+    if s.isascii() and s.isprintable() and not any(c in s for c in (_SPECIAL_HTML if html else _SPECIAL_ASCII)):
+        return f'"{s}"'
+    out = s.translate(_ESCAPES_HTML if html else _ESCAPES)
+    if not out.isascii():
+        try:
+            out.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: Go writes U+FFFD for invalid text
+            out = "".join("\\ufffd" if "\ud800" <= c <= "\udfff" else c for c in out)
+    return f'"{out}"'
+
+
+def _scalar(v, html: bool) -> str:
+    if isinstance(v, str):
+        return _string(v, html)
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return int.__repr__(v)
+    if isinstance(v, float):
+        if v != v:
+            return "NaN"
+        if v in (float("inf"), float("-inf")):
+            return "Infinity" if v > 0 else "-Infinity"
+        return float.__repr__(v)
+    raise Unsupported(type(v).__name__)
+
+
+def _key(k, html: bool) -> str:
+    if isinstance(k, str):
+        return _string(k, html)
+    if k is None or isinstance(k, (bool, int, float)):
+        return _string(_scalar(k, html), html)  # json.dumps writes such keys as strings
+    raise Unsupported(type(k).__name__)
+
+
+def go_dumps(obj, indent: int | None = None, html: bool = True) -> str:
+    """json.dumps(obj, indent=indent, ensure_ascii=False, compact when indent is None)
+    with Go's escapes, as cli/fmt.go_json writes it; raises Unsupported for a value
+    json.dumps would need a default= or a type check for."""
+    parts: list[str] = []
+    add = parts.append
+    item_sep, key_sep = (",", ":") if indent is None else (",", ": ")
+
+    def write(v, level: int) -> None:
+        if isinstance(v, dict):
+            if not v:
+                add("{}")
+                return
+            add("{")
+            inner = "" if indent is None else "\n" + " " * (indent * (level + 1))
+            first = True
+            for k, x in v.items():
+                add(inner if first else item_sep + inner)
+                first = False
+                add(_key(k, html))
+                add(key_sep)
+                write(x, level + 1)
+            add("" if indent is None else "\n" + " " * (indent * level))
+            add("}")
+        elif isinstance(v, (list, tuple)):
+            if not v:
+                add("[]")
+                return
+            add("[")
+            inner = "" if indent is None else "\n" + " " * (indent * (level + 1))
+            first = True
+            for x in v:
+                add(inner if first else item_sep + inner)
+                first = False
+                write(x, level + 1)
+            add("" if indent is None else "\n" + " " * (indent * level))
+            add("]")
+        else:
+            add(_scalar(v, html))
+
+    write(obj, 0)
+    return "".join(parts)
