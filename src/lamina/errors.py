@@ -1,10 +1,13 @@
 """One exception hierarchy for the whole engine.
 
 Every error a user can cause is a LaminaError: the CLI prints its message on one
-line and exits with `exit_code`.  Anything else escaping to the CLI is a bug.
+line (cli/main.py is the one place that does) and exits with `exit_code`; the
+Python API raises it as is; an Engine API server answers with `http_status`.
+Anything else escaping to the CLI is a bug.
 Exit codes follow the docker CLI: 1 for "no such object" and usage-level
 failures, 125 for engine failures around `run`, 126/127 for a container command
-that cannot be executed / found.
+that cannot be executed / found.  HTTP statuses follow dockerd's errdefs mapping:
+400 bad parameter, 404 not found, 409 conflict, 500 for the engine's own failures.
 """
 
 from __future__ import annotations
@@ -14,22 +17,31 @@ class LaminaError(Exception):
     """Base of all errors lamina raises on purpose."""
 
     exit_code = 1
+    http_status = 500
 
 
 class UsageError(LaminaError):
     """Bad flags or arguments (docker exits 125 for flag errors of run, 1 elsewhere)."""
 
+    http_status = 400
+
 
 class InvalidReference(LaminaError):
     """An image reference that docker would reject (`Ubuntu`, `a//b`, `x:t1:t2`)."""
+
+    http_status = 400
 
 
 class InvalidDigest(LaminaError):
     """A digest string that is not `sha256:` + 64 lowercase hex."""
 
+    http_status = 400
+
 
 class NotFound(LaminaError):
     """No such image / container / layer / blob."""
+
+    http_status = 404
 
 
 class NoSuchImage(NotFound):
@@ -47,6 +59,8 @@ class NoSuchContainer(NotFound):
 class Conflict(LaminaError):
     """The object is in use or the name is taken (docker's HTTP 409 family)."""
 
+    http_status = 409
+
 
 class DigestMismatch(LaminaError):
     """Content does not hash to (or is not the size of) what it claims."""
@@ -55,6 +69,8 @@ class DigestMismatch(LaminaError):
 class InvalidArchive(LaminaError):
     """A tar stream that is malformed, truncated or tries to escape its root."""
 
+    http_status = 400
+
 
 class StoreError(LaminaError):
     """The store on disk is damaged or cannot be written."""
@@ -62,6 +78,8 @@ class StoreError(LaminaError):
 
 class BuildError(LaminaError):
     """A Dockerfile that cannot be parsed or built; the message names file:line."""
+
+    http_status = 400
 
 
 class RegistryError(LaminaError):
@@ -78,9 +96,55 @@ class ContainerCommandNotFound(RuntimeFailure):
     """The container's command does not exist (docker exits 127)."""
 
     exit_code = 127
+    http_status = 400  # dockerd: "executable file not found" is InvalidParameter
 
 
 class ContainerCommandNotExecutable(RuntimeFailure):
     """The container's command exists but cannot be executed (docker exits 126)."""
 
     exit_code = 126
+    http_status = 400
+
+
+class RunFailed(BuildError):
+    """A RUN step exited non-zero; `lamina build` exits with the same code (docker CLI)."""
+
+    http_status = 500
+
+    def __init__(self, command: str, code: int) -> None:
+        super().__init__(f"The command '{command}' returned a non-zero code: {code}")
+        self.exit_code = code or 1
+
+
+class ShellError(BuildError):
+    """A word that cannot be expanded (bad substitution, unterminated quote, ${v:?})."""
+
+    def at(self, filename: str, line: int) -> BuildError:
+        """The same error located in a Dockerfile, for the executor to raise."""
+        return BuildError(f"{filename}:{line}: {self}")
+
+
+class InstructionError(BuildError):
+    """A mistake in one instruction, not yet located (parse_mount, parse_duration)."""
+
+    def at(self, filename: str, line: int) -> BuildError:
+        return BuildError(f"{filename}:{line}: {self}")
+
+
+class CredentialsError(LaminaError):
+    """config.json or a credential helper could not be read or written."""
+
+
+class ContainerError(LaminaError):
+    """A container the Python API ran exited non-zero (docker-py's ContainerError):
+    carries the exit status, the command, the image and what it wrote to stderr."""
+
+    def __init__(self, container: str, exit_status: int, command, image: str, stderr: bytes) -> None:
+        detail = stderr.decode("utf-8", "replace").strip()
+        super().__init__(f"Command '{command}' in image '{image}' returned non-zero exit status {exit_status}"
+                         + (f": {detail}" if detail else ""))
+        self.container = container
+        self.exit_status = exit_status
+        self.command = command
+        self.image = image
+        self.stderr = stderr

@@ -18,15 +18,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from lamina.errors import LaminaError
+from lamina.errors import CredentialsError  # noqa: F401 - re-exported: it lived here
 from lamina.remote.hosts import config_key, normalize_server
 
 TOKEN_USERNAME = "<token>"  # helpers return this username for identity tokens
 HELPER_TIMEOUT = 30
-
-
-class CredentialsError(LaminaError):
-    """config.json or a credential helper could not be read or written."""
 
 
 @dataclass(frozen=True)

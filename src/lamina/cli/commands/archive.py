@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import sys
 
-from lamina.cli.commands.registry import reports_errors
-
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("save", help="Save one or more images to a tar archive (streamed to STDOUT by default)")
     p.add_argument("-o", "--output", default=None, help="Write to a file, instead of STDOUT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.set_defaults(func=cmd_save, error_prefix="")
+    p.set_defaults(func=cmd_save, error_verbatim=("Error",))
 
     p = sub.add_parser("load", help="Load an image from a tar archive or STDIN")
     p.add_argument("-i", "--input", default=None, help="Read from tar archive file, instead of STDIN")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
-    p.set_defaults(func=cmd_load, error_prefix="")
+    p.set_defaults(func=cmd_load, error_verbatim=("Error",))
 
 
-@reports_errors
 def cmd_save(system, args) -> int:
     from lamina.cli.outfile import OutputPathError, check_output_path, output_file
+    from lamina.engine.images import save
     from lamina.errors import UsageError
-    from lamina.transfer.save import save
 
     if args.output is None:
         if sys.stdout.isatty():
@@ -34,7 +31,9 @@ def cmd_save(system, args) -> int:
     try:
         check_output_path(args.output, "failed to save image")
     except OutputPathError as e:
-        sys.stderr.write(f"{e}\n")  # docker's exact line, without `Error:`
+        from lamina.cli.main import report
+
+        report(e, prefix="")  # docker's exact line, without `Error:`
         return 1
     # a private temp file beside the target, renamed over it: a failed save leaves no half archive
     with output_file(args.output, "failed to save image") as f:
@@ -42,10 +41,9 @@ def cmd_save(system, args) -> int:
     return 0
 
 
-@reports_errors
 def cmd_load(system, args) -> int:
+    from lamina.engine.images import load
     from lamina.errors import LaminaError, UsageError
-    from lamina.transfer.load import load
     from lamina.transfer.progress import for_stream
 
     if args.input is None:
@@ -58,7 +56,7 @@ def cmd_load(system, args) -> int:
         except OSError as e:
             raise LaminaError(f"open {args.input}: {e.strerror.lower() if e.strerror else e}") from None
     with stream:
-        loaded = load(system, stream, for_stream(sys.stdout, quiet=args.quiet))
+        loaded = load(system, stream, progress=for_stream(sys.stdout, quiet=args.quiet))
     for image in loaded:
         for ref in image.tags:
             if ref in image.replaced:

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("run", help="Run a command in a new container")
+    from lamina.cli.flags import REMAINDER
+    p = sub.add_parser("run", help="Run a command in a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
+                       interspersed=False)
     _run_flags(p)
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
     p.set_defaults(func=cmd_run, error_prefix="lamina")
 
-    p = sub.add_parser("create", help="Create a new container")
+    p = sub.add_parser("create", help="Create a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
+                       interspersed=False)
     _run_flags(p)
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
     p.set_defaults(func=cmd_create, error_prefix="Error")
 
     p = sub.add_parser("start", help="Start one or more stopped containers")
@@ -32,7 +34,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
-    p.add_argument("--format", default=None)
+    p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("rm", help="Remove one or more containers")
@@ -60,19 +63,21 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("inspect", help="Return low-level information on containers or images")
-    p.add_argument("-f", "--format", default=None)
-    p.add_argument("--type", choices=("container", "image"), default=None)
-    p.add_argument("-s", "--size", action="store_true")
+    p.add_argument("-f", "--format", default=None, help="Format the output using the given Go template")
+    p.add_argument("--type", choices=("container", "image"), default=None, help="Return JSON for specified type")
+    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes if the type is container")
     p.add_argument("names", nargs="+", metavar="NAME|ID")
     p.set_defaults(func=cmd_inspect)
 
 
 def _run_flags(p) -> None:
+    from lamina.cli.flags import SUPPRESS, valid_env
+
     p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
     p.add_argument("--rm", action="store_true", help="Automatically remove the container when it exits")
     p.add_argument("--name", default=None, help="Assign a name to the container")
-    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables")
+    p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables", validate=valid_env)
     p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
     p.add_argument("-w", "--workdir", default=None, help="Working directory inside the container")
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
@@ -82,11 +87,12 @@ def _run_flags(p) -> None:
     p.add_argument("--network", "--net", default="default",
                    help="Connect a container to a network (bridge (default)|host|none)")
     p.add_argument("-l", "--label", action="append", default=[], help="Set meta data on a container")
-    p.add_argument("--pull", choices=("missing", "never", "always"), default="missing")
-    p.add_argument("--platform", default=None)
+    p.add_argument("--pull", choices=("missing", "never", "always"), default="missing",
+                   help='Pull image before running ("always"|"missing"|"never")')
+    p.add_argument("--platform", default=None, help="Set platform if server is multi-platform capable")
     p.add_argument("--security-opt", action="append", default=[],
                    help="Security Options (seccomp=unconfined or seccomp=PROFILE.json)")
-    p.add_argument("-d", "--detach", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("-d", "--detach", action="store_true", help=SUPPRESS)
 
 
 # --------------------------------------------------------------------------- run
@@ -148,70 +154,53 @@ def read_env_file(path: str) -> list[str]:
 
 
 def _image_for_run(system, args):
-    """The image to run, pulled first when missing (docker's `Unable to find image`)."""
-    from lamina.errors import NoSuchImage
-    from lamina.reference import parse
+    """The image to run, pulled first when missing: progress and docker's `Unable to
+    find image` on stderr."""
+    from lamina.cli.commands.registry import stderr_notice
+    from lamina.engine.containers import image_for_run
+    from lamina.transfer.progress import for_stream
 
-    try:
-        return system.images.resolve(args.image)
-    except NoSuchImage:
-        if args.pull == "never":
-            raise
-        parse(args.image)  # an invalid reference is an error, not a pull
-        try:
-            from lamina.cli.commands.registry import ensure_image
-        except ImportError:
-            raise NoSuchImage(args.image) from None
-        return ensure_image(system, args.image, out=sys.stderr)
+    return image_for_run(system, args.image, pull=args.pull, progress=for_stream(sys.stderr),
+                         notice=stderr_notice)
 
 
 def cmd_create(system, args) -> int:
-    from lamina import lifecycle
+    from lamina.engine import containers as engine
 
     opts = _options(args)
-    record = _image_for_run(system, args)
-    rec = lifecycle.create(system, record.id, args.image, opts)
+    rec = engine.create(system, _image_for_run(system, args), args.image, opts)
     print(rec.id)
     return 0
 
 
 def cmd_run(system, args) -> int:
-    from lamina import lifecycle
+    from lamina.engine import containers as engine
 
     opts = _options(args)
     record = _image_for_run(system, args)
     warning = system.runtime.security_warning()  # cached per runtime binary: no process here
     if warning:
         sys.stderr.write(f"WARNING: {warning}\n")
-    rec = lifecycle.create(system, record.id, args.image, opts)
-    clean = False
-    try:
-        code = lifecycle.start(system, rec)
-        clean = True
-        return code
-    finally:
-        if opts.auto_remove:
-            lifecycle.remove(system, system.containers.get(rec.id), force=True, exited_cleanly=clean)
+    return engine.run(system, engine.create(system, record, args.image, opts))
 
 
 def cmd_start(system, args) -> int:
-    from lamina import lifecycle
+    from lamina.cli.main import report
+    from lamina.engine import containers as engine
     from lamina.errors import LaminaError
 
     code = 0
     for name in args.containers:
         try:
-            rec = system.containers.resolve(name)
+            rec = engine.get_container(system, name)
             if args.attach or args.interactive:
-                code = lifecycle.start(system, rec, interactive=args.interactive)
+                code = engine.start(system, rec, interactive=args.interactive)
             else:
                 # Without a daemon a detached start would have nobody to wait for it.
-                code = lifecycle.start(system, rec)
+                code = engine.start(system, rec)
                 print(name)
-            if rec.host_config.get("AutoRemove"):
-                lifecycle.remove(system, system.containers.get(rec.id), force=True)
         except LaminaError as e:
-            sys.stderr.write(f"Error: {e}\n")
+            report(e)
             code = 1
     return code
 
@@ -229,26 +218,21 @@ def _status(rec) -> str:
     return "Created"
 
 
-def _command(cfg: dict) -> str:
-    """The daemon's Container.Command: the path, then the args (those with a space in quotes)."""
-    parts = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
-    return " ".join(parts[:1] + [f"'{p}'" if " " in p else p for p in parts[1:]])
-
-
 def cmd_ps(system, args) -> int:
     from lamina.cli import fmt
+    from lamina.engine.containers import command_of, list_containers
     from lamina.quoting import go_quote
 
-    recs = [r for r in system.containers.list() if args.all or args.latest or r.running]
-    if args.latest:
-        recs = recs[:1]
+    recs = list_containers(system, all=args.all, latest=args.latest)
     if args.quiet:
+        if fmt.wants_template(args.format):  # unlike images and history, ps keeps -q
+            sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
         for r in recs:
             print(r.id if args.no_trunc else r.short_id)
         return 0
     rows = []
     for r in recs:
-        command = _command(r.config)
+        command = command_of(r.config)
         if not args.no_trunc:
             command = fmt.ellipsis(command, 20)
         # docker quotes COMMAND with Go's %q, escaping what an image put there
@@ -256,64 +240,63 @@ def cmd_ps(system, args) -> int:
                 "CreatedAt": fmt.go_time(r.created), "RunningFor": fmt.since(r.created), "Status": _status(r),
                 "Ports": "", "Names": r.name, "State": r.state, "Labels": "", "Mounts": "", "Networks": ""}
         rows.append(item)
-    if args.format:
-        template = args.format[5:].lstrip() if args.format.startswith("table") else args.format
-        for item in rows:
-            print(fmt.render_template(template, item))
-        return 0
+    if fmt.wants_template(args.format) or getattr(args, "size", False):
+        from lamina.cli import formatctx
+
+        template = args.format if fmt.wants_template(args.format) else formatctx.PS_TABLE_WITH_SIZE
+        sized = formatctx.wants_size(args)
+        contexts = [formatctx.container_context(dict(item, Networks=formatctx.network_names(r)),
+                                                dict(r.config.get("Labels") or {}),
+                                                formatctx.container_size(system, r) if sized else None)
+                    for r, item in zip(recs, rows)]
+        return fmt.print_listing(template, contexts, formatctx.CONTAINER_HEADERS,
+                                 parse_error="failed to parse template", exec_error="failed to execute template")
     fmt.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
               [[i["ID"], i["Image"], i["Command"], i["RunningFor"], i["Status"], i["Ports"], i["Names"]] for i in rows])
     return 0
 
 
 def cmd_rm(system, args) -> int:
-    from lamina import lifecycle
+    from lamina.cli.main import report
+    from lamina.engine.containers import remove
     from lamina.errors import LaminaError
 
     code = 0
     for name in args.containers:
         try:
-            lifecycle.remove(system, system.containers.resolve(name), force=args.force)
+            remove(system, name, force=args.force)
             print(name)
         except LaminaError as e:
-            sys.stderr.write(f"Error response from daemon: {e}\n" if "running" in str(e) else f"Error: {e}\n")
+            report(e, "Error response from daemon" if "running" in str(e) else "Error")
             code = 1
     return code
 
 
 def cmd_diff(system, args) -> int:
-    from lamina.digest import Digest
+    from lamina.engine.containers import diff
     from lamina.quoting import escape_controls  # file names are the container's: keep them off the terminal
 
-    rec = system.containers.resolve(args.container)
-    layers = system.unpack(Digest(rec.image_id))
-    snap = system.snapshotter_for(rec)
     out = sys.stdout
-    for change in snap.changes(system.containers.path(rec.id), layers):
+    for change in diff(system, args.container):
         out.write(f"{change.kind} {escape_controls(change.path)}\n")
     return 0
 
 
 def cmd_commit(system, args) -> int:
-    from lamina.imageops import commit_container
-    from lamina.reference import parse
+    from lamina.engine.containers import commit
 
-    tags = (parse(args.repository),) if args.repository else ()
-    rec = system.containers.resolve(args.container)
-    image_id = commit_container(system, rec, author=args.author, message=args.message,
-                                changes=args.change, tags=tags)
+    image_id = commit(system, args.container, repository=args.repository, author=args.author,
+                      message=args.message, changes=args.change)
     print(image_id)
     return 0
 
 
 def cmd_export(system, args) -> int:
-    from lamina.archive.layertar import write_tree
-    from lamina.digest import Digest
+    from lamina.cli.outfile import OutputPathError, check_output_path, output_file
+    from lamina.engine import containers as engine
     from lamina.errors import UsageError
 
-    from lamina.cli.outfile import OutputPathError, check_output_path, output_file
-
-    rec = system.containers.resolve(args.container)
+    rec = engine.get_container(system, args.container)
     if args.output is None and sys.stdout.isatty():
         raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     failed = "failed to export container"
@@ -321,27 +304,23 @@ def cmd_export(system, args) -> int:
         try:
             check_output_path(args.output, failed)
         except OutputPathError as e:
-            sys.stderr.write(f"{e}\n")  # docker's exact line, without `Error:`
+            from lamina.cli.main import report
+
+            report(e, prefix="")  # docker's exact line, without `Error:`
             return 1
-    snap = system.snapshotter_for(rec)
-    ctr_dir = system.containers.path(rec.id)
-    layers = system.unpack(Digest(rec.image_id))
-    rootfs = snap.mount(ctr_dir, layers)
-    try:
-        if args.output:
-            with output_file(args.output, failed) as f:
-                write_tree(rootfs, f)
-        else:
-            write_tree(rootfs, sys.stdout.buffer)
-            sys.stdout.flush()
-    finally:
-        snap.unmount(ctr_dir)
+        with output_file(args.output, failed) as f:
+            engine.export(system, rec, f)
+    else:
+        engine.export(system, rec, sys.stdout.buffer)
+        sys.stdout.flush()
     return 0
 
 
 def cmd_inspect(system, args) -> int:
     from lamina.cli import fmt
-    from lamina.cli.inspect import inspect_container, inspect_image
+    from lamina.cli.main import report
+    from lamina.engine.containers import inspect_container
+    from lamina.engine.images import inspect_image
     from lamina.errors import LaminaError, NotFound
 
     items, code = [], 0
@@ -358,14 +337,12 @@ def cmd_inspect(system, args) -> int:
                 item = inspect_image(system, system.images.resolve(name))
             items.append(item)
         except NotFound:
-            sys.stderr.write(f"Error: No such {'object' if args.type is None else args.type}: {name}\n")
+            report(f"No such {'object' if args.type is None else args.type}: {name}")
             code = 1
         except LaminaError as e:
-            sys.stderr.write(f"Error: {e}\n")
+            report(e)
             code = 1
     if args.format:
-        for item in items:
-            print(fmt.render_template(args.format, item))
-    else:
-        fmt.print_inspect(items)
+        return fmt.print_inspect_template(args.format, items) or code
+    fmt.print_inspect(items)
     return code

@@ -1,117 +1,93 @@
-"""Registry verbs: pull, push, login, logout (and `ensure_image` for run/build)."""
+"""Registry verbs: pull, push, login, logout (and the CLI's `ensure_image` for run)."""
 
 from __future__ import annotations
 
-import argparse
-import functools
 import sys
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("pull", help="Pull an image from a registry")
+    from lamina.cli.flags import SUPPRESS
+
+    p = sub.add_parser("pull", help="Pull an image or a repository from a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--platform", default=None, help="Set platform if server is multi-platform capable")
-    p.add_argument("-a", "--all-tags", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("-a", "--all-tags", action="store_true", help=SUPPRESS)
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
-    p.set_defaults(func=cmd_pull, error_prefix="")
+    p.set_defaults(func=cmd_pull, error_verbatim=("Error",))
 
-    p = sub.add_parser("push", help="Push an image to a registry")
+    p = sub.add_parser("push", help="Push an image or a repository to a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--compression", default="gzip", choices=("gzip", "zstd"),
                    help="Compression for layers that are stored uncompressed (default gzip)")
     p.add_argument("name", metavar="NAME[:TAG]")
-    p.set_defaults(func=cmd_push, error_prefix="")
+    p.set_defaults(func=cmd_push, error_verbatim=("Error",))
 
-    p = sub.add_parser("login", help="Log in to a registry")
+    p = sub.add_parser("login", help="Log in to a Docker registry")
     p.add_argument("-u", "--username", default=None, help="Username")
     p.add_argument("-p", "--password", default=None, help="Password")
     p.add_argument("--password-stdin", action="store_true", help="Take the password from stdin")
     p.add_argument("server", nargs="?", default=None, metavar="SERVER")
-    p.set_defaults(func=cmd_login, needs_system=False, error_prefix="")
+    p.set_defaults(func=cmd_login, needs_system=False, error_verbatim=("Error",))
 
-    p = sub.add_parser("logout", help="Log out from a registry")
+    p = sub.add_parser("logout", help="Log out from a Docker registry")
     p.add_argument("server", nargs="?", default=None, metavar="SERVER")
-    p.set_defaults(func=cmd_logout, needs_system=False, error_prefix="")
+    p.set_defaults(func=cmd_logout, needs_system=False, error_verbatim=("Error",))
 
 
-def reports_errors(fn):
-    """Print a LaminaError as one line (`Error: …`, or the registry's `Error response …`)
-    and return its exit code, so the messages read like docker's."""
-    @functools.wraps(fn)
-    def wrapper(system, args) -> int:
-        from lamina.errors import LaminaError
-
-        try:
-            return fn(system, args)
-        except LaminaError as e:
-            msg = str(e)
-            sys.stderr.write((msg if msg.startswith("Error") else f"Error: {msg}") + "\n")
-            sys.stderr.flush()
-            return e.exit_code
-
-    return wrapper
-
-
-@reports_errors
 def cmd_pull(system, args) -> int:
+    from lamina.engine import images as engine
     from lamina.errors import UsageError
     from lamina.reference import parse
-    from lamina.transfer.platforms import parse_platform
     from lamina.transfer.progress import for_stream
-    from lamina.transfer.pull import Puller
 
     if args.all_tags:
         raise UsageError("pull --all-tags is not supported")
     ref = parse(args.name, default_tag=False)  # strict: no network call for a bad name
-    platform = parse_platform(args.platform) if args.platform else None
+    if args.platform:
+        from lamina.transfer.platforms import parse_platform
+
+        parse_platform(args.platform)  # a bad --platform is refused before the banner line
     progress = for_stream(sys.stdout, quiet=args.quiet)
     if ref.tag is None and ref.digest is None:
         progress.line("Using default tag: latest")
         ref = parse(args.name)
-    Puller(system, progress, platform=platform).pull(ref)
+    engine.pull(system, ref, progress=progress, platform=args.platform)
     print(ref.name)
     return 0
 
 
 def ensure_image(system, name: str, *, out, platform: str | None = None):
-    """The image `name`, pulled first when it is not here (what run and build FROM do)."""
-    from lamina.errors import NoSuchImage
-    from lamina.reference import parse
-    from lamina.transfer.platforms import parse_platform
+    """engine.images.ensure_image with the CLI's sinks: pull progress on `out`,
+    `Unable to find image` on stderr (as run and build FROM show it)."""
+    from lamina.engine.images import ensure_image as ensure
     from lamina.transfer.progress import for_stream
-    from lamina.transfer.pull import Puller
 
-    try:
-        return system.images.resolve(name)
-    except NoSuchImage:
-        pass
-    ref = parse(name)
-    sys.stderr.write(f"Unable to find image '{ref.familiar}' locally\n")
+    return ensure(system, name, progress=for_stream(out), platform=platform, notice=stderr_notice)
+
+
+def stderr_notice(text: str) -> None:
+    sys.stderr.write(text + "\n")
     sys.stderr.flush()
-    result = Puller(system, for_stream(out), platform=parse_platform(platform) if platform else None).pull(ref)
-    return system.images.get(result.image_id)
 
 
-@reports_errors
 def cmd_push(system, args) -> int:
+    from lamina.engine import images as engine
     from lamina.reference import parse
     from lamina.transfer.compress import check_compression
     from lamina.transfer.progress import for_stream
-    from lamina.transfer.push import Pusher
 
     ref = parse(args.name, default_tag=False)
-    compression = check_compression(args.compression)
+    check_compression(args.compression)  # refused before the banner line
     progress = for_stream(sys.stdout, quiet=args.quiet)
     if ref.tag is None and ref.digest is None:
         progress.line("Using default tag: latest")
         ref = parse(args.name)
-    Pusher(system, progress, compression=compression).push(ref)
+    engine.push(system, ref, progress=progress, compression=args.compression)
     if args.quiet:
         print(ref.name)
     return 0
 
 
-@reports_errors
 def cmd_login(system, args) -> int:
     import getpass
 
@@ -163,7 +139,6 @@ def cmd_login(system, args) -> int:
     return 0
 
 
-@reports_errors
 def cmd_logout(system, args) -> int:
     from lamina.reference import DEFAULT_DOMAIN
     from lamina.remote.auth import DockerConfig

@@ -14,7 +14,7 @@ def add_parsers(sub) -> None:
     c = ssub.add_parser("prune", help="Remove blobs and layers no image uses (images and containers are kept)")
     c.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     c.set_defaults(func=cmd_prune)
-    p.set_defaults(func=lambda system, args: (p.print_help(), 0)[1])
+    p.set_defaults(func=lambda system, args, p=p: (sys.stdout.write(p.help_text()), 0)[1], needs_system=False)
 
     p = sub.add_parser("version", help="Show the lamina version information")
     p.set_defaults(func=cmd_version, needs_system=False)
@@ -24,9 +24,9 @@ def add_parsers(sub) -> None:
 
 
 def cmd_check(system, args) -> int:
-    from lamina.check import check_store
+    from lamina.engine.system import check
 
-    problems, notes = check_store(system, rehash=not args.quick)
+    problems, notes = check(system, rehash=not args.quick)
     for n in notes:
         print(f"note: {n}")
     for p in problems:
@@ -40,51 +40,29 @@ def cmd_check(system, args) -> int:
 
 def cmd_prune(system, args) -> int:
     from lamina.cli.fmt import human_size
-    from lamina.gc import sweep
-    from lamina.recovery import recover
+    from lamina.engine.system import prune
 
-    recover(system)
-    before = sum(system.content.size(d) for d in system.content.walk())
-    removed = sweep(system)
-    after = sum(system.content.size(d) for d in system.content.walk())
+    removed, reclaimed = prune(system)
     for c in removed:
         print(f"deleted layer: {c}")
-    print(f"Total reclaimed space: {human_size(before - after)}")
+    print(f"Total reclaimed space: {human_size(reclaimed)}")
     return 0
 
 
 def cmd_version(system, args) -> int:
-    import platform
+    from lamina.engine.system import version
 
-    from lamina.cli.main import VERSION
-
-    print(f"lamina version {VERSION}")
-    print(f" Python:   {platform.python_version()}")
-    print(f" OS/Arch:  linux/{platform.machine()}")
-    runtime = _runtime_without_store(args)
+    facts = version(args.root, args.runtime)
+    print(f"lamina version {facts['Version']}")
+    print(f" Python:   {facts['PythonVersion']}")
+    print(f" OS/Arch:  {facts['Os']}/{facts['Arch']}")
+    runtime = facts["Runtime"]
     if runtime is not None:
         print(f" {runtime.name}:\n  Version:  {runtime.version()}\n  Path:     {runtime.path}")
     sys.stdout.flush()
     if runtime is not None:
         _runtime_warnings(runtime)
     return 0
-
-
-def _runtime_without_store(args):
-    """The runtime `run` would use; `version` opens no store (its facts are cached
-    only where the store already exists)."""
-    import os
-
-    from lamina.errors import LaminaError
-    from lamina.runtime.oci import select_runtime
-    from lamina.system import DEFAULT_ROOT
-
-    root = os.path.abspath(args.root or os.environ.get("LAMINA_ROOT") or DEFAULT_ROOT)
-    try:
-        return select_runtime(args.runtime or os.environ.get("LAMINA_RUNTIME"),
-                              state_root=os.path.join(root, "runtime"))
-    except LaminaError:
-        return None
 
 
 def _runtime_warnings(runtime) -> None:
@@ -96,25 +74,22 @@ def _runtime_warnings(runtime) -> None:
 
 def cmd_info(system, args) -> int:
     """docker info's shape, for what lamina has."""
-    from lamina.cli.main import VERSION
-    from lamina.errors import LaminaError
+    from lamina.engine.system import info
 
-    containers = system.containers.list()
-    running = sum(1 for c in containers if c.running)
+    facts = info(system)
     lines = [
-        f"Containers: {len(containers)}", f" Running: {running}", f" Stopped: {len(containers) - running}",
-        f"Images: {len(system.images.list())}",
-        f"Server Version: lamina {VERSION}",
-        f"Storage Driver: {system.snapshotter.name}",
+        f"Containers: {facts['Containers']}", f" Running: {facts['ContainersRunning']}",
+        f" Stopped: {facts['ContainersStopped']}",
+        f"Images: {facts['Images']}",
+        f"Server Version: {facts['ServerVersion']}",
+        f"Storage Driver: {facts['Driver']}",
     ]
-    try:
-        runtime = system.runtime
-    except LaminaError as e:  # still worth showing the rest, as docker info does
-        runtime = None
-        lines.append(f"Default Runtime: none ({e})")
-    if runtime is not None:
+    runtime = facts["Runtime"]
+    if runtime is None:
+        lines.append(f"Default Runtime: none ({facts['RuntimeError']})")
+    else:
         lines += [f"Default Runtime: {runtime.name}", f"{runtime.name} version: {runtime.version()}"]
-    lines.append(f"Lamina Root Dir: {system.root}")
+    lines.append(f"Lamina Root Dir: {facts['LaminaRootDir']}")
     for note in (runtime.note, runtime.security_note()) if runtime is not None else ():
         if note:
             lines.append(f"Note: {note}")
