@@ -1,24 +1,22 @@
 """Container lifecycle without a daemon: create, start (and wait), remove.
 
 `create` records the container (docker-shaped Config and HostConfig) and its
-empty writable layer; `start` mounts it, writes the OCI bundle and runs the
-runtime in the foreground, recording the exit code; `remove` unmounts and
-deletes.  The build executor runs its RUN steps through the same functions.
+empty writable layer; `start` runs it in the foreground through the one
+container runner (lamina/runner.py, which the builder's RUN steps use too),
+recording the exit code; `remove` unmounts and deletes.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import Conflict, RuntimeFailure, UsageError
-from lamina.network import MODES as NETWORK_MODES, attach, mode, release
+from lamina.network import MODES as NETWORK_MODES, release
+from lamina.oci import DEFAULT_PATH
 from lamina.runtime.spec import BindMount
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 @dataclass(frozen=True)
@@ -118,60 +116,24 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
 
 def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
     """Run a created or stopped container in the foreground; returns its exit code."""
-    from lamina.runtime.rootfs import lookup_user
-    from lamina.runtime.console import terminal_size
+    from lamina.runner import Launch, run_container
     from lamina.runtime.seccomp import seccomp_option
-    from lamina.runtime.spec import RunSpec, check_command, write_bundle
-    from lamina.runtime.watchdog import Watchdog
 
     if rec.running:
         raise Conflict(f"container {rec.short_id} is already running")
     cfg = rec.config
-    tty = cfg.get("Tty", False) if tty is None else tty
-    interactive = cfg.get("OpenStdin", False) if interactive is None else interactive
-    ctr_dir = system.containers.path(rec.id)
-    snap = system.snapshotter_for(rec)
+    launch = Launch(
+        args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
+        env=tuple(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or "",
+        hostname=cfg.get("Hostname", ""), network=rec.host_config.get("NetworkMode", "host"),
+        binds=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
+        seccomp=seccomp_option(rec.host_config.get("SecurityOpt")),
+        tty=cfg.get("Tty", False) if tty is None else tty,
+        interactive=cfg.get("OpenStdin", False) if interactive is None else interactive,
+        auto_remove=bool(rec.host_config.get("AutoRemove")),
+    )
     layers = system.unpack(Digest(rec.image_id))
-    rootfs = snap.mount(ctr_dir, layers)
-    # From here on a front killed with -9 leaves nothing running or mounted: see watchdog.py.
-    watchdog = Watchdog(system, rec.id, remove=bool(rec.host_config.get("AutoRemove")))
-    endpoint = None
-    try:
-        cwd = cfg.get("WorkingDir") or "/"
-        ensure_workdir(rootfs, cwd)
-        network = mode(rec.host_config.get("NetworkMode", "host"))
-        if network == "bridge":  # before the runtime starts: config.json names its namespace
-            endpoint = attach(system, rec.id)
-            network = endpoint.netns
-        hosts, hostname_file, resolv = write_etc_files(ctr_dir, cfg.get("Hostname", ""), network, endpoint)
-        spec = RunSpec(
-            args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
-            rootfs=rootfs, env=tuple(cfg.get("Env") or []), cwd=cwd,
-            user=lookup_user(rootfs, cfg.get("User") or ""), terminal=tty,
-            console_size=terminal_size() if tty else None, hostname=cfg.get("Hostname", ""),
-            network=network,
-            mounts=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
-            hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
-            cgroups_path=f"/lamina/{rec.id}",
-            seccomp=seccomp_option(rec.host_config.get("SecurityOpt")),
-        )
-        check_command(spec)
-        bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec)
-        system.containers.set_running(rec.id, watchdog.pid)  # its keeper: Up while it lives
-        try:
-            code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=tty, interactive=interactive)
-        except BaseException:
-            system.containers.set_exited(rec.id, 137)
-            raise
-        system.containers.set_exited(rec.id, code)
-        return code
-    finally:
-        try:
-            if endpoint is not None:
-                release(system, rec.id)
-            snap.unmount(ctr_dir)
-        finally:
-            watchdog.done()
+    return run_container(system, rec, system.snapshotter_for(rec), layers, launch)
 
 
 def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) -> None:
@@ -205,56 +167,6 @@ def remove_dir(ctr_dir: str) -> None:
         pass
     except OSError as e:
         raise StoreError(f"cannot remove container directory {ctr_dir}: {e.strerror}") from None
-
-
-def ensure_workdir(rootfs: str, cwd: str) -> None:
-    """docker creates a missing WorkingDir (in the container's own layer), also
-    behind a link to a missing directory; made on fds from the root, never by a
-    host path string (the image's links must not lead out of it)."""
-    from lamina.archive.inroot import InRoot, make_dirs
-
-    if "\0" in cwd:  # an image config can carry one: it would be a ValueError in the walk
-        from lamina.quoting import go_quote
-
-        raise RuntimeFailure(f"the working directory {go_quote(cwd)} is invalid: it contains a NUL byte")
-    tree = InRoot(rootfs)
-    try:
-        make_dirs(tree, cwd)
-    except OSError as e:  # docker: 125, "... not a directory"
-        raise RuntimeFailure(f"working directory {cwd}: {e.strerror.lower()}") from None
-    finally:
-        tree.close()
-
-
-def write_etc_files(ctr_dir: str, hostname: str, network: str, endpoint=None) -> tuple[str, str, str]:
-    """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
-    so they never land in the writable layer or in `diff`), as docker writes them:
-    the host's files for `host`; otherwise docker's hosts (with the container's
-    address for its hostname on the bridge) and the host's resolv.conf without
-    the nameservers a private namespace cannot reach."""
-    from lamina.network.resolvconf import for_namespace
-
-    hosts = os.path.join(ctr_dir, "hosts")
-    resolv = os.path.join(ctr_dir, "resolv.conf")
-    if network == "host":
-        for src, dst in (("/etc/hosts", hosts), ("/etc/resolv.conf", resolv)):
-            try:
-                shutil.copyfile(src, dst)
-            except OSError:
-                open(dst, "w").close()
-    else:
-        with open(hosts, "w") as f:
-            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-                    "ff02::2\tip6-allrouters\n")
-            if hostname and endpoint is not None:
-                f.write(f"{endpoint.address}\t{hostname}\n")
-        with open(resolv, "w") as f:
-            f.write(for_namespace())
-    hostname_file = os.path.join(ctr_dir, "hostname")
-    with open(hostname_file, "w") as f:
-        f.write(hostname + "\n")
-    return hosts, hostname_file, resolv
 
 
 def parse_volume(spec: str) -> BindMount:

@@ -25,11 +25,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import uuid
 from collections import OrderedDict
-from typing import Sequence
 
 from lamina.errors import InvalidArchive
+
+TYPE_CHECKING = False  # typing only for annotations; os.urandom, not uuid (which imports platform): `diff` starts lean
+if TYPE_CHECKING:
+    from typing import Sequence
 
 MAX_SYMLINKS = 40  # Linux MAXSYMLINKS
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -232,6 +234,26 @@ def make_dirs(tree: InRoot, path: str) -> tuple[str, list[str]]:
     return real, tree.made_dirs[before:]
 
 
+def find_dir(tree: InRoot, path: str) -> str | None:
+    """Real path of the existing directory `path` inside the root (its links
+    followed in the root, as `make_dirs` does), or None when a component is
+    missing.  A component that is not a directory raises NotADirectoryError, a
+    link loop OSError(ELOOP), both naming `path`."""
+    try:
+        return tree.resolve(clean(path), create=False, entry=path)
+    except MissingPath:
+        return None
+    except NotADir:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+    except LinkLoop:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+
+
+def host_path(root: str, real: str) -> str:
+    """The host path of a real path `resolve` returned ("" is the root itself)."""
+    return os.path.join(root, real) if real else root
+
+
 _MAX_OPEN_LEVELS = 64
 
 
@@ -260,7 +282,7 @@ def remove_tree(parent_fd: int, name: str) -> None:
                     cfd = os.open(child, _DIR_FLAGS, dir_fd=fd)
                     stack.append((cfd, child, _children(cfd)))
                 else:  # too deep: move the subtree up to the top dir and finish it from there
-                    os.rename(child, f".lamina-rm-{uuid.uuid4().hex}", src_dir_fd=fd, dst_dir_fd=top)
+                    os.rename(child, f".lamina-rm-{os.urandom(16).hex()}", src_dir_fd=fd, dst_dir_fd=top)
                 continue
             if len(stack) == 1:
                 pending.extend(_children(top))  # subtrees moved up meanwhile

@@ -74,54 +74,30 @@ class StepContainer:
     # ------------------------------------------------------------------ RUN
     def run(self, argv: list[str], env: list[str], *, user: str, workdir: str, network: str,
             mounts: tuple[ExtraMount, ...] = (), quiet: bool = False) -> int:
-        from lamina.lifecycle import ensure_workdir, write_etc_files
-        from lamina.runtime.rootfs import lookup_user, resolved_workdir_is_proc
-        from lamina.runtime.spec import BindMount, RunSpec, build_spec
-        from lamina.runtime.watchdog import Watchdog
+        """Through the one container runner (lamina/runner.py), as `run` does; a
+        build killed with -9 must not leave its step running (the watchdog)."""
+        from lamina.runner import Launch, run_container
+        from lamina.runtime.spec import BindMount, TmpfsMount
 
-        rootfs = self.mount()
         cwd = workdir or "/"
-        ensure_workdir(rootfs, cwd)
-        if resolved_workdir_is_proc(rootfs, cwd):
-            raise BuildError(f"working directory {cwd} resolves into /proc: refused")
-        ids = lookup_user(rootfs, user)
-        from lamina import network as net
+        launch = Launch(
+            args=tuple(argv), env=tuple(env), cwd=cwd, user=user, hostname=self.id[:12], network=network,
+            binds=tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None),
+            tmpfs=tuple(TmpfsMount(m.target, m.size) for m in mounts if m.source is None),
+            check_command=False, auto_remove=True,
+        )
 
-        network = net.mode(network)  # like docker, a step is on the bridge unless --network says
-        endpoint = net.attach(self.system, self.id) if network == "bridge" else None
-        hosts, hostname_file, resolv = write_etc_files(self.dir, self.id[:12], network, endpoint)
-        binds = tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None)
-        stubs = _make_stubs(rootfs, mounts)
-        spec = RunSpec(args=tuple(argv), rootfs=rootfs, env=tuple(env), cwd=cwd, user=ids,
-                       hostname=self.id[:12], network=endpoint.netns if endpoint else network,
-                       mounts=binds, hosts_file=hosts, hostname_file=hostname_file,
-                       resolv_conf_file=resolv, cgroups_path=f"/lamina/{self.id}")
-        config = build_spec(spec)
-        for m in mounts:
-            if m.source is None:
-                opts = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
-                config["mounts"].append({"destination": m.target, "type": "tmpfs", "source": "tmpfs",
-                                         "options": opts})
-        bundle = os.path.join(self.dir, "bundle")
-        os.makedirs(bundle, exist_ok=True)
-        import json
+        def prepare(rootfs: str):
+            from lamina.runtime.rootfs import resolved_workdir_is_proc
 
-        with open(os.path.join(bundle, "config.json"), "w") as f:
-            json.dump(config, f)
-        runtime = self.system.runtime
-        # A build killed with -9 must not leave its step running: see watchdog.py.
-        with Watchdog(self.system, self.id, remove=True) as watchdog:
-            self.system.containers.set_running(self.id, watchdog.pid)
-            try:
-                with _quiet_output(quiet):
-                    code = runtime.run(self.id, bundle, tty=False, interactive=False)
-            except BaseException:
-                self.system.containers.set_exited(self.id, 137)
-                raise
-            self.system.containers.set_exited(self.id, code)
-            _remove_stubs(rootfs, stubs)
-            self.unmount()
-        return code
+            if resolved_workdir_is_proc(rootfs, cwd):
+                raise BuildError(f"working directory {cwd} resolves into /proc: refused")
+            stubs = _make_stubs(rootfs, mounts)
+            return lambda: _remove_stubs(rootfs, stubs)
+
+        self.rootfs = None  # the runner mounts it, and unmounts it when the step ends
+        return run_container(self.system, self.rec, self.snap, self.layers, launch, prepare=prepare,
+                             output=_quiet_output(quiet))
 
 
 @contextmanager

@@ -4,8 +4,8 @@ Cost matters here: `lamina run --rm img true` has a 60 ms budget and runc alone
 takes ~25 ms.  So a start without -t spawns exactly one process (`runc run`),
 nothing is probed per start (no `runc state`, no `--version`), this module
 imports nothing beyond what lamina loads anyway (pty code, ctypes and select
-come only with -t), and processes are started with os.posix_spawn (vfork-fast;
-`subprocess` would add ~5 ms of imports).  The version is probed only on
+come only with -t), and processes are started by runtime/process.py (posix_spawn,
+no `subprocess`).  The version is probed only on
 request and cached in a small JSON file keyed by the binary's identity.
 
 Each runtime gets its own state root, `<store>/runtime/<name>`: runc and crun
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,12 +24,10 @@ from lamina.errors import (
     ContainerCommandNotFound,
     RuntimeFailure,
 )
+from lamina.runtime.process import ForwardSignals, Subreaper, capture, fresh, kill_and_reap, read_pid, spawn
 
 KNOWN = ("runc", "crun")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
-_FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
-# Reset in the child: posix_spawn keeps SIG_IGN across exec, and Python ignores SIGPIPE.
-_CHILD_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *_FORWARDED)
 
 
 class OCIRuntime(Protocol):
@@ -77,7 +74,7 @@ class CliRuntime:
         start the container; the runtime has then printed its own error line too.
         """
         _check_id(container_id)
-        log = _fresh(os.path.join(bundle_dir, "runtime.log"))
+        log = fresh(os.path.join(bundle_dir, "runtime.log"))
         ok = False
         try:
             if tty:
@@ -101,14 +98,14 @@ class CliRuntime:
 
     def _run_foreground(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool) -> int:
         argv = [*self._base(log), "run", "--bundle", bundle_dir, container_id]
-        pid = _spawn(argv, stdin=0 if interactive else None)
+        pid = spawn(argv, stdin=0 if interactive else None)
         try:
-            with _ForwardSignals(pid):
+            with ForwardSignals(pid):
                 status = os.waitpid(pid, 0)[1]
             pid = None
         finally:
             if pid is not None:  # interrupted by an exception: do not leave runc behind
-                _kill_and_reap(pid)
+                kill_and_reap(pid)
         code = os.waitstatus_to_exitcode(status)
         if code < 0:  # runc itself died of a signal (it reports the container's as 128+n)
             return 128 - code
@@ -125,21 +122,21 @@ class CliRuntime:
         --detach`, take the pty master, relay until the init exits, reap it."""
         from lamina.runtime import console  # pty plumbing only when asked for
 
-        pidfile = _fresh(os.path.join(bundle_dir, "container.pid"))
-        with console.ConsoleSocket(bundle_dir) as sock, _Subreaper():
+        pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
+        with console.ConsoleSocket(bundle_dir) as sock, Subreaper():
             argv = [*self._base(log), "run", "--detach", "--console-socket", sock.path]
             argv += ["--pid-file", pidfile, "--bundle", bundle_dir, container_id]
-            runc = _spawn(argv, stdin=None)
+            runc = spawn(argv, stdin=None)
             init = None
             try:
-                with _ForwardSignals(runc) as forward:
+                with ForwardSignals(runc) as forward:
                     status = os.waitpid(runc, 0)[1]  # returns once the container runs
                     runc = None
                     code = os.waitstatus_to_exitcode(status)
                     if code != 0:
                         failure = _runtime_error(log)
                         raise failure or RuntimeFailure(f"{self.name} run exited with {code}")
-                    init = forward.pid = _read_pid(pidfile)
+                    init = forward.pid = read_pid(pidfile)
                     forward.same_group = False
                     master = sock.receive_master()
                     try:
@@ -149,12 +146,12 @@ class CliRuntime:
                     init = None
             finally:
                 if runc is not None:
-                    _kill_and_reap(runc)
+                    kill_and_reap(runc)
                 if init is not None:  # relay failed: stop the container, reap our adopted child
                     try:
                         self.delete(container_id, force=True, missing_ok=True)
                     finally:
-                        _kill_and_reap(init)
+                        kill_and_reap(init)
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
 
@@ -163,7 +160,7 @@ class CliRuntime:
     def state(self, container_id: str) -> dict | None:
         """`runc state` as a dict, or None when the runtime does not know the container."""
         _check_id(container_id)
-        rc, out, err = _capture([self.path, f"--root={self.state_root}", "state", container_id])
+        rc, out, err = capture([self.path, f"--root={self.state_root}", "state", container_id])
         if rc != 0:
             if _is_missing(err):
                 return None
@@ -179,7 +176,7 @@ class CliRuntime:
         if all_processes:
             argv.append("--all")
         argv += [container_id, str(int(sig)) if isinstance(sig, int) else sig]
-        rc, _, err = _capture(argv)
+        rc, _, err = capture(argv)
         if rc != 0:
             raise RuntimeFailure(f"{self.name} kill {container_id}: {_last_line(err)}")
 
@@ -188,7 +185,7 @@ class CliRuntime:
         argv = [self.path, f"--root={self.state_root}", "delete"]
         if force:
             argv.append("--force")
-        rc, _, err = _capture([*argv, container_id])
+        rc, _, err = capture([*argv, container_id])
         if rc != 0 and not (missing_ok and _is_missing(err)):
             raise RuntimeFailure(f"{self.name} delete {container_id}: {_last_line(err)}")
 
@@ -234,7 +231,7 @@ class CliRuntime:
         return facts if isinstance(facts, dict) else {}
 
     def _probe_version(self) -> str:
-        rc, out, _ = _capture([self.path, "--version"])
+        rc, out, _ = capture([self.path, "--version"])
         for line in out.decode("utf-8", "replace").splitlines():
             if line.startswith(f"{self.name} version "):
                 return line.split()[2]
@@ -308,172 +305,6 @@ def _which(program: str) -> str | None:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return os.path.abspath(candidate)
     return None
-
-
-# ---------------------------------------------------------------------- processes
-
-
-def _spawn(argv: list[str], *, stdin: int | None, stdout: int = 1, stderr: int = 2, pass_fds: tuple[int, ...] = ()) -> int:
-    """posix_spawn with subprocess's hygiene: close_fds (every inheritable fd but
-    stdio and `pass_fds` is closed in the child), default signal dispositions.
-    `stdin` None means /dev/null."""
-    actions: list[tuple] = []
-    devnull = None
-    if stdin is None:
-        devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        stdin = devnull
-    for want, have in ((0, stdin), (1, stdout), (2, stderr)):
-        if want != have:
-            actions.append((os.POSIX_SPAWN_DUP2, have, want))
-    for fd in _inheritable_fds():
-        if fd > 2 and fd not in pass_fds:
-            actions.append((os.POSIX_SPAWN_CLOSE, fd))
-    try:
-        return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsigdef=_CHILD_DEFAULT_SIGNALS)
-    except OSError as e:
-        raise RuntimeFailure(f"cannot execute {argv[0]}: {e.strerror}") from None
-    finally:
-        if devnull is not None:
-            os.close(devnull)
-
-
-def _inheritable_fds() -> list[int]:
-    fds = []
-    for entry in os.listdir("/proc/self/fd"):
-        fd = int(entry)
-        try:
-            if os.get_inheritable(fd):
-                fds.append(fd)
-        except OSError:  # the directory fd listdir used, already closed
-            pass
-    return fds
-
-
-def _capture(argv: list[str]) -> tuple[int, bytes, bytes]:
-    """Run a short runtime command; returns (exit code, stdout, stderr)."""
-    import select
-
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    try:
-        pid = _spawn(argv, stdin=None, stdout=out_w, stderr=err_w)
-    finally:
-        os.close(out_w)
-        os.close(err_w)
-    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
-    poller = select.poll()
-    for fd in chunks:
-        poller.register(fd, select.POLLIN)
-    open_fds = set(chunks)
-    try:
-        while open_fds:
-            for fd, _ in poller.poll():
-                data = os.read(fd, 65536)
-                if data:
-                    chunks[fd].append(data)
-                else:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-    finally:
-        os.close(out_r)
-        os.close(err_r)
-        status = os.waitpid(pid, 0)[1]
-    return os.waitstatus_to_exitcode(status), b"".join(chunks[out_r]), b"".join(chunks[err_r])
-
-
-def _fresh(path: str) -> str:
-    """`path`, with any file left there by an earlier run removed."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    return path
-
-
-def _read_pid(pidfile: str) -> int:
-    try:
-        with open(pidfile, "rb") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError) as e:
-        raise RuntimeFailure(f"runtime did not report the container's pid: {e}") from None
-
-
-class _Subreaper:
-    """PR_SET_CHILD_SUBREAPER for the duration: orphans of our children become ours."""
-
-    PR_SET_CHILD_SUBREAPER = 36
-
-    def __enter__(self) -> _Subreaper:
-        import ctypes  # ~5 ms, so only on the -t path
-
-        self.prctl = ctypes.CDLL(None, use_errno=True).prctl
-        if self.prctl(self.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            err = ctypes.get_errno()
-            raise RuntimeFailure(f"cannot become a child subreaper: {os.strerror(err)}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.prctl(self.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-
-
-def _kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-class _ForwardSignals:
-    """While the runtime runs, signals sent to us are passed on instead of killing us.
-
-    While the target is runc in our process group (`same_group`), SIGINT/SIGQUIT
-    typed at our terminal already reached it, so those are not sent twice; the
-    same signals sent to our pid alone (kill, a supervisor) are forwarded.  A
-    detached container (the -t path) is in its own session: everything is
-    forwarded.  In a non-main thread Python cannot set handlers: then nothing is.
-    """
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.same_group = True
-        self.saved: dict[int, object] = {}
-
-    def _handler(self, signum: int, frame: object) -> None:
-        if self.same_group and signum in (signal.SIGINT, signal.SIGQUIT) and _from_our_terminal():
-            return
-        try:
-            os.kill(self.pid, signum)
-        except ProcessLookupError:
-            pass
-
-    def __enter__(self) -> _ForwardSignals:
-        try:
-            for sig in _FORWARDED:
-                self.saved[sig] = signal.signal(sig, self._handler)
-        except ValueError:  # not the main thread
-            pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, old in self.saved.items():
-            signal.signal(sig, old)
-
-
-def _from_our_terminal() -> bool:
-    """True when our terminal generates signals for our process group (so runc got it too)."""
-    import termios
-
-    for fd in (0, 1, 2):
-        try:
-            if os.tcgetpgrp(fd) == os.getpgrp():
-                return bool(termios.tcgetattr(fd)[3] & termios.ISIG)
-        except (OSError, termios.error):
-            continue
-    return False
 
 
 # ---------------------------------------------------------------------- errors

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, NoReturn, Sequence
 
 from lamina.errors import ContainerCommandNotExecutable, ContainerCommandNotFound, RuntimeFailure
+from lamina.oci import DEFAULT_PATH  # noqa: F401 - spec.py and the tests take it from here
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS: the same budget the kernel gives a path walk
 MAX_ID = 2**31 - 1  # runc's maxID; a larger uid/gid once wrapped to root (CVE-2024-40635)
@@ -37,6 +38,10 @@ def resolve_in_root(rootfs: str, path: str) -> str:
     MAX_SYMLINKS links, RuntimeFailure for a path with a NUL byte (image configs
     can carry one).  The final component is resolved too: lstat() of the result
     is not a symlink unless the path does not exist.
+
+    For read-only lookups (the user database, the command, the /proc check of
+    the working directory): whatever lamina writes into a rootfs is resolved on
+    directory fds by archive/inroot.py, which a concurrent rename cannot redirect.
     """
     root = rootfs.rstrip("/") or "/"
     return _join(root, _walk(path, lambda parts: _join(root, parts, None)), None)
@@ -277,8 +282,6 @@ def _parse(data: bytes, *, group: bool) -> list[_Entry]:
 
 
 # --------------------------------------------------------------------------- executables
-
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def find_executable(rootfs: str, argv0: str, path_env: str | None, cwd: str,

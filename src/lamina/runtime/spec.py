@@ -84,6 +84,14 @@ class BindMount:
 
 
 @dataclass(frozen=True)
+class TmpfsMount:
+    """A private tmpfs (a build's `RUN --mount=type=tmpfs`)."""
+
+    destination: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """Everything config.json depends on; the caller resolves images, users and paths.
 
@@ -110,6 +118,7 @@ class RunSpec:
     resolv_conf_file: str | None = None
     cgroups_path: str | None = None
     seccomp: str = "default"  # "unconfined", or a profile's JSON text (--security-opt seccomp=...)
+    tmpfs: tuple[TmpfsMount, ...] = ()  # mounted last, over everything else
 
 
 def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
@@ -178,7 +187,7 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": spec.rootfs, "readonly": spec.readonly_rootfs},
-        "mounts": _mounts(spec),
+        "mounts": _mounts(spec) + [_tmpfs(m) for m in spec.tmpfs],
         "linux": linux,
     }
     if spec.hostname:
@@ -346,6 +355,11 @@ def _default_mounts() -> list[dict]:
 def _bind(source: str, destination: str, readonly: bool) -> dict:
     options = ["rbind", "ro", "rprivate"] if readonly else ["rbind", "rprivate"]
     return {"destination": destination, "type": "bind", "source": source, "options": options}
+
+
+def _tmpfs(m: TmpfsMount) -> dict:
+    options = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
+    return {"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": options}
 
 
 def _mounts(spec: RunSpec) -> list[dict]:

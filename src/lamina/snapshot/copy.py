@@ -11,7 +11,7 @@ import tempfile
 from typing import BinaryIO, Sequence
 
 from lamina.errors import StoreError
-from lamina.snapshot import initlayer
+from lamina.snapshot import Mount, initlayer
 
 
 class CopySnapshotter:
@@ -51,21 +51,29 @@ class CopySnapshotter:
             raise
         return path
 
-    def prepare(self, ctr_dir: str, layers: Sequence) -> None:
-        target = os.path.join(ctr_dir, "rootfs-copy")
-        if os.path.isdir(target):
-            return
-        flat = self._flat(layers)
-        tmp = target + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run(["cp", "-a", "--reflink=auto", flat, tmp], check=True)
-        os.rename(tmp, target)
+    def prepare(self, key: str, parent: Sequence) -> list[Mount]:
+        target = os.path.join(key, "rootfs-copy")
+        if not os.path.isdir(target):
+            flat = self._flat(parent)
+            tmp = target + ".tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            subprocess.run(["cp", "-a", "--reflink=auto", flat, tmp], check=True)
+            os.rename(tmp, target)
+        return self.mounts(key, parent)
 
-    def mount(self, ctr_dir: str, layers: Sequence) -> str:
-        root = os.path.join(ctr_dir, "rootfs-copy")
+    def mounts(self, key: str, parent: Sequence) -> list[Mount]:
+        root = os.path.join(key, "rootfs-copy")
+        return [Mount("bind", root, root, ("rbind",))]  # the copy itself, in place
+
+    def mount(self, key: str, parent: Sequence) -> str:
+        root = os.path.join(key, "rootfs-copy")
         # Right before runc sees it: also covers a container an older lamina prepared.
         initlayer.populate(root)
         return root
+
+    def commit(self, key: str, chain_id, diff_id, parent_chain) -> int | None:
+        """A full copy is no layer: the layer is unpacked from its blob when first needed."""
+        return None
 
     def unmount(self, ctr_dir: str) -> None:
         pass

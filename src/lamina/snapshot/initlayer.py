@@ -18,7 +18,6 @@ here works on directory fds from the root and never follows a symlink.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 
 from lamina.archive.inroot import remove_tree
@@ -75,6 +74,8 @@ def ensure(store_root: str) -> str:
         try:
             os.rename(tmp, base)
         except OSError:  # another process won the race
+            import shutil  # only on failure: `diff` and `inspect` import this module
+
             shutil.rmtree(tmp, ignore_errors=True)
     try:
         os.symlink(os.path.join("..", "layers", "init", "diff"), link)

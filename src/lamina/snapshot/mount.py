@@ -1,16 +1,39 @@
-"""The only module that calls mount(2)/umount2(2)."""
+"""The only module that calls mount(2)/umount2(2): snapshots' `Mount` values become mounts here."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from lamina.errors import StoreError
 
+TYPE_CHECKING = False  # typing for annotations only (start-up cost)
+if TYPE_CHECKING:
+    from typing import Sequence
+
 MNT_DETACH = 2
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-_libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+MS_BIND = 4096
+MS_REC = 16384
+_LIBC = None
+
+
+def _libc():
+    """libc's mount/umount2 through ctypes, loaded on the first call: importing ctypes
+    costs milliseconds that `diff` and `inspect` (which import this module) never use."""
+    global _LIBC
+    if _LIBC is None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+        libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+        _LIBC = libc
+    return _LIBC
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def mount(source: str, target: str, fstype: str, data: str, *, cwd: str | None = None, flags: int = 0) -> None:
@@ -21,8 +44,8 @@ def mount(source: str, target: str, fstype: str, data: str, *, cwd: str | None =
         old = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         os.chdir(cwd)
     try:
-        if _libc.mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()) != 0:
-            err = ctypes.get_errno()
+        if _libc().mount(source.encode(), target.encode(), fstype.encode(), flags, data.encode()) != 0:
+            err = _errno()
             raise StoreError(f"mount {fstype} on {target}: {os.strerror(err)}")
     finally:
         if old is not None:
@@ -31,8 +54,8 @@ def mount(source: str, target: str, fstype: str, data: str, *, cwd: str | None =
 
 
 def unmount(target: str) -> None:
-    if _libc.umount2(target.encode(), MNT_DETACH) != 0:
-        err = ctypes.get_errno()
+    if _libc().umount2(target.encode(), MNT_DETACH) != 0:
+        err = _errno()
         if err not in (22, 2):  # EINVAL: not mounted; ENOENT: gone already
             raise StoreError(f"unmount {target}: {os.strerror(err)}")
 
@@ -41,3 +64,23 @@ def is_mounted(target: str) -> bool:
     target = os.path.abspath(target)
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == target for line in f)
+
+
+def mount_all(mounts: Sequence) -> str:
+    """Mount each `Mount` (snapshot/__init__.py) in order; returns the target of
+    the last one (the root filesystem).  The caller knows none is mounted yet."""
+    target = ""
+    for m in mounts:
+        target = m.target
+        if m.type == "bind" and m.source == m.target:
+            continue  # the tree itself, in place: nothing to mount
+        flags = MS_BIND | MS_REC if m.type == "bind" else 0
+        data = ",".join(o for o in m.options if o not in ("bind", "rbind"))
+        mount(m.source, target, m.type, data, cwd=m.cwd, flags=flags)
+    return target
+
+
+def unmount_all(mounts: Sequence) -> None:
+    for m in reversed(mounts):
+        if not (m.type == "bind" and m.source == m.target):
+            unmount(m.target)

@@ -8,11 +8,15 @@ dir: their cost follows the size of the change, not of the image.
 from __future__ import annotations
 
 import os
-import shutil
-from typing import BinaryIO, Sequence
 
-from lamina.snapshot import initlayer
-from lamina.snapshot.mount import is_mounted, mount, unmount
+from lamina.snapshot import Mount, initlayer
+from lamina.snapshot.mount import is_mounted, mount, mount_all, unmount
+
+# shutil (which imports fnmatch and re) and typing where used: `diff` reads a container's
+# upper dir and needs neither
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, Sequence
 
 FAITHFUL = "index=off,redirect_dir=off,metacopy=off"
 # `volatile` (Linux >= 5.10) skips overlay's sync of the whole upper filesystem at
@@ -43,6 +47,7 @@ def volatile_supported(store_root: str) -> bool:
 
 
 def _probe(store_root: str, marker: str, extra: str = "") -> bool:
+    import shutil
     import tempfile
 
     try:
@@ -70,6 +75,7 @@ class OverlaySnapshotter:
 
     def __init__(self, system) -> None:
         self.root = system.root
+        self._system = system  # its layer store only on commit: `diff` never builds it
         self.init_dir = initlayer.ensure(system.root)
         self.options = FAITHFUL + (f",{VOLATILE}" if volatile_supported(system.root) else "")
 
@@ -78,22 +84,41 @@ class OverlaySnapshotter:
         names = [f"l/{initlayer.INIT_LINK_NAME}"] + [f"l/{layer.link}" for layer in reversed(layers)]
         return ":".join(names)
 
-    def prepare(self, ctr_dir: str, layers: Sequence) -> None:
+    def prepare(self, key: str, parent: Sequence) -> list[Mount]:
         for d in ("upper", "work", "rootfs"):
-            os.makedirs(os.path.join(ctr_dir, d), exist_ok=True)
+            os.makedirs(os.path.join(key, d), exist_ok=True)
+        return self.mounts(key, parent)
 
-    def mount(self, ctr_dir: str, layers: Sequence) -> str:
-        target = os.path.join(ctr_dir, "rootfs")
+    def mounts(self, key: str, parent: Sequence) -> list[Mount]:
+        options = (f"lowerdir={self._lowerdir(parent)}", f"upperdir={key}/upper",
+                   f"workdir={os.path.join(key, 'work')}", self.options)
+        return [Mount("overlay", "overlay", os.path.join(key, "rootfs"), options, cwd=self.root)]
+
+    def mount(self, key: str, parent: Sequence) -> str:
+        target = os.path.join(key, "rootfs")
         if not is_mounted(target):
-            work = os.path.join(ctr_dir, "work")
+            work = os.path.join(key, "work")
             if os.path.exists(os.path.join(work, "work", "incompat", "volatile")):
                 # every volatile mount leaves this behind, and overlay refuses to mount over it
+                import shutil
+
                 shutil.rmtree(work, ignore_errors=True)
                 os.makedirs(work, exist_ok=True)
-            data = (f"lowerdir={self._lowerdir(layers)},upperdir={ctr_dir}/upper,"
-                    f"workdir={work},{self.options}")
-            mount("overlay", target, "overlay", data, cwd=self.root)
+            mount_all(self.mounts(key, parent))
         return target
+
+    def commit(self, key: str, chain_id, diff_id, parent_chain) -> int | None:
+        """The upper dir *is* the new layer: moved into the layer store (minus
+        overlay's own bookkeeping) instead of being unpacked again from the blob."""
+        upper = os.path.join(key, "upper")
+        if not os.path.isdir(upper):
+            return None
+        unpacked = _tree_size(upper)
+        layers = self._system.layers
+        if layers.get(chain_id) is None:
+            _strip_overlay_xattrs(upper)
+            layers.adopt(chain_id, diff_id, parent_chain, upper, unpacked)
+        return unpacked
 
     def unmount(self, ctr_dir: str) -> None:
         unmount(os.path.join(ctr_dir, "rootfs"))
@@ -113,4 +138,38 @@ class OverlaySnapshotter:
 
     def remove(self, ctr_dir: str) -> None:
         self.unmount(ctr_dir)
+        import shutil
+
         shutil.rmtree(ctr_dir, ignore_errors=True)
+
+
+def _strip_overlay_xattrs(root: str) -> None:
+    from lamina.archive import whiteout as wh
+
+    keep = wh.OPAQUE_XATTR
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
+            try:
+                names = os.listxattr(name, follow_symlinks=False)
+            except OSError:
+                continue
+            for x in names:
+                if x.startswith(wh.OVERLAY_XATTR_PREFIXES) and x != keep:
+                    try:
+                        os.removexattr(name, x, follow_symlinks=False)
+                    except OSError:
+                        pass
+
+
+def _tree_size(root: str) -> int:
+    """What a layer's files weigh (whiteouts count nothing), as `images` sums it."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if not (st.st_mode & 0o170000 == 0o020000 and st.st_rdev == 0):
+                total += st.st_size
+    return total

@@ -18,20 +18,22 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import secrets
-import shutil
-import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
 
 from lamina.digest import Digest, HashingReader, chain_ids
 from lamina.errors import DigestMismatch, StoreError
 from lamina.store.content import ContentStore, private_dir
+from lamina.record import record
 from lamina.store.db import pid_alive, transaction
 
+# secrets, shutil and typing are imported where used: `diff` reads layers and makes none
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from typing import BinaryIO, Callable, Iterator
 
-@dataclass(frozen=True)
+
+@record
 class LayerRecord:
     chain_id: Digest
     diff_id: Digest
@@ -115,6 +117,8 @@ class LayerStore:
             if rec is not None:  # another process made it while we waited
                 return rec
             self.cleanup_incomplete(only=chain_id)
+            import secrets
+
             name = secrets.token_hex(16)
             link = secrets.token_hex(13).upper()
             with transaction(self._db) as db:
@@ -137,6 +141,19 @@ class LayerStore:
             with transaction(self._db) as db:
                 db.execute("UPDATE layers SET complete=1, size=?, owner_pid=NULL WHERE chain_id=?", (size, str(chain_id)))
             return self.get(chain_id)  # type: ignore[return-value]
+
+    def adopt(self, chain_id: Digest, diff_id: Digest, parent: Digest | None, tree: str, size: int) -> LayerRecord:
+        """Create layer `chain_id` by moving `tree` (already in overlay form, on the
+        store's filesystem, verified by the caller against diff_id) in as its diff
+        dir: an import's staging tree, a snapshot's upper dir (unless another process made
+        the layer meanwhile, `tree` is gone after)."""
+
+        def move(target: str) -> int:
+            os.rmdir(target)
+            os.rename(tree, target)
+            return size
+
+        return self.create(chain_id, diff_id, parent, move)
 
     # -- maintenance --------------------------------------------------------------
     def has_incomplete(self) -> bool:
@@ -162,6 +179,8 @@ class LayerStore:
             os.unlink(os.path.join(self.links_dir, link))
         except FileNotFoundError:
             pass
+        import shutil
+
         shutil.rmtree(os.path.join(self.layers_dir, name), ignore_errors=True)
         with transaction(self._db) as db:
             db.execute("DELETE FROM layers WHERE chain_id=? AND complete=0", (chain,))
@@ -176,6 +195,8 @@ class LayerStore:
             os.unlink(os.path.join(self.links_dir, row[1]))
         except FileNotFoundError:
             pass
+        import shutil
+
         shutil.rmtree(os.path.join(self.layers_dir, row[0]), ignore_errors=True)
 
     @contextmanager

@@ -1,0 +1,167 @@
+"""The one container runner: `run`/`start` and the builder's RUN steps both end here.
+
+Given a created container (its record and writable layer), `run_container`
+mounts its root filesystem, starts the watchdog that reaps it should the front
+be killed (runtime/watchdog.py), makes the working directory, attaches it to
+the network (lamina.network), writes /etc/hosts, /etc/hostname, /etc/resolv.conf
+and the OCI bundle (seccomp included: runtime/spec.py), runs it in the
+foreground through the runtime and records its exit code; then releases the
+network, unmounts and lets the watchdog go, whatever happened.  What differs
+between `run` and a build step is data (`Launch`) plus one hook for the step's
+mount points, so a fix to this sequence reaches both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from lamina.errors import RuntimeFailure
+from lamina.network import attach, mode, release
+from lamina.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
+    from typing import Callable, ContextManager, Sequence
+
+    from lamina.runtime.spec import BindMount, TmpfsMount
+
+    Prepare = Callable[[str], Callable[[], None] | None]
+
+
+@record
+class Launch:
+    """What one start of a container runs, and how."""
+
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    cwd: str = "/"
+    user: str = ""                   # as the image or -u gives it: resolved in the rootfs
+    hostname: str = ""
+    network: str = "none"            # a NetworkMode (default|bridge|host|none)
+    binds: tuple[BindMount, ...] = ()
+    tmpfs: tuple[TmpfsMount, ...] = ()
+    seccomp: str = "default"
+    tty: bool = False
+    interactive: bool = False
+    check_command: bool = True       # `run` fails fast (127/126) before runc; a build step lets runc say it
+    auto_remove: bool = False        # the watchdog also removes the container (run --rm, build steps)
+
+
+def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
+                  prepare: Prepare | None = None, output: ContextManager | None = None) -> int:
+    """Run container `rec` (created, not running) in the foreground; returns its exit code.
+
+    `snap` is the snapshotter that made its layer, `layers` its image's layers.
+    `prepare(rootfs)` runs once the working directory exists, before the bundle
+    is written; the callable it returns (or None) runs after a run that finished,
+    still mounted (a build step removes its mount-point stubs there).  `output`,
+    when given, is entered around the runtime only (a build's stream)."""
+    from lamina.runtime.rootfs import lookup_user
+    from lamina.runtime.spec import RunSpec, check_command, write_bundle
+    from lamina.runtime.watchdog import Watchdog
+
+    ctr_dir = system.containers.path(rec.id)
+    rootfs = snap.mount(ctr_dir, layers)
+    # From here on a front killed with -9 leaves nothing running or mounted: see watchdog.py.
+    watchdog = Watchdog(system, rec.id, remove=launch.auto_remove)
+    endpoint = None
+    finish = None
+    try:
+        cwd = launch.cwd or "/"
+        ensure_workdir(rootfs, cwd)
+        if prepare is not None:
+            finish = prepare(rootfs)
+        user = lookup_user(rootfs, launch.user)
+        network = mode(launch.network)
+        if network == "bridge":  # before the runtime starts: config.json names its namespace
+            endpoint = attach(system, rec.id)
+            network = endpoint.netns
+        hosts, hostname_file, resolv = write_etc_files(ctr_dir, launch.hostname, network, endpoint)
+        console_size = None
+        if launch.tty:
+            from lamina.runtime.console import terminal_size
+
+            console_size = terminal_size()
+        spec = RunSpec(
+            args=launch.args, rootfs=rootfs, env=launch.env, cwd=cwd, user=user, terminal=launch.tty,
+            console_size=console_size, hostname=launch.hostname, network=network, mounts=launch.binds,
+            hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
+            cgroups_path=f"/lamina/{rec.id}", seccomp=launch.seccomp, tmpfs=launch.tmpfs,
+        )
+        if launch.check_command:
+            check_command(spec)
+        bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec)
+        system.containers.set_running(rec.id, watchdog.pid)  # its keeper: Up while it lives
+        try:
+            if output is None:
+                code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
+                                          interactive=launch.interactive)
+            else:
+                with output:
+                    code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
+                                              interactive=launch.interactive)
+        except BaseException:
+            system.containers.set_exited(rec.id, 137)
+            raise
+        system.containers.set_exited(rec.id, code)
+        if finish is not None:
+            finish()
+        return code
+    finally:
+        try:
+            if endpoint is not None:
+                release(system, rec.id)
+            snap.unmount(ctr_dir)
+        finally:
+            watchdog.done()
+
+
+def ensure_workdir(rootfs: str, cwd: str) -> None:
+    """docker creates a missing WorkingDir (in the container's own layer), also
+    behind a link to a missing directory; made on fds from the root, never by a
+    host path string (the image's links must not lead out of it)."""
+    from lamina.archive.inroot import InRoot, make_dirs
+
+    if "\0" in cwd:  # an image config can carry one: it would be a ValueError in the walk
+        from lamina.quoting import go_quote
+
+        raise RuntimeFailure(f"the working directory {go_quote(cwd)} is invalid: it contains a NUL byte")
+    tree = InRoot(rootfs)
+    try:
+        make_dirs(tree, cwd)
+    except OSError as e:  # docker: 125, "... not a directory"
+        raise RuntimeFailure(f"working directory {cwd}: {e.strerror.lower()}") from None
+    finally:
+        tree.close()
+
+
+def write_etc_files(ctr_dir: str, hostname: str, network: str, endpoint=None) -> tuple[str, str, str]:
+    """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
+    so they never land in the writable layer or in `diff`), as docker writes them:
+    the host's files for `host`; otherwise docker's hosts (with the container's
+    address for its hostname on the bridge) and the host's resolv.conf without
+    the nameservers a private namespace cannot reach."""
+    from lamina.network.resolvconf import for_namespace
+
+    hosts = os.path.join(ctr_dir, "hosts")
+    resolv = os.path.join(ctr_dir, "resolv.conf")
+    if network == "host":
+        for src, dst in (("/etc/hosts", hosts), ("/etc/resolv.conf", resolv)):
+            try:
+                shutil.copyfile(src, dst)
+            except OSError:
+                open(dst, "w").close()
+    else:
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                    "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                    "ff02::2\tip6-allrouters\n")
+            if hostname and endpoint is not None:
+                f.write(f"{endpoint.address}\t{hostname}\n")
+        with open(resolv, "w") as f:
+            f.write(for_namespace())
+    hostname_file = os.path.join(ctr_dir, "hostname")
+    with open(hostname_file, "w") as f:
+        f.write(hostname + "\n")
+    return hosts, hostname_file, resolv
