@@ -237,7 +237,7 @@ def test_dockerignore_link_out_of_the_context_is_not_read(root, tmp_path, host_d
 
 _SWAP = """
 import os, sys
-from lamina.builder import executor, fileops
+from lamina.builder import fileops, stepenv
 
 path, how, at = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -251,13 +251,13 @@ def swap():
         os.replace(path + ".swap", path)
 
 if at == "key":  # between the step's lookup key and its copy
-    original = executor.Builder.cached_or
+    original = stepenv.StepEnv.cached_or
 
     def hooked(self, *args, **kwargs):
         swap()
         return original(self, *args, **kwargs)
 
-    executor.Builder.cached_or = hooked
+    stepenv.StepEnv.cached_or = hooked
 else:  # in the middle of the copy, right after the entry named `at` was made
     original = fileops.Writer._copy_entry
 

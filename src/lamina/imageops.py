@@ -9,19 +9,17 @@ that `system check` reports and `system prune` removes.
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import shutil
 import tempfile
 from typing import BinaryIO, Sequence
 
 from lamina import oci
-from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest
+from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest, TeeReader
+from lamina.image import Image, append, edit, publish
 from lamina.reference import Reference
 from lamina.store.images import LayerBlob
 from lamina.store.leases import leased
-from lamina.digest import TeeReader
 
 
 @leased("import")
@@ -39,24 +37,17 @@ def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str 
             diff_id = blob.commit()
         blob_size = blob.size
         if system.layers.get(diff_id) is None:
-            system.layers.create(diff_id, diff_id, None, lambda target: _adopt(staging, target, size))
+            system.layers.adopt(diff_id, diff_id, None, staging, size)
         config = oci.new_config()
         comment = message or f"Imported from {source}"
         config["comment"] = comment
         apply_changes(config, changes)
-        config["history"] = [{"created": config["created"], "comment": comment}]
-        config["rootfs"]["diff_ids"] = [str(diff_id)]
         layer = LayerBlob(oci.Descriptor(oci.OCI_LAYER, diff_id, blob_size), diff_id)
-        return system.images.create(oci.dumps(config), [layer], size=size, tags=tags)
+        image = append(Image.scratch(), config, {"created": config["created"], "comment": comment}, layer,
+                       layer_size=size)
+        return publish(system, image, tags).id
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _adopt(staging: str, target: str, size: int) -> int:
-    """Move an already-extracted tree into a new layer directory."""
-    os.rmdir(target)
-    os.rename(staging, target)
-    return size
 
 
 def apply_changes(config: dict, changes: Sequence[str]) -> None:
@@ -72,21 +63,17 @@ def apply_changes(config: dict, changes: Sequence[str]) -> None:
 def commit_container(system, container, *, author: str = "", message: str = "",
                      changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
     """`docker commit`: the container's writable layer as a new image on its image."""
-    parent_id = Digest(container.image_id)
-    parent_raw = system.images.raw_config(parent_id)
-    parent = json.loads(parent_raw)
-    layers = system.unpack(parent_id)
+    parent = Image.load(system, Digest(container.image_id))
     snap = system.snapshotter_for(container)
     ctr_dir = system.containers.path(container.id)
 
     with system.content.writer() as blob:
-        snap.write_layer(ctr_dir, layers, blob)
+        snap.write_layer(ctr_dir, parent.layers(), blob)
         diff_id = blob.commit()
     empty = diff_id == EMPTY_LAYER_DIFF_ID
 
-    config = copy.deepcopy(parent)
-    merged = merge_container_config(parent.get("config") or {}, container.config)
-    config["config"] = merged
+    config = edit(parent)
+    config["config"] = merge_container_config(parent.container_config, container.config)
     apply_changes(config, changes)
     config["container"] = container.id
     config["container_config"] = container.config
@@ -101,15 +88,8 @@ def commit_container(system, container, *, author: str = "", message: str = "",
         entry["author"] = author
     if message:
         entry["comment"] = message
-    if empty:
-        entry["empty_layer"] = True
-    config["history"] = list(parent.get("history") or []) + [entry]
-    layer_blobs = system.images.layer_blobs(system.images.get(parent_id))
-    if not empty:
-        config["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d in oci.diff_ids(parent)] + [str(diff_id)]}
-        layer_blobs.append(LayerBlob(oci.Descriptor(oci.OCI_LAYER, diff_id, blob.size), diff_id))
-    size = system.images.get(parent_id).size + (0 if empty else blob.size)
-    return system.images.create(oci.dumps(config), layer_blobs, size=size, parent=str(parent_id), tags=tags)
+    layer = None if empty else LayerBlob(oci.Descriptor(oci.OCI_LAYER, diff_id, blob.size), diff_id)
+    return publish(system, append(parent, config, entry, layer, layer_size=blob.size), tags).id
 
 
 def merge_container_config(image_config: dict, container_config: dict) -> dict:

@@ -6,13 +6,16 @@ Configs and manifests stay as parsed JSON dicts next to their exact raw bytes
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from lamina.digest import Digest
 from lamina.errors import LaminaError, StoreError
+from lamina.leanjson import loads
+from lamina.record import record
+
+TYPE_CHECKING = False  # json and typing are imported where used: `images` and `inspect` read only
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -28,6 +31,8 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+# Docker's PATH for a container (and a build stage) whose image sets none.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_DOCUMENT = 4 << 20  # manifests, indexes and configs larger than 4 MiB are refused
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
@@ -69,6 +74,8 @@ def parse_time(text: str) -> float:
 
 def dumps(obj: Any) -> bytes:
     """Canonical encoding for documents we create (compact, like Go's json.Marshal)."""
+    import json
+
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -82,7 +89,7 @@ def parse_json(raw: bytes, what: str, error: type[LaminaError] = StoreError) -> 
     if len(raw) > MAX_DOCUMENT:
         raise error(f"{what} is larger than 4 MiB")
     try:
-        doc = json.loads(raw)
+        doc = loads(raw)
     except RecursionError:
         raise error(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
     except (ValueError, UnicodeDecodeError) as e:
@@ -114,7 +121,7 @@ def loads_document(raw: bytes, what: str, error: type[LaminaError] = StoreError)
     return doc
 
 
-@dataclass(frozen=True)
+@record
 class Descriptor:
     media_type: str
     digest: Digest

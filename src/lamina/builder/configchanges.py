@@ -16,66 +16,12 @@ import re
 from typing import Mapping, Sequence
 
 from lamina.errors import BuildError
+from lamina.oci import DEFAULT_PATH
+from lamina.builder.gotext import go_duration, go_list, go_quote_list, go_quote_rune
+from lamina.quoting import go_quote
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-# --------------------------------------------------------------------- Go renderings
-
-
-def go_quote(s: str) -> str:
-    """Go's strconv.Quote: printable characters kept, the rest escaped."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[ch])
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x80:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) <= 0xFFFF:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
-
-
-def go_quote_list(items: Sequence[str]) -> str:
-    """`fmt.Sprintf("%q", []string{...})` -> `["a" "b"]`."""
-    return "[" + " ".join(go_quote(s) for s in items) + "]"
-
-
-def go_list(items: Sequence[str]) -> str:
-    """`fmt.Sprintf("%v", []string{...})` -> `[a b]`."""
-    return "[" + " ".join(items) + "]"
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String() for the values HEALTHCHECK takes."""
-    if ns == 0:
-        return "0s"
-    neg, ns = ns < 0, abs(ns)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
-            if ns >= size:
-                return ("-" if neg else "") + _trim(ns / size) + unit
-    h, rem = divmod(ns, 3600 * 10**9)
-    m, rem = divmod(rem, 60 * 10**9)
-    s = _trim(rem / 10**9) + "s"
-    text = (f"{h}h{m}m" if h else f"{m}m" if m else "") + s
-    return ("-" if neg else "") + text
-
-
-def _trim(value: float) -> str:
-    text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
+DEFAULT_PATH_ENV = "PATH=" + DEFAULT_PATH
 
 
 def nop(shell: Sequence[str], text: str) -> str:
@@ -233,16 +179,8 @@ def set_healthcheck(cfg: dict, test: Sequence[str], *, interval: int = 0, timeou
     cfg["Healthcheck"] = health
     # moby: fmt.Sprintf("HEALTHCHECK %q", &HealthConfig{...}) (no StartInterval in 20.10)
     rendered = " ".join([go_quote_list(test), go_quote(go_duration(interval)), go_quote(go_duration(timeout)),
-                         go_quote(go_duration(start_period)), _go_quote_rune(retries)])
+                         go_quote(go_duration(start_period)), go_quote_rune(retries)])
     return "HEALTHCHECK &{" + rendered + "}"
-
-
-def _go_quote_rune(n: int) -> str:
-    """Go's %q of an int is a quoted rune: 3 -> '\\x03'."""
-    if 0 <= n < 0x20 or n == 0x7F:
-        return f"'\\x{n:02x}'"
-    ch = chr(n) if 0 <= n <= 0x10FFFF else "\ufffd"
-    return "'\\''" if ch == "'" else f"'{ch}'"
 
 
 def add_onbuild(cfg: dict, expression: str) -> str:

@@ -18,8 +18,8 @@ exception: a link whose target stays inside the context (relative, no escape) is
 copied as its target; any other link is copied as the link itself.  In a rootfs
 (`COPY --from`, `in_root=True`) a last link is followed, re-rooted, instead.
 
-`-` contexts (a tar or a bare Dockerfile on stdin) are unpacked into the store's
-tmp dir as `build-<pid>-…`, which recovery removes if we die.
+Also here: reading the Dockerfile and the .dockerignore inside the context (for
+the build and the memo's fast path); `-` contexts are stdincontext.py.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import BinaryIO, NamedTuple
+from typing import NamedTuple
 
 from lamina.archive.inroot import MAX_SYMLINKS, InRoot, MissingPath, clean, join
+from lamina.builder.stdincontext import context_from_stream  # noqa: F401 - engine.build takes it from here
 from lamina.errors import BuildError, InvalidArchive
 
 _MAGIC = re.compile(r"[*?\[\\]")
@@ -379,56 +380,26 @@ def read_in_context(context_dir: str, path: str, limit: int) -> bytes | None:
         ctx.close()
 
 
-# --------------------------------------------------------------------- stdin contexts
+def ignore_file_candidates(context_dir: str, dockerfile_path: str | None = None) -> list[str]:
+    """Where the .dockerignore may be, best first: `<Dockerfile>.dockerignore` next to
+    the Dockerfile wins over `<context>/.dockerignore`."""
+    candidates = [os.path.join(context_dir, ".dockerignore")]
+    if dockerfile_path and dockerfile_path != "-":
+        candidates.insert(0, dockerfile_path + ".dockerignore")
+    return candidates
 
 
-def context_from_stream(stream: BinaryIO, tmp_dir: str) -> tuple[str, str | None]:
-    """Unpack a context tar (any compression) or take a bare Dockerfile from `stream`.
-
-    Returns (directory, dockerfile_text or None).  The directory lives in the store's
-    tmp dir as `build-<pid>-…`; the caller removes it."""
-    import tempfile
-
-    from lamina.archive.compression import open_stream
-
-    work = tempfile.mkdtemp(dir=tmp_dir, prefix=f"build-{os.getpid()}-")
-    raw = open_stream(stream)
-    head = raw.read(512)
-    if len(head) == 512 and _is_tar_header(head):
-        from lamina.archive.extract import apply_layer
-
-        apply_layer(_Rewound(head, raw), work, overlay_whiteouts=False)
-        return work, None
-    rest = raw.read(4 << 20)
-    if raw.read(1):
-        raise BuildError("Dockerfile from stdin is larger than 4 MiB")
-    try:
-        return work, (head + rest).decode("utf-8")
-    except UnicodeDecodeError:
-        raise BuildError("stdin is neither a tar archive nor a UTF-8 Dockerfile") from None
-
-
-def _is_tar_header(block: bytes) -> bool:
-    """A ustar/gnu magic, or a valid header checksum (v7 tars)."""
-    if block[257:262] == b"ustar":
-        return True
-    try:
-        stored = int(block[148:156].replace(b"\0", b" ").strip() or b"-1", 8)
-    except ValueError:
-        return False
-    return stored == sum(block[:148]) + 256 + sum(block[156:])
-
-
-class _Rewound:
-    def __init__(self, head: bytes, f: BinaryIO) -> None:
-        self._head = head
-        self._f = f
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            if n < 0:
-                data, self._head = self._head + self._f.read(), b""
-                return data
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._f.read(n)
+def read_ignore_file_in_context(context_dir: str, dockerfile_path: str | None, limit: int) -> tuple[str, bytes] | None:
+    """(path, content) of the .dockerignore that applies.  Read inside the context like
+    the Dockerfile; one that is a link leading out of the context is an error, not "no
+    ignore file" (that would send what it excludes).  Kept here, not in dockerignore.py,
+    so the build memo's fast path can use it without importing the matcher."""
+    for path in ignore_file_candidates(context_dir, dockerfile_path):
+        if not os.path.lexists(path):
+            continue
+        data = read_in_context(context_dir, path, limit)
+        if data is not None:
+            return path, data
+        if os.path.islink(path):
+            raise BuildError(f"{os.path.basename(path)}: a symlink that leads out of the build context is not read")
+    return None

@@ -25,7 +25,7 @@ from contextlib import ExitStack
 from lamina.builder import configchanges as cc
 from lamina.builder import instructions as I
 from lamina.builder.cache import ContentHasher, hash_sources
-from lamina.builder.commit import Parent, commit, layer_from_container
+from lamina.builder.commit import commit, layer_from_container
 from lamina.builder.context import BuildContext
 from lamina.builder.fileops import Ownership, Writer, parse_chmod
 from lamina.errors import BuildError, LaminaError
@@ -103,7 +103,7 @@ def copy_step(b, state, ins) -> None:
 
         def make():
             nonlocal created_by
-            parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+            parent = state.image
             with StepContainer(b.system, parent, cfg) as ctr:
                 rootfs = ctr.mount()
                 own = _ownership(rootfs, chown, mode_fn, where)
@@ -131,10 +131,10 @@ def _cached_or(b, state, lookup: str | None, recorded, make) -> None:
     if lookup is not None and b.cache.get(lookup) is not None:
 
         def make_same():  # the entry vanished since the lookup (rmi): keep the key honest
-            image_id = make()
+            image = make()
             if recorded() != lookup:
                 raise BuildError("the build context changed while this step read it; build again")
-            return image_id
+            return image
 
         b.cached_or(state, lookup, make_same)
         return
@@ -221,12 +221,6 @@ def _excluding(walk, patterns: list[str], where: str):
             yield path, st
 
     return filtered
-
-
-def _scratch(b, state) -> Parent:
-    p = Parent(b.system, None)
-    p.config = state.config
-    return p
 
 
 def _is_glob(pattern: str) -> bool:
@@ -358,7 +352,7 @@ def _add_archive(w: Writer, ctx, src, dest: str, where: str) -> bool:
 def _is_archive(f) -> bool:
     """A tar stream, maybe compressed (gzip, bzip2, xz), judged by content."""
     from lamina.archive.compression import open_stream
-    from lamina.builder.context import _is_tar_header
+    from lamina.builder.stdincontext import is_tar_header
 
     try:
         head = f.read(6)
@@ -372,7 +366,7 @@ def _is_archive(f) -> bool:
             block = f.read(512)
     except OSError:
         return False
-    return len(block) == 512 and _is_tar_header(block)
+    return len(block) == 512 and is_tar_header(block)
 
 
 # --------------------------------------------------------------------- ADD URLs

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import BuildError
+from .shell import GO_SPACES
 
 __all__ = ["IgnoreMatcher", "Pattern", "find_ignore_file", "go_clean", "read_ignore_file"]
 
@@ -36,13 +37,10 @@ _MAX_LINE_BYTES = 65535  # bufio.Scanner's limit, as for Dockerfiles
 
 
 def find_ignore_file(context_dir: str, dockerfile_path: str | None = None) -> str | None:
-    """`<Dockerfile>.dockerignore` next to the Dockerfile wins over `<context>/.dockerignore`."""
-    if dockerfile_path and dockerfile_path != "-":
-        specific = dockerfile_path + ".dockerignore"
-        if os.path.isfile(specific):
-            return specific
-    default = os.path.join(context_dir, ".dockerignore")
-    return default if os.path.isfile(default) else None
+    """The .dockerignore that applies (context.ignore_file_candidates' rule), or None."""
+    from lamina.builder.context import ignore_file_candidates
+
+    return next((p for p in ignore_file_candidates(context_dir, dockerfile_path) if os.path.isfile(p)), None)
 
 
 def go_clean(path: str) -> str:
@@ -73,21 +71,18 @@ def read_ignore_file(text: str, source: str = ".dockerignore") -> list[str]:
             line = line.removeprefix("\ufeff")
         if line.startswith("#"):  # only a # in the first column starts a comment
             continue
-        pattern = line.strip(_GO_SPACES)
+        pattern = line.strip(GO_SPACES)
         if not pattern:
             continue
         invert = pattern.startswith("!")
         if invert:
-            pattern = pattern[1:].strip(_GO_SPACES)
+            pattern = pattern[1:].strip(GO_SPACES)
         if pattern:
             pattern = go_clean(pattern)
             if len(pattern) > 1 and pattern.startswith("/"):
                 pattern = pattern[1:]  # "/foo" means foo at the context root
         patterns.append("!" + pattern if invert else pattern)
     return patterns
-
-
-_GO_SPACES = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 @dataclass(frozen=True)
@@ -117,7 +112,7 @@ class IgnoreMatcher:
     def __init__(self, patterns: Iterable[str], source: str = ".dockerignore") -> None:
         compiled: list[Pattern] = []
         for raw in patterns:
-            text = raw.strip(_GO_SPACES)
+            text = raw.strip(GO_SPACES)
             if not text:
                 continue
             text = go_clean(text)

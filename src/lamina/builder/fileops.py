@@ -1,8 +1,8 @@
 """Writing COPY/ADD sources into a rootfs, resolved inside it.
 
-Every destination path is resolved with `resolve_in_root` against the rootfs:
-symlinks in the image are followed *inside* it (an absolute target restarts at
-the rootfs), never into the host.  The final component of a file destination is
+Every destination directory is resolved on directory fds from the rootfs, the
+one in-root resolver of archive/inroot.py: symlinks in the image are followed
+*inside* it (an absolute target restarts at the rootfs), never into the host.  The final component of a file destination is
 not followed: an existing symlink there is replaced, not written through.
 Sources are read only through the BuildContext (or a stage's rootfs for
 `--from`): through fds of its no-follow directory walk, so a link in the context
@@ -20,8 +20,8 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
+from lamina.archive.inroot import InRoot, find_dir, host_path, make_dirs
 from lamina.errors import BuildError
-from lamina.runtime.rootfs import resolve_in_root
 
 _CHUNK = 1 << 20
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -50,19 +50,15 @@ class Writer:
     def resolve_dir(self, path: str, *, create: bool = True) -> str:
         """Host path of in-container directory `path`, creating what is missing
         (owned like the copied files, 0755, as BuildKit's MkdirAll does)."""
-        host = resolve_in_root(self.rootfs, path)
-        if os.path.isdir(host) and not os.path.islink(host):
-            return host
-        if os.path.lexists(host):
-            raise BuildError(f"cannot copy to non-directory: {path}")
-        if not create:
-            raise BuildError(f"{path}: no such directory")
-        # mkdir -p on fds from the root: also behind a link to a missing directory
-        # (docker creates it), and never out of the root.
-        from lamina.archive.inroot import InRoot, make_dirs
-
         tree = InRoot(self.rootfs)
         try:
+            real = find_dir(tree, path)
+            if real is not None:
+                return host_path(self.rootfs, real)
+            if not create:
+                raise BuildError(f"{path}: no such directory")
+            # mkdir -p on fds from the root: also behind a link to a missing directory
+            # (docker creates it), and never out of the root.
             real, made = make_dirs(tree, path)
             for d in made:
                 fd = tree.dir_fd(d)
@@ -74,14 +70,21 @@ class Writer:
             raise BuildError(f"cannot copy to non-directory: {path}") from None
         finally:
             tree.close()
-        return os.path.join(self.rootfs, real) if real else self.rootfs
+        return host_path(self.rootfs, real)
 
     def dest_is_dir(self, path: str) -> bool:
+        return self._existing_dir(path) is not None
+
+    def _existing_dir(self, path: str) -> str | None:
+        """Host path of the directory `path` already in the rootfs, else None."""
+        tree = InRoot(self.rootfs)
         try:
-            host = resolve_in_root(self.rootfs, path)
+            real = find_dir(tree, path)
         except OSError:
-            return False
-        return os.path.isdir(host) and not os.path.islink(host)
+            return None
+        finally:
+            tree.close()
+        return None if real is None else host_path(self.rootfs, real)
 
     def target(self, path: str) -> str:
         """Host path for a file destination: parent resolved in root, last part literal."""
@@ -115,8 +118,8 @@ class Writer:
                 phost = dirs[parent_c] = self.resolve_dir(parent_c)
             dst = os.path.join(phost, posixpath.basename(cpath))
             if stat.S_ISDIR(st.st_mode) and os.path.islink(dst):
-                real = resolve_in_root(self.rootfs, cpath)  # copy into what the link names, in root
-                if os.path.isdir(real) and not os.path.islink(real):
+                real = self._existing_dir(cpath)  # copy into what the link names, in root
+                if real is not None:
                     dst = real
             self._copy_entry(ctx, rel, dst, st, sub)
             if stat.S_ISDIR(st.st_mode):

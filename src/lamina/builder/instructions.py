@@ -4,9 +4,10 @@ Public API::
 
     parse_stages(result: ParseResult) -> tuple[list[Stage], list[Arg]]   # stages, global ARGs
     parse_instruction(node, *, filename="Dockerfile", escape="\\\\") -> Instruction
-    parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount
-    parse_duration(text: str) -> int            # Go's time.ParseDuration, in nanoseconds
+    parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount   # mountspec.py
+    parse_duration(text: str) -> int            # Go's time.ParseDuration, in nanoseconds (gotext.py)
     EXPANDS, EXPANDED_FLAGS                     # what the executor expands (see below)
+    From, Run, Copy, ... Stage                  # the instruction types (commands.py)
 
 Every instruction is a frozen dataclass holding its source `node` (line range, original
 text) and its fields *raw*: quotes, escapes and `$VAR`s are still in place, because
@@ -22,14 +23,19 @@ All errors are BuildError("<file>:<line>: <message>") with BuildKit's wording.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from ..errors import BuildError
-from .parser import _GO_BOOLS, Heredoc, Node, ParseResult, parse_heredoc, split_words
-from .shell import ShellError, ShellLex
+from lamina.errors import BuildError, InstructionError
+from lamina.quoting import go_quote
+
+from .commands import (  # noqa: F401 - the types are this module's API (`instructions as I`)
+    Add, Arg, Cmd, Copy, Entrypoint, Env, Expose, From, Healthcheck, Instruction, Label, Maintainer,
+    Onbuild, Run, Shell, Stage, StopSignal, User, Volume, Workdir, _CommandLine, _Transfer)
+from .gotext import go_int, parse_duration  # noqa: F401 - parse_duration: API
+from .mountspec import Mount, parse_mount  # noqa: F401 - API
+from .parser import Heredoc, Node, ParseResult, parse_heredoc, split_words
+from .shell import ShellLex
 
 # Keywords whose fields the executor expands (ENV/LABEL/ARG: keys and values; EXPOSE:
 # each port, then split into words again; FROM: image with global ARGs only).
@@ -37,186 +43,6 @@ EXPANDS = frozenset({"add", "arg", "copy", "env", "expose", "from", "label", "st
 # Flag values expanded even where the instruction text is not (RUN mounts: all but from).
 EXPANDED_FLAGS = {"add": ("chown", "chmod", "checksum"), "copy": ("chown", "chmod"), "from": ("platform",),
                   "run": ("mount", "network")}  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class Instruction:
-    node: Node = field(repr=False)
-
-    @property
-    def line(self) -> int:
-        return self.node.start_line
-
-    @property
-    def original(self) -> str:
-        return self.node.original
-
-
-@dataclass(frozen=True, kw_only=True)
-class From(Instruction):
-    image: str
-    name: str | None = None  # lowercased stage name
-    name_as_written: str | None = None
-    platform: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Mount:
-    spec: str  # the --mount value as written, to re-parse once expanded
-    type: str = "bind"  # bind | cache | tmpfs | secret | ssh
-    from_: str | None = None
-    source: str | None = None
-    target: str | None = None
-    readonly: bool = True
-    id: str | None = None
-    sharing: str | None = None  # cache: shared | private | locked
-    required: bool = False  # secret / ssh
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-    size: int | None = None  # tmpfs, bytes
-    env: str | None = None  # secret: expose as this environment variable
-    deferred: bool = False  # some values still hold $VARs: not fully validated yet
-
-
-@dataclass(frozen=True, kw_only=True)
-class Run(Instruction):
-    cmd: tuple[str, ...] | str  # exec form: argv; shell form: the text for SHELL
-    json_form: bool
-    mounts: tuple[Mount, ...] = ()
-    network: str | None = None
-    security: str | None = None
-    heredocs: tuple[Heredoc, ...] = ()  # bodies as written; use Heredoc.body
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Transfer(Instruction):
-    sources: tuple[str, ...]  # paths/URLs, heredoc sources excluded
-    dest: str
-    json_form: bool = False
-    chown: str | None = None
-    chmod: str | None = None
-    link: bool = False
-    exclude: tuple[str, ...] = ()
-    heredocs: tuple[Heredoc, ...] = ()  # inline sources: name is the file name, body the data
-    from_: str | None = None  # COPY only
-    parents: bool = False  # COPY only
-    checksum: str | None = None  # ADD only
-    keep_git_dir: bool = False  # ADD only
-    unpack: bool | None = None  # ADD only; None = decide by source type
-
-
-@dataclass(frozen=True, kw_only=True)
-class Copy(_Transfer):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Add(_Transfer):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Env(Instruction):
-    pairs: tuple[tuple[str, str], ...]
-    legacy: bool = False  # `ENV k v` form (LegacyKeyValueFormat lint)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Label(Instruction):
-    pairs: tuple[tuple[str, str], ...]
-    legacy: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class Arg(Instruction):
-    args: tuple[tuple[str, str | None], ...]  # (name, raw default or None)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Workdir(Instruction):
-    path: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class User(Instruction):
-    user: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class _CommandLine(Instruction):
-    cmd: tuple[str, ...] | str  # exec form: argv; shell form: the text for SHELL
-    json_form: bool
-
-
-@dataclass(frozen=True, kw_only=True)
-class Cmd(_CommandLine):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Entrypoint(_CommandLine):
-    pass
-
-
-@dataclass(frozen=True, kw_only=True)
-class Expose(Instruction):
-    ports: tuple[str, ...]  # raw words, sorted like BuildKit; expand each, then split
-
-
-@dataclass(frozen=True, kw_only=True)
-class Volume(Instruction):
-    paths: tuple[str, ...]
-    json_form: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class Shell(Instruction):
-    shell: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class StopSignal(Instruction):
-    signal: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Healthcheck(Instruction):
-    test: tuple[str, ...]  # ("NONE",) | ("CMD", *argv) | ("CMD-SHELL", text)
-    interval: int = 0  # nanoseconds; 0 = unset (the runtime's default)
-    timeout: int = 0
-    start_period: int = 0
-    start_interval: int = 0
-    retries: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Onbuild(Instruction):
-    trigger: str  # the trigger keyword, uppercased
-    expression: str  # the text stored in the image's OnBuild list (heredocs included)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Maintainer(Instruction):
-    maintainer: str
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str | None  # lowercased `AS` name
-    index: int
-    base: str  # FROM's image, raw (may reference global ARGs or an earlier stage)
-    platform: str | None
-    commands: tuple[Instruction, ...]
-    start_line: int
-    from_: From
-
-
-class InstructionError(BuildError):
-    """A mistake in one instruction, not yet located (parse_mount, parse_duration)."""
-
-    def at(self, filename: str, line: int) -> BuildError:
-        return BuildError(f"{filename}:{line}: {self}")
 
 
 _Error = InstructionError
@@ -445,7 +271,7 @@ def _healthcheck(node: Node, flags: _Flags, esc: str) -> Healthcheck:
     for n, d in zip(_DURATIONS, times.values()):
         if d != 0 and d < 1_000_000:
             raise _Error(f"Interval {_q(n)} cannot be less than 1ms")
-    retries = _go_int(flags.str("retries") or "0")
+    retries = go_int(flags.str("retries") or "0")
     if retries < 0:
         raise _Error(f"--retries cannot be negative ({retries})")
     test = ("CMD", *rest) if node.json_form else ("CMD-SHELL", " ".join(rest))
@@ -466,168 +292,10 @@ _PARSERS: dict[str, tuple[dict[str, str], Callable[[Node, _Flags, str], Instruct
 }  # fmt: skip
 
 
-def _q(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)  # Go's %q, near enough for messages
-
-
-# -- RUN --mount ----------------------------------------------------------------------
-
-_MOUNT_FIELD = {"type": "type", "from": "from_", "source": "source", "src": "source", "target": "target",
-                "dst": "target", "destination": "target", "readonly": "readonly", "ro": "readonly",
-                "readwrite": "readonly", "rw": "readonly", "required": "required", "id": "id",
-                "sharing": "sharing", "mode": "mode", "uid": "uid", "gid": "gid", "size": "size", "env": "env"}  # fmt: skip
+_q = go_quote
 
 
 def _literal_expander(esc: str) -> Callable[[str], str]:
     # Removes quotes and escapes but keeps $VARs: what can be checked before the build.
     lex = ShellLex(esc, skip_unset_env=True)
     return lambda value: lex.process_word(value, {})
-
-
-def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
-    """One `--mount` value.  `expand` processes every value but `from`'s; values still
-    holding `$` after it are kept raw and not validated (the Mount is `deferred`)."""
-    m: dict[str, object] = {"type": "bind"}
-    ro_auto, deferred = True, False
-    for item in _go_csv(spec):
-        key, eq, value = item.partition("=")
-        key = key.lower()
-        if not eq and key in ("readonly", "ro", "readwrite", "rw", "required"):
-            value = "true"  # a bare boolean key
-        elif not eq:
-            raise _Error(f"invalid field '{item}' must be a key=value pair")
-        elif key == "from" and re.search(r"\$.", value):
-            raise _Error("'from' doesn't support variable expansion, define alias stage instead")
-        elif expand is not None:
-            try:
-                value = expand(value)
-            except ShellError as e:
-                raise _Error(str(e)) from None
-        attr = _MOUNT_FIELD.get(key)
-        if attr is None:
-            raise _Error(f"unexpected key '{key}' in '{item}'")
-        ro_auto = ro_auto and attr != "readonly"
-        if "$" in value and key != "from":
-            deferred = True  # checked when the executor parses the expanded value
-            if attr in ("source", "target", "id", "env"):
-                m[attr] = value
-        else:
-            _mount_field(m, key, attr, value)
-    kind = m["type"]
-    if not deferred:
-        for attr in ("mode", "uid", "gid"):
-            if attr in m and kind not in ("secret", "ssh", "cache"):
-                raise _Error(f'{attr} not allowed for "{kind}" type mounts')
-        if "sharing" in m and kind != "cache":
-            raise _Error(f"invalid cache sharing set for {kind} mount")
-        if kind == "secret" and m.get("from_"):
-            raise _Error("secret mount should not have a from")
-        if kind == "secret" and not (m.get("source") or m.get("target") or m.get("id") or "env" in m):
-            raise _Error("invalid secret mount. one of source, target required")
-        if kind == "secret" and m.get("source") and m.get("id"):
-            raise _Error("both source and id can't be set")
-    if ro_auto:
-        m["readonly"] = kind not in ("cache", "tmpfs")
-    return Mount(spec=spec, deferred=deferred, **m)  # type: ignore[arg-type]
-
-
-def _mount_field(m: dict[str, object], key: str, attr: str, value: str) -> None:
-    if attr == "size" and m["type"] != "tmpfs":
-        raise _Error(f"size is not allowed for {m['type']}")
-    if attr == "required" and m["type"] not in ("secret", "ssh"):
-        raise _Error(f"unexpected key '{key}' for mount type '{m['type']}'")
-    if attr == "type":
-        if value.lower() not in ("bind", "cache", "tmpfs", "secret", "ssh"):
-            raise _Error(f"unsupported mount type {_q(value)}")
-        value = value.lower()
-    elif attr in ("readonly", "required"):
-        if value not in _GO_BOOLS:
-            raise _Error(f"invalid value for {key}: {value}")
-        m[attr] = _GO_BOOLS[value] != (key in ("readwrite", "rw"))
-        return
-    elif attr == "sharing":
-        if value.lower() not in ("shared", "private", "locked"):
-            raise _Error(f"unsupported sharing value {_q(value)}")
-        value = value.lower()
-    elif attr in ("mode", "uid", "gid"):
-        if not re.fullmatch("[0-7]+" if attr == "mode" else "[0-9]+", value) or int(value, 8 if attr == "mode" else 10) >> 32:
-            raise _Error(f"invalid value {value} for {attr}")
-        m[attr] = int(value, 8 if attr == "mode" else 10)
-        return
-    elif attr == "size":  # docker/go-units RAMInBytes: "64m", "1.5GiB", "512 kb"
-        size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", value)
-        if not size:
-            raise _Error(f"invalid size: '{value}'")
-        m[attr] = int(float(size[1]) * 1024 ** " kmgtp".index((size[2] or " ").lower()))
-        return
-    m[attr] = value
-
-
-def _go_csv(text: str) -> list[str]:
-    """The first record of Go's encoding/csv reader: strict quotes, no trimming."""
-    line = text.split("\n", 1)[0].removesuffix("\r")
-    if line == "":
-        raise _Error("failed to parse csv mounts: EOF")
-    fields, i = [], 0
-    while True:
-        if line.startswith('"', i):  # quoted field: "" is a quote, must end at , or EOL
-            m = re.compile(r'"((?:[^"]|"")*)"(?=,|\Z)').match(line, i)
-            if m is None:
-                raise _Error('failed to parse csv mounts: extraneous or missing " in quoted-field')
-            fields.append(m[1].replace('""', '"'))
-            i = m.end()
-        else:
-            j = line.find(",", i)
-            j = len(line) if j < 0 else j
-            if '"' in line[i:j]:
-                raise _Error('failed to parse csv mounts: bare " in non-quoted-field')
-            fields.append(line[i:j])
-            i = j
-        if i >= len(line):
-            return fields
-        i += 1
-
-
-def _go_int(text: str) -> int:  # strconv.ParseInt(text, 10, 32)
-    if not re.fullmatch(r"[+-]?[0-9]+", text):
-        raise _Error(f'strconv.ParseInt: parsing "{text}": invalid syntax')
-    if not -(1 << 31) <= int(text) < 1 << 31:
-        raise _Error(f'strconv.ParseInt: parsing "{text}": value out of range')
-    return int(text)
-
-
-# -- Go's time.ParseDuration ----------------------------------------------------------
-
-_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6, "s": 10**9,
-          "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
-_DURATION_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
-
-
-def parse_duration(text: str) -> int:
-    """"1h30m", "1.5s", "-300ms" -> nanoseconds, as Go's time.ParseDuration."""
-    invalid = _Error(f"time: invalid duration {_q(text)}")
-    s, neg = text, text[:1] == "-"
-    s = s[1:] if s[:1] in ("-", "+") else s
-    if s == "0":
-        return 0
-    total, pos = 0, 0
-    while pos < len(s) or not s:
-        m = _DURATION_PART.match(s, pos)
-        whole, frac, unit = m[1], m[2] or "", m[3]  # type: ignore[index]
-        if not s or not (whole or frac):  # no digits at all: "", ".s", "-"
-            raise invalid
-        if not unit:
-            raise _Error(f"time: missing unit in duration {_q(text)}")
-        if unit not in _UNITS:
-            raise _Error(f"time: unknown unit {_q(unit)} in duration {_q(text)}")
-        pos, factor = m.end(), _UNITS[unit]
-        frac = frac[:18]  # Go stops adding precision before it overflows int64
-        if int(whole or "0") > (1 << 63) // factor:
-            raise invalid
-        value = int(whole or "0") * factor
-        if frac and int(frac):
-            value += int(float(int(frac)) * (factor / 10 ** len(frac)))
-        total += value
-        if total > (1 << 63) - (0 if neg else 1):
-            raise invalid
-    return -total if neg else total

@@ -18,15 +18,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-
-def human_size(n: float) -> str:
-    """docker's units.HumanSize (decimal, 4 significant digits): 3.072kB, 373MB."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g}{units[i]}"
+from lamina.units import human_size
 
 
 class BuildLog:

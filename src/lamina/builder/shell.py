@@ -24,37 +24,25 @@ The options mirror lex.go's fields and exist for the parser's heredoc detection:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import BuildError
+from ..errors import ShellError  # noqa: F401 - re-exported: it lived here
+from ..quoting import go_quote
+from .shellpattern import EOF, LexError, go_replace_all, is_name_char, pattern_to_regex, trim_prefix, trim_suffix
 
-__all__ = ["Expansion", "ShellError", "ShellLex", "go_isspace"]
+__all__ = ["GO_SPACES", "Expansion", "ShellError", "ShellLex", "go_isspace"]
 
 # Go's unicode.IsSpace; Python's str.isspace() also accepts \x1c-\x1f, which Go does not.
 _GO_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | frozenset(
     chr(c) for c in range(0x2000, 0x200B)
 )
+GO_SPACES = "".join(sorted(_GO_SPACE))  # the same, for str.strip
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
-_EOF = ""  # scanner sentinel: every real character is a 1-length string
 
 
 def go_isspace(ch: str) -> bool:
     return ch in _GO_SPACE
-
-
-def _is_name_char(ch: str) -> bool:
-    # unicode.IsLetter (category L*) / unicode.IsDigit (category Nd) / '_'
-    return ch != _EOF and (ch.isalpha() or ch.isdecimal() or ch == "_")
-
-
-class ShellError(BuildError):
-    """A word that cannot be expanded (bad substitution, unterminated quote, ${v:?})."""
-
-    def at(self, filename: str, line: int) -> BuildError:
-        """The same error located in a Dockerfile, for the executor to raise."""
-        return BuildError(f"{filename}:{line}: {self}")
 
 
 @dataclass(frozen=True)
@@ -92,16 +80,12 @@ class ShellLex:
     def expand(self, word: str, env: Mapping[str, str]) -> Expansion:
         state = _Word(self, word, env)
         try:
-            result, words = state.stop_on(_EOF, self.raw_escapes)
-        except _LexError as e:
-            raise ShellError(f"failed to process {_go_quote(word)}: {e}") from None
+            result, words = state.stop_on(EOF, self.raw_escapes)
+        except LexError as e:
+            raise ShellError(f"failed to process {go_quote(word)}: {e}") from None
         except RecursionError:  # ${a:-${b:-...}} nested thousands deep
-            raise ShellError(f"failed to process {_go_quote(word)[:80]}: substitutions nested too deeply") from None
+            raise ShellError(f"failed to process {go_quote(word)[:80]}: substitutions nested too deeply") from None
         return Expansion(result, tuple(words), frozenset(state.matched), frozenset(state.unmatched))
-
-
-class _LexError(Exception):
-    pass
 
 
 class _Words:
@@ -153,7 +137,7 @@ class _Word:
 
     # -- scanner -----------------------------------------------------------
     def peek(self) -> str:
-        return self.src[self.pos] if self.pos < len(self.src) else _EOF
+        return self.src[self.pos] if self.pos < len(self.src) else EOF
 
     def next(self) -> str:
         ch = self.peek()
@@ -176,7 +160,7 @@ class _Word:
         # Each nested call has its own word buffer.  (BuildKit shares one buffer between
         # nested calls, which drops the text before `${v:-w}` in ProcessWords; we don't.)
         words = _Words()
-        while (ch := self.peek()) != _EOF:
+        while (ch := self.peek()) != EOF:
             if stop and ch == stop:
                 self.next()
                 return "".join(out), words.finish()
@@ -195,14 +179,14 @@ class _Word:
                     words.add_raw(ch)
                     out.append(ch)
                 ch = self.next()
-                if ch == _EOF:  # an escape at the end of the word is dropped
+                if ch == EOF:  # an escape at the end of the word is dropped
                     break
                 words.add_raw(ch)
             else:
                 words.add_char(ch)
             out.append(ch)
         if stop:
-            raise _LexError(f"unexpected end of statement while looking for matching {stop}")
+            raise LexError(f"unexpected end of statement while looking for matching {stop}")
         return "".join(out), words.finish()
 
     def single_quote(self) -> str:
@@ -213,8 +197,8 @@ class _Word:
             out.append(ch)
         while True:
             ch = self.next()
-            if ch == _EOF:
-                raise _LexError("unexpected end of statement while looking for matching single-quote")
+            if ch == EOF:
+                raise LexError("unexpected end of statement while looking for matching single-quote")
             if ch == "'":
                 if self.lex.raw_quotes:
                     out.append(ch)
@@ -230,8 +214,8 @@ class _Word:
             out.append(ch)
         while True:
             ch = self.peek()
-            if ch == _EOF:
-                raise _LexError("unexpected end of statement while looking for matching double-quote")
+            if ch == EOF:
+                raise LexError("unexpected end of statement while looking for matching double-quote")
             if ch == '"':
                 self.next()
                 if self.lex.raw_quotes:
@@ -245,7 +229,7 @@ class _Word:
                 if self.raw_escapes:
                     out.append(ch)
                 nxt = self.peek()
-                if nxt == _EOF:
+                if nxt == EOF:
                     continue
                 if nxt in ('"', "$", esc):
                     ch = self.next()
@@ -254,15 +238,15 @@ class _Word:
     def name(self) -> str:
         # A run of digits, one special parameter, or letters/digits/underscores.
         ch = self.peek()
-        if ch != _EOF and ch.isdecimal():
+        if ch != EOF and ch.isdecimal():
             start = self.pos
-            while self.peek() != _EOF and self.peek().isdecimal():
+            while self.peek() != EOF and self.peek().isdecimal():
                 self.pos += 1
             return self.src[start : self.pos]
-        if ch in _SPECIAL_PARAMS and ch != _EOF:
+        if ch in _SPECIAL_PARAMS and ch != EOF:
             return self.next()
         start = self.pos
-        while _is_name_char(self.peek()):
+        while is_name_char(self.peek()):
             self.pos += 1
         return self.src[start : self.pos]
 
@@ -285,10 +269,10 @@ class _Word:
             return value
         self.next()  # the {
         ch = self.peek()
-        if ch == _EOF:
-            raise _LexError("syntax error: missing '}'")
+        if ch == EOF:
+            raise LexError("syntax error: missing '}'")
         if ch in "{}:":
-            raise _LexError("syntax error: bad substitution")
+            raise LexError("syntax error: bad substitution")
         name = self.name()
         ch = self.next()
         if ch == "}":
@@ -296,25 +280,25 @@ class _Word:
             if not found and self.lex.skip_unset_env:
                 return "${" + name + "}"
             return value
-        if ch == _EOF:
-            raise _LexError("syntax error: missing '}'")
+        if ch == EOF:
+            raise LexError("syntax error: missing '}'")
         if ch == "/":
             return self._replace(name)
         modifier, null_is_unset = ch, False
         if ch == ":":
             null_is_unset = True
             modifier = self.next()
-            if modifier == _EOF:
-                raise _LexError("syntax error: missing '}'")
+            if modifier == EOF:
+                raise LexError("syntax error: missing '}'")
         chs = (":" if null_is_unset else "") + modifier
         if modifier not in ("+", "-", "?", "#", "%"):
             if null_is_unset:
                 # lex.go reads the word first, so `${v:1` reports the missing brace
                 self._word_until_brace(raw=False)
-            raise _LexError(f"unsupported modifier ({chs}) in substitution")
+            raise LexError(f"unsupported modifier ({chs}) in substitution")
         trim = modifier in ("#", "%")
         if null_is_unset and trim:
-            raise _LexError(f"unsupported modifier ({chs}) in substitution")
+            raise LexError(f"unsupported modifier ({chs}) in substitution")
         word = self._word_until_brace(raw=trim)
         value, is_set = self.getenv(name)
         if self.lex.skip_unset_env and not is_set:
@@ -326,23 +310,23 @@ class _Word:
             return "" if empty else word
         if modifier == "?":
             if not is_set:
-                raise _LexError(f"{name}: {word or 'is not allowed to be unset'}")
+                raise LexError(f"{name}: {word or 'is not allowed to be unset'}")
             if null_is_unset and value == "":
-                raise _LexError(f"{name}: {word or 'is not allowed to be empty'}")
+                raise LexError(f"{name}: {word or 'is not allowed to be empty'}")
             return value
         greedy = word.startswith(modifier)  # ## and %% are the longest match
         if greedy:
             word = word[1:]
         if modifier == "%":
-            return _trim_suffix(word, value, greedy)
-        return _trim_prefix(word, value, greedy)
+            return trim_suffix(word, value, greedy)
+        return trim_prefix(word, value, greedy)
 
     def _word_until_brace(self, raw: bool) -> str:
         try:
             word, _ = self.stop_on("}", raw)
-        except _LexError:
-            if self.peek() == _EOF:
-                raise _LexError("syntax error: missing '}'") from None
+        except LexError:
+            if self.peek() == EOF:
+                raise LexError("syntax error: missing '}'") from None
             raise
         return word
 
@@ -352,147 +336,18 @@ class _Word:
             self.next()
         try:
             pattern, _ = self.stop_on("/", True)
-        except _LexError:
-            if self.peek() == _EOF:
-                raise _LexError("syntax error: missing '/' in ${}") from None
+        except LexError:
+            if self.peek() == EOF:
+                raise LexError("syntax error: missing '/' in ${}") from None
             raise
         replacement = self._word_until_brace(raw=True)
         value, is_set = self.getenv(name)
         if self.lex.skip_unset_env and not is_set:
             return "${" + name + "/" + pattern + "/" + replacement + "}"
-        regex = _pattern_to_regex(pattern, greedy=True, anchored=False)
+        regex = pattern_to_regex(pattern, greedy=True, anchored=False)
         if replace_all:
-            return _go_replace_all(regex, value, replacement)
+            return go_replace_all(regex, value, replacement)
         m = regex.search(value)
         if m is None:
             return value
         return value[: m.start()] + replacement + value[m.end() :]
-
-
-# -- ${v#p} ${v%p} ${v/p/r} helpers --------------------------------------------
-
-_REGEX_SPECIALS = frozenset("[]{}.+()|^$")
-
-
-def _pattern_to_regex(pattern: str, greedy: bool, anchored: bool) -> re.Pattern[str]:
-    """Shell glob (only * ? and \\ escapes) to a regex, as convertShellPatternToRegex."""
-    src = pattern[1:] if pattern.startswith("\ufeff") else pattern
-    out = ["^"] if anchored else []
-    star = ".*" if greedy else ".*?"
-    i = 0
-    while i < len(src):
-        tok = src[i]
-        i += 1
-        if tok == "*":
-            out.append(star)
-        elif tok == "?":
-            out.append(".")
-        elif tok == "\\":
-            nxt = src[i] if i < len(src) else _EOF
-            if nxt in ("}", "/") and nxt != _EOF:
-                continue  # escaped ${} delimiters are not part of the pattern
-            i += 1
-            if nxt not in ("*", "?", "\\") or nxt == _EOF:
-                raise _LexError(
-                    f"invalid pattern ({pattern}) in substitution: invalid escape '\\{nxt or chr(0xFFFD)}'"
-                )
-            out.append("\\" + nxt)
-        elif tok in _REGEX_SPECIALS:
-            out.append("\\" + tok)
-        else:
-            out.append(tok)
-    return re.compile("".join(out))
-
-
-def _trim_prefix(pattern: str, value: str, greedy: bool) -> str:
-    m = _pattern_to_regex(pattern, greedy, anchored=True).search(value)
-    return value[m.end() :] if m else value
-
-
-def _reverse_pattern(pattern: str) -> str:
-    # Reverse, keeping each "\x" escape pair in order: a\*c -> c\*a
-    out = [""] * len(pattern)
-    last = len(pattern) - 1
-    i = 0
-    while i <= last:
-        tok = pattern[i]
-        if tok == "\\" and i != last:
-            out[last - i - 1] = tok
-            out[last - i] = pattern[i + 1]
-            i += 2
-        else:
-            out[last - i] = tok
-            i += 1
-    return "".join(out)
-
-
-def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
-    # Regexes find the leftmost match, so trim a prefix of the reversed string.
-    return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
-
-
-def _go_replace_all(regex: re.Pattern[str], src: str, template: str) -> str:
-    """Go's Regexp.ReplaceAllString: its empty-match rule and $-template expansion."""
-    out: list[str] = []
-    last_end = 0
-    pos = 0
-    while pos <= len(src):
-        m = regex.search(src, pos)
-        if m is None:
-            break
-        out.append(src[last_end : m.start()])
-        # no replacement for an empty match right after the previous match
-        if m.end() > last_end or m.start() == 0:
-            out.append(_go_expand_template(template, m.group(0)))
-        last_end = m.end()
-        pos = pos + 1 if pos + 1 > m.end() else m.end()
-    out.append(src[last_end:])
-    return "".join(out)
-
-
-def _go_expand_template(template: str, whole: str) -> str:
-    # Our regexes have no capture groups: $0/${0} is the match, other names are empty.
-    out: list[str] = []
-    rest = template
-    while True:
-        before, sep, after = rest.partition("$")
-        out.append(before)
-        if not sep:
-            return "".join(out)
-        rest = after
-        if rest.startswith("$"):
-            out.append("$")
-            rest = rest[1:]
-            continue
-        brace = rest.startswith("{")
-        body = rest[1:] if brace else rest
-        n = 0
-        while n < len(body) and _is_name_char(body[n]):
-            n += 1
-        if n == 0 or (brace and (n >= len(body) or body[n] != "}")):
-            out.append("$")  # malformed reference: keep the $ as text
-            continue
-        name = body[:n]
-        rest = body[n + 1 :] if brace else body[n:]
-        if name == "0":
-            out.append(whole)
-
-
-def _go_quote(s: str) -> str:
-    """Go's %q closely enough for error messages."""
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from lamina import oci
 from lamina.builder.configchanges import DEFAULT_PATH_ENV, env_map, shell_of
 from lamina.digest import Digest
+from lamina.image import Image
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,21 @@ class StageState:
         self.args = dict(args)   # declared ARGs in scope -> value (None: no value)
         self.cmd_set = False
         self.busted = False
-        self.image_id: Digest | None = None
+        self.image: Image
         self.config: dict = {}
         self.move_to(image_id)
 
-    def move_to(self, image_id: Digest | None) -> None:
-        self.image_id = image_id
-        if image_id is None:
-            self.config = oci.new_config()
-            self.config["config"] = oci.empty_container_config()
-        else:
-            self.config = json.loads(self.system.images.raw_config(image_id))
+    @property
+    def image_id(self) -> Digest | None:
+        return self.image.id
+
+    def move_to(self, image: "Image | Digest | None") -> None:
+        """Make `image` (a value, or an ID to load) the stage's current image."""
+        if not isinstance(image, Image):
+            image = Image.load(self.system, image)
+        self.image = image
+        # The stage's own copy: seed_path and ONBUILD edit it, the image value stays as stored.
+        self.config = json.loads(image.raw_config) if image.id is not None else copy.deepcopy(image.config)
         if self.config.get("config") is None:
             self.config["config"] = oci.empty_container_config()
 

@@ -1,8 +1,10 @@
 """One function per kind of step: ARG, the metadata instructions, WORKDIR, RUN.
 
 Each computes the step's classic history text and cache key *before* doing any
-work, then asks the builder for a cache hit or to make the image.  COPY and ADD
-live in copystep.py, RUN mounts in mounts.py.
+work, then asks for a cache hit or makes the image.  A step gets `b`, its step
+environment (stepenv.StepEnv: store, request, log, cache, expansion), not the
+Builder, and the stage's `state`, whose `image` is the parent it builds on.  COPY
+and ADD live in copystep.py, RUN mounts in mounts.py.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import os
 
 from lamina.builder import configchanges as cc
 from lamina.builder import instructions as I
-from lamina.builder.commit import Parent, commit, layer_from_container
+from lamina.builder.commit import commit, layer_from_container
 from lamina.builder.stages import PROXY_ARGS
 from lamina.errors import BuildError
+from lamina.network import is_default
 
 
 def dispatch(b, state, ins: I.Instruction, *, trigger: bool = False) -> None:
@@ -63,14 +66,8 @@ def maintainer_step(b, state, ins: I.Maintainer) -> None:
 def _meta_commit(b, state, cfg: dict, created_by: str, *, author: str | None = None,
                  extra: tuple = ()) -> None:
     key = b.key(state, "meta", created_by, cfg, author, *extra)
-    parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+    parent = state.image
     b.cached_or(state, key, lambda: commit(b.system, parent, cfg, created_by, author=author), meta=True)
-
-
-def _scratch(b, state) -> Parent:
-    p = Parent(b.system, None)
-    p.config = state.config  # keeps the seeded PATH of a scratch stage
-    return p
 
 
 def arg_step(b, state, ins: I.Arg) -> None:
@@ -111,15 +108,15 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
     user = cfg.get("User") or ""
 
     def make():
-        parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+        parent = state.image
         with StepContainer(b.system, parent, cfg) as ctr:
             b.log.running_in(ctr.id)
             made = _mkdir_owned(ctr.mount(), workdir, user, b.filename, ins.line)
             ctr.unmount()
             layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent) if made else None
-            image_id = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
+            image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
         b.log.removing(ctr.id)
-        return image_id
+        return image
 
     b.cached_or(state, key, make)
 
@@ -185,7 +182,7 @@ def run_step(b, state, ins: I.Run) -> None:
     cmd_text = " ".join(["/dev/pipes/" + ins.heredocs[0].name] if script else argv)
     created_by = (f"|{len(history)} " + " ".join(history) + " " if history else "") + cmd_text
     network = ins.network and b.expand(state, ins.network, ins.line)
-    if network in (None, "", "default"):
+    if is_default(network):
         network = b.req.network
     mounts = [I.parse_mount(m.spec, lambda v: b.expand(state, v, ins.line)) if m.deferred else m
               for m in ins.mounts]
@@ -198,7 +195,7 @@ def run_step(b, state, ins: I.Run) -> None:
         env = list(cfg.get("Env") or []) + args_env + proxies + prepared.env
 
         def make():
-            parent = Parent(b.system, state.image_id) if state.image_id else _scratch(b, state)
+            parent = state.image
             with StepContainer(b.system, parent, cfg) as ctr:
                 b.log.running_in(ctr.id)
                 run = argv
@@ -213,9 +210,9 @@ def run_step(b, state, ins: I.Run) -> None:
 
                     raise RunFailed(cmd_text, code)
                 layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
-                image_id = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
+                image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
             b.log.removing(ctr.id)
-            return image_id
+            return image
 
         b.cached_or(state, key, make)
 

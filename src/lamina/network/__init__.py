@@ -16,6 +16,13 @@ BRIDGE_MODES = ("default", "bridge")
 MODES = (*BRIDGE_MODES, "host", "none")
 
 
+def is_default(network_mode: str | None) -> bool:
+    """Whether a --network value means the default network (the bridge): `default`,
+    `bridge`, or not given.  A build records it as "default" (its cache keys and
+    memo), a RUN --network=default takes the build's."""
+    return not network_mode or network_mode in BRIDGE_MODES
+
+
 def mode(network_mode: str) -> str:
     """What a recorded HostConfig.NetworkMode means: "bridge", "host" or "none"."""
     return "bridge" if network_mode in BRIDGE_MODES else network_mode
