@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
-from typing import Sequence
 
 from lamina.archive import whiteout as wh
 from lamina.errors import StoreError
+from lamina.record import record
+
+TYPE_CHECKING = False  # typing only for annotations: `diff` starts without it
+if TYPE_CHECKING:
+    from typing import Sequence
 
 KINDS = ("A", "C", "D")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     kind: str  # 'A' added, 'C' changed, 'D' deleted (docker diff's letters)
     path: str  # absolute in-container path, e.g. "/etc/hosts"

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Callable, Protocol, TextIO
 
+from lamina.units import human_size
+
 BAR_WIDTH = 50
 REDRAW_INTERVAL = 0.1
 
@@ -20,15 +22,6 @@ class Progress(Protocol):
     def line(self, text: str) -> None: ...
     def status(self, item: str, text: str) -> None: ...
     def progress(self, item: str, action: str, current: int, total: int) -> None: ...
-
-
-def human_size(n: float) -> str:
-    """Docker's units.HumanSize: decimal units, 4 significant digits (`12.35MB`)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.4g}{unit}"
-        n /= 1000
-    return f"{n:.4g}TB"
 
 
 def bar(current: int, total: int) -> str:

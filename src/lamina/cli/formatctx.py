@@ -1,0 +1,91 @@
+"""docker's formatter contexts: what `--format` templates of `ps`, `images` and
+`history` see (fields and methods, e.g. `{{.Label "k"}}`), what `{{json .}}` marshals,
+and the header each field gets in a `table` format."""
+
+from __future__ import annotations
+
+import os
+
+CONTAINER_HEADERS = {
+    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+    "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "LocalVolumes": "LOCAL VOLUMES",
+    "Networks": "NETWORKS", "Platform": "PLATFORM",
+}
+IMAGE_HEADERS = {
+    "ID": "IMAGE ID", "Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "CreatedSince": "CREATED",
+    "CreatedAt": "CREATED AT", "Size": "SIZE", "Containers": "CONTAINERS", "VirtualSize": "VIRTUAL SIZE",
+    "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
+}
+# `ps -s` without --format: docker's default table and a SIZE column
+PS_TABLE_WITH_SIZE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t"
+                      "{{.Names}}\t{{.Size}}")
+HISTORY_HEADERS = {
+    "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+    "Size": "SIZE", "Comment": "COMMENT",
+}
+
+
+def _struct(type_name: str, fields: dict, methods=None):
+    from lamina.gotemplate import GoStruct
+
+    # docker's contexts marshal a map of their method results: keys sorted
+    return GoStruct(type_name, fields, methods, json_value=dict(sorted(fields.items())), fields_are_methods=True)
+
+
+def wants_size(args) -> bool:
+    """ps measures sizes for -s, or when the format uses .Size: docker runs the template
+    once to see which fields it reads, and `{{json .}}` reads them all."""
+    fmt_text = getattr(args, "format", None) or ""
+    if getattr(args, "size", False) or ".Size" in fmt_text:
+        return True
+    tight = "".join(fmt_text.split())
+    return any(f"json.{end}" in tight for end in ("}}", "-}}", ")", "|"))
+
+
+def network_names(rec) -> str:
+    """ps's Networks: the network the container is on (the default one is "bridge")."""
+    from lamina.network import mode
+
+    return mode(rec.host_config.get("NetworkMode") or "default")
+
+
+def container_size(system, rec) -> tuple[int, int]:
+    """(SizeRw, SizeRootFs): the files in the container's upper dir, and those plus the image's."""
+    from lamina.digest import Digest
+    from lamina.errors import NotFound
+    from lamina.snapshot.overlay import _tree_size  # what a layer's files weigh, as commit counts them
+
+    upper = os.path.join(system.containers.path(rec.id), "upper")  # the copy snapshotter has none: 0
+    rw = _tree_size(upper) if os.path.isdir(upper) else 0
+    try:
+        image = system.images.get(Digest(rec.image_id)).size
+    except NotFound:  # the image is gone (rmi -f): only the container's own files
+        image = 0
+    return rw, rw + image
+
+
+def container_context(row: dict, labels: dict, size: tuple[int, int] | None):
+    """ps's ContainerContext from the row of plain strings cmd_ps builds (a row's
+    own Size text is kept when no size was measured)."""
+    from lamina.cli.fmt import human_size
+    from lamina.gotemplate.execute import Func
+
+    fields = dict(row)
+    fields["Labels"] = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    fields.setdefault("LocalVolumes", "0")
+    fields.setdefault("Platform", None)
+    if size is not None or "Size" not in fields:
+        rw, rootfs = size or (0, 0)
+        text = human_size(rw)
+        fields["Size"] = f"{text} (virtual {human_size(rootfs)})" if rootfs > 0 else text
+    label = Func(lambda name: labels.get(name, ""), ("string",))
+    return _struct("*formatter.ContainerContext", fields, {"Label": label})
+
+
+def image_context(fields: dict):
+    return _struct("*formatter.imageContext", fields)
+
+
+def history_context(fields: dict):
+    return _struct("*image.historyContext", fields)
