@@ -212,7 +212,7 @@ BAD = [
     ("cycle", "FROM base AS a\nCOPY --from=b /x /y\nFROM base AS b\nCOPY --from=a /x /y\n", {}, "Dockerfile:",
      "circular dependency"),
     ("outside", "FROM base\nRUN touch /ran\nCOPY ../x /y\n", {}, "Dockerfile:3", "outside the build context"),
-    ("glob", "FROM base\nCOPY *.nothing /y/\n", {}, "Dockerfile:2", "no source files"),
+    # ("glob": a wildcard matching nothing builds with BuildKit; test_build_copy_semantics checks it)
     ("missing", "FROM base\nCOPY nothere /y\n", {}, "Dockerfile:2", "not found"),
     ("arg-from", "FROM $UNDEFINED\nRUN touch /x\n", {}, "Dockerfile:1", "UNDEFINED"),
     ("bad-flag", "FROM base\nCOPY --nope=1 a b\n", {}, "Dockerfile:2", "unknown flag"),

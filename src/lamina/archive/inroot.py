@@ -249,6 +249,39 @@ def find_dir(tree: InRoot, path: str) -> str | None:
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
 
 
+def resolve_leaf(tree: InRoot, path: str) -> tuple[str, str]:
+    """(real parent directory, name) where a file written at `path` goes: a symlink
+    in the final place is followed, inside the root, as writing through it does
+    (docker's COPY onto a link, also a dangling one); the directories on the way are
+    made when missing (`tree.made_dirs` lists them).  The result names no symlink,
+    though it may name a directory; the root itself is IsADirectoryError.  Errors
+    name `path` as make_dirs' do."""
+    parts = clean(path)
+    hops = 0
+    try:
+        while parts:
+            parent = tree.resolve(parts[:-1], create=True, entry=path)
+            name = parts[-1]
+            pfd = tree.dir_fd(parent)
+            try:
+                st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return parent, name
+            if not stat.S_ISLNK(st.st_mode):
+                return parent, name
+            hops += 1
+            if hops > MAX_SYMLINKS:
+                raise LinkLoop(path)
+            target = os.readlink(name, dir_fd=pfd)
+            # `parent` is a real (link-free) path, so a lexical `..` from it is the physical one
+            parts = clean(target if target.startswith("/") else join(parent, target))
+    except NotADir:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
+    except LinkLoop:
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+
+
 def host_path(root: str, real: str) -> str:
     """The host path of a real path `resolve` returned ("" is the root itself)."""
     return os.path.join(root, real) if real else root

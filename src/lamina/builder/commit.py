@@ -28,8 +28,13 @@ Parent = Image.load
 
 
 def commit(system, parent: Image, cfg: dict, created_by: str, *, layer: tuple | None = None,
-           author: str | None = None, container_id: str = "") -> Image:
-    """Publish the step image.  `layer` = (blob digest, blob size, diff_id, unpacked size)."""
+           author: str | None = None, container_id: str = "", real_layer: bool = False) -> Image:
+    """Publish the step image.  `layer` = (blob digest, blob size, diff_id, unpacked size).
+
+    An empty `layer` is recorded as `empty_layer` history, unless `real_layer`: BuildKit's
+    file steps (COPY, ADD, WORKDIR's mkdir) always add a layer, even one with no change."""
+    if real_layer and (layer is None or layer[2] == EMPTY_LAYER_DIFF_ID):
+        layer = _empty_tar(system)
     config = edit(parent)
     config["config"] = cfg
     # Like BuildKit, no step container's config is recorded (the classic builder's
@@ -45,7 +50,7 @@ def commit(system, parent: Image, cfg: dict, created_by: str, *, layer: tuple | 
         config["author"] = author
     entry: dict = {"created": config["created"], "created_by": created_by}
     blob, unpacked = None, 0
-    if layer is not None and layer[2] != EMPTY_LAYER_DIFF_ID:
+    if layer is not None and (layer[2] != EMPTY_LAYER_DIFF_ID or real_layer):
         digest, blob_size, diff_id, unpacked = layer
         if len(parent.diff_ids) + 1 > MAX_LAYERS:
             from lamina.errors import BuildError
@@ -53,6 +58,13 @@ def commit(system, parent: Image, cfg: dict, created_by: str, *, layer: tuple | 
             raise BuildError(f"max depth exceeded: an image has at most {MAX_LAYERS} layers")
         blob = LayerBlob(oci.Descriptor(oci.OCI_LAYER, digest, blob_size), diff_id)
     return publish(system, append(parent, config, entry, blob, layer_size=unpacked))
+
+
+def _empty_tar(system) -> tuple:
+    """The empty layer (1024 zero bytes) as a stored blob, for a layer that changes nothing."""
+    if not system.content.has(EMPTY_LAYER_DIFF_ID):
+        system.content.put_bytes(bytes(1024), EMPTY_LAYER_DIFF_ID)
+    return (EMPTY_LAYER_DIFF_ID, 1024, EMPTY_LAYER_DIFF_ID, 0)
 
 
 def layer_from_container(system, snap, ctr_dir: str, parent: Image) -> tuple:

@@ -27,7 +27,7 @@ from lamina.builder import instructions as I
 from lamina.builder.cache import ContentHasher, hash_sources
 from lamina.builder.commit import commit, layer_from_container
 from lamina.builder.context import BuildContext
-from lamina.builder.fileops import Ownership, Writer, parse_chmod
+from lamina.builder.fileops import Writer, ownership, parse_chmod
 from lamina.errors import BuildError, LaminaError
 
 _URL_PREFIXES = ("http://", "https://")
@@ -72,21 +72,25 @@ def copy_step(b, state, ins) -> None:
         if checksum and not urls:
             raise BuildError(f"{where}: checksum can't be specified for non-HTTP(S) sources")
         count = len(matched) + len(inline) + len(downloads)
-        if count == 0:
+        if count == 0 and not wild:  # BuildKit: wildcards that match nothing copy nothing
             raise BuildError(f"{where}: {name} failed: no source files were specified")
         dest = b.expand(state, ins.dest, ins.line)
-        into_dir = dest.endswith("/") or dest.endswith("/.") or dest in (".", "")
-        if (len(ins.sources) + len(ins.heredocs) > 1 or wild) and not into_dir:
+        # BuildKit: only a trailing `/`, `.` or nothing says "into this directory"; `/y/.`
+        # names the path /y (a file, unless a directory is there already).
+        into_dir = dest.endswith("/") or dest in (".", "")
+        if (len(ins.sources) + len(ins.heredocs) > 1 or wild) and not (into_dir or dest.endswith("/.")):
             raise BuildError(f"{where}: When using {name} with more than one source file, "
                              "the destination must be a directory and end with a /")
         workdir = cfg.get("WorkingDir") or "/"
         dest_abs = dest if dest.startswith("/") else posixpath.join(workdir, dest)
+        dest_abs = "/" + posixpath.normpath(dest_abs).lstrip("/")  # lexically, as BuildKit's fileop
         chown = b.expand(state, ins.chown, ins.line) if ins.chown else None
         chmod = b.expand(state, ins.chmod, ins.line) if ins.chmod else None
         mode_fn = parse_chmod(chmod) if chmod else None
 
         key_parts = (name.lower(), dest_abs, into_dir, chmod, ins.link, str(from_id) if from_id else None,
-                     [s.rel for s in matched], [n for n, _ in inline], list(urls), excludes, ins.unpack)
+                     [s.rel for s in matched], [n for n, _ in inline], list(urls), excludes, ins.unpack,
+                     "layer-always,source-owners")  # semantics older caches did not have
         unpack = ins.unpack is not False and name == "ADD"
 
         def created_by_for(parts: list[str] | None) -> str:
@@ -106,9 +110,9 @@ def copy_step(b, state, ins) -> None:
             parent = state.image
             with StepContainer(b.system, parent, cfg) as ctr:
                 rootfs = ctr.mount()
-                own = _ownership(rootfs, chown, mode_fn, where)
+                own = ownership(rootfs, chown, mode_fn, where, keep=from_id is not None)
                 w = Writer(rootfs, own)
-                fresh = _fresh_dir(ctr, w, matched, inline, downloads, dest_abs, into_dir)
+                fresh = _fresh_dir(ctr, w, matched, inline, downloads, dest_abs, into_dir) if count else None
                 if fresh is None:
                     _write_all(w, ctx, matched, inline, downloads, dest_abs, into_dir,
                                extract=unpack, where=where, hashes=hashes, walk=walk)
@@ -120,7 +124,8 @@ def copy_step(b, state, ins) -> None:
                     layer = _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, fresh,
                                         tee=not unpack, where=where, hashes=hashes, walk=walk)
                 created_by = created_by_for(hashes)
-                return commit(b.system, parent, cfg, created_by, layer=layer)
+                # BuildKit: every COPY/ADD is a layer, even one that changes nothing
+                return commit(b.system, parent, cfg, created_by, layer=layer, real_layer=True)
 
         _cached_or(b, state, lookup, lambda: b.key(state, created_by, *key_parts), make)
 
@@ -200,7 +205,7 @@ def check_sources(b, ins) -> None:
             raise BuildError(f'{where}: {name} failed: file not found in build context or excluded '
                              f'by .dockerignore: "{pattern}": not found')
         found += len(hits)
-    if not found and not ins.heredocs:
+    if not found and not ins.heredocs and not any(_is_glob(p) for p in ins.sources):
         raise BuildError(f"{where}: {name} failed: no source files were specified")
 
 
@@ -263,22 +268,6 @@ def _label(ctx, matched, inline, downloads, parts: list[str] | None = None, walk
     if len(parts) == 1:
         return parts[0]
     return "multi:" + hashlib.sha256(",".join(parts).encode()).hexdigest()
-
-
-def _ownership(rootfs: str, chown: str | None, mode_fn, where: str) -> Ownership:
-    if not chown:
-        return Ownership(0, 0, mode_fn)
-    from lamina.runtime.rootfs import lookup_user
-
-    user, _, group = chown.partition(":")
-    try:
-        ids = lookup_user(rootfs, chown if group else user)
-    except LaminaError as e:
-        raise BuildError(f"{where}: unable to convert uid/gid chown string to host mapping: {e}") from None
-    uid = ids.uid
-    # Docker: a user without a group gets the gid numerically equal to the uid.
-    gid = ids.gid if group else uid
-    return Ownership(uid, gid, mode_fn)
 
 
 def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,

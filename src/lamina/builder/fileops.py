@@ -2,8 +2,10 @@
 
 Every destination directory is resolved on directory fds from the rootfs, the
 one in-root resolver of archive/inroot.py: symlinks in the image are followed
-*inside* it (an absolute target restarts at the rootfs), never into the host.  The final component of a file destination is
-not followed: an existing symlink there is replaced, not written through.
+*inside* it (an absolute target restarts at the rootfs), never into the host.  A
+file destination that is a symlink is written through, inside the root, as BuildKit
+does (a dangling one gets its target, and the directories to it, made).  Within one
+source tree, hard links stay hard links.
 Sources are read only through the BuildContext (or a stage's rootfs for
 `--from`): through fds of its no-follow directory walk, so a link in the context
 is copied as a link, and a file is hashed from the very bytes that are copied
@@ -20,7 +22,7 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
-from lamina.archive.inroot import InRoot, find_dir, host_path, make_dirs
+from lamina.archive.inroot import InRoot, find_dir, host_path, make_dirs, resolve_leaf
 from lamina.errors import BuildError
 
 _CHUNK = 1 << 20
@@ -29,11 +31,36 @@ _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
 @dataclass(frozen=True)
 class Ownership:
-    """What COPY/ADD sets on what it writes: owner (default 0:0) and --chmod."""
+    """What COPY/ADD sets on what it writes: owner (default 0:0) and --chmod.  With
+    `keep` (COPY --from without --chown) each entry keeps its source's owner; the
+    directories made for it are then 0:0."""
 
     uid: int = 0
     gid: int = 0
     mode: Callable[[int, bool], int] | None = None  # (current bits, is_dir) -> new bits
+    keep: bool = False
+
+    def ids(self, st: os.stat_result) -> tuple[int, int]:
+        return (st.st_uid, st.st_gid) if self.keep else (self.uid, self.gid)
+
+
+def ownership(rootfs: str, chown: str | None, mode_fn, where: str, *, keep: bool = False) -> Ownership:
+    """What `--chown` names, resolved in the image; `keep`: a `--from` source keeps its
+    owners unless --chown says otherwise (BuildKit)."""
+    if not chown:
+        return Ownership(0, 0, mode_fn, keep=keep)
+    from lamina.errors import LaminaError
+    from lamina.runtime.rootfs import lookup_user
+
+    user, _, group = chown.partition(":")
+    try:
+        ids = lookup_user(rootfs, chown if group else user)
+    except LaminaError as e:
+        raise BuildError(f"{where}: unable to convert uid/gid chown string to host mapping: {e}") from None
+    # BuildKit: a user name without a group gets the user's primary group (its
+    # /etc/passwd entry); a numeric uid without one, the gid equal to the uid.
+    gid = ids.gid if group or not user.isdigit() else ids.uid
+    return Ownership(ids.uid, gid, mode_fn)
 
 
 class Writer:
@@ -45,6 +72,7 @@ class Writer:
         self.hasher = hasher  # cache.ContentHasher fed while copying (one read per file)
         self.tee = None       # teetar.TarTee: the layer tar, written as entries are made
         self._dirs: list[tuple[str, os.stat_result]] = []  # copied dirs, to restore mtimes
+        self._links: dict[tuple[int, int], tuple[str, str]] = {}  # source inode -> (first copy, digest)
 
     # -------------------------------------------------------------- destinations
     def resolve_dir(self, path: str, *, create: bool = True) -> str:
@@ -60,17 +88,20 @@ class Writer:
             # mkdir -p on fds from the root: also behind a link to a missing directory
             # (docker creates it), and never out of the root.
             real, made = make_dirs(tree, path)
-            for d in made:
-                fd = tree.dir_fd(d)
-                os.fchown(fd, self.own.uid, self.own.gid)
-                if self.tee is not None:
-                    host = os.path.join(self.rootfs, d)
-                    self.tee.directory(host, 0o755, self.own.uid, self.own.gid, os.fstat(fd).st_mtime_ns)
+            self._own_made(tree, made)
         except OSError:
             raise BuildError(f"cannot copy to non-directory: {path}") from None
         finally:
             tree.close()
         return host_path(self.rootfs, real)
+
+    def _own_made(self, tree: InRoot, made: list[str]) -> None:
+        for d in made:
+            fd = tree.dir_fd(d)
+            os.fchown(fd, self.own.uid, self.own.gid)
+            if self.tee is not None:
+                host = os.path.join(self.rootfs, d)
+                self.tee.directory(host, 0o755, self.own.uid, self.own.gid, os.fstat(fd).st_mtime_ns)
 
     def dest_is_dir(self, path: str) -> bool:
         return self._existing_dir(path) is not None
@@ -87,10 +118,18 @@ class Writer:
         return None if real is None else host_path(self.rootfs, real)
 
     def target(self, path: str) -> str:
-        """Host path for a file destination: parent resolved in root, last part literal."""
-        parent, _, name = path.rstrip("/").rpartition("/")
-        pdir = self.resolve_dir(parent or "/")
-        return os.path.join(pdir, name)
+        """Host path for a file destination, resolved in the root: an existing symlink
+        there is written through (BuildKit), a dangling one gets its target made."""
+        tree = InRoot(self.rootfs)
+        try:
+            before = len(tree.made_dirs)
+            parent, name = resolve_leaf(tree, path)
+            self._own_made(tree, tree.made_dirs[before:])
+        except OSError:
+            raise BuildError(f"cannot copy to non-directory: {path}") from None
+        finally:
+            tree.close()
+        return os.path.join(host_path(self.rootfs, parent), name)
 
     # -------------------------------------------------------------- copying
     def copy_tree(self, ctx, src_rel: str, dest: str, *, walk) -> None:
@@ -102,6 +141,7 @@ class Writer:
         is followed to the rootfs's /usr/lib, never the host's); resolved directories
         are remembered, so a deep tree costs one lookup per directory."""
         dirs: dict[str, str] = {}
+        self._links = {}  # hard links are kept within one source tree, as BuildKit does
         base = src_rel
         for rel, st in walk(src_rel):
             sub = rel[len(base):].lstrip("/") if base else rel
@@ -112,6 +152,9 @@ class Writer:
                     self.hasher.add("", st)
                 continue
             cpath = cpath.rstrip("/")
+            if not sub:  # a file source itself: through a link at its destination
+                self._copy_entry(ctx, rel, self.target(cpath), st, sub)
+                continue
             parent_c = posixpath.dirname(cpath) or "/"
             phost = dirs.get(parent_c)
             if phost is None:
@@ -136,12 +179,21 @@ class Writer:
             bits = self._finish(dst, st, is_dir=True)
             self._dirs.append((dst, st))
             if self.tee is not None:
-                self.tee.directory(dst, bits, self.own.uid, self.own.gid, st.st_mtime_ns)
+                self.tee.directory(dst, bits, *self.own.ids(st), st.st_mtime_ns)
             if self.hasher is not None:
                 self.hasher.add(name, st)
             return
         _clear(dst)
         if stat.S_ISREG(mode):
+            inode = (st.st_dev, st.st_ino)
+            first = self._links.get(inode) if st.st_nlink > 1 else None
+            if first is not None:  # another name of a file already copied: a hard link again
+                os.link(first[0], dst, follow_symlinks=False)
+                if self.tee is not None:
+                    self.tee.hardlink(dst, first[0], st)
+                if self.hasher is not None:
+                    self.hasher.add(name, st, data_digest=first[1])
+                return
             fin = ctx.open_file(src)
             try:
                 st = os.fstat(fin)  # mode, size and data all from the one file that is copied
@@ -149,22 +201,24 @@ class Writer:
             finally:
                 os.close(fin)
             self._finish(dst, st, is_dir=False)
+            if st.st_nlink > 1:
+                self._links[inode] = (dst, digest)
             if self.hasher is not None:
                 self.hasher.add(name, st, data_digest=digest)
         elif stat.S_ISLNK(mode):
             link = ctx.readlink(src)
             os.symlink(link, dst)
-            os.lchown(dst, self.own.uid, self.own.gid)
+            os.lchown(dst, *self.own.ids(st))
             os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
             if self.tee is not None:
-                self.tee.symlink(dst, link, self.own.uid, self.own.gid, st.st_mtime_ns)
+                self.tee.symlink(dst, link, *self.own.ids(st), st.st_mtime_ns)
             if self.hasher is not None:
                 self.hasher.add(name, st, link=link)
         elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             os.mknod(dst, stat.S_IFMT(mode) | 0o600, st.st_rdev)
             bits = self._finish(dst, st, is_dir=False)
             if self.tee is not None:
-                self.tee.node(dst, st, bits, self.own.uid, self.own.gid)
+                self.tee.node(dst, st, bits, *self.own.ids(st))
             if self.hasher is not None:
                 self.hasher.add(name, st)
         # sockets are skipped, as Docker does
@@ -187,7 +241,7 @@ class Writer:
             # The tar header needs the size first: copy exactly what fstat says.
             size = st.st_size
             bits = self.own.mode(stat.S_IMODE(st.st_mode), False) if self.own.mode else stat.S_IMODE(st.st_mode)
-            self.tee.file_header(dst, bits, self.own.uid, self.own.gid, size, st.st_mtime_ns)
+            self.tee.file_header(dst, bits, *self.own.ids(st), size, st.st_mtime_ns)
             left = size
             while left:
                 chunk = os.read(fin, min(_CHUNK, left))
@@ -204,7 +258,7 @@ class Writer:
             os.close(fout)
 
     def _finish(self, dst: str, st: os.stat_result, *, is_dir: bool) -> int:
-        os.lchown(dst, self.own.uid, self.own.gid)
+        os.lchown(dst, *self.own.ids(st))
         bits = stat.S_IMODE(st.st_mode)
         if self.own.mode is not None:
             bits = self.own.mode(bits, is_dir)

@@ -60,7 +60,7 @@ def prepare_mounts(b, state, ins, mounts):
 
                     copy = tempfile.mkdtemp(dir=b.system.tmp_dir, prefix=f"build-{os.getpid()}-rw-")
                     cleanups.append(lambda p=copy: shutil.rmtree(p, ignore_errors=True))
-                    w = Writer(copy, Ownership())
+                    w = Writer(copy, Ownership(keep=bool(m.from_)))  # a stage's files keep their owners
                     try:
                         w.copy_tree(ctx, src.follow, "/src", walk=ctx.walk)
                     except OSError as e:
@@ -127,11 +127,12 @@ def _bind_source(b, state, m, where: str, cleanups: list):
 
 
 def mount_from(b, name: str, where: str, cleanups: list) -> tuple[str, str]:
-    """Mount the rootfs of a stage (name or index) or an image read-only-ish; returns
-    (rootfs path, image id).  The container is removed by the cleanups."""
+    """A read-only view of the layers of a stage (name or index) or an image, never
+    a container's rootfs (whose init layer would show /.dockerenv, /etc/hosts...);
+    returns (root path, image id).  The view is closed by the cleanups."""
     from lamina.builder.commit import Parent
-    from lamina.builder.runstep import StepContainer
     from lamina.builder.stages import resolve_ref
+    from lamina.snapshot.view import close_view, open_view
 
     ref = resolve_ref(name, list(b.plan.stages), allow_index=True, before=None)
     if ref.stage is not None:
@@ -140,9 +141,9 @@ def mount_from(b, name: str, where: str, cleanups: list) -> tuple[str, str]:
         image_id = b.stage_images[ref.stage]
     else:
         image_id = b._image(ref.image, int(where.rsplit(":", 1)[1]), what=f"--from={name}")
-    ctr = StepContainer(b.system, Parent(b.system, image_id), {})
-    cleanups.append(ctr.remove)
-    return ctr.mount(), str(image_id)
+    root = open_view(b.system, Parent(b.system, image_id).layers())
+    cleanups.append(lambda: close_view(root))
+    return root, str(image_id)
 
 
 def _cache_dir(b, m, target: str, cleanups: list) -> str:

@@ -17,6 +17,11 @@ from dataclasses import dataclass
 from lamina.errors import BuildError
 
 
+# BuildKit names every build step's host this, whatever its network mode, so builds
+# that record the hostname are reproducible (not the step container's ID).
+BUILD_HOSTNAME = "buildkitsandbox"
+
+
 @dataclass(frozen=True)
 class ExtraMount:
     """A RUN --mount, already resolved to a host source (bind/cache/secret) or tmpfs."""
@@ -81,7 +86,7 @@ class StepContainer:
 
         cwd = workdir or "/"
         launch = Launch(
-            args=tuple(argv), env=tuple(env), cwd=cwd, user=user, hostname=self.id[:12], network=network,
+            args=tuple(argv), env=tuple(env), cwd=cwd, user=user, hostname=BUILD_HOSTNAME, network=network,
             binds=tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None),
             tmpfs=tuple(TmpfsMount(m.target, m.size) for m in mounts if m.source is None),
             check_command=False, auto_remove=True,

@@ -74,6 +74,8 @@ class StageState:
         env = list(self.cfg.get("Env") or [])
         if not any(e.startswith("PATH=") for e in env):
             self.cfg["Env"] = [DEFAULT_PATH_ENV] + env
+        if self.image.id is None and not self.cfg.get("WorkingDir"):
+            self.cfg["WorkingDir"] = "/"  # BuildKit's empty image (FROM scratch) has WorkingDir "/"
 
     @property
     def shell(self) -> tuple[str, ...]:

@@ -101,10 +101,12 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
 
     cfg = state.new_cfg()
     path = b.expand(state, ins.path, ins.line)
-    cc.set_workdir(cfg, path)
+    # BuildKit keeps an absolute WORKDIR as written (`/app/` stays `/app/`) and
+    # joins (and cleans) a relative one onto the current one.
+    cfg["WorkingDir"] = path if path.startswith("/") else cc.join_workdir(cfg.get("WorkingDir") or "/", path)
     workdir = cfg["WorkingDir"]
     created_by = cc.nop1(state.shell, "WORKDIR " + workdir)
-    key = b.key(state, "workdir", created_by, cfg)
+    key = b.key(state, "workdir", created_by, cfg, "mkdir-layer")  # not an older cache's no-layer image
     user = cfg.get("User") or ""
 
     def make():
@@ -113,8 +115,10 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
             b.log.running_in(ctr.id)
             made = _mkdir_owned(ctr.mount(), workdir, user, b.filename, ins.line)
             ctr.unmount()
-            layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent) if made else None
-            image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
+            # BuildKit's mkdir step: a layer for every WORKDIR but `/`, even when it existed
+            mkdir = made or workdir != "/"
+            layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent) if mkdir else None
+            image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id, real_layer=mkdir)
         b.log.removing(ctr.id)
         return image
 

@@ -16,7 +16,7 @@ import os
 import stat
 
 from lamina.archive import whiteout as wh
-from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, REG, SYM, TarOut, encode_header
+from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
 
 
 
@@ -80,6 +80,12 @@ class TarTee(TarOut):
     def symlink(self, path: str, target: str, uid: int, gid: int, mtime_ns: int) -> None:
         self.write(encode_header(self.arc(path), SYM, stat.S_IFLNK | 0o777, uid, gid, 0, mtime_ns // 10**9,
                                  target))
+
+    def hardlink(self, path: str, first: str, st: os.stat_result) -> None:
+        """Another name of the file archived as `first` (layertar's type `1` entry)."""
+        st = os.lstat(first)
+        self.write(encode_header(self.arc(path), LNK, st.st_mode, st.st_uid, st.st_gid, 0,
+                                 st.st_mtime_ns // 10**9, self.arc(first)))
 
     def node(self, path: str, st: os.stat_result, bits: int, uid: int, gid: int) -> None:
         mode = st.st_mode
