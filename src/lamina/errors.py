@@ -8,9 +8,14 @@ Exit codes follow the docker CLI: 1 for "no such object" and usage-level
 failures, 125 for engine failures around `run`, 126/127 for a container command
 that cannot be executed / found.  HTTP statuses follow dockerd's errdefs mapping:
 400 bad parameter, 404 not found, 409 conflict, 500 for the engine's own failures.
+`daemon` says whose text docker shows for the error: dockerd's (the CLI prints
+`Error response from daemon: …`) or its own CLI's (printed bare: a reference or an
+option it parsed before sending the request).
 """
 
 from __future__ import annotations
+
+DAEMON_PREFIX = "Error response from daemon"  # a verb's error prefix where docker's text is dockerd's
 
 
 class LaminaError(Exception):
@@ -18,18 +23,38 @@ class LaminaError(Exception):
 
     exit_code = 1
     http_status = 500
+    daemon = True  # lamina's engine stands where dockerd does
 
 
 class UsageError(LaminaError):
     """Bad flags or arguments (docker exits 125 for flag errors of run, 1 elsewhere)."""
 
     http_status = 400
+    daemon = False
+
+
+class OptionError(UsageError):
+    """A run/create option value docker's CLI rejects while building the request (an
+    unreadable or malformed --env-file): `lamina: …` and the verb's `See '… --help'.`
+    line, exit 125."""
+
+    exit_code = 125
+
+
+class InvalidParameter(UsageError):
+    """A request the engine refuses for a bad parameter (dockerd's errdefs.InvalidParameter:
+    `No command specified`, an invalid container name or volume specification)."""
+
+    daemon = True
 
 
 class InvalidReference(LaminaError):
-    """An image reference that docker would reject (`Ubuntu`, `a//b`, `x:t1:t2`)."""
+    """An image reference that docker would reject (`Ubuntu`, `a//b`, `x:t1:t2`).  docker's
+    CLI parses the references of run, create, pull, push, commit and tag itself; a raising
+    point standing for dockerd's parse (rmi, history) sets `daemon` on the instance."""
 
     http_status = 400
+    daemon = False
 
 
 class InvalidDigest(LaminaError):
@@ -104,6 +129,12 @@ class ContainerCommandNotExecutable(RuntimeFailure):
 
     exit_code = 126
     http_status = 400
+
+
+def run_exit_code(error: LaminaError) -> int:
+    """docker run's exit code for an error before the container ran: the command's 126/127,
+    else 125 (the engine refused: docker's "the docker command itself failed")."""
+    return error.exit_code if error.exit_code in (126, 127) else 125
 
 
 class RunFailed(BuildError):

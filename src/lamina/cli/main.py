@@ -62,18 +62,30 @@ def build_parser(verb: str | None = None) -> flags.Command:
     return root
 
 
-def report(error, prefix: str = "Error", verbatim: tuple[str, ...] = ()) -> None:
+def report(error, prefix: str = "Error", verbatim: tuple[str, ...] = (), *, cli: str | None = None,
+           with_help: bool = False) -> None:
     """The one place errors are printed (the handler below, and the verbs that go on
-    after one operand fails, like rm/rmi/inspect): one line on stderr, after what
-    stdout already holds.  `prefix` is the verb's (docker's "Error", "lamina" for run,
-    none for a few); a message starting with one of `verbatim` (a registry's `Error
-    response from daemon: …`, a RUN's `The command '…' returned …`) is printed as is."""
+    after one operand fails, like rm/rmi/inspect): on stderr, after what stdout already
+    holds.  `prefix` is the verb's ("Error", or errors.DAEMON_PREFIX where docker's text is dockerd's:
+    an error docker's own CLI raises, `error.daemon` false, is then bare); a message
+    already starting with `Error response from` (a registry's) or with one of `verbatim`
+    (a RUN's `The command '…' returned …`) is printed as is.  `cli` is the verb for
+    docker's reportError form of run (and of run/create's option errors): `lamina: <text>.`
+    and, `with_help`, the line `See 'lamina <verb> --help'.`"""
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
         pass
+    from lamina.errors import DAEMON_PREFIX
+
     msg = str(error)
-    sys.stderr.write(f"{prefix}: {msg}\n" if prefix and not msg.startswith(verbatim) else f"{msg}\n")
+    if prefix == DAEMON_PREFIX and not getattr(error, "daemon", True):
+        prefix = ""
+    if prefix and not msg.startswith(("Error response from ", *verbatim)):
+        msg = f"{prefix}: {msg}"
+    if cli is not None:
+        msg = f"{flags.PROG}: {msg.removesuffix('.')}." + (f"\nSee '{flags.PROG} {cli} --help'." if with_help else "")
+    sys.stderr.write(f"{msg}\n")
     sys.stderr.flush()
 
 
@@ -93,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         sys.stdout.write(parser.help_text())
         return 0
-    from lamina.errors import LaminaError
+    from lamina.errors import LaminaError, OptionError, run_exit_code
 
     system = None
     try:
@@ -106,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         prefix, verbatim = getattr(args, "error_prefix", "Error"), getattr(args, "error_verbatim", ())
         if verbatim and system is None and getattr(args, "needs_system", True):
             prefix = ""  # the registry verbs show a store that cannot be opened bare, as docker's "Cannot connect"
-        report(e, prefix, verbatim)
-        return e.exit_code
+        cli = getattr(args, "error_cli", None)  # run: everything before the container started
+        if cli is None and isinstance(e, OptionError):
+            cli = args.verb
+        report(e, prefix, verbatim, cli=cli, with_help=cli is not None)
+        return run_exit_code(e) if cli is not None else e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

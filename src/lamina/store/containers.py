@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from lamina.errors import Conflict, NoSuchContainer, UsageError
+from lamina.errors import Conflict, InvalidParameter, NoSuchContainer
 from lamina.leanjson import loads
 from lamina.record import record
 from lamina.store.db import pid_alive, transaction
@@ -149,6 +149,11 @@ class ContainerStore:
             db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, finished=? WHERE id=?",
                        (code, time.time(), container_id))
 
+    def set_exit_code(self, container_id: str, code: int) -> None:
+        """A start that failed: its code, the state left as it was (docker's `created`)."""
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET exit_code=? WHERE id=?", (code, container_id))
+
     def delete(self, container_id: str) -> None:
         with transaction(self._db) as db:
             db.execute("DELETE FROM containers WHERE id=?", (container_id,))
@@ -160,7 +165,7 @@ def _pick(words: tuple[str, ...]) -> str:
 
 def validate_name(name: str) -> None:
     if len(name) < 2 or name[0] not in _NAME_OK[:62] or any(c not in _NAME_OK for c in name):
-        raise UsageError(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+        raise InvalidParameter(f'Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
 
 
 _COLS = ("id, name, image_id, image_ref, created, config, host_config, state, pid, exit_code, "

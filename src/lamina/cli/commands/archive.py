@@ -6,6 +6,8 @@ import sys
 
 
 def add_parsers(sub) -> None:
+    from lamina.errors import DAEMON_PREFIX
+
     p = sub.add_parser("save", help="Save one or more images to a tar archive (streamed to STDOUT by default)")
     p.add_argument("-o", "--output", default=None, help="Write to a file, instead of STDOUT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -14,7 +16,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("load", help="Load an image from a tar archive or STDIN")
     p.add_argument("-i", "--input", default=None, help="Read from tar archive file, instead of STDIN")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
-    p.set_defaults(func=cmd_load, error_verbatim=("Error",))
+    p.set_defaults(func=cmd_load, error_verbatim=("Error",), error_prefix=DAEMON_PREFIX)
 
 
 def cmd_save(system, args) -> int:
@@ -43,7 +45,7 @@ def cmd_save(system, args) -> int:
 
 def cmd_load(system, args) -> int:
     from lamina.engine.images import load
-    from lamina.errors import LaminaError, UsageError
+    from lamina.errors import UsageError
     from lamina.transfer.progress import for_stream
 
     if args.input is None:
@@ -54,7 +56,7 @@ def cmd_load(system, args) -> int:
         try:
             stream = open(args.input, "rb")
         except OSError as e:
-            raise LaminaError(f"open {args.input}: {e.strerror.lower() if e.strerror else e}") from None
+            raise UsageError(f"open {args.input}: {e.strerror.lower() if e.strerror else e}") from None  # docker's CLI
     with stream:
         loaded = load(system, stream, progress=for_stream(sys.stdout, quiet=args.quiet))
     for image in loaded:
