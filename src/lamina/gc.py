@@ -17,7 +17,7 @@ from lamina.store.db import transaction
 def remove_image(system, name: str, *, force: bool = False, prune: bool = True) -> list[str]:
     """`docker rmi NAME`: untag, delete when nothing else refers to it; returns the lines docker prints."""
     record = system.images.resolve(name)
-    tags = system.images.tags_of(record.id)
+    tags = sorted(system.images.tags_of(record.id))  # docker's reference store lists them sorted
     by_tag = _names_tag(name, tags)
     users = system.containers.using_image(str(record.id))
     out: list[str] = []
@@ -27,10 +27,12 @@ def remove_image(system, name: str, *, force: bool = False, prune: bool = True) 
         return [f"Untagged: {parse(by_tag).familiar}"]
     if users and not force:
         c = users[0]
-        what = f'repository reference "{name}"' if by_tag else record.id.short
-        verb = "remove" if by_tag else "delete"
-        raise Conflict(f"conflict: unable to {verb} {what} (must force) - container {c.short_id} "
-                       f"is using its referenced image {record.id.short}")
+        if by_tag:
+            raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - container '
+                           f"{c.short_id} is using its referenced image {record.id.short}")
+        if not c.running:  # by ID: docker's image-delete conflict check (a running one: below)
+            raise Conflict(f"conflict: unable to delete {record.id.short} (must be forced) - "
+                           f"image is being used by stopped container {c.short_id}")
     if any(u.running for u in users):
         raise Conflict(f"conflict: unable to delete {record.id.short} (cannot be forced) - "
                        f"image is being used by running container {users[0].short_id}")
@@ -45,11 +47,14 @@ def remove_image(system, name: str, *, force: bool = False, prune: bool = True) 
             return out
         raise Conflict(f"conflict: unable to delete {record.id.short} (cannot be forced) - "
                        "image has dependent child images")
-    for t in tags:
-        system.images.untag(parse(t))
-        out.append(f"Untagged: {parse(t).familiar}")
-    for d in system.images.digests_of(record.id):
-        out.append(f"Untagged: {d}")
+    # one sorted list of tags and digests, as docker's reference store gives them
+    for t in sorted(tags + system.images.digests_of(record.id)):
+        if "@" in t:
+            repo, _, digest = t.partition("@")
+            out.append(f"Untagged: {parse(repo).familiar_repository}@{digest}")
+        else:
+            system.images.untag(parse(t))
+            out.append(f"Untagged: {parse(t).familiar}")
     if users:  # forced: the image stays for its containers, untagged
         return out
     out += _delete_chain(system, record, prune)
@@ -66,17 +71,20 @@ def _names_tag(name: str, tags: list[str]) -> str | None:
 
 
 def _delete_chain(system, record, prune: bool) -> list[str]:
-    out = []
+    """Delete `record` and its untagged unused parents.  The lines come in docker's
+    order: each image, then the layers (chain IDs, top first) that it was the last
+    deleted image to hold, unpacked here or not."""
+    deleted: list[tuple[str, list[str]]] = []  # (image id, its chain ids top first)
     chains: set[str] = set()
     blobs: set[str] = set()
     while record is not None:
         c, _, b = _owned(system, [record])
         chains |= c
         blobs |= b
+        deleted.append((str(record.id), _chains_top_first(system, record)))
         system.images.delete(record.id)
         with transaction(system.db) as db:
             db.execute("DELETE FROM build_cache WHERE image_id=?", (str(record.id),))
-        out.append(f"Deleted: {record.id}")
         parent = None
         if prune and record.parent:
             try:
@@ -88,9 +96,22 @@ def _delete_chain(system, record, prune: bool) -> list[str]:
                     and not system.containers.using_image(str(candidate.id))):
                 parent = candidate
         record = parent
-    removed_layers = sweep(system, only_chains=chains, only_blobs=blobs)
-    out += [f"Deleted: {c}" for c in removed_layers]
+    kept, _, _ = _owned(system, system.images.list())
+    last_holder = {c: i for i, (_, ids) in enumerate(deleted) for c in ids}
+    out = []
+    for i, (image_id, ids) in enumerate(deleted):
+        out.append(f"Deleted: {image_id}")
+        out += [f"Deleted: {c}" for c in ids if c not in kept and last_holder[c] == i]
+    sweep(system, only_chains=chains, only_blobs=blobs)
     return out
+
+
+def _chains_top_first(system, record) -> list[str]:
+    try:
+        ids = oci.diff_ids(system.images.config(record.id))
+    except Exception:  # a damaged image: the sweep still removes what it can
+        return []
+    return [str(c) for c in reversed(chain_ids(ids))]
 
 
 def _owned(system, records) -> tuple[set[str], set[str], set[str]]:

@@ -107,8 +107,8 @@ def merge_container_config(image_config: dict, container_config: dict) -> dict:
     for key in ("Labels", "ExposedPorts", "Volumes"):
         union = dict(image_config.get(key) or {})
         union.update(merged.get(key) or {})
-        if union or key in merged:
-            merged[key] = union or None
+        if union:  # else the container's own empty value stays (`Labels: {}`, as docker's)
+            merged[key] = union
     for key in ("Healthcheck", "StopSignal", "OnBuild", "Shell"):
         if not merged.get(key) and image_config.get(key):
             merged[key] = image_config[key]

@@ -9,19 +9,19 @@ recording the exit code; `remove` unmounts and deletes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from lamina import oci
 from lamina.digest import Digest
-from lamina.errors import Conflict, RuntimeFailure, UsageError
+from lamina.errors import Conflict, InvalidParameter, LaminaError, RuntimeFailure
 from lamina.network import MODES as NETWORK_MODES, release
-from lamina.oci import DEFAULT_PATH
+from lamina.record import record
 from lamina.runtime.spec import BindMount
 
 
-@dataclass(frozen=True)
+@record
 class RunOptions:
-    """What `docker run` flags can change about a container."""
+    """What `docker run` flags can change about a container (a @record: `run` must
+    not import dataclasses)."""
 
     cmd: tuple[str, ...] | None = None          # None: the image's Cmd
     entrypoint: tuple[str, ...] | None = None   # None: the image's; () clears it
@@ -35,8 +35,12 @@ class RunOptions:
     interactive: bool = False
     name: str | None = None
     auto_remove: bool = False
-    labels: dict = field(default_factory=dict)
+    labels: dict = None                         # type: ignore[assignment] - {} when not given
     security_opt: tuple[str, ...] = ()          # as HostConfig.SecurityOpt records them (seccomp=...)
+
+    def __post_init__(self) -> None:
+        if self.labels is None:  # a fresh dict each, as dataclasses' default_factory gave
+            self.__dict__["labels"] = {}
 
 
 def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostname: str) -> dict:
@@ -50,10 +54,9 @@ def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostn
         cmd = None  # docker: --entrypoint resets the image's CMD
     if opts.cmd:
         cmd = list(opts.cmd)
-    env = list(img.get("Env") or [])
-    if not any(e.startswith("PATH=") for e in env):
-        env.insert(0, f"PATH={DEFAULT_PATH}")
-    env = oci.merge_env(env, opts.env)
+    # no PATH added here: docker records the image's Env as is (the runtime spec gives
+    # the process its default PATH), so a commit does not bake one into the image
+    env = oci.merge_env(list(img.get("Env") or []), opts.env)
     labels = dict(img.get("Labels") or {})
     labels.update(opts.labels)
     cfg.update({
@@ -65,7 +68,7 @@ def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostn
         "Tty": opts.tty,
         "OpenStdin": opts.interactive,
         "StdinOnce": opts.interactive,
-        "Env": env,
+        "Env": env or None,  # null when empty, as docker's
         "Cmd": cmd,
         "Image": image_ref,
         "Volumes": img.get("Volumes"),
@@ -86,9 +89,9 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
     args = (image_config.get("config") or {})
     if not (opts.cmd or (opts.entrypoint if opts.entrypoint is not None else args.get("Entrypoint"))
             or (args.get("Cmd") if opts.entrypoint is None else None)):
-        raise UsageError("No command specified")
-    if opts.network not in NETWORK_MODES:
-        raise RuntimeFailure(f"network {opts.network} not found")  # docker run: 125
+        raise InvalidParameter("No command specified")
+    if opts.workdir and not opts.workdir.startswith("/"):  # dockerd checks it at create (run: 125, help line)
+        raise InvalidParameter(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     host_config = {
         "Binds": [f"{b.source}:{b.destination}{':ro' if b.readonly else ''}" for b in opts.binds] or None,
         "NetworkMode": opts.network,  # "default" like docker when not given
@@ -116,16 +119,30 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
 
 def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
     """Run a created or stopped container in the foreground; returns its exit code."""
+    if rec.running:
+        raise Conflict(f"container {rec.short_id} is already running")
+    try:
+        return _start(system, rec, tty, interactive)
+    except LaminaError as e:
+        # as dockerd: a start that failed leaves its code on the container (the command's
+        # 126/127, else 128) unless the runtime already ran it and recorded one
+        if system.containers.get(rec.id).state != "exited" or e.exit_code in (126, 127):
+            system.containers.set_exit_code(rec.id, e.exit_code if e.exit_code in (126, 127) else 128)
+        raise
+
+
+def _start(system, rec, tty, interactive) -> int:
     from lamina.runner import Launch, run_container
     from lamina.runtime.seccomp import seccomp_option
 
-    if rec.running:
-        raise Conflict(f"container {rec.short_id} is already running")
+    network = rec.host_config.get("NetworkMode", "host")
+    if network not in NETWORK_MODES:  # docker creates such a container; starting it fails (run: 125)
+        raise RuntimeFailure(f"network {network} not found")
     cfg = rec.config
     launch = Launch(
         args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
         env=tuple(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or "",
-        hostname=cfg.get("Hostname", ""), network=rec.host_config.get("NetworkMode", "host"),
+        hostname=cfg.get("Hostname", ""), network=network,
         binds=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
         seccomp=seccomp_option(rec.host_config.get("SecurityOpt")),
         tty=cfg.get("Tty", False) if tty is None else tty,
@@ -173,19 +190,19 @@ def parse_volume(spec: str) -> BindMount:
     """`-v /host:/ctr[:ro|rw]` (bind mounts only; named volumes are not supported yet)."""
     parts = spec.split(":")
     if len(parts) == 1:
-        raise UsageError(f"invalid volume specification {spec!r}: anonymous volumes are not supported yet")
+        raise InvalidParameter(f"invalid volume specification {spec!r}: anonymous volumes are not supported yet")
     if len(parts) > 3:
-        raise UsageError(f"invalid volume specification: {spec!r}")
+        raise InvalidParameter(f"invalid volume specification: {spec!r}")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
     if mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z", "rw,z", "rw,Z"):
-        raise UsageError(f"invalid mode: {mode}")
+        raise InvalidParameter(f"invalid mode: {mode}")
     if not source.startswith("/"):
-        raise UsageError(f"invalid volume specification {spec!r}: named volumes are not supported yet, "
-                         "use an absolute host path")
+        raise InvalidParameter(f"invalid volume specification {spec!r}: named volumes are not supported yet, "
+                               "use an absolute host path")
     if not target.startswith("/"):
-        raise UsageError(f"invalid volume specification: {spec!r}: invalid mount config: "
-                         "mount path must be absolute")
+        raise InvalidParameter(f"invalid volume specification: {spec!r}: invalid mount config for type \"bind\": "
+                               f"invalid mount path: {target!r} mount path must be absolute")
     if not os.path.exists(source):
         os.makedirs(source, 0o755)  # docker creates a missing bind source
     return BindMount(os.path.abspath(source), os.path.normpath(target), mode.startswith("ro"))

@@ -1,8 +1,8 @@
 """Write Docker-compatible layer tars (what moby's archive package produces).
 
 PAX format, names relative without `./`, directories with a trailing `/`, a sorted
-walk with parents first, numeric owners and empty user/group names, whole-second
-mtimes, no atime/ctime, only the `security.capability` xattr (v3 rewritten to v2),
+walk with parents first, numeric owners and empty user/group names (an export
+names them), whole-second mtimes, no atime/ctime, only the `security.capability` xattr (v3 rewritten to v2),
 hardlinks as type `1` to the first archive path of the inode, devices, fifos,
 symlinks verbatim, sockets skipped.  The archive ends with exactly 1024 zero bytes,
 so an empty layer has diff_id sha256:5f70bf18...
@@ -29,9 +29,11 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def write_tree(root: str, out: BinaryIO) -> None:
-    """The whole directory `root` (not itself) as one layer, e.g. for an import."""
-    _write_walk(os.fspath(root), out, whiteouts=False)
+def write_tree(root: str, out: BinaryIO, *, owner_names: tuple[dict, dict] | None = None) -> None:
+    """The whole directory `root` (not itself) as one layer, e.g. for an import.
+    `owner_names` (uid -> user, gid -> group) fills uname/gname, as docker's
+    `export` does from the container's own /etc/passwd and /etc/group."""
+    _write_walk(os.fspath(root), out, whiteouts=False, owner_names=owner_names)
 
 
 def write_layer_from_upper(upper: str, out: BinaryIO) -> None:
@@ -40,8 +42,8 @@ def write_layer_from_upper(upper: str, out: BinaryIO) -> None:
     _write_walk(os.fspath(upper), out, whiteouts=True)
 
 
-def _write_walk(root: str, out: BinaryIO, *, whiteouts: bool) -> None:
-    writer = _Writer(out, whiteouts=whiteouts)
+def _write_walk(root: str, out: BinaryIO, *, whiteouts: bool, owner_names=None) -> None:
+    writer = _Writer(out, whiteouts=whiteouts, owner_names=owner_names)
     try:
         _walk(root, writer)
     except OSError as e:
@@ -145,13 +147,15 @@ def _capability(value: bytes | None) -> dict[str, bytes] | None:
 
 
 class _Writer(TarOut):
-    def __init__(self, out: BinaryIO, *, whiteouts: bool) -> None:
+    def __init__(self, out: BinaryIO, *, whiteouts: bool, owner_names: tuple[dict, dict] | None = None) -> None:
         super().__init__(out)
         self.whiteouts = whiteouts
+        self.users, self.groups = owner_names or ({}, {})
         self.seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first archive path
 
     def header(self, name, typeflag, mode, uid, gid, size, mtime, linkname="", major=0, minor=0, xattrs=None):
-        self.write(encode_header(name, typeflag, mode, uid, gid, size, mtime, linkname, major, minor, xattrs))
+        self.write(encode_header(name, typeflag, mode, uid, gid, size, mtime, linkname, major, minor, xattrs,
+                                 self.users.get(uid, ""), self.groups.get(gid, "")))
 
     # ------------------------------------------------------------------ entries
     def directory(self, fd: int, arc: str, st: os.stat_result) -> None:

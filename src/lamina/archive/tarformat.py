@@ -98,12 +98,20 @@ def encode_header(
     devmajor: int = 0,
     devminor: int = 0,
     xattrs: Mapping[str, bytes] | None = None,
+    uname: str = "",
+    gname: str = "",
 ) -> bytes:
-    """One entry's header block(s), as Go's tar.Writer writes them for hdr.Format=PAX."""
+    """One entry's header block(s), as Go's tar.Writer writes them for hdr.Format=PAX.
+    Owner names are empty in layers; `export` gives them, as docker's does."""
     bname = name.encode("utf-8", "surrogateescape")
     blink = linkname.encode("utf-8", "surrogateescape")
     pax: dict[bytes, bytes] = {}
     ustar = not xattrs
+    names = (uname.encode("utf-8", "surrogateescape"), gname.encode("utf-8", "surrogateescape"))
+    for key, value in zip((b"uname", b"gname"), names):
+        if len(value) > 32 or not value.isascii():
+            pax[key] = value
+            ustar = False
     split = None
     if len(bname) > 100 or not bname.isascii():
         pax[b"path"] = bname
@@ -121,7 +129,8 @@ def encode_header(
         if split is not None:
             _put_str(block, 345, 155, split[0])
             bname = split[1]
-        return _finish(_fill(block, bname, typeflag, mode, uid, gid, size, mtime, blink, devmajor, devminor))
+        return _finish(_names(_fill(block, bname, typeflag, mode, uid, gid, size, mtime, blink, devmajor, devminor),
+                              names))
     for key, value in (xattrs or {}).items():
         pax[b"SCHILY.xattr." + key.encode("utf-8", "surrogateescape")] = value
     data = b"".join(_pax_record(k, pax[k]) for k in sorted(pax))
@@ -133,7 +142,15 @@ def encode_header(
         _put_octal(xblock, off, width, value)
     xblock[156:157] = _PAX_HEADER
     main = _fill(block, _ascii(bname), typeflag, mode, uid, gid, size, mtime, _ascii(blink), devmajor, devminor)
+    main = _names(main, names)
     return _finish(xblock) + data + bytes(-len(data) % BLOCK) + _finish(main)
+
+
+def _names(block: bytearray, names: tuple[bytes, bytes]) -> bytearray:
+    """uname and gname fields (best-effort ASCII when a PAX record holds the real one)."""
+    _put_str(block, 265, 32, _ascii(names[0]))
+    _put_str(block, 297, 32, _ascii(names[1]))
+    return block
 
 
 def _fill(block, bname, typeflag, mode, uid, gid, size, mtime, blink, devmajor, devminor) -> bytearray:

@@ -203,6 +203,8 @@ def print_inspect_template(format_text: str, items: Sequence, out=None, err=None
                 err.write(f"template parsing error: {e}\n")
                 return 1
         out.write(text + "\n")
+    if not items:  # docker's TemplateInspector.Flush: an empty line when nothing was found
+        out.write("\n")
     return 0
 
 

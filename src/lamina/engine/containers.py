@@ -33,6 +33,21 @@ def list_containers(system, *, all: bool = False, latest: bool = False) -> list:
     return recs[:1] if latest else recs
 
 
+def listed_image(system, rec) -> str:
+    """ps's IMAGE as docker's daemon picks it: the name the container was made from
+    while that name still gives the container's image (not after `rmi -f` or a
+    re-tag), else the image ID."""
+    from lamina.errors import LaminaError
+
+    if rec.image_ref != rec.image_id:
+        try:
+            if str(system.images.resolve(rec.image_ref).id) == rec.image_id:
+                return rec.image_ref
+        except LaminaError:
+            pass
+    return rec.image_id
+
+
 def command_of(config: dict) -> str:
     """The daemon's Container.Command: the path, then the args (those with a space in quotes)."""
     parts = list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
@@ -186,6 +201,7 @@ def export(system, rec, out) -> None:
     """GET /containers/{id}/export: its filesystem as a tar written to the binary stream `out`."""
     from lamina.archive.layertar import write_tree
     from lamina.digest import Digest
+    from lamina.runtime.rootfs import id_names
 
     if isinstance(rec, str):
         rec = system.containers.resolve(rec)
@@ -193,6 +209,7 @@ def export(system, rec, out) -> None:
     ctr_dir = system.containers.path(rec.id)
     rootfs = snap.mount(ctr_dir, system.unpack(Digest(rec.image_id)))
     try:
-        write_tree(rootfs, out)
+        # owner names from the container's own files: docker's export runs chrooted
+        write_tree(rootfs, out, owner_names=id_names(rootfs))
     finally:
         snap.unmount(ctr_dir)

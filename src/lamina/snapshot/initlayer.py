@@ -22,13 +22,14 @@ import stat
 
 from lamina.archive.inroot import remove_tree
 
-# (path, kind, mode or link target), parents before children.
+# (path, kind, mode or link target), parents before children.  Every file is
+# 0755, as moby's setupInitLayer makes them (an `export` shows these modes).
 DIR, FILE, LINK = "dir", "file", "link"
 INIT_PATHS = (
     ("dev", DIR, 0o755), ("dev/pts", DIR, 0o755), ("dev/shm", DIR, 0o755),
     ("proc", DIR, 0o755), ("sys", DIR, 0o755), ("etc", DIR, 0o755),
-    (".dockerenv", FILE, 0o755), ("dev/console", FILE, 0o644), ("etc/hosts", FILE, 0o644),
-    ("etc/hostname", FILE, 0o644), ("etc/resolv.conf", FILE, 0o644),
+    (".dockerenv", FILE, 0o755), ("dev/console", FILE, 0o755), ("etc/hosts", FILE, 0o755),
+    ("etc/hostname", FILE, 0o755), ("etc/resolv.conf", FILE, 0o755),
     ("etc/mtab", LINK, "/proc/mounts"),
 )
 INIT_LINK_NAME = "INIT"

@@ -9,25 +9,28 @@ import time
 
 def add_parsers(sub) -> None:
     from lamina.cli.flags import REMAINDER
+    from lamina.errors import DAEMON_PREFIX  # loaded by the store anyway
     p = sub.add_parser("run", help="Run a command in a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
                        interspersed=False)
     _run_flags(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
-    p.set_defaults(func=cmd_run, error_prefix="lamina")
+    # docker's texts: dockerd's refusals as "Error response from daemon: …", inside run's
+    # "lamina: ….\nSee 'lamina run --help'." (main.report)
+    p.set_defaults(func=cmd_run, error_prefix=DAEMON_PREFIX, error_cli="run")
 
     p = sub.add_parser("create", help="Create a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
                        interspersed=False)
     _run_flags(p)
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
-    p.set_defaults(func=cmd_create, error_prefix="Error")
+    p.set_defaults(func=cmd_create, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("start", help="Start one or more stopped containers")
     p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
     p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p.set_defaults(func=cmd_start)
+    p.set_defaults(func=cmd_start, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("ps", help="List containers")
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
@@ -46,7 +49,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("diff", help="Inspect changes to files or directories on a container's filesystem")
     p.add_argument("container", metavar="CONTAINER")
-    p.set_defaults(func=cmd_diff)
+    p.set_defaults(func=cmd_diff, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("commit", help="Create a new image from a container's changes")
     p.add_argument("-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
@@ -55,12 +58,12 @@ def add_parsers(sub) -> None:
     p.add_argument("-p", "--pause", action="store_true", default=True, help="Pause container during commit")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
-    p.set_defaults(func=cmd_commit)
+    p.set_defaults(func=cmd_commit, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("export", help="Export a container's filesystem as a tar archive")
     p.add_argument("-o", "--output", default=None, help="Write to a file, instead of STDOUT")
     p.add_argument("container", metavar="CONTAINER")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("inspect", help="Return low-level information on containers or images")
     p.add_argument("-f", "--format", default=None, help="Format the output using the given Go template")
@@ -131,13 +134,13 @@ def _options(args):
 
 def read_env_file(path: str) -> list[str]:
     """docker's --env-file: KEY=VAL lines, bare KEY taken from our environment, # comments."""
-    from lamina.errors import UsageError
+    from lamina.errors import OptionError
 
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except OSError as e:
-        raise UsageError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
     out = []
     for line in lines:
         line = line.lstrip()
@@ -145,7 +148,8 @@ def read_env_file(path: str) -> list[str]:
             continue
         key, eq, value = line.partition("=")
         if not key or any(c.isspace() for c in key):
-            raise UsageError(f"variable '{key}' contains whitespaces" if key else f"invalid environment variable: {line}")
+            raise OptionError(f"poorly formatted environment: variable '{key}' contains whitespaces" if key
+                              else f"invalid environment variable: {line}")
         if eq:
             out.append(f"{key}={value}")
         elif key in os.environ:
@@ -174,22 +178,31 @@ def cmd_create(system, args) -> int:
 
 
 def cmd_run(system, args) -> int:
+    from lamina.cli.main import report
     from lamina.engine import containers as engine
+    from lamina.errors import LaminaError, run_exit_code
 
     opts = _options(args)
     record = _image_for_run(system, args)
     warning = system.runtime.security_warning()  # cached per runtime binary: no process here
     if warning:
         sys.stderr.write(f"WARNING: {warning}\n")
-    return engine.run(system, engine.create(system, record, args.image, opts))
+    rec = engine.create(system, record, args.image, opts)
+    try:
+        return engine.run(system, rec)
+    except LaminaError as e:  # docker: a failed start has no "See 'docker run --help'." line
+        report(e, args.error_prefix, cli="run")
+        return run_exit_code(e)
 
 
 def cmd_start(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine import containers as engine
-    from lamina.errors import LaminaError
+    from lamina.errors import LaminaError, NotFound, UsageError
 
-    code = 0
+    if (args.attach or args.interactive) and len(args.containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    code, failed = 0, []
     for name in args.containers:
         try:
             rec = engine.get_container(system, name)
@@ -200,8 +213,15 @@ def cmd_start(system, args) -> int:
                 code = engine.start(system, rec)
                 print(name)
         except LaminaError as e:
-            report(e)
-            code = 1
+            attached = args.attach or args.interactive
+            # docker's client words a 404 itself when it looks the attached container up first
+            report(e, "Error" if attached and isinstance(e, NotFound) else args.error_prefix)
+            if attached:  # docker: the one attached container's error as is
+                return 1
+            failed.append(name)
+    if failed:  # docker's closing line, after each container's own error
+        report(f"failed to start containers: {', '.join(failed)}")
+        return 1
     return code
 
 
@@ -220,7 +240,7 @@ def _status(rec) -> str:
 
 def cmd_ps(system, args) -> int:
     from lamina.cli import fmt
-    from lamina.engine.containers import command_of, list_containers
+    from lamina.engine.containers import command_of, list_containers, listed_image
     from lamina.quoting import go_quote
 
     recs = list_containers(system, all=args.all, latest=args.latest)
@@ -236,7 +256,10 @@ def cmd_ps(system, args) -> int:
         if not args.no_trunc:
             command = fmt.ellipsis(command, 20)
         # docker quotes COMMAND with Go's %q, escaping what an image put there
-        item = {"ID": r.id if args.no_trunc else r.short_id, "Image": r.image_ref, "Command": go_quote(command),
+        image = listed_image(system, r)
+        if image == r.image_id and not args.no_trunc:
+            image = image.removeprefix("sha256:")[:12]  # docker's CLI: the short ID
+        item = {"ID": r.id if args.no_trunc else r.short_id, "Image": image, "Command": go_quote(command),
                 "CreatedAt": fmt.go_time(r.created), "RunningFor": fmt.since(r.created), "Status": _status(r),
                 "Ports": "", "Names": r.name, "State": r.state, "Labels": "", "Mounts": "", "Networks": ""}
         rows.append(item)
@@ -259,15 +282,18 @@ def cmd_ps(system, args) -> int:
 def cmd_rm(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine.containers import remove
-    from lamina.errors import LaminaError
+    from lamina.errors import DAEMON_PREFIX, LaminaError, NotFound
 
     code = 0
     for name in args.containers:
         try:
             remove(system, name, force=args.force)
             print(name)
+        except NotFound as e:  # docker's client words a 404 itself, and -f makes it no failure
+            report(e)
+            code = code if args.force else 1
         except LaminaError as e:
-            report(e, "Error response from daemon" if "running" in str(e) else "Error")
+            report(e, DAEMON_PREFIX)
             code = 1
     return code
 

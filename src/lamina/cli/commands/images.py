@@ -6,6 +6,8 @@ import sys
 
 
 def add_parsers(sub) -> None:
+    from lamina.errors import DAEMON_PREFIX  # loaded by the store anyway
+
     p = sub.add_parser("import", help="Import the contents from a tarball to create a filesystem image",
                        max_args=None)  # docker checks only the minimum (more: the extra are ignored)
     p.add_argument("-c", "--change", action="append", default=[], help="Apply Dockerfile instruction to the created image")
@@ -13,7 +15,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--platform", default=None, help="Set platform if server is multi-platform capable")
     p.add_argument("file", metavar="file|URL|-")
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=cmd_import, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("images", help="List images")
     p.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
@@ -27,7 +29,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("tag", help="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
     p.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
     p.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
-    p.set_defaults(func=cmd_tag)
+    p.set_defaults(func=cmd_tag, error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("rmi", help="Remove one or more images")
     p.add_argument("-f", "--force", action="store_true", help="Force removal of the image")
@@ -42,12 +44,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("--format", default=None, help="Pretty-print images using a Go template")
     p.add_argument("image", metavar="IMAGE")
-    p.set_defaults(func=cmd_history)
+    p.set_defaults(func=cmd_history, error_prefix=DAEMON_PREFIX)
 
 
 def cmd_import(system, args) -> int:
     from lamina.engine import images as engine
-    from lamina.errors import LaminaError, UsageError
+    from lamina.errors import UsageError
 
     engine.tag_references(args.repository)  # validated before any work
     if args.file.startswith(("http://", "https://")):
@@ -58,7 +60,7 @@ def cmd_import(system, args) -> int:
         try:
             stream = open(args.file, "rb")
         except OSError as e:
-            raise LaminaError(f"open {args.file}: {e.strerror.lower() if e.strerror else e}") from None
+            raise UsageError(f"open {args.file}: {e.strerror.lower() if e.strerror else e}") from None  # docker's CLI
     # the docker CLI streams files too, so docker records "Imported from -"
     with stream:
         image_id = engine.import_image(system, stream, repository=args.repository, message=args.message,
@@ -73,13 +75,8 @@ def cmd_images(system, args) -> int:
 
     rows = list_images(system, repository=args.repository, all=args.all, digests=args.digests)
     if args.quiet and not fmt.wants_template(args.format):  # docker: a --format wins over -q here
-        seen = []
-        for *_, rec in rows:
-            ident = str(rec.id) if args.no_trunc else rec.id.short
-            if ident not in seen:
-                seen.append(ident)
-        for ident in seen:
-            print(ident)
+        for *_, rec in rows:  # one line per row, so an ID twice for two tags, as docker's
+            print(str(rec.id) if args.no_trunc else rec.id.short)
         return 0
     if fmt.wants_template(args.format):
         from lamina.cli.formatctx import IMAGE_HEADERS, image_context
@@ -114,7 +111,7 @@ def cmd_tag(system, args) -> int:
 def cmd_rmi(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine.images import remove
-    from lamina.errors import LaminaError
+    from lamina.errors import DAEMON_PREFIX, LaminaError, NoSuchImage
 
     failed = False
     for name in args.images:
@@ -122,8 +119,9 @@ def cmd_rmi(system, args) -> int:
             for line in remove(system, name, force=args.force, prune=not args.no_prune):
                 print(line)
         except LaminaError as e:
-            report(e)
-            failed = True
+            report(e, "Error" if isinstance(e, NoSuchImage) else DAEMON_PREFIX)  # docker's client words a 404
+            # docker's CLI: with -f only a missing image is forgiven (exit 0)
+            failed = failed or not (args.force and isinstance(e, NoSuchImage))
     return 1 if failed else 0
 
 
