@@ -94,18 +94,12 @@ class System:
 
         return select_snapshotter(self, container.driver)
 
-    def open_layer_blob(self, image_id, index: int):
-        """Open the stored blob of layer `index` of an image (for lazy unpack)."""
-        record = self.images.get(image_id)
-        blob = self.images.layer_blobs(record)[index]
-        return self.content.open(blob.descriptor.digest)
-
     def unpack(self, image_id) -> list:
-        """Unpacked layers of an image, bottom-first, unpacking what is missing."""
-        from lamina import oci
+        """Unpacked layers of an image, bottom-first, unpacking what is missing: through
+        one `Image` value, so its config and manifest are read once, not per layer."""
+        from lamina.image import Image
 
-        diff_ids = oci.diff_ids(self.images.config(image_id))
-        return self.layers.ensure(diff_ids, lambda i: self.open_layer_blob(image_id, i))
+        return Image.load(self, image_id).layers()
 
     def close(self) -> None:
         if "leases" in self.__dict__:

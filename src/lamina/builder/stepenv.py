@@ -57,18 +57,18 @@ class StepEnv:
             raise BuildError(f"{self.filename}:{line}: {what}: invalid reference {name!r}: {e}") from None
         except NoSuchImage:
             pass
-        # Pulled here with transfer's Puller, not engine.images.ensure_image: the engine
-        # runs the builder, the builder does not reach back up into the engine.
+        # transfer.pull's functions, which the engine's ensure_image also calls: the
+        # engine runs the builder, the builder does not reach back up into the engine.
         try:
             from lamina.reference import parse
             from lamina.transfer.progress import for_stream
-            from lamina.transfer.pull import Puller
+            from lamina.transfer.pull import pull_if_missing, pull_image
 
-            ref = parse(name)
             if pull:
-                return Puller(self.system, for_stream(self.log.out, quiet=self.log.quiet)).pull(ref).image_id
-            _stderr_notice(f"Unable to find image '{ref.familiar}' locally")
-            found = Puller(self.system, for_stream(self.log.out)).pull(ref).image_id
+                progress = for_stream(self.log.out, quiet=self.log.quiet)
+                return pull_image(self.system, parse(name), progress=progress).image_id
+            found = pull_if_missing(self.system, name, progress=for_stream(self.log.out),
+                                    notice=_stderr_notice).id
             self.lookups[name] = str(found)
             return found
         except LaminaError as e:

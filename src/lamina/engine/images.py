@@ -14,28 +14,17 @@ from __future__ import annotations
 def ensure_image(system, name: str, *, progress, platform: str | None = None, notice=None):
     """The image `name`, pulled first when it is not here (what run and build FROM do).
     `notice(text)` is told before the pull starts (docker's `Unable to find image`)."""
-    from lamina.errors import NoSuchImage
-    from lamina.reference import parse
+    from lamina.transfer.pull import pull_if_missing
 
-    try:
-        return system.images.resolve(name)
-    except NoSuchImage:
-        pass
-    ref = parse(name)
-    if notice is not None:
-        notice(f"Unable to find image '{ref.familiar}' locally")
-    result = pull(system, ref, progress=progress, platform=platform)
-    return system.images.get(result.image_id)
+    return pull_if_missing(system, name, progress=progress, platform=platform, notice=notice)
 
 
 def pull(system, ref, *, progress, platform: str | None = None):
     """Pull `ref` (a Reference, or a name that gets docker's default `:latest`)
     into the store; returns the transfer's PullResult (image_id, digest, updated)."""
-    from lamina.transfer.platforms import parse_platform
-    from lamina.transfer.pull import Puller
+    from lamina.transfer.pull import pull_image
 
-    ref = _reference(ref)
-    return Puller(system, progress, platform=parse_platform(platform) if platform else None).pull(ref)
+    return pull_image(system, _reference(ref), progress=progress, platform=platform)
 
 
 def push(system, ref, *, progress, compression: str = "gzip"):
@@ -91,11 +80,12 @@ def history(system, name: str) -> list[tuple]:
     """(image id or `<missing>`, created epoch, created_by, size, comment) per history
     entry, newest first, as `docker history` (and GET /images/{name}/history) gives them."""
     from lamina import oci
+    from lamina.image import Image
 
-    record = system.images.resolve(name)
-    config = system.images.config(record.id)
-    entries = list(config.get("history") or [])
-    sizes = _layer_sizes(system, record)
+    record = _resolve_as_daemon(system, name)
+    image = Image.load(system, record.id)  # its config read once, for history and layer sizes
+    entries = image.history
+    sizes = _layer_sizes(system, image)
     ids = _history_ids(system, record, entries)
     rows = []
     layer_index = sum(1 for h in entries if not h.get("empty_layer"))
@@ -111,13 +101,9 @@ def history(system, name: str) -> list[tuple]:
     return rows
 
 
-def _layer_sizes(system, record) -> list[int]:
-    from lamina import oci
-    from lamina.digest import chain_ids
-
+def _layer_sizes(system, image) -> list[int]:
     out = []
-    diff_ids = oci.diff_ids(system.images.config(record.id))
-    for diff_id, chain in zip(diff_ids, chain_ids(diff_ids)):
+    for diff_id, chain in zip(image.diff_ids, image.chain_ids):
         layer = system.layers.get(chain)
         if layer is not None:
             out.append(layer.size)
@@ -147,11 +133,13 @@ def inspect_image(system, record) -> dict:
     """GET /images/{name}/json's document (Engine API 1.41) for a record or a name."""
     from lamina import oci
     from lamina.engine.containers import rfc3339
+    from lamina.image import Image
 
     if isinstance(record, str):
         record = system.images.resolve(record)
-    config = system.images.config(record.id)
-    tags = [familiar(t) for t in system.images.tags_of(record.id)]
+    image = Image.load(system, record.id)
+    config = image.config
+    tags = [familiar(t) for t in sorted(system.images.tags_of(record.id))]  # as docker's reference store
     digests = [familiar(d) for d in system.images.digests_of(record.id)]
     last_tag = system.db.execute("SELECT MAX(tagged) FROM tags WHERE image_id=?", (str(record.id),)).fetchone()[0]
     return {
@@ -159,7 +147,7 @@ def inspect_image(system, record) -> dict:
         "RepoTags": tags,
         "RepoDigests": digests,
         "Parent": record.parent or "",
-        "Comment": config.get("comment", ""),
+        "Comment": _comment(config),
         "Created": config.get("created", ""),
         "Container": config.get("container", ""),
         "ContainerConfig": config.get("container_config") or oci.empty_container_config(),
@@ -172,9 +160,18 @@ def inspect_image(system, record) -> dict:
         "Size": record.size,
         "VirtualSize": record.size,
         "GraphDriver": {"Data": None, "Name": system.snapshotter_name},
-        "RootFS": {"Type": "layers", "Layers": [str(d) for d in oci.diff_ids(config)]},
+        "RootFS": {"Type": "layers", "Layers": [str(d) for d in image.diff_ids]},
         "Metadata": {"LastTagTime": rfc3339(last_tag) if last_tag else "0001-01-01T00:00:00Z"},
     }
+
+
+def _comment(config: dict) -> str:
+    """The image's comment, else its last history entry's: where docker's commit
+    keeps `-m` (the config has no `comment`)."""
+    if config.get("comment"):
+        return config["comment"]
+    history = config.get("history") or []
+    return (history[-1].get("comment") or "") if history else ""
 
 
 def familiar(name: str) -> str:
@@ -187,19 +184,54 @@ def familiar(name: str) -> str:
     return parse(name).familiar
 
 
+def _resolve_as_daemon(system, name: str):
+    """resolve() as dockerd answers for a name the CLI sent unparsed: its reference error,
+    and its not-found text naming the reference it parsed (`No such image: busybox:latest`)."""
+    from lamina.errors import InvalidReference, NoSuchImage
+
+    try:
+        return system.images.resolve(name)
+    except InvalidReference as e:
+        e.daemon = True  # the name went to the daemon as is: its parse refused it
+        raise
+    except NoSuchImage:
+        try:
+            shown = familiar(name)
+        except InvalidReference:
+            shown = name
+        raise NoSuchImage(shown) from None
+
+
 def tag(system, source: str, target: str) -> None:
-    """`docker tag SOURCE TARGET` (the target is checked before the source is looked up)."""
+    """`docker tag SOURCE TARGET`: both references checked (source first, as docker's
+    client) before the source is looked up."""
+    from lamina.errors import InvalidReference
+    from lamina.quoting import go_quote
     from lamina.reference import parse
 
-    ref = parse(target)
-    system.images.tag(system.images.resolve(source).id, ref)
+    def checked(name: str):
+        try:
+            return parse(name)
+        except InvalidReference as e:
+            raise InvalidReference(f"Error parsing reference: {go_quote(name)} "
+                                   f"is not a valid repository/tag: {e}") from None
+
+    if not source.startswith("sha256:"):  # an image ID is a valid source too
+        checked(source)
+    ref = checked(target)
+    system.images.tag(_resolve_as_daemon(system, source).id, ref)
 
 
 def remove(system, name: str, *, force: bool = False, prune: bool = True) -> list[str]:
     """DELETE /images/{name}: the `Untagged: …` / `Deleted: …` lines docker prints."""
+    from lamina.errors import InvalidReference
     from lamina.gc import remove_image
 
-    return remove_image(system, name, force=force, prune=prune)
+    try:
+        return remove_image(system, name, force=force, prune=prune)
+    except InvalidReference as e:
+        e.daemon = True  # docker's rmi sends the name as is: the daemon's parse refuses it
+        raise
 
 
 def tag_references(repository: str | None) -> tuple:

@@ -12,33 +12,31 @@ instead of asking the kernel (a bridge deleted by hand is noticed and redone).
 
 from __future__ import annotations
 
-import fcntl
-import ipaddress
-import json
 import os
-import subprocess
-from contextlib import contextmanager
-from dataclasses import dataclass
+import sys
 
 from lamina.errors import RuntimeFailure
+from lamina.leanjson import loads
 from lamina.network import netns
+from lamina.network.addresses import Address, Subnet
+from lamina.record import record
 
 NAME = "lamina0"
 # Outside docker's default pools (172.17-31.x, 192.168.x) where we can be; the
 # last two are fallbacks for hosts that route all of 10/8.
 CANDIDATES = ("10.47.0.0/16", "10.147.0.0/16", "172.31.247.0/24", "192.168.247.0/24")
-DOCKER_DEFAULT = ipaddress.ip_network("172.17.0.0/16")
+DOCKER_DEFAULT = "172.17.0.0/16"
 FORWARD_CHAIN = "LAMINA-FORWARD"
 NAT_CHAIN = "LAMINA-POSTROUTING"
 STATE_DIR = os.path.join(netns.RUN_DIR, "network")
 MARKER = os.path.join(STATE_DIR, "bridge.json")
 
 
-@dataclass(frozen=True)
+@record
 class Bridge:
     name: str
-    subnet: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
+    subnet: Subnet
+    gateway: Address
 
 
 def ensure() -> Bridge:
@@ -58,6 +56,8 @@ def ensure() -> Bridge:
         except OSError as e:
             raise RuntimeFailure(f"bridge {NAME}: cannot turn on net.ipv4.ip_forward: {e.strerror}") from None
         _install_rules(bridge)
+        import json
+
         tmp = f"{MARKER}.{os.getpid()}"
         with open(tmp, "w") as f:
             json.dump({"subnet": str(bridge.subnet), "gateway": str(bridge.gateway),
@@ -69,11 +69,11 @@ def ensure() -> Bridge:
 def current() -> Bridge | None:
     """The bridge as set up by lamina since boot, or None."""
     try:
-        with open(MARKER) as f:
-            data = json.load(f)
+        with open(MARKER, "rb") as f:
+            data = loads(f.read())
         if data["ifindex"] != _ifindex():
             return None
-        return Bridge(NAME, ipaddress.ip_network(data["subnet"]), ipaddress.ip_address(data["gateway"]))
+        return Bridge(NAME, Subnet(data["subnet"]), Address(data["gateway"]))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -97,9 +97,11 @@ def _existing() -> Bridge | None:
     if not os.path.exists(f"/sys/class/net/{NAME}"):
         return None
     out = ip("-j", "-4", "addr", "show", "dev", NAME)
-    for info in (json.loads(out) or [{}])[0].get("addr_info", []):
+    for info in (loads(out) or [{}])[0].get("addr_info", []):
+        import ipaddress  # set-up only (as below): a container start parses with network.addresses
+
         iface = ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}")
-        return Bridge(NAME, iface.network, iface.ip)
+        return Bridge(NAME, Subnet(str(iface.network)), Address(str(iface.ip)))
     ip("link", "del", NAME)  # no address: remake it whole
     return None
 
@@ -110,12 +112,14 @@ def _create() -> Bridge:
     ip("-batch", "-", stdin=f"link add {NAME} type bridge\n"
                             f"addr add {gateway}/{subnet.prefixlen} dev {NAME}\n"
                             f"link set {NAME} up\n")
-    return Bridge(NAME, subnet, gateway)
+    return Bridge(NAME, Subnet(str(subnet)), Address(str(gateway)))
 
 
 def choose_subnet() -> ipaddress.IPv4Network:
     """The first candidate that overlaps no host route, no nameserver and not docker0's default."""
-    taken = [DOCKER_DEFAULT, *_host_routes(), *_nameservers()]
+    import ipaddress
+
+    taken = [ipaddress.ip_network(DOCKER_DEFAULT), *_host_routes(), *_nameservers()]
     for text in CANDIDATES:
         candidate = ipaddress.ip_network(text)
         if not any(candidate.overlaps(net) for net in taken):
@@ -124,6 +128,8 @@ def choose_subnet() -> ipaddress.IPv4Network:
 
 
 def _host_routes() -> list[ipaddress.IPv4Network]:
+    import ipaddress
+
     out = []
     with open("/proc/net/route") as f:
         for line in f.readlines()[1:]:
@@ -136,6 +142,8 @@ def _host_routes() -> list[ipaddress.IPv4Network]:
 
 
 def _nameservers() -> list[ipaddress.IPv4Network]:
+    import ipaddress
+
     from lamina.network.resolvconf import nameservers
 
     return [ipaddress.ip_network(a) for a in nameservers() if ipaddress.ip_address(a).version == 4]
@@ -166,7 +174,9 @@ def _install_rules(bridge: Bridge) -> None:
             _iptables(table, "-I", parent, "1", "-j", chain)
 
 
-def _iptables(table: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _iptables(table: str, *args: str, check: bool = True):
+    import subprocess  # set-up and `system check` only: a container start runs `ip` through batch()
+
     try:
         p = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True, text=True)
     except FileNotFoundError:
@@ -178,6 +188,8 @@ def _iptables(table: str, *args: str, check: bool = True) -> subprocess.Complete
 
 def ip(*args: str, stdin: str | None = None) -> str:
     """Run `ip`; a failure is a RuntimeFailure carrying its message."""
+    import subprocess
+
     try:
         p = subprocess.run(["ip", *args], input=stdin, capture_output=True, text=True)
     except FileNotFoundError:
@@ -187,12 +199,84 @@ def ip(*args: str, stdin: str | None = None) -> str:
     return p.stdout
 
 
-@contextmanager
-def _locked():
-    os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
-    fd = os.open(os.path.join(STATE_DIR, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+def batch(script: str, netns_path: str | None = None) -> tuple[int, str]:
+    """`ip -batch -` fed `script`, in the namespace at `netns_path` if given; returns
+    (exit code, what it printed).  The per-container path: started with posix_spawn
+    (runtime/process.py), as `subprocess` costs ~5 ms of imports, and from a thread
+    that joined the namespace (netns.call_in) rather than through an nsenter exec."""
+    argv = [_tool("ip"), "-batch", "-"]
+    if netns_path is None:
+        return _batch(argv, script)
+    return netns.call_in(netns_path, lambda: _batch(argv, script))
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFINDEX, SIOCBRADDIF = 0x8913, 0x8914, 0x8933, 0x89A2
+IFF_UP = 0x1
+
+
+def enslave(ifname: str) -> None:
+    """Put interface `ifname` (of our namespace) on the bridge and bring it up: what
+    `ip link set IF master lamina0 up` asks of the kernel (br_add_if, dev_change_flags),
+    through ioctls on a socket (brctl's SIOCBRADDIF, SIOCSIFFLAGS) rather than an exec."""
+    import _socket  # the C module: socket.py's enums cost more than this whole call
+    import fcntl
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        name = ifname.encode().ljust(16, b"\0")  # struct ifreq: the name, then a 24-byte union
+        index = int.from_bytes(fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, name + bytes(24))[16:20], sys.byteorder)
+        fcntl.ioctl(sock.fileno(), SIOCBRADDIF, NAME.encode().ljust(16, b"\0") + index.to_bytes(4, sys.byteorder)
+                    + bytes(20))
+        flags = int.from_bytes(fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, name + bytes(24))[16:18], sys.byteorder)
+        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, name + (flags | IFF_UP).to_bytes(2, sys.byteorder) + bytes(22))
+    except OSError as e:
+        raise RuntimeFailure(f"bridge {NAME}: {ifname}: {e.strerror}") from None
     finally:
-        os.close(fd)
+        sock.close()
+
+
+def _batch(argv: list[str], script: str) -> tuple[int, str]:
+    from lamina.runtime.process import spawn
+
+    out_r, out_w = os.pipe()
+    in_r, in_w = os.pipe()
+    try:
+        os.write(in_w, script.encode())  # a few lines: well under a pipe's buffer
+        os.close(in_w)
+        in_w = -1
+        pid = spawn(argv, stdin=in_r, stdout=out_w, stderr=out_w)
+    finally:
+        for fd in (in_r, in_w, out_w):
+            if fd >= 0:
+                os.close(fd)
+    with open(out_r, "rb") as f:
+        output = f.read()
+    status = os.waitpid(pid, 0)[1]
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def _tool(name: str) -> str:
+    """A program's path on PATH (posix_spawn does not search it)."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        path = os.path.join(d or ".", name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    raise RuntimeFailure(f"bridge network: {name} is not installed (apt-get install iproute2)")
+
+
+class _locked:
+    """The host-wide bridge set-up lock (a class, not @contextmanager: contextlib is import time)."""
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        os.makedirs(STATE_DIR, mode=0o755, exist_ok=True)
+        self.fd = os.open(os.path.join(STATE_DIR, "lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *exc) -> None:
+        os.close(self.fd)

@@ -10,24 +10,26 @@ owner pid tells whether it is still in use (`sweep`).
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import subprocess
-from dataclasses import dataclass
 
 from lamina.errors import RuntimeFailure
 from lamina.network import bridge, ipam, netns
+from lamina.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lamina.network.addresses import Address
 
 NETWORK = "bridge"
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     network: str
     netns: str
-    address: ipaddress.IPv4Address
+    address: Address
     prefixlen: int
-    gateway: ipaddress.IPv4Address
+    gateway: Address
     mac: str
 
 
@@ -43,13 +45,12 @@ def attach(system, container_id: str) -> Endpoint:
             netns.remove(path)
         netns.create(path)
         for _ in range(256):
-            if _plug(address, path):
+            if _plug(address, path, net):
                 break
             reserved.add(address)  # another store's container has it
             address = ipam.allocate(system.db, NETWORK, container_id, net.subnet, reserved)
         else:
             raise RuntimeFailure(f"network {NETWORK}: no address on {bridge.NAME} is free on this host")
-        _configure(path, address, net)
     except BaseException:
         release(system, container_id)
         raise
@@ -109,28 +110,26 @@ def leaks(system) -> tuple[list[str], list[str]]:
     return problems, notes
 
 
-def _plug(address: ipaddress.IPv4Address, path: str) -> bool:
-    """Create the veth pair named for `address` into the namespace at `path` and put
-    its host end on the bridge; False when the name (the address) is taken."""
+def _plug(address: Address, path: str, net: bridge.Bridge) -> bool:
+    """Create the veth pair named for `address` (eth0 in the namespace at `path`, its
+    peer in ours), configure the namespace's side, and put the host end on the bridge;
+    False when the name (the address) is taken.  One `ip` process, started in the
+    namespace (netns.call_in): the peer is created straight into lamina's own namespace
+    (the main thread's, which never leaves it), and the host end is enslaved and
+    brought up with two ioctls (bridge.enslave) instead of a second `ip`."""
     veth = ipam.veth_name(address)
     if os.path.exists(f"/sys/class/net/{veth}"):
         return False
-    p = subprocess.run(["ip", "-batch", "-"], capture_output=True, text=True, input=(
-        f"link add {veth} type veth peer name eth0 address {ipam.mac_for(address)} netns {path}\n"
-        f"link set {veth} master {bridge.NAME} up\n"))
-    if p.returncode == 0:
-        return True
-    if "-:1" in p.stderr and os.path.exists(f"/sys/class/net/{veth}"):
-        return False  # another store claimed it between our look and our `link add`
-    raise RuntimeFailure(f"network {NETWORK}: veth {veth}: {p.stderr.strip()}")
-
-
-def _configure(path: str, address: ipaddress.IPv4Address, net: bridge.Bridge) -> None:
-    script = (f"link set lo up\n"
+    script = (f"link add eth0 address {ipam.mac_for(address)} type veth peer name {veth} "
+              f"netns /proc/{os.getpid()}/ns/net\n"
+              f"link set lo up\n"
               f"addr add {address}/{net.subnet.prefixlen} brd + dev eth0\n"
               f"link set eth0 up\n"
               f"route add default via {net.gateway}\n")
-    p = subprocess.run(["nsenter", f"--net={path}", "ip", "-batch", "-"], input=script,
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeFailure(f"network {NETWORK}: configuring {path}: {p.stderr.strip()}")
+    code, err = bridge.batch(script, netns_path=path)
+    if code != 0:
+        if "-:1" in err and os.path.exists(f"/sys/class/net/{veth}"):
+            return False  # another store claimed it between our look and our `link add`
+        raise RuntimeFailure(f"network {NETWORK}: veth {veth} into {path}: {err.strip()}")
+    bridge.enslave(veth)
+    return True

@@ -11,12 +11,16 @@ it and allocates again.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import time
 
 from lamina.errors import RuntimeFailure
+from lamina.network.addresses import Address
 from lamina.store.db import pid_alive, transaction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the values are network.addresses' (or ipaddress's, which work the same here)
+    import ipaddress
 
 
 def allocate(db, network: str, container_id: str, subnet: ipaddress.IPv4Network,
@@ -43,7 +47,7 @@ def free(db, container_id: str) -> None:
 
 def lookup(db, container_id: str) -> tuple[str, ipaddress.IPv4Address] | None:
     row = db.execute("SELECT network, address FROM addresses WHERE container_id=?", (container_id,)).fetchone()
-    return (row[0], ipaddress.ip_address(row[1])) if row else None
+    return (row[0], Address(row[1])) if row else None
 
 
 def abandoned(db) -> list[str]:

@@ -25,6 +25,7 @@ MS_SHARED = 1 << 20
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.unshare.argtypes = (ctypes.c_int,)
+_libc.setns.argtypes = (ctypes.c_int, ctypes.c_int)
 
 
 def path_for(container_id: str) -> str:
@@ -54,6 +55,35 @@ def create(path: str) -> None:
         remove(path)
         e = failure[0]
         raise e if isinstance(e, RuntimeFailure) else RuntimeFailure(f"network namespace {path}: {e}")
+
+
+def call_in(path: str, fn):
+    """`fn()` on a short-lived thread that has joined the namespace at `path`; its
+    result (or exception).  setns(2) of a network namespace acts on the calling thread
+    only and a child process inherits its thread's namespace: a program started there
+    (`ip`) runs in the container's namespace without an `nsenter` exec in front."""
+    outcome: list = []
+
+    def in_netns() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise RuntimeFailure(f"network namespace {path}: setns: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            outcome.append((True, fn()))
+        except BaseException as e:  # handed to the caller's thread
+            outcome.append((False, e))
+
+    worker = threading.Thread(target=in_netns, name="lamina-netns")
+    worker.start()
+    worker.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def remove(path: str) -> None:

@@ -8,7 +8,6 @@ left, docker's defaults 8.8.8.8 and 8.8.4.4.  With systemd-resolved's stub
 
 from __future__ import annotations
 
-import ipaddress
 
 HOST = "/etc/resolv.conf"
 RESOLVED_UPSTREAM = "/run/systemd/resolve/resolv.conf"
@@ -42,8 +41,18 @@ def _unusable(line: str) -> bool:
     fields = line.split()
     if len(fields) != 2 or fields[0] != "nameserver":
         return False
+    text = fields[1].split("%")[0]
+    if ":" not in text:  # IPv4, the common case: without importing ipaddress
+        from lamina.network.addresses import Address
+
+        try:
+            return Address(text).value >> 24 == 127
+        except ValueError:
+            return False
+    import ipaddress
+
     try:
-        address = ipaddress.ip_address(fields[1].split("%")[0])
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
     return address.is_loopback or address.version == 6

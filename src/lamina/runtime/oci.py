@@ -14,17 +14,22 @@ keep incompatible state there, and neither must see docker's containers.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
-from typing import Protocol
 
 from lamina.errors import (
     ContainerCommandNotExecutable,
     ContainerCommandNotFound,
     RuntimeFailure,
 )
+from lamina.leanjson import loads
+from lamina.record import record
 from lamina.runtime.process import ForwardSignals, Subreaper, capture, fresh, kill_and_reap, read_pid, spawn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
+    from typing import Protocol
+else:
+    Protocol = object
 
 KNOWN = ("runc", "crun")
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
@@ -51,7 +56,7 @@ class OCIRuntime(Protocol):
     def destroy(self, container_id: str) -> None: ...
 
 
-@dataclass(frozen=True)
+@record
 class CliRuntime:
     """runc or crun through their common command line."""
 
@@ -165,6 +170,8 @@ class CliRuntime:
             if _is_missing(err):
                 return None
             raise RuntimeFailure(f"{self.name} state {container_id}: {_last_line(err)}")
+        import json  # json imports re: kept off the start path, as below
+
         try:
             return json.loads(out)
         except ValueError:
@@ -317,6 +324,8 @@ def _runtime_error(log_path: str) -> RuntimeFailure | None:
             lines = f.read(1 << 20).splitlines()
     except OSError:
         return None
+    import json  # a failed start only
+
     message = None
     for line in lines:
         try:
@@ -373,7 +382,7 @@ def _cached_fact(path: str, cache_dir: str, field: str, compute):
     cache_path = os.path.join(cache_dir, "facts.json")
     try:
         with open(cache_path, "rb") as f:
-            facts = json.load(f)
+            facts = loads(f.read())
         if not isinstance(facts, dict):
             facts = {}
     except (OSError, ValueError):
@@ -390,6 +399,8 @@ def _cached_fact(path: str, cache_dir: str, field: str, compute):
         # mkdir, not makedirs: a command that runs without a store (`version`) must not make one
         if not os.path.isdir(cache_dir):
             os.mkdir(cache_dir, 0o700)
+        import json  # a cache miss only: a hit reads through leanjson
+
         tmp = f"{cache_path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(facts, f)

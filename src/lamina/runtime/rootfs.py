@@ -16,11 +16,14 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
-from typing import Callable, NoReturn, Sequence
 
 from lamina.errors import ContainerCommandNotExecutable, ContainerCommandNotFound, RuntimeFailure
 from lamina.oci import DEFAULT_PATH  # noqa: F401 - spec.py and the tests take it from here
+from lamina.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
+    from typing import Callable, NoReturn, Sequence
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS: the same budget the kernel gives a path walk
 MAX_ID = 2**31 - 1  # runc's maxID; a larger uid/gid once wrapped to root (CVE-2024-40635)
@@ -133,7 +136,7 @@ def _join(root: str, parts: list[str], last: str | None) -> str:
 # --------------------------------------------------------------------------- users
 
 
-@dataclass(frozen=True)
+@record
 class UserIds:
     """What goes into config.json `process.user` (and the home dir, for callers that want it)."""
 
@@ -208,6 +211,23 @@ def lookup_user(rootfs: str, user_spec: str) -> UserIds:
         if not 0 <= value <= MAX_ID:
             raise RuntimeFailure(_RANGE_ERROR)
     return UserIds(uid=uid, gid=gid, additional_gids=(gid, *sgids), home=home)
+
+
+def id_names(rootfs: str) -> tuple[dict[int, str], dict[int, str]]:
+    """(uid -> user name, gid -> group name) from the image's own /etc/passwd and
+    /etc/group, first entry winning as in Go's os/user; a file that cannot be read
+    gives no names (docker's export then leaves uname/gname empty)."""
+    out: list[dict[int, str]] = []
+    for path, group in (("/etc/passwd", False), ("/etc/group", True)):
+        try:
+            data = _read_db(rootfs, path, "")
+        except RuntimeFailure:  # not a regular file, or too big
+            data = None
+        names: dict[int, str] = {}
+        for entry in _parse(data or b"", group=group):
+            names.setdefault(entry[1], entry[0])
+        out.append(names)
+    return out[0], out[1]
 
 
 def _atoi(text: str) -> int | None:

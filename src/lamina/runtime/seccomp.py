@@ -27,7 +27,6 @@ and refuses AF_VSOCK sockets.
 from __future__ import annotations
 
 import errno
-import json
 import os
 from functools import lru_cache
 
@@ -160,6 +159,8 @@ def linux_seccomp(option: str, capabilities) -> dict | None:
         return None
     if option == "default":
         return _default_for(tuple(capabilities))
+    import json  # a custom profile only: json imports re, off the default start path
+
     try:
         profile = json.loads(option)
     except ValueError as e:
@@ -276,6 +277,8 @@ def security_options(values) -> list[str]:
         if key != "seccomp":
             raise UsageError(f"invalid --security-opt: {value!r}: only seccomp=unconfined|PROFILE.json is supported")
         if val != "unconfined":
+            import json
+
             try:
                 with open(val, "rb") as f:
                     profile = json.load(f)

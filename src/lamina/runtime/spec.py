@@ -19,12 +19,11 @@ profile is emitted for runc to apply (runtime/seccomp.py, imported only here).
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
-from dataclasses import dataclass
 
 from lamina.errors import RuntimeFailure
+from lamina.record import record
 from lamina.runtime.rootfs import DEFAULT_PATH, UserIds, find_executable, resolved_workdir_is_proc
 
 OCI_VERSION = "1.0.2-dev"  # what runc 1.1 and dockerd 20.10 write
@@ -74,7 +73,7 @@ NETWORK_MODES = ("host", "none")
 ROOT = UserIds(uid=0, gid=0, additional_gids=(0,), home="/root")
 
 
-@dataclass(frozen=True)
+@record
 class BindMount:
     """A host path bound into the container (`-v src:dst[:ro]`)."""
 
@@ -83,7 +82,7 @@ class BindMount:
     readonly: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class TmpfsMount:
     """A private tmpfs (a build's `RUN --mount=type=tmpfs`)."""
 
@@ -91,7 +90,7 @@ class TmpfsMount:
     size: int | None = None
 
 
-@dataclass(frozen=True)
+@record
 class RunSpec:
     """Everything config.json depends on; the caller resolves images, users and paths.
 
@@ -203,7 +202,7 @@ def write_bundle(bundle_dir: str, spec: RunSpec) -> str:
     os.makedirs(bundle_dir, mode=0o700, exist_ok=True)
     path = os.path.join(bundle_dir, "config.json")
     tmp = path + ".tmp"
-    data = json.dumps(config, separators=(",", ":")).encode()
+    data = compact_json(config).encode()
     # No fsync: a bundle is rebuilt for every start, losing it in a crash costs nothing.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -401,3 +400,22 @@ def _device_rules() -> list[dict]:
         allow(5, 1),  # /dev/console
         {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},  # /dev/fuse
     ]
+
+
+def compact_json(value) -> str:
+    """json.dumps(value, separators=(",", ":")) through json's C encoder, without
+    importing the json package (it imports re): config.json is written on every start."""
+    try:
+        from _json import encode_basestring_ascii, make_encoder
+    except ImportError:  # an interpreter without the C accelerator
+        make_encoder = None
+    if make_encoder is None or isinstance(value, str):
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
+
+    def unsupported(o):
+        raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+    encode = make_encoder({}, unsupported, encode_basestring_ascii, None, ":", ",", False, False, True)
+    return "".join(encode(value, 0))

@@ -38,6 +38,28 @@ class PullResult:
     updated: bool       # False when the tag already pointed at this image
 
 
+def pull_image(system, ref: Reference, *, progress: Progress, platform: str | None = None) -> PullResult:
+    """Pull `ref` into the store (`platform`: a --platform text, or the host's)."""
+    from lamina.transfer.platforms import parse_platform
+
+    return Puller(system, progress, platform=parse_platform(platform) if platform else None).pull(ref)
+
+
+def pull_if_missing(system, name: str, *, progress: Progress, platform: str | None = None, notice=None):
+    """The image record `name`, pulled first when it is not here: what `run`, `create` and
+    a build's FROM do (the engine and the builder both call this).  `notice(text)` is
+    told before the pull starts (docker's `Unable to find image ... locally`)."""
+    from lamina.errors import NoSuchImage
+    from lamina.reference import parse
+
+    try:
+        return system.images.resolve(name)
+    except NoSuchImage:
+        pass
+    ref = parse(name)
+    if notice is not None:
+        notice(f"Unable to find image '{ref.familiar}' locally")
+    return system.images.get(pull_image(system, ref, progress=progress, platform=platform).image_id)
 class Puller:
     def __init__(self, system, progress: Progress, *, platform: Platform | None = None,
                  options: TransportOptions | None = None) -> None:
