@@ -89,6 +89,11 @@ CASES: dict[str, list[list[str]]] = {
     "rmi-invalid-reference": [["rmi", "Bad:x"]],
     "rmi-in-use": [["rmi", IMAGE]],
     "history-invalid-reference": [["history", "Bad:x"]],
+    "commit-invalid-reference-chars": [["commit", TAKEN, "lcerr-new:Bad!"]],
+    "images-invalid-filter-reference": [["images", "Bad:x"]],
+    "run-security-opt-bogus": [["run", "--rm", "--security-opt", "bogus", IMAGE, "true"]],
+    "create-security-opt-bogus": [["create", "--security-opt", "bogus", IMAGE, "true"]],
+    "run-tty-without-terminal": [["run", "--rm", "-it", IMAGE, "true"]],
     # the container's command cannot be executed / found
     "run-not-executable": [["run", "--name", "lcerr-126", IMAGE, "/etc/passwd"],
                            ["inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", "lcerr-126"]],
@@ -96,6 +101,8 @@ CASES: dict[str, list[list[str]]] = {
                       ["inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", "lcerr-127"]],
     "run-rm-not-found": [["run", "--rm", IMAGE, "/lcerr/nosuch"]],
     "run-directory": [["run", "--rm", IMAGE, "/etc"]],
+    "run-empty-command": [["run", "--name", "lcerr-127", IMAGE, ""],
+                          ["inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", "lcerr-127"]],
     "start-not-executable": [["create", "--name", "lcerr-s126", IMAGE, "/etc/passwd"], ["start", "lcerr-s126"],
                              ["inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", "lcerr-s126"]],
     "start-attach-not-executable": [["create", "--name", "lcerr-s126", IMAGE, "/etc/passwd"],
@@ -145,15 +152,8 @@ KNOWN_DIFFERENCES = [
 
 # Cases lamina still answers differently; strict: a case that starts matching must leave this list.
 STILL_DIFFERENT = {
-    "save-missing": "docker: `Error response from daemon: No such image: x`; tests/test_transfer_archive.py "
-                    "asserts lamina's `Error: No such image: x`",
-    "push-missing": "docker prints `The push refers to repository [...]` first and the error bare; "
-                    "tests/test_remote_push.py asserts lamina's `Error: An image does not exist locally ...`",
-    "push-invalid-reference": "docker prints the reference error bare; the registry verbs keep `Error: `",
     "import-not-a-tar": "the cause in lamina's tar reader's words (archive/), docker's is its untar "
                         "helper's `Error processing tar file(exit status 1): unexpected EOF`",
-    "pull-invalid-reference": "docker prints the reference error bare; tests/test_remote_pull.py asserts "
-                              "lamina's `Error: invalid reference format`",
 }
 
 

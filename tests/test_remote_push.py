@@ -100,8 +100,10 @@ def test_push_default_tag_and_missing_image(system, registry, capsys):
     code = main(["--root", system.root, "push", f"{registry.host}/nothing/here"])
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.out.splitlines() == ["Using default tag: latest"]
-    assert captured.err.strip() == f"Error: An image does not exist locally with the tag: {registry.host}/nothing/here"
+    # docker 20.10: the repository line first, then the daemon's stream error, bare
+    assert captured.out.splitlines() == ["Using default tag: latest",
+                                         f"The push refers to repository [{registry.host}/nothing/here]"]
+    assert captured.err == f"An image does not exist locally with the tag: {registry.host}/nothing/here\n"
 
 
 def test_push_zstd(system, registry, capsys):

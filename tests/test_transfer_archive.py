@@ -161,7 +161,7 @@ def test_cli_save_load(stores, tmp_path):
                        input=gzip.compress(out.read_bytes()), capture_output=True)
     assert p.stdout.decode() == "Loaded image: cli/app:1\n", p.stderr
     p = subprocess.run(lamina + ["save", "-o", str(tmp_path / "x.tar"), "nosuch:1"], capture_output=True)
-    assert p.returncode == 1 and p.stderr.decode() == "Error: No such image: nosuch:1\n"
+    assert p.returncode == 1 and p.stderr.decode() == "Error response from daemon: No such image: nosuch:1\n"
     assert not (tmp_path / "x.tar").exists() and [f for f in os.listdir(tmp_path) if f.startswith(".x.tar")] == []
     p = subprocess.run(lamina + ["load", "-i", str(tmp_path / "missing.tar")], capture_output=True)
     assert p.returncode == 1 and b"Traceback" not in p.stderr

@@ -122,14 +122,14 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     if "@" in remainder:
         remainder, digest = remainder.split("@", 1)
         if not _digest_ok(digest):
-            raise InvalidReference(f"invalid reference format: bad digest in {text!r}")
+            raise InvalidReference("invalid reference format")  # docker's words: no detail for a bad digest
     tag = None
     slash = remainder.rfind("/")
     colon = remainder.rfind(":")
     if colon > slash:
         remainder, tag = remainder[:colon], remainder[colon + 1:]
         if not _tag_ok(tag):
-            raise InvalidReference(f"invalid reference format: bad tag in {text!r}")
+            raise InvalidReference("invalid reference format")  # nor for a bad tag
     if not remainder:
         raise InvalidReference("invalid reference format")
     domain, path = _split_domain(remainder)

@@ -30,7 +30,7 @@ import errno
 import os
 from functools import lru_cache
 
-from lamina.errors import RuntimeFailure, UsageError
+from lamina.errors import OptionError, RuntimeFailure
 
 ALLOW = "SCMP_ACT_ALLOW"
 ERRNO = "SCMP_ACT_ERRNO"
@@ -266,16 +266,20 @@ def _kernel_version() -> tuple[int, int]:
 def security_options(values) -> list[str]:
     """docker's --security-opt values as HostConfig.SecurityOpt records them: a
     seccomp profile file is read and stored as its compact JSON.  Only seccomp is
-    supported (this kernel has no AppArmor, we have no SELinux labels)."""
+    supported (this kernel has no AppArmor, we have no SELinux labels).  A bad value is
+    refused as docker's CLI refuses it, before any request (OptionError: exit 125)."""
+    from lamina.quoting import go_quote
+
     out = []
     for value in values:
         key, sep, val = value.partition("=")
         if not sep:
             key, sep, val = value.partition(":")  # docker still accepts the old `seccomp:unconfined`
         if not sep:
-            raise UsageError(f"invalid --security-opt: {value!r}")
+            raise OptionError(f"Invalid --security-opt: {go_quote(value)}")
         if key != "seccomp":
-            raise UsageError(f"invalid --security-opt: {value!r}: only seccomp=unconfined|PROFILE.json is supported")
+            raise OptionError(f"Invalid --security-opt: {go_quote(value)}: "
+                              "only seccomp=unconfined|PROFILE.json is supported")
         if val != "unconfined":
             import json
 
@@ -283,13 +287,14 @@ def security_options(values) -> list[str]:
                 with open(val, "rb") as f:
                     profile = json.load(f)
             except OSError as e:
-                raise UsageError(f"opening seccomp profile ({val}) failed: {e.strerror}") from None
+                reason = (e.strerror or str(e)).lower()  # Go's words: `open f: no such file or directory`
+                raise OptionError(f"opening seccomp profile ({val}) failed: open {val}: {reason}") from None
             except ValueError as e:
-                raise UsageError(f"compacting json for seccomp profile ({val}) failed: {e}") from None
+                raise OptionError(f"compacting json for seccomp profile ({val}) failed: {e}") from None
             try:
                 resolve(profile, ())
             except RuntimeFailure as e:
-                raise UsageError(f"seccomp profile ({val}): {e}") from None
+                raise OptionError(f"seccomp profile ({val}): {e}") from None
             val = json.dumps(profile, separators=(",", ":"))
         out.append(f"seccomp={val}")
     return out

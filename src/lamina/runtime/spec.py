@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import posixpath
 
-from lamina.errors import RuntimeFailure
+from lamina.errors import ContainerCommandNotFound, RuntimeFailure
 from lamina.record import record
 from lamina.runtime.rootfs import DEFAULT_PATH, UserIds, find_executable, resolved_workdir_is_proc
 
@@ -263,8 +263,10 @@ def container_env(env: tuple[str, ...] | list[str], hostname: str, terminal: boo
 
 
 def _validate(spec: RunSpec) -> None:
-    if not spec.args or not spec.args[0]:
+    if not spec.args:
         raise RuntimeFailure("No command specified")
+    if not spec.args[0]:  # a command given as '': runc looks it up in $PATH, and docker exits 127
+        raise ContainerCommandNotFound('exec: "": executable file not found in $PATH')
     _check_nul(spec)
     if not spec.cwd.startswith("/"):
         raise RuntimeFailure(f"the working directory '{spec.cwd}' is invalid, it needs to be an absolute path")

@@ -53,6 +53,8 @@ class Pusher:
     def push(self, ref: Reference) -> PushResult:
         if ref.digest and not ref.tag:
             raise InvalidReference(f"cannot push a digest reference: {ref.familiar}")
+        # dockerd names the repository before it looks for the image: the line comes first either way
+        self.progress.line(f"The push refers to repository [{ref.repository}]")
         try:
             record = self.system.images.resolve(ref.name)
         except NoSuchImage:
@@ -66,7 +68,6 @@ class Pusher:
 
     def _push(self, ref: Reference, record: ImageRecord, repo: Repository) -> PushResult:
         images = self.system.images
-        self.progress.line(f"The push refers to repository [{ref.repository}]")
         layers = images.layer_blobs(record)
         unique = list({l.diff_id: l for l in layers}.values())
         cached = {l.diff_id: self._cached_blob(l) for l in unique}  # DB reads stay on this thread

@@ -11,7 +11,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("save", help="Save one or more images to a tar archive (streamed to STDOUT by default)")
     p.add_argument("-o", "--output", default=None, help="Write to a file, instead of STDOUT")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.set_defaults(func=cmd_save, error_verbatim=("Error",))
+    p.set_defaults(func=cmd_save, error_verbatim=("Error",), error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("load", help="Load an image from a tar archive or STDIN")
     p.add_argument("-i", "--input", default=None, help="Read from tar archive file, instead of STDIN")

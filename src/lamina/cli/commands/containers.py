@@ -180,9 +180,13 @@ def cmd_create(system, args) -> int:
 def cmd_run(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine import containers as engine
-    from lamina.errors import LaminaError, run_exit_code
+    from lamina.errors import LaminaError, UsageError, run_exit_code
 
     opts = _options(args)
+    if args.tty and args.interactive and not sys.stdin.isatty():
+        # docker's CLI checks it after the options, before any request: bare, exit 1
+        report(UsageError("the input device is not a TTY"), "")
+        return 1
     record = _image_for_run(system, args)
     warning = system.runtime.security_warning()  # cached per runtime binary: no process here
     if warning:

@@ -72,8 +72,12 @@ def cmd_import(system, args) -> int:
 def cmd_images(system, args) -> int:
     from lamina.cli import fmt
     from lamina.engine.images import list_images
+    from lamina.errors import InvalidReference
 
-    rows = list_images(system, repository=args.repository, all=args.all, digests=args.digests)
+    try:
+        rows = list_images(system, repository=args.repository, all=args.all, digests=args.digests)
+    except InvalidReference:
+        rows = []  # dockerd matches the argument as a pattern: a name no image can have lists nothing
     if args.quiet and not fmt.wants_template(args.format):  # docker: a --format wins over -q here
         for *_, rec in rows:  # one line per row, so an ID twice for two tags, as docker's
             print(str(rec.id) if args.no_trunc else rec.id.short)

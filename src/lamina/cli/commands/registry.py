@@ -7,20 +7,22 @@ import sys
 
 def add_parsers(sub) -> None:
     from lamina.cli.flags import SUPPRESS
+    from lamina.errors import DAEMON_PREFIX
 
     p = sub.add_parser("pull", help="Pull an image or a repository from a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--platform", default=None, help="Set platform if server is multi-platform capable")
     p.add_argument("-a", "--all-tags", action="store_true", help=SUPPRESS)
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
-    p.set_defaults(func=cmd_pull, error_verbatim=("Error",))
+    p.set_defaults(func=cmd_pull, error_verbatim=("Error",), error_prefix=DAEMON_PREFIX)
 
     p = sub.add_parser("push", help="Push an image or a repository to a registry")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--compression", default="gzip", choices=("gzip", "zstd"),
                    help="Compression for layers that are stored uncompressed (default gzip)")
     p.add_argument("name", metavar="NAME[:TAG]")
-    p.set_defaults(func=cmd_push, error_verbatim=("Error",))
+    # docker prints what goes wrong during a push as the daemon's progress stream says it: bare
+    p.set_defaults(func=cmd_push, error_verbatim=("Error",), error_prefix="")
 
     p = sub.add_parser("login", help="Log in to a Docker registry")
     p.add_argument("-u", "--username", default=None, help="Username")
