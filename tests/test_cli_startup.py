@@ -142,6 +142,23 @@ def test_leanjson_reads_what_json_reads():
             leanjson.loads(bad)
 
 
+def test_leanjson_writes_what_json_writes():
+    """`dumps` (a container's config on `run`) gives json.dumps' very bytes, or its error."""
+    from lamina import leanjson
+
+    loop: list = []
+    loop.append(loop)
+    for value in [{"Env": ["PATH=/x", "é\u2028<>\"\\\x00\ud800"], "N": [0, -1, 1.5, 1e300, True, None, float("nan"),
+                   float("-inf")], "E": {}, "L": [], "T": (1, "t"), 7: "int key", None: 1, 2.5: "f"},
+                  "\x1bé", 3, [], {}]:
+        assert leanjson.dumps(value) == json.dumps(value)
+    for bad in [{"x": {1}}, {(1, 2): 3}, b"b", loop]:
+        with pytest.raises((TypeError, ValueError)) as want:
+            json.dumps(bad)
+        with pytest.raises(type(want.value), match=str(want.value)):
+            leanjson.dumps(bad)
+
+
 def test_go_dumps_writes_what_go_json_wrote():
     import re
 

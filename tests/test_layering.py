@@ -23,13 +23,6 @@ DRIVERS = {"engine", "cli", "client", "__main__"}
 
 # (importing module, imported module): edges that break a rule today, and why.
 KNOWN = {
-    # The watchdog's re-executed entry point reaps and removes through the layers above
-    # the runtime; it belongs beside lamina.recovery, not in the runtime package.
-    ("lamina.runtime.watchdog", "lamina.lifecycle"): "watchdog main() removes (--rm)",
-    ("lamina.runtime.watchdog", "lamina.recovery"): "watchdog main() reaps",
-    ("lamina.runtime.watchdog", "lamina.system"): "watchdog main() opens the store",
-    # `commit`/`import --change` parse Dockerfile instructions with the builder's module.
-    ("lamina.imageops", "lamina.builder.configchanges"): "--change lines",
 }
 
 

@@ -5,6 +5,10 @@ digest is its diff_id), a config derived from the parent, and one
 `ImageStore.create` transaction that makes the image visible.  A failure (bad
 tar, kill -9) before that transaction leaves no image; at worst an orphan blob
 that `system check` reports and `system prune` removes.
+
+`-c/--change` lines are Dockerfile instructions, the builder's language, and the
+builder sits on this module: the caller (the engine) passes them in already made
+into `edit_config(config)` (builder/configchanges.py `change_editor`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable
 
 from lamina import oci
 from lamina.digest import EMPTY_LAYER_DIFF_ID, Digest, TeeReader
@@ -21,10 +25,12 @@ from lamina.reference import Reference
 from lamina.store.images import LayerBlob
 from lamina.store.leases import leased
 
+EditConfig = Callable[[dict], None]  # changes an image config in place (`--change` lines)
+
 
 @leased("import")
 def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str = "",
-                   changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
+                   edit_config: EditConfig | None = None, tags: tuple[Reference, ...] = ()) -> Digest:
     """`docker import`: one layer from a (possibly compressed) rootfs tarball."""
     from lamina.archive.extract import apply_layer, open_layer_stream
 
@@ -41,7 +47,8 @@ def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str 
         config = oci.new_config()
         comment = message or f"Imported from {source}"
         config["comment"] = comment
-        apply_changes(config, changes)
+        if edit_config:
+            edit_config(config)
         layer = LayerBlob(oci.Descriptor(oci.OCI_LAYER, diff_id, blob_size), diff_id)
         image = append(Image.scratch(), config, {"created": config["created"], "comment": comment}, layer,
                        layer_size=size)
@@ -50,18 +57,9 @@ def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def apply_changes(config: dict, changes: Sequence[str]) -> None:
-    """Apply `-c/--change` Dockerfile instructions to an image config in place."""
-    if not changes:
-        return
-    from lamina.builder.configchanges import apply_change_lines
-
-    apply_change_lines(config, changes)
-
-
 @leased("commit")
 def commit_container(system, container, *, author: str = "", message: str = "",
-                     changes: Sequence[str] = (), tags: tuple[Reference, ...] = ()) -> Digest:
+                     edit_config: EditConfig | None = None, tags: tuple[Reference, ...] = ()) -> Digest:
     """`docker commit`: the container's writable layer as a new image on its image."""
     parent = Image.load(system, Digest(container.image_id))
     snap = system.snapshotter_for(container)
@@ -74,7 +72,8 @@ def commit_container(system, container, *, author: str = "", message: str = "",
 
     config = edit(parent)
     config["config"] = merge_container_config(parent.container_config, container.config)
-    apply_changes(config, changes)
+    if edit_config:
+        edit_config(config)
     config["container"] = container.id
     config["container_config"] = container.config
     config["created"] = oci.now_rfc3339()

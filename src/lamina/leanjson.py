@@ -1,10 +1,12 @@
-"""`loads` for the read verbs' hot path, without importing the json package.
+"""`loads` for the read verbs' hot path (and `dumps` for `run`'s), without
+importing the json package.
 
 `import json` imports `re` (its decoder compiles regexes at import), and the two
 cost more start-up time than `lamina ps` has for everything else.  The C scanner
 under json (`_json.make_scanner`) decodes on its own, given the options json's
 decoder would pass it; anything it does not accept (bad JSON) goes to `json.loads`
-for the same value or the same JSONDecodeError.
+for the same value or the same JSONDecodeError.  `dumps` likewise drives json's
+C encoder as `json.dumps(obj)` does, byte for byte.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ class _Options:
                                   .__getitem__)
     memo: dict = {}
 
+
+try:
+    from _json import encode_basestring_ascii as _ascii, make_encoder as _make_encoder
+except ImportError:
+    _make_encoder = None
 
 _scan = _make_scanner(_Options) if _make_scanner is not None else None
 _WS = " \t\n\r"
@@ -54,6 +61,32 @@ def loads(text: str | bytes):
     import json
 
     return json.loads(text)
+
+
+
+class _NotJSON(Exception):
+    pass
+
+
+def _not_json(value):
+    raise _NotJSON  # json.dumps below raises the real TypeError
+
+
+def dumps(obj) -> str:
+    """json.dumps(obj) with its defaults (ASCII, `, ` and `: `), the same bytes: what
+    JSONEncoder.encode runs, the C encoder; anything else goes to json.dumps."""
+    if _make_encoder is not None:
+        if isinstance(obj, str):
+            return _ascii(obj)
+        try:
+            # JSONEncoder.iterencode's arguments: markers, default, encoder, indent,
+            # key_separator, item_separator, sort_keys, skipkeys, allow_nan
+            return "".join(_make_encoder({}, _not_json, _ascii, None, ": ", ", ", False, False, True)(obj, 0))
+        except Exception:  # noqa: BLE001 - json.dumps gives the same text or the real error
+            pass
+    import json
+
+    return json.dumps(obj)
 
 
 # -- writing as Go's encoding/json does (cli/fmt.go_json), without json or re --------

@@ -14,6 +14,7 @@ mount points, so a fix to this sequence reaches both.
 from __future__ import annotations
 
 import os
+import sys
 
 from lamina.errors import RuntimeFailure
 from lamina.network import attach, mode, release
@@ -63,7 +64,9 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
     ctr_dir = system.containers.path(rec.id)
     rootfs = snap.mount(ctr_dir, layers)
     # From here on a front killed with -9 leaves nothing running or mounted: see watchdog.py.
-    watchdog = Watchdog(system, rec.id, remove=launch.auto_remove)
+    # What it execs then is lamina/reaper.py, by name: it imports lifecycle, which imports us.
+    reap = [sys.executable, "-m", "lamina.reaper", system.root, system.runtime.path, rec.id]
+    watchdog = Watchdog(reap + ["--rm"] if launch.auto_remove else reap)
     endpoint = None
     finish = None
     try:
@@ -146,13 +149,14 @@ def write_etc_files(ctr_dir: str, hostname: str, network: str, endpoint=None) ->
     hosts = os.path.join(ctr_dir, "hosts")
     resolv = os.path.join(ctr_dir, "resolv.conf")
     if network == "host":
-        import shutil  # ~4 ms (it imports bz2 and lzma): only for the host's files
-
         for src, dst in (("/etc/hosts", hosts), ("/etc/resolv.conf", resolv)):
-            try:
-                shutil.copyfile(src, dst)
+            try:  # a plain copy: shutil costs ~4 ms of start-up (it imports bz2 and lzma)
+                with open(src, "rb") as f:
+                    data = f.read()
             except OSError:
-                open(dst, "w").close()
+                data = b""
+            with open(dst, "wb") as f:
+                f.write(data)
     else:
         with open(hosts, "w") as f:
             f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"

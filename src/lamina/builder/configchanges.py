@@ -3,7 +3,8 @@ the classic builder records them in history.
 
 The functions take values that are already expanded (the executor owns scope
 and substitution) and change the docker-shaped `config` dict in place.  The same
-functions serve `commit -c` / `import -c` through `apply_change_lines`.
+functions serve `commit -c` / `import -c` through `apply_change_lines`, which the
+engine hands to imageops (below the builder) as `change_editor(lines)`.
 
 History text follows moby's classic builder (`internals.go` withCmdComment*):
 `/bin/sh -c #(nop)  ENV A=1` (two spaces) for metadata, Go's `%q` / `%v`
@@ -212,6 +213,15 @@ def apply_change_lines(config: dict, changes: Sequence[str]) -> None:
             env = env_map(cfg)
             apply_metadata(cfg, ins, lambda w: lex.process_word(w, env), cmd_set=False,
                            words=lambda w: lex.process_words(w, env))
+
+
+def change_editor(changes: Sequence[str]):
+    """`apply_change_lines` for these lines as one `edit(config)` (what imageops takes
+    for commit/import: it sits below the builder and cannot import it); None if none."""
+    lines = list(changes)
+    if not lines:
+        return None
+    return lambda config: apply_change_lines(config, lines)
 
 
 def apply_metadata(cfg: dict, ins, expand, *, cmd_set: bool, words=None) -> str:

@@ -189,12 +189,14 @@ def diff(system, name: str) -> list:
 def commit(system, name: str, *, repository: str | None = None, author: str = "", message: str = "",
            changes=()):
     """POST /commit: the container's changes as a new image (tagged `repository` if given); its ID."""
+    from lamina.builder.configchanges import change_editor
     from lamina.engine.images import tag_references
     from lamina.imageops import commit_container
 
     tags = tag_references(repository)  # checked before the container is looked up, as docker
     rec = system.containers.resolve(name)
-    return commit_container(system, rec, author=author, message=message, changes=list(changes), tags=tags)
+    return commit_container(system, rec, author=author, message=message, edit_config=change_editor(changes),
+                            tags=tags)
 
 
 def export(system, rec, out) -> None:

@@ -245,10 +245,12 @@ def tag_references(repository: str | None) -> tuple:
 def import_image(system, stream, *, repository: str | None = None, message: str = "", changes=(),
                  source: str = "-"):
     """`docker import`: a rootfs tarball (any compression) as a one-layer image; its ID."""
+    from lamina.builder.configchanges import change_editor
     from lamina.imageops import import_tarball
 
     tags = tag_references(repository)
-    return import_tarball(system, stream, source=source, message=message, changes=list(changes), tags=tags)
+    return import_tarball(system, stream, source=source, message=message, edit_config=change_editor(changes),
+                          tags=tags)
 
 
 def save(system, names: list[str], fd: int) -> None:

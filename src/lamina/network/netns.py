@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 
 from lamina.errors import RuntimeFailure
 
@@ -34,6 +33,8 @@ def path_for(container_id: str) -> str:
 
 def create(path: str) -> None:
     """A new, empty network namespace bound at `path` (which must not exist)."""
+    import threading  # here, not at the top: `release` of a host or none container starts none
+
     from lamina.snapshot.mount import mount
 
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
@@ -62,6 +63,8 @@ def call_in(path: str, fn):
     result (or exception).  setns(2) of a network namespace acts on the calling thread
     only and a child process inherits its thread's namespace: a program started there
     (`ip`) runs in the container's namespace without an `nsenter` exec in front."""
+    import threading
+
     outcome: list = []
 
     def in_netns() -> None:

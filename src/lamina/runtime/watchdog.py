@@ -6,10 +6,12 @@ it runs no cleanup, and `runc run` plus the container would go on untracked.  So
 before the runtime starts, the front forks a watchdog holding the read end of a
 pipe whose write end only the front has (O_CLOEXEC: runc never inherits it).  The
 front writes one byte when it is done with the container itself; EOF without that
-byte means the front died, and the watchdog then execs a fresh interpreter that
-reaps the container with `recovery.reap` (the same cleanup `rm -f` and the next
-command's recovery use): processes killed through the runtime, rootfs unmounted,
-network released, the record Exited (137); and removed if it was `run --rm`.
+byte means the front died, and the watchdog then execs the command it was given:
+for a container, a fresh interpreter running lamina/reaper.py, which reaps it with
+`recovery.reap` (the same cleanup `rm -f` and the next command's recovery use):
+processes killed through the runtime, rootfs unmounted, network released, the
+record Exited (137); and removed if it was `run --rm`.  This module knows only
+that command line, nothing of the store or the layers above the runtime.
 
 The watchdog's pid is what the record names as the container's keeper, so `ps`
 says Up until the reaping is finished, never Exited while the container runs.
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 # The watchdog must outlive the front long enough to clean up: typed Ctrl-C and a
 # terminal hang-up go to the front's process group and session, not to it.
@@ -35,12 +36,11 @@ _DONE = b"d"
 
 
 class Watchdog:
-    """Forks the watchdog for `container_id`; `done()` (or leaving the `with`) ends it."""
+    """Forks the watchdog that execs `argv` should the front die first; `done()` (or
+    leaving the `with`) ends it.  `argv[0]` is a path (execv, no PATH search)."""
 
-    def __init__(self, system, container_id: str, *, remove: bool = False) -> None:
-        argv = [sys.executable, "-m", "lamina.runtime.watchdog", system.root, system.runtime.path, container_id]
-        if remove:
-            argv.append("--rm")
+    def __init__(self, argv: list[str]) -> None:
+        argv = list(argv)
         r, w = os.pipe()  # both O_CLOEXEC
         # Blocked across fork so a Ctrl-C cannot hit the child before it shields itself.
         saved = signal.pthread_sigmask(signal.SIG_BLOCK, _SHIELDED)
@@ -108,36 +108,8 @@ def _watch(r: int, w: int, argv: list[str], mask) -> None:
         if got == _DONE:
             os._exit(0)
         os.close(3)
-        os.execv(argv[0], argv)  # the front died: reap in a fresh interpreter
+        os.execv(argv[0], argv)  # the front died: the reaper takes over
     except BaseException:
         pass
     os._exit(1)
 
-
-def main(argv: list[str]) -> int:
-    """`python -m lamina.runtime.watchdog ROOT RUNTIME CONTAINER_ID [--rm]`: reap after a dead front."""
-    from lamina.errors import LaminaError, NoSuchContainer
-    from lamina.lifecycle import remove
-    from lamina.recovery import reap
-    from lamina.system import System
-
-    root, runtime, container_id = argv[:3]
-    system = System(root, runtime=runtime)
-    try:
-        rec = system.containers.get(container_id)
-        reap(system, rec)
-        if "--rm" in argv[3:]:
-            remove(system, system.containers.get(container_id), force=True)
-    except NoSuchContainer:  # removed meanwhile (`rm -f`), or the record is lost: no process may stay
-        system.runtime.destroy(container_id)
-        system.snapshotter.unmount(system.containers.path(container_id))
-        return 0
-    except LaminaError:
-        return 1  # the record still names us, now dead: the next command reaps it again
-    finally:
-        system.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

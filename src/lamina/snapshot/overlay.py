@@ -137,10 +137,17 @@ class OverlaySnapshotter:
         write_layer_from_upper(os.path.join(ctr_dir, "upper"), out)
 
     def remove(self, ctr_dir: str) -> None:
-        self.unmount(ctr_dir)
-        import shutil
+        from lamina.archive.inroot import remove_path  # loaded already (initlayer): shutil is not
 
-        shutil.rmtree(ctr_dir, ignore_errors=True)
+        self.unmount(ctr_dir)
+        try:
+            remove_path(ctr_dir)
+        except FileNotFoundError:
+            pass
+        except OSError:  # rare (a busy mount): remove what can be, as before; the caller checks
+            import shutil
+
+            shutil.rmtree(ctr_dir, ignore_errors=True)
 
 
 def _strip_overlay_xattrs(root: str) -> None:

@@ -11,7 +11,7 @@ import os
 import time
 
 from lamina.errors import Conflict, InvalidParameter, NoSuchContainer
-from lamina.leanjson import loads
+from lamina.leanjson import dumps, loads
 from lamina.record import record
 from lamina.store.db import pid_alive, transaction
 from lamina.store.dirs import private_dir
@@ -67,8 +67,6 @@ class ContainerStore:
 
     def create(self, *, name: str | None, image_id: str, image_ref: str, config: dict,
                host_config: dict, driver: str) -> ContainerRecord:
-        import json
-
         cid = os.urandom(32).hex()
         if name is not None:
             validate_name(name)
@@ -85,7 +83,7 @@ class ContainerStore:
             db.execute(
                 "INSERT INTO containers(id, name, image_id, image_ref, created, config, host_config, state, driver) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
-                (cid, name, image_id, image_ref, time.time(), json.dumps(config), json.dumps(host_config),
+                (cid, name, image_id, image_ref, time.time(), dumps(config), dumps(host_config),
                  "created", driver),
             )
         os.makedirs(self.path(cid), mode=0o700)
@@ -134,10 +132,8 @@ class ContainerStore:
         return rec
 
     def set_config(self, container_id: str, config: dict) -> None:
-        import json
-
         with transaction(self._db) as db:
-            db.execute("UPDATE containers SET config=? WHERE id=?", (json.dumps(config), container_id))
+            db.execute("UPDATE containers SET config=? WHERE id=?", (dumps(config), container_id))
 
     def set_running(self, container_id: str, pid: int) -> None:
         with transaction(self._db) as db:
