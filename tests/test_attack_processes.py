@@ -359,3 +359,29 @@ COPY f /dst/
     assert out == "hello\n"
     assert not os.path.exists(missing), "COPY created a directory on the host"
     assert_store_ok(root)
+
+
+@requires_root
+def test_killed_builds_read_only_view_is_unmounted_by_the_next_command(root):
+    """A build killed while a `COPY --from` view of an image is mounted leaves a
+    read-only overlay under tmp/: the next command's recovery unmounts and removes it."""
+    script = (
+        "import os, sys\n"
+        "from lamina.system import System\n"
+        "from lamina.image import Image\n"
+        "from lamina.snapshot.view import open_view\n"
+        "s = System(sys.argv[1])\n"
+        "image = s.images.resolve('bb:1')\n"
+        "print(open_view(s, Image.load(s, image.id).layers()), flush=True)\n"
+        "os._exit(0)  # dies holding the view, as a killed build would\n"
+    )
+    p = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    view = p.stdout.strip()
+    with open("/proc/self/mountinfo") as f:
+        assert f" {view} " in f.read(), "the view was not mounted: the test proves nothing"
+    lamina(root, "images")  # any command recovers what dead processes left
+    with open("/proc/self/mountinfo") as f:
+        assert view not in f.read()
+    assert not os.path.exists(os.path.dirname(view))
+    assert_store_ok(root)

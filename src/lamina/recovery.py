@@ -42,11 +42,21 @@ def recover(system) -> int:
     n = system.layers.cleanup_incomplete()
     for path in abandoned_temp_files(system):
         try:
+            _unmount_below(path)  # a killed build's read-only `--from` view (snapshot/view.py)
             remove_path(path)  # no-follow fd walk: a build's copy of a stage may hold hostile links
         except OSError:
             continue  # removed by a concurrent recovery, or not removable: counted next time
         n += 1
     return n
+
+
+def _unmount_below(path: str) -> None:
+    if not os.path.isdir(path) or os.path.islink(path):
+        return
+    from lamina.snapshot.mount import mounts_below, unmount
+
+    for target in mounts_below(path):
+        unmount(target)
 
 
 def orphaned_containers(db) -> list[str]:

@@ -66,6 +66,15 @@ def is_mounted(target: str) -> bool:
         return any(line.split()[4] == target for line in f)
 
 
+def mounts_below(path: str) -> list[str]:
+    """Mount points strictly inside `path`, deepest first (the order to unmount them)."""
+    prefix = os.path.abspath(path) + "/"
+    with open("/proc/self/mountinfo") as f:
+        found = [line.split()[4] for line in f]
+    # mountinfo escapes blanks as \040; store paths have none, so a plain compare is exact
+    return sorted((m for m in found if m.startswith(prefix)), key=len, reverse=True)
+
+
 def mount_all(mounts: Sequence) -> str:
     """Mount each `Mount` (snapshot/__init__.py) in order; returns the target of
     the last one (the root filesystem).  The caller knows none is mounted yet."""
