@@ -13,6 +13,7 @@ import lzma
 import zlib
 from typing import BinaryIO
 
+from lamina.archive.tarformat import GO_UNEXPECTED_EOF, MalformedTar
 from lamina.errors import InvalidArchive
 
 _MAGIC = (
@@ -70,7 +71,10 @@ class _Decoded(io.RawIOBase):
         try:
             data = self._inner.read(len(buf))
         except self._errors as e:
-            raise InvalidArchive(f"layer is not valid {self._kind} data (truncated or corrupt): {e}") from None
+            message = f"layer is not valid {self._kind} data (truncated or corrupt): {e}"
+            if isinstance(e, EOFError):  # the compressed stream was cut short
+                raise MalformedTar(message, GO_UNEXPECTED_EOF) from None
+            raise InvalidArchive(message) from None
         n = len(data)
         buf[:n] = data
         return n

@@ -22,7 +22,8 @@ from typing import BinaryIO
 from lamina.archive import whiteout as wh
 from lamina.archive.compression import open_stream
 from lamina.archive.inroot import InRoot, MissingPath, clean, join, remove_tree
-from lamina.archive.tarformat import BLOCK, MAX_PATH, StrictTarInfo
+from lamina.archive.tarformat import (BLOCK, GO_INVALID_HEADER, GO_UNEXPECTED_EOF, MAX_PATH, MalformedTar,
+                                      StrictTarInfo)
 from lamina.errors import InvalidArchive, LaminaError, StoreError
 
 _CHUNK = 1 << 20
@@ -56,7 +57,9 @@ def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool) -> int:
                     applier.entry(ti, tf.fileobj)
                 _check_end(tf.fileobj)
         except tarfile.TarError as e:
-            raise InvalidArchive(f"not a valid tar stream (truncated or not a tar): {e}") from None
+            # tarfile's own reads (a GNU long name, a member's data) cut short
+            go = GO_UNEXPECTED_EOF if "unexpected end of data" in str(e) else GO_INVALID_HEADER
+            raise MalformedTar(f"not a valid tar stream (truncated or not a tar): {e}", go) from None
         while f.read(_CHUNK):  # drain: trailing padding still belongs to the digest
             pass
         applier.finish()
@@ -341,7 +344,7 @@ def _copy(data, fd: int, size: int, name: str) -> None:
     while remaining:
         chunk = data.read(min(_CHUNK, remaining))
         if not chunk:
-            raise InvalidArchive(f"tar stream is truncated inside the data of {name!r}")
+            raise MalformedTar(f"tar stream is truncated inside the data of {name!r}", GO_UNEXPECTED_EOF)
         remaining -= len(chunk)
         view = memoryview(chunk)
         while view:

@@ -29,6 +29,21 @@ REG, LNK, SYM, CHR, BLK, DIR, FIFO = (b"0", b"1", b"2", b"3", b"4", b"5", b"6")
 _PAX_HEADER = b"x"
 _ZERO_BLOCK = bytes(BLOCK)
 
+# How Go's archive/tar (docker's untar) names the two faults of a stream that is no
+# well-formed tar at all: io.ErrUnexpectedEOF and tar.ErrHeader.
+GO_UNEXPECTED_EOF = "unexpected EOF"
+GO_INVALID_HEADER = "archive/tar: invalid tar header"
+
+
+class MalformedTar(InvalidArchive):
+    """A tar stream cut short or with a header that is no tar header.  The message is
+    lamina's; `go_error` is Go's words for the same fault, for the verbs that answer as
+    docker does (`import`)."""
+
+    def __init__(self, message: str, go_error: str) -> None:
+        super().__init__(message)
+        self.go_error = go_error
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -235,16 +250,16 @@ class StrictTarInfo(tarfile.TarInfo):
         buf = stream.read(BLOCK)
         if len(buf) != BLOCK:
             if offset == 0 and not buf:
-                raise InvalidArchive("not a tar archive: the layer stream is empty")
-            raise InvalidArchive(f"tar stream is truncated: it ends at offset {offset + len(buf)} "
-                                 "before the end-of-archive marker")
+                raise InvalidArchive("not a tar archive: the layer stream is empty")  # docker imports it as an empty image
+            raise MalformedTar(f"tar stream is truncated: it ends at offset {offset + len(buf)} "
+                               "before the end-of-archive marker", GO_UNEXPECTED_EOF)
         if buf == _ZERO_BLOCK:
             raise tarfile.EOFHeaderError("end of file header")
         try:
             obj = cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
         except tarfile.HeaderError as e:
             what = "not a tar archive" if offset == 0 else "corrupt tar stream"
-            raise InvalidArchive(f"{what}: {e} in the header at offset {offset}") from None
+            raise MalformedTar(f"{what}: {e} in the header at offset {offset}", GO_INVALID_HEADER) from None
         obj.offset = offset
         if min(obj.size, obj.uid, obj.gid, obj.mode) < 0:
             raise InvalidArchive(f"tar entry {obj.name!r}: negative size, mode or owner in header at offset {offset}")
@@ -295,7 +310,8 @@ class StrictTarInfo(tarfile.TarInfo):
             raise InvalidArchive(f"PAX header of {self.size} bytes at offset {self.offset} exceeds {MAX_PAX_SIZE}")
         raw = tarfile_.fileobj.read(self._block(self.size))
         if len(raw) < self.size:
-            raise InvalidArchive(f"tar stream is truncated inside the PAX header at offset {self.offset}")
+            raise MalformedTar(f"tar stream is truncated inside the PAX header at offset {self.offset}",
+                               GO_UNEXPECTED_EOF)
         records = parse_pax(raw[: self.size], self.offset)
         nxt = _next_header(self, tarfile_, lambda: self.fromtarfile(tarfile_))
         if self.type == tarfile.XGLTYPE:

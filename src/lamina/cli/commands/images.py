@@ -48,8 +48,9 @@ def add_parsers(sub) -> None:
 
 
 def cmd_import(system, args) -> int:
+    from lamina.archive.tarformat import MalformedTar
     from lamina.engine import images as engine
-    from lamina.errors import UsageError
+    from lamina.errors import InvalidArchive, UsageError
 
     engine.tag_references(args.repository)  # validated before any work
     if args.file.startswith(("http://", "https://")):
@@ -63,8 +64,12 @@ def cmd_import(system, args) -> int:
             raise UsageError(f"open {args.file}: {e.strerror.lower() if e.strerror else e}") from None  # docker's CLI
     # the docker CLI streams files too, so docker records "Imported from -"
     with stream:
-        image_id = engine.import_image(system, stream, repository=args.repository, message=args.message,
-                                       changes=args.change, source="-")
+        try:
+            image_id = engine.import_image(system, stream, repository=args.repository, message=args.message,
+                                           changes=args.change, source="-")
+        except MalformedTar as e:
+            # dockerd untars in a helper process and reports its exit and Go's words for the fault
+            raise InvalidArchive(f"Error processing tar file(exit status 1): {e.go_error}") from None
     print(image_id)
     return 0
 
