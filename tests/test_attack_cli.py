@@ -142,6 +142,15 @@ def test_listings_escape_what_the_image_says(esc_store):
     system_check(root)
 
 
+def test_error_messages_escape_what_they_quote(tmp_path):
+    """An error names the object the user or an image gave: its control characters are
+    escaped as in listings, so an error cannot drive the terminal either."""
+    p = lamina(tmp_path / "store", "diff", "x\x1b]0;pwned\x07\x1b[2Jy", check=False)
+    err = errtext(p)
+    assert p.returncode == 1 and "\x1b" not in err and "\x07" not in err, err
+    assert err == "Error response from daemon: No such container: x\\x1b]0;pwned\\a\\x1b[2Jy\n", err
+
+
 @requires_root
 def test_diff_escapes_file_names_made_in_the_container(tmp_path, busybox_tar):
     root = tmp_path / "store"

@@ -48,3 +48,11 @@ def escape_controls(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def escape_message(text: str) -> str:
+    """An error message made safe for the terminal: like escape_controls, but its
+    line breaks and tabs stay (messages such as the usage block span lines)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch in "\n\t" else _escape(ch) for ch in text)

@@ -85,6 +85,10 @@ def report(error, prefix: str = "Error", verbatim: tuple[str, ...] = (), *, cli:
         msg = f"{prefix}: {msg}"
     if cli is not None:
         msg = f"{flags.PROG}: {msg.removesuffix('.')}." + (f"\nSee '{flags.PROG} {cli} --help'." if with_help else "")
+    if not msg.isprintable():  # names from images and users must not drive the terminal (ESC, C1)
+        from lamina.quoting import escape_message
+
+        msg = escape_message(msg)
     sys.stderr.write(f"{msg}\n")
     sys.stderr.flush()
 
