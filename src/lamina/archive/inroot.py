@@ -217,6 +217,13 @@ class InRoot:
         self.made_dirs.append(real)
 
 
+def _os_error(e: InvalidArchive, path: str) -> OSError:
+    """The OSError a resolution fault is to callers outside extraction, naming `path`."""
+    code = errno.ENOTDIR if isinstance(e, NotADir) else errno.ELOOP
+    cls = NotADirectoryError if code == errno.ENOTDIR else OSError
+    return cls(code, os.strerror(code), path)
+
+
 def make_dirs(tree: InRoot, path: str) -> tuple[str, list[str]]:
     """`mkdir -p path` inside the root, through the root's own symlinks (as docker
     creates a WORKDIR or a mount point behind a link to a missing directory).
@@ -227,10 +234,8 @@ def make_dirs(tree: InRoot, path: str) -> tuple[str, list[str]]:
     before = len(tree.made_dirs)
     try:
         real = tree.resolve(clean(path), create=True, entry=path)
-    except NotADir:
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
-    except LinkLoop:
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+    except (NotADir, LinkLoop) as e:
+        raise _os_error(e, path) from None
     return real, tree.made_dirs[before:]
 
 
@@ -243,10 +248,8 @@ def find_dir(tree: InRoot, path: str) -> str | None:
         return tree.resolve(clean(path), create=False, entry=path)
     except MissingPath:
         return None
-    except NotADir:
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
-    except LinkLoop:
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+    except (NotADir, LinkLoop) as e:
+        raise _os_error(e, path) from None
 
 
 def resolve_leaf(tree: InRoot, path: str) -> tuple[str, str]:
@@ -275,10 +278,8 @@ def resolve_leaf(tree: InRoot, path: str) -> tuple[str, str]:
             target = os.readlink(name, dir_fd=pfd)
             # `parent` is a real (link-free) path, so a lexical `..` from it is the physical one
             parts = clean(target if target.startswith("/") else join(parent, target))
-    except NotADir:
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path) from None
-    except LinkLoop:
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path) from None
+    except (NotADir, LinkLoop) as e:
+        raise _os_error(e, path) from None
     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
 
 
