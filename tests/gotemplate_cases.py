@@ -135,6 +135,11 @@ def docker(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], capture_output=True, text=True)
 
 
+def client_version() -> str:
+    """Templates are rendered by the docker *client*, whose types differ by version."""
+    return docker("version", "--format", "{{.Client.Version}}").stdout.strip()
+
+
 def make_docker_objects(busybox_tar: str) -> None:
     docker("rm", "-f", CONTAINER)
     docker("rmi", "-f", IMAGE)
@@ -171,8 +176,8 @@ def record() -> dict:
     for kind, fmts in (("inspect-image", INSPECT_IMAGE), ("inspect-container", INSPECT_CONTAINER),
                        ("images", IMAGES), ("ps", PS), ("history", HISTORY)):
         cases += [run(kind, f) for f in fmts]
-    return {"objects": objects, "container_labels": objects["inspect-container"]["Config"]["Labels"],
-            "cases": cases}
+    return {"client": client_version(), "objects": objects,
+            "container_labels": objects["inspect-container"]["Config"]["Labels"], "cases": cases}
 
 
 if __name__ == "__main__":

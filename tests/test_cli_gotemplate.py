@@ -72,6 +72,10 @@ def _docker_available() -> bool:
 
 @pytest.mark.skipif(not _docker_available(), reason="needs a running dockerd")
 def test_live_against_docker(busybox_tar):
+    client = cases.client_version()
+    if client != RECORDED["client"]:
+        pytest.skip(f"SKIPPED LOUDLY: the recording is docker client {RECORDED['client']}'s templates; "
+                    f"the docker on PATH is client {client}")
     cases.make_docker_objects(str(busybox_tar))
     try:
         live = cases.record()
