@@ -37,10 +37,13 @@ class RunOptions:
     auto_remove: bool = False
     labels: dict = None                         # type: ignore[assignment] - {} when not given
     security_opt: tuple[str, ...] = ()          # as HostConfig.SecurityOpt records them (seccomp=...)
+    host: dict = None                           # type: ignore[assignment] - more HostConfig keys, docker-shaped
+                                                # (PortBindings, Memory, CapAdd, ...): recorded as given
 
     def __post_init__(self) -> None:
-        if self.labels is None:  # a fresh dict each, as dataclasses' default_factory gave
-            self.__dict__["labels"] = {}
+        for name in ("labels", "host"):  # a fresh dict each, as dataclasses' default_factory gave
+            if getattr(self, name) is None:
+                self.__dict__[name] = {}
 
 
 def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostname: str) -> dict:
@@ -99,6 +102,7 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
         "Runtime": system.runtime.name,
         "LogConfig": {"Type": "none", "Config": {}},
         "SecurityOpt": list(opts.security_opt) or None,
+        **opts.host,
     }
     layers = system.unpack(image_id)
     snap = system.snapshotter
@@ -148,6 +152,7 @@ def _start(system, rec, tty, interactive) -> int:
         tty=cfg.get("Tty", False) if tty is None else tty,
         interactive=cfg.get("OpenStdin", False) if interactive is None else interactive,
         auto_remove=bool(rec.host_config.get("AutoRemove")),
+        host_config=rec.host_config,
     )
     layers = system.unpack(Digest(rec.image_id))
     return run_container(system, rec, system.snapshotter_for(rec), layers, launch)

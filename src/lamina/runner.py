@@ -46,6 +46,12 @@ class Launch:
     interactive: bool = False
     check_command: bool = True       # `run` fails fast (127/126) before runc; a build step lets runc say it
     auto_remove: bool = False        # the watchdog also removes the container (run --rm, build steps)
+    host_config: dict = None         # type: ignore[assignment] - the container's HostConfig (limits,
+                                     # capabilities, ports, ...); {} for a build step: the defaults
+
+    def __post_init__(self) -> None:
+        if self.host_config is None:
+            self.__dict__["host_config"] = {}
 
 
 def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
