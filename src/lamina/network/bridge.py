@@ -50,20 +50,117 @@ def ensure() -> Bridge:
             return found
         netns.prepare_dir()
         bridge = _existing() or _create()
-        try:
-            with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-                f.write("1")
-        except OSError as e:
-            raise RuntimeFailure(f"bridge {NAME}: cannot turn on net.ipv4.ip_forward: {e.strerror}") from None
+        _forwarding(NAME)
         _install_rules(bridge)
-        import json
-
-        tmp = f"{MARKER}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"subnet": str(bridge.subnet), "gateway": str(bridge.gateway),
-                       "ifindex": _ifindex()}, f)
-        os.replace(tmp, MARKER)
+        _mark(MARKER, bridge)
         return bridge
+
+
+def _forwarding(name: str) -> None:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+            f.write("1")
+    except OSError as e:
+        raise RuntimeFailure(f"bridge {name}: cannot turn on net.ipv4.ip_forward: {e.strerror}") from None
+
+
+def _mark(marker: str, bridge: Bridge) -> None:
+    import json
+
+    tmp = f"{marker}.{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump({"subnet": str(bridge.subnet), "gateway": str(bridge.gateway),
+                   "ifindex": _ifindex(bridge.name)}, f)
+    os.replace(tmp, marker)
+
+
+# ---------------------------------------------------------------- user-defined networks
+#
+# Each is its own bridge (`lm-<id12>`, registry.Network.bridge) with its own rules in
+# USER_CHAIN (filter, jumped to from FORWARD; nat, from POSTROUTING) and INPUT_CHAIN
+# (filter, from INPUT: its resolver on the gateway stays reachable on a host whose
+# INPUT policy is DROP): rules are added and deleted one network at a time (`-C` then
+# `-A`, `-D`), so a network's set-up or removal never disturbs another's or lamina0's.
+# Isolation is docker's: a bridge takes in only its own and replies; traffic to any
+# other bridge (docker's, lamina0, another lm-) is dropped; `--internal` has no NAT
+# and drops all that would leave the bridge.
+
+USER_CHAIN = "LAMINA-NETWORKS"
+INPUT_CHAIN = "LAMINA-NETWORKS-INPUT"
+_CHAINS = {"forward": ("filter", USER_CHAIN, "FORWARD"), "nat": ("nat", USER_CHAIN, "POSTROUTING"),
+           "input": ("filter", INPUT_CHAIN, "INPUT")}
+
+
+def ensure_user(name: str, subnet: str, gateway: str, internal: bool) -> Bridge:
+    """A user network's bridge, set up (bridge, rules, marker) if not since boot."""
+    marker = os.path.join(STATE_DIR, f"{name}.json")
+    found = _current(name, marker)
+    if found is not None:
+        return found
+    with _locked():
+        found = _current(name, marker)
+        if found is not None:
+            return found
+        netns.prepare_dir()
+        net = Subnet(subnet)
+        # kept if it exists (the marker was lost, not the bridge): its ports stay enslaved
+        make = "" if os.path.exists(f"/sys/class/net/{name}") else f"link add {name} type bridge\n"
+        ip("-batch", "-", stdin=f"{make}addr replace {gateway}/{net.prefixlen} dev {name}\n"
+                                f"link set {name} up\n")
+        bridge = Bridge(name, net, Address(gateway))
+        _forwarding(name)
+        for kind, rule in _user_rules(name, subnet, gateway, internal):
+            table, chain, parent = _CHAINS[kind]
+            _iptables(table, "-N", chain, check=False)  # exists already: fine
+            if _iptables(table, "-C", parent, "-j", chain, check=False).returncode != 0:
+                _iptables(table, "-I", parent, "1", "-j", chain)
+            if _iptables(table, "-C", chain, *rule, check=False).returncode != 0:
+                _iptables(table, "-A", chain, *rule)
+        _mark(marker, bridge)
+        return bridge
+
+
+def remove_user(name: str, subnet: str, gateway: str, internal: bool) -> None:
+    """Undo ensure_user (idempotent): the rules, the bridge, the marker."""
+    with _locked():
+        for kind, rule in _user_rules(name, subnet, gateway, internal):
+            table, chain, _ = _CHAINS[kind]
+            while _iptables(table, "-D", chain, *rule, check=False).returncode == 0:
+                pass
+        if os.path.exists(f"/sys/class/net/{name}"):
+            ip("link", "del", name)
+        try:
+            os.unlink(os.path.join(STATE_DIR, f"{name}.json"))
+        except FileNotFoundError:
+            pass
+
+
+def _current(name: str, marker: str) -> Bridge | None:
+    try:
+        with open(marker, "rb") as f:
+            data = loads(f.read())
+        if data["ifindex"] != _ifindex(name):
+            return None
+        return Bridge(name, Subnet(data["subnet"]), Address(data["gateway"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _user_rules(b: str, subnet: str, gateway: str, internal: bool) -> list[tuple[str, list[str]]]:
+    rules = [] if internal else [["-o", b, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"]]
+    rules += [
+        ["-i", b, "-o", b, "-j", "ACCEPT"],                # on one network: everything (docker's icc)
+        *([] if internal else [["-o", b, "-m", "conntrack", "--ctstate", "DNAT", "-j", "RETURN"]]),  # ports:
+        ["-o", b, "-j", "DROP"],                            # portmap.py's; else only replies come in (above)
+        *(["-i", b, "-o", other, "-j", "DROP"] for other in ("docker0", "br-+", NAME, "lm-+")),
+        ["-i", b, "-j", "DROP" if internal else "ACCEPT"],  # out to the world (NAT below) unless internal
+    ]
+    out = [("forward", r) for r in rules]
+    if not internal:
+        out.append(("nat", ["-s", subnet, "!", "-o", b, "-j", "MASQUERADE"]))
+    out += [("input", ["-i", b, "-d", gateway, "-p", proto, "--dport", "53", "-j", "ACCEPT"])
+            for proto in ("udp", "tcp")]  # the network's resolver (dns.py)
+    return out
 
 
 def current() -> Bridge | None:
@@ -87,8 +184,8 @@ def rules_missing() -> list[str]:
     return missing
 
 
-def _ifindex() -> int:
-    with open(f"/sys/class/net/{NAME}/ifindex") as f:
+def _ifindex(name: str = NAME) -> int:
+    with open(f"/sys/class/net/{name}/ifindex") as f:
         return int(f.read())
 
 
@@ -115,11 +212,19 @@ def _create() -> Bridge:
     return Bridge(NAME, Subnet(str(subnet)), Address(str(gateway)))
 
 
+def taken_subnets() -> list[ipaddress.IPv4Network]:
+    """What a new subnet must not overlap: docker0's default, host routes (other bridges'
+    included), nameservers."""
+    import ipaddress
+
+    return [ipaddress.ip_network(DOCKER_DEFAULT), *_host_routes(), *_nameservers()]
+
+
 def choose_subnet() -> ipaddress.IPv4Network:
     """The first candidate that overlaps no host route, no nameserver and not docker0's default."""
     import ipaddress
 
-    taken = [ipaddress.ip_network(DOCKER_DEFAULT), *_host_routes(), *_nameservers()]
+    taken = taken_subnets()
     for text in CANDIDATES:
         candidate = ipaddress.ip_network(text)
         if not any(candidate.overlaps(net) for net in taken):
@@ -159,6 +264,7 @@ def _install_rules(bridge: Bridge) -> None:
             ["-o", b, "-j", "DROP"],                       # nothing else comes in: no published ports yet
             ["-i", b, "-o", "docker0", "-j", "DROP"],      # stay out of docker's networks, as docker
             ["-i", b, "-o", "br-+", "-j", "DROP"],         # keeps its own apart
+            ["-i", b, "-o", "lm-+", "-j", "DROP"],        # and lamina's user networks (USER_CHAIN)
             ["-i", b, "-j", "ACCEPT"],                     # out to the world, through NAT below
         ],
         ("nat", NAT_CHAIN, "POSTROUTING"): [
@@ -214,8 +320,8 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFINDEX, SIOCBRADDIF = 0x8913, 0x8914, 0x8933, 
 IFF_UP = 0x1
 
 
-def enslave(ifname: str) -> None:
-    """Put interface `ifname` (of our namespace) on the bridge and bring it up: what
+def enslave(ifname: str, bridge: str = NAME) -> None:
+    """Put interface `ifname` (of our namespace) on `bridge` and bring it up: what
     `ip link set IF master lamina0 up` asks of the kernel (br_add_if, dev_change_flags),
     through ioctls on a socket (brctl's SIOCBRADDIF, SIOCSIFFLAGS) rather than an exec."""
     import _socket  # the C module: socket.py's enums cost more than this whole call
@@ -225,12 +331,12 @@ def enslave(ifname: str) -> None:
     try:
         name = ifname.encode().ljust(16, b"\0")  # struct ifreq: the name, then a 24-byte union
         index = int.from_bytes(fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, name + bytes(24))[16:20], sys.byteorder)
-        fcntl.ioctl(sock.fileno(), SIOCBRADDIF, NAME.encode().ljust(16, b"\0") + index.to_bytes(4, sys.byteorder)
+        fcntl.ioctl(sock.fileno(), SIOCBRADDIF, bridge.encode().ljust(16, b"\0") + index.to_bytes(4, sys.byteorder)
                     + bytes(20))
         flags = int.from_bytes(fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, name + bytes(24))[16:18], sys.byteorder)
         fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, name + (flags | IFF_UP).to_bytes(2, sys.byteorder) + bytes(22))
     except OSError as e:
-        raise RuntimeFailure(f"bridge {NAME}: {ifname}: {e.strerror}") from None
+        raise RuntimeFailure(f"bridge {bridge}: {ifname}: {e.strerror}") from None
     finally:
         sock.close()
 
@@ -280,3 +386,6 @@ class _locked:
 
     def __exit__(self, *exc) -> None:
         os.close(self.fd)
+
+
+locked = _locked  # the host-wide set-up lock, also for the resolver's directory (dns.py)

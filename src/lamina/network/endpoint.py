@@ -1,11 +1,17 @@
-"""A container's place on the bridge: its own network namespace, a veth pair
-into it, an address, a default route via the bridge.  Made before the runtime
-starts (config.json names the namespace by path) and released when the
-container exits, on `rm`, and for containers whose lamina process was killed.
+"""A container's place on a bridge network: its own network namespace, a veth
+pair into it per network (eth0, eth1, ...), an address on each, a default route
+via the first.  The default bridge (`lamina0`) and user-defined networks (their
+own `lm-<id12>` bridges, network/registry.py) go through the same code: a
+network is a `key` for its address rows ("bridge", or the user network's ID)
+and a `bridge.Bridge`.  Made before the runtime starts (config.json names the
+namespace by path) and released when the container exits, on `rm`, and for
+containers whose lamina process was killed.
 
 Order keeps a crash harmless: the address row is written before the namespace
 is made and removed after it is gone, so every namespace file has a row whose
-owner pid tells whether it is still in use (`sweep`).
+owner pid tells whether it is still in use (`sweep`).  A user network's name
+entry (network/dns.py) is written after its veth exists and dropped by the
+same `release`.
 """
 
 from __future__ import annotations
@@ -25,41 +31,83 @@ NETWORK = "bridge"
 
 @record
 class Endpoint:
-    network: str
+    network: str                 # "bridge", or a user network's name
     netns: str
     address: Address
     prefixlen: int
     gateway: Address
     mac: str
+    network_id: str = ""         # a user network's ID ("" for the default bridge)
+    nameserver: str = ""         # the network's resolver (its gateway) when names resolve there
+    aliases: tuple = ()
+    etc_from: str = ""           # container:NAME: the directory of the container whose /etc files it sees
+    hostname: str = ""           # container:NAME: that container's hostname, which it shares
 
 
-def attach(system, container_id: str) -> Endpoint:
-    """Put a container on the default bridge; its namespace is ready when this returns."""
-    net = bridge.ensure()
+def attach(system, container_id: str, network: str = NETWORK, *, aliases=(), mac: str | None = None,
+           names=(), dns_servers=()) -> Endpoint:
+    """Put a starting container on its first network (this makes its namespace); it
+    is ready when this returns.  `names` are what resolves to it on a user network
+    (its name, aliases, short ID); `dns_servers` its --dns, used for other names."""
+    key, net, user = _target(system, network)
     sweep(system)
     path = netns.path_for(container_id)
-    reserved = {net.gateway}
     try:
-        address = ipam.allocate(system.db, NETWORK, container_id, net.subnet, reserved)
+        address = _claim(system, key, container_id, net, None)
         if os.path.lexists(path):  # an earlier start's, if its release was cut short
             netns.remove(path)
         netns.create(path)
-        for _ in range(256):
-            if _plug(address, path, net):
-                break
-            reserved.add(address)  # another store's container has it
-            address = ipam.allocate(system.db, NETWORK, container_id, net.subnet, reserved)
-        else:
-            raise RuntimeFailure(f"network {NETWORK}: no address on {bridge.NAME} is free on this host")
+        address = _plug_free(system, key, container_id, net, path, address, "eth0", True, mac, None)
+        return _finish(key, net, user, container_id, path, address, mac, aliases, names, dns_servers)
     except BaseException:
         release(system, container_id)
         raise
-    return Endpoint(NETWORK, path, address, net.subnet.prefixlen, net.gateway, ipam.mac_for(address))
+
+
+def connect(system, container_id: str, network: str, *, aliases=(), names=(), dns_servers=()) -> Endpoint:
+    """Put a running container on one more network: a veth (the next free ethN) into
+    its existing namespace, owned by the process that keeps the container."""
+    key, net, user = _target(system, network)
+    path = netns.path_for(container_id)
+    held = ipam.held(system.db, container_id)
+    if not held or not os.path.lexists(path):
+        raise RuntimeFailure("container sharing network namespace with another container or host cannot be "
+                             "connected to any other network")
+    owner = held[0][2]
+    ifname = _free_ifname(path)
+    address = _claim(system, key, container_id, net, owner)
+    try:
+        address = _plug_free(system, key, container_id, net, path, address, ifname, False, None, owner)
+        return _finish(key, net, user, container_id, path, address, None, aliases, names, dns_servers)
+    except BaseException:
+        disconnect(system, container_id, network)
+        raise
+
+
+def disconnect(system, container_id: str, network: str) -> bool:
+    """Take a running container off one network (its veth, address and name entry);
+    False when it had no address there."""
+    from lamina.network import dns
+
+    key, _, _ = _target(system, network, setup=False)
+    found = ipam.lookup(system.db, container_id, key)
+    dns.remove(container_id, key)
+    if found is None:
+        return False
+    veth = ipam.veth_name(found[1])
+    if os.path.exists(f"/sys/class/net/{veth}"):
+        bridge.ip("link", "del", veth)  # takes the namespace's end along
+    ipam.free(system.db, container_id, key)
+    return True
 
 
 def release(system, container_id: str) -> None:
-    """Idempotent: unmount the namespace (the kernel then removes the veth pair once
-    the container's processes are gone) and free the address."""
+    """Idempotent: drop its name entries, unmount the namespace (the kernel then
+    removes the veth pairs once the container's processes are gone) and free the addresses."""
+    if os.path.isdir(_DNS_DIR):
+        from lamina.network import dns
+
+        dns.remove(container_id)
     path = netns.path_for(container_id)
     if os.path.lexists(path):
         netns.remove(path)
@@ -67,17 +115,26 @@ def release(system, container_id: str) -> None:
         ipam.free(system.db, container_id)
 
 
+_DNS_DIR = os.path.join(bridge.STATE_DIR, "aardvark")  # dns.CONFIG_DIR, without importing it on every exit
+
+
 def sweep(system) -> int:
     """Release what killed lamina processes left attached; returns how many."""
+    from lamina.network import release as release_all  # the one teardown: published ports too
+
     gone = ipam.abandoned(system.db)
     for container_id in gone:
-        release(system, container_id)
+        release_all(system, container_id)
+    if system.db.execute("SELECT 1 FROM ports LIMIT 1").fetchone():  # ports whose address row went first
+        from lamina.network import portmap
+
+        portmap.sweep(system)
     return len(gone)
 
 
 def lookup(system, container_id: str) -> Endpoint | None:
-    """The endpoint of an attached container (for inspect), from its row and the bridge."""
-    found = ipam.lookup(system.db, container_id)
+    """The endpoint of an attached container on the default bridge (for inspect)."""
+    found = ipam.lookup(system.db, container_id, NETWORK)
     net = bridge.current()
     if found is None or net is None or found[1] not in net.subnet:
         return None
@@ -85,9 +142,32 @@ def lookup(system, container_id: str) -> Endpoint | None:
                     ipam.mac_for(found[1]))
 
 
+def lookup_all(system, container_id: str) -> list[Endpoint]:
+    """Every endpoint of a running container, first attached first (for inspect)."""
+    from lamina.network import registry
+    from lamina.network.addresses import Address, Subnet
+
+    out = []
+    for key, address, _ in ipam.held(system.db, container_id):
+        if key == NETWORK:
+            ep = lookup(system, container_id)
+            if ep is not None:
+                out.append(ep)
+            continue
+        user = registry.find(system.db, key)
+        if user is None:
+            continue
+        subnet = Subnet(user.subnet)
+        aliases = next((a for nid, a in registry.memberships(system.db, container_id) if nid == key), [])
+        out.append(Endpoint(user.name, netns.path_for(container_id), address, subnet.prefixlen,
+                            Address(user.gateway), ipam.mac_for(address), user.id, user.gateway, tuple(aliases)))
+    return out
+
+
 def leaks(system) -> tuple[list[str], list[str]]:
     """(problems, notes) for `system check`: namespace files of this store's containers
-    that no address row accounts for, and addresses held for killed processes."""
+    that no address row accounts for, name entries of containers not running, and
+    addresses held for killed processes."""
     problems, notes = [], []
     rows = {cid for (cid,) in system.db.execute("SELECT container_id FROM addresses")}
     try:
@@ -98,6 +178,22 @@ def leaks(system) -> tuple[list[str], list[str]]:
         if name not in rows and system.db.execute("SELECT 1 FROM containers WHERE id=?", (name,)).fetchone():
             problems.append(f"container {name[:12]}: network namespace {netns.path_for(name)} has no address "
                             "record (`lamina rm` removes it)")
+    for (cid,) in system.db.execute("SELECT id FROM containers"):
+        if cid not in rows and os.path.isdir(_DNS_DIR):
+            from lamina.network import dns
+
+            if dns.entries_of(cid):
+                problems.append(f"container {cid[:12]}: DNS entry left on network(s) "
+                                f"{', '.join(k[:12] for k in dns.entries_of(cid))} (`lamina rm` removes it)")
+    if system.db.execute("SELECT 1 FROM networks LIMIT 1").fetchone():
+        from lamina.network import dns
+
+        if not dns.available():
+            notes.append("aardvark-dns is not installed: names do not resolve on user-defined networks "
+                         "(apt-get install aardvark-dns)")
+        elif any(f != "aardvark.pid" for f in _listdir(_DNS_DIR)) and dns.server_pid() is None:
+            notes.append("aardvark-dns is not running (killed?): names on user-defined networks resolve again "
+                         "once a container joins one")
     stale = ipam.abandoned(system.db)
     if stale:
         notes.append(f"{len(stale)} bridge address(es) held for killed lamina processes "
@@ -107,11 +203,69 @@ def leaks(system) -> tuple[list[str], list[str]]:
         if missing:
             notes.append(f"bridge {bridge.NAME}: iptables jumps missing ({'; '.join(missing)}): "
                          f"delete {bridge.MARKER} to have the next container re-install them")
+    if system.db.execute("SELECT 1 FROM ports LIMIT 1").fetchone():  # published ports (network/portmap.py)
+        from lamina.network import portmap
+
+        more = portmap.leaks(system)
+        problems, notes = problems + more[0], notes + more[1]
     return problems, notes
 
 
-def _plug(address: Address, path: str, net: bridge.Bridge) -> bool:
-    """Create the veth pair named for `address` (eth0 in the namespace at `path`, its
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _target(system, network: str, setup: bool = True):
+    """(address key, Bridge or None, registry.Network or None) of a network name."""
+    if network in ("bridge", "default"):
+        return NETWORK, bridge.ensure() if setup else None, None
+    from lamina.network import registry
+
+    user = registry.get(system.db, network)
+    net = bridge.ensure_user(user.bridge, user.subnet, user.gateway, user.internal) if setup else None
+    return user.id, net, user
+
+
+def _claim(system, key: str, container_id: str, net: bridge.Bridge, owner, reserved=None):
+    return ipam.allocate(system.db, key, container_id, net.subnet, reserved or {net.gateway}, owner)
+
+
+def _plug_free(system, key, container_id, net, path, address, ifname, default_route, mac, owner):
+    """Plug `address` in, or the next free one when another store holds it."""
+    reserved = {net.gateway}
+    for _ in range(256):
+        if _plug(address, path, net, ifname, default_route, mac):
+            return address
+        reserved.add(address)  # another store's container has it
+        address = _claim(system, key, container_id, net, owner, reserved)
+    raise RuntimeFailure(f"network {key[:12]}: no address on {net.name} is free on this host")
+
+
+def _finish(key, net, user, container_id, path, address, mac, aliases, names, dns_servers) -> Endpoint:
+    nameserver = ""
+    if user is not None:
+        from lamina.network import dns
+
+        if dns.available():
+            dns.add(key, str(net.gateway), container_id, str(address), [*names, *aliases], dns_servers)
+            nameserver = str(net.gateway)
+    return Endpoint(user.name if user else NETWORK, path, address, net.subnet.prefixlen, net.gateway,
+                    mac or ipam.mac_for(address), key if user else "", nameserver, tuple(aliases))
+
+
+def _free_ifname(path: str) -> str:
+    import socket
+
+    taken = {name for _, name in netns.call_in(path, socket.if_nameindex)}
+    return next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
+
+
+def _plug(address: Address, path: str, net: bridge.Bridge, ifname: str = "eth0", default_route: bool = True,
+          mac: str | None = None) -> bool:
+    """Create the veth pair named for `address` (`ifname` in the namespace at `path`, its
     peer in ours), configure the namespace's side, and put the host end on the bridge;
     False when the name (the address) is taken.  One `ip` process, started in the
     namespace (netns.call_in): the peer is created straight into lamina's own namespace
@@ -120,16 +274,17 @@ def _plug(address: Address, path: str, net: bridge.Bridge) -> bool:
     veth = ipam.veth_name(address)
     if os.path.exists(f"/sys/class/net/{veth}"):
         return False
-    script = (f"link add eth0 address {ipam.mac_for(address)} type veth peer name {veth} "
+    script = (f"link add {ifname} address {mac or ipam.mac_for(address)} type veth peer name {veth} "
               f"netns /proc/{os.getpid()}/ns/net\n"
               f"link set lo up\n"
-              f"addr add {address}/{net.subnet.prefixlen} brd + dev eth0\n"
-              f"link set eth0 up\n"
-              f"route add default via {net.gateway}\n")
+              f"addr add {address}/{net.subnet.prefixlen} brd + dev {ifname}\n"
+              f"link set {ifname} up\n")
+    if default_route:
+        script += f"route add default via {net.gateway}\n"
     code, err = bridge.batch(script, netns_path=path)
     if code != 0:
         if "-:1" in err and os.path.exists(f"/sys/class/net/{veth}"):
             return False  # another store claimed it between our look and our `link add`
-        raise RuntimeFailure(f"network {NETWORK}: veth {veth} into {path}: {err.strip()}")
-    bridge.enslave(veth)
+        raise RuntimeFailure(f"network {net.name}: veth {veth} into {path}: {err.strip()}")
+    bridge.enslave(veth, net.name)
     return True

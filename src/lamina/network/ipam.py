@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the values are network.addresses' (or ipaddress's, which wo
 
 
 def allocate(db, network: str, container_id: str, subnet: ipaddress.IPv4Network,
-             reserved: set[ipaddress.IPv4Address]) -> ipaddress.IPv4Address:
+             reserved: set[ipaddress.IPv4Address], owner_pid: int | None = None) -> ipaddress.IPv4Address:
     """Record and return the lowest free address of `subnet` not in `reserved`
     (the gateway, and addresses found claimed by another store); replaces the
     container's earlier address, if any, in the same transaction."""
@@ -35,19 +35,36 @@ def allocate(db, network: str, container_id: str, subnet: ipaddress.IPv4Network,
             if address in reserved or str(address) in used:
                 continue
             db.execute("INSERT INTO addresses(network, address, container_id, owner_pid, created) "
-                       "VALUES (?,?,?,?,?)", (network, str(address), container_id, os.getpid(), time.time()))
+                       "VALUES (?,?,?,?,?)",
+                       (network, str(address), container_id, owner_pid or os.getpid(), time.time()))
             return address
     raise RuntimeFailure(f"network {network}: no free address left in {subnet}")
 
 
-def free(db, container_id: str) -> None:
+def free(db, container_id: str, network: str | None = None) -> None:
+    """Free a container's addresses: all of them, or its address on `network`."""
     with transaction(db):
-        db.execute("DELETE FROM addresses WHERE container_id=?", (container_id,))
+        if network is None:
+            db.execute("DELETE FROM addresses WHERE container_id=?", (container_id,))
+        else:
+            db.execute("DELETE FROM addresses WHERE container_id=? AND network=?", (container_id, network))
 
 
-def lookup(db, container_id: str) -> tuple[str, ipaddress.IPv4Address] | None:
-    row = db.execute("SELECT network, address FROM addresses WHERE container_id=?", (container_id,)).fetchone()
+def lookup(db, container_id: str, network: str | None = None) -> tuple[str, ipaddress.IPv4Address] | None:
+    """(network, address) of the container's first address, or of its address on `network`."""
+    if network is None:
+        row = db.execute("SELECT network, address FROM addresses WHERE container_id=? ORDER BY created",
+                         (container_id,)).fetchone()
+    else:
+        row = db.execute("SELECT network, address FROM addresses WHERE container_id=? AND network=?",
+                         (container_id, network)).fetchone()
     return (row[0], Address(row[1])) if row else None
+
+
+def held(db, container_id: str) -> list[tuple[str, ipaddress.IPv4Address, int]]:
+    """(network, address, owner pid) of each address a container holds, first attached first."""
+    return [(n, Address(a), pid) for n, a, pid in db.execute(
+        "SELECT network, address, owner_pid FROM addresses WHERE container_id=? ORDER BY created", (container_id,))]
 
 
 def abandoned(db) -> list[str]:

@@ -23,12 +23,18 @@ def nameservers(text: str | None = None) -> list[str]:
     return out
 
 
-def for_namespace(text: str | None = None) -> str:
-    """The resolv.conf content for a bridge or none container."""
+def for_namespace(text: str | None = None, *, dns=(), search=(), options=(), resolver: str = "") -> str:
+    """The resolv.conf content for a bridge or none container: with --dns, --dns-search
+    or --dns-option, those replace the host's lines of their kind (libnetwork's
+    setupDNS); on a user network (`resolver`, its DNS server) that server is the only
+    nameserver and `ndots:0` is added unless an ndots is set (docker's rebuildDNS:
+    the --dns servers are then the resolver's upstreams)."""
     if text is None:
         text = _read(HOST)
         if nameservers(text) == ["127.0.0.53"]:
             text = _read(RESOLVED_UPSTREAM) or text
+    if dns or search or options or resolver:
+        return _build(text, list(dns), list(search), list(options), resolver)
     kept = [line for line in text.splitlines() if not _unusable(line)]
     out = "\n".join(kept).strip("\n")
     out = out + "\n" if out else ""
@@ -64,3 +70,23 @@ def _read(path: str) -> str:
             return f.read()
     except OSError:
         return ""
+
+
+def _build(text: str, dns: list[str], search: list[str], options: list[str], resolver: str) -> str:
+    """libnetwork's resolvconf.Build: search, nameservers, options; what is not given is the host's."""
+    search = search or [w for line in text.splitlines() if line.split()[:1] == ["search"] for w in line.split()[1:]]
+    options = options or [w for line in text.splitlines() if line.split()[:1] == ["options"] for w in line.split()[1:]]
+    if resolver:
+        dns = [resolver]
+        if not any(o.startswith("ndots:") for o in options):
+            options = [*options, "ndots:0"]
+    elif not dns:
+        kept = "\n".join(line for line in text.splitlines() if not _unusable(line))
+        dns = nameservers(kept) or list(DEFAULTS)
+    out = ""
+    if search and " ".join(search).strip(" ") != ".":
+        out += f"search {' '.join(search)}\n"
+    out += "".join(f"nameserver {a}\n" for a in dns)
+    if options and " ".join(options).strip(" "):
+        out += f"options {' '.join(options)}\n"
+    return out
