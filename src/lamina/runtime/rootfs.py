@@ -213,6 +213,24 @@ def lookup_user(rootfs: str, user_spec: str) -> UserIds:
     return UserIds(uid=uid, gid=gid, additional_gids=(gid, *sgids), home=home)
 
 
+def lookup_groups(rootfs: str, names) -> list[int]:
+    """`--group-add` values as gids (libcontainer's GetAdditionalGroups): a group of the
+    image's /etc/group by name or gid, else a number; anything else is refused."""
+    groups = _parse(_read_db(rootfs, "/etc/group", "") or b"", group=True)
+    out: list[int] = []
+    for name in names:
+        gid = next((g[1] for g in groups if name in (g[0], str(g[1]))), None)
+        if gid is None:
+            gid = _atoi(name)
+            if gid is None:
+                raise RuntimeFailure(f"Unable to find group {name}: no matching entries in group file")
+            if not 0 <= gid <= MAX_ID:
+                raise RuntimeFailure(_RANGE_ERROR)
+        if gid not in out:
+            out.append(gid)
+    return out
+
+
 def id_names(rootfs: str) -> tuple[dict[int, str], dict[int, str]]:
     """(uid -> user name, gid -> group name) from the image's own /etc/passwd and
     /etc/group, first entry winning as in Go's os/user; a file that cannot be read

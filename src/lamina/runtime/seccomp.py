@@ -265,22 +265,22 @@ def _kernel_version() -> tuple[int, int]:
 
 def security_options(values) -> list[str]:
     """docker's --security-opt values as HostConfig.SecurityOpt records them: a
-    seccomp profile file is read and stored as its compact JSON.  Only seccomp is
-    supported (this kernel has no AppArmor, we have no SELinux labels).  A bad value is
-    refused as docker's CLI refuses it, before any request (OptionError: exit 125)."""
-    from lamina.quoting import go_quote
-
+    seccomp profile file is read and stored as its compact JSON.  A bad value is
+    refused as docker's CLI refuses it, before any request (OptionError: exit 125); the
+    other options (no-new-privileges, label, apparmor, systempaths) are recorded as
+    given, checked as dockerd checks them by runtime/capabilities.py."""
     out = []
     for value in values:
         key, sep, val = value.partition("=")
         if not sep:
             key, sep, val = value.partition(":")  # docker still accepts the old `seccomp:unconfined`
-        if not sep:
-            raise OptionError(f"Invalid --security-opt: {go_quote(value)}")
-        if key != "seccomp":
-            raise OptionError(f"Invalid --security-opt: {go_quote(value)}: "
-                              "only seccomp=unconfined|PROFILE.json is supported")
-        if val != "unconfined":
+        if key != "seccomp" or not sep or not val:
+            from lamina.runtime.capabilities import cli_security_opt
+
+            cli_security_opt(value)
+            out.append(value)
+            continue
+        if val not in ("unconfined", "builtin"):
             import json
 
             try:
@@ -304,5 +304,6 @@ def seccomp_option(security_opt) -> str:
     """The seccomp value recorded in HostConfig.SecurityOpt ("default" when none)."""
     for value in security_opt or ():
         if value.startswith("seccomp="):
-            return value[len("seccomp="):]
+            value = value[len("seccomp="):]
+            return "default" if value == "builtin" else value  # docker's name of its default
     return "default"
