@@ -53,7 +53,8 @@ class ContainerRecord:
 
     @property
     def running(self) -> bool:
-        return self.state == "running"
+        """Running, or between two runs of its restart policy (docker's Running then too)."""
+        return self.state in ("running", "restarting")
 
 
 class ContainerStore:
@@ -88,6 +89,19 @@ class ContainerStore:
             )
         os.makedirs(self.path(cid), mode=0o700)
         return self.get(cid)
+
+    def rename(self, container_id: str, name: str) -> None:
+        """A new name (docker rename): Conflict when another container has it."""
+        validate_name(name)
+        with transaction(self._db) as db:
+            row = db.execute("SELECT id FROM containers WHERE name=?", (name,)).fetchone()
+            if row:
+                raise Conflict(
+                    f'Error when allocating new name: Conflict. The container name "/{name}" is already in use by '
+                    f'container "{row[0]}". You have to remove (or rename) that container to be able to reuse '
+                    "that name."
+                )
+            db.execute("UPDATE containers SET name=? WHERE id=?", (name, container_id))
 
     @staticmethod
     def _free_name(db: sqlite3.Connection) -> str:
@@ -126,7 +140,7 @@ class ContainerStore:
         return [_record(r) for r in rows]
 
     def _fresh(self, rec: ContainerRecord) -> ContainerRecord:
-        if rec.state == "running" and rec.pid and not pid_alive(rec.pid):
+        if rec.state in ("running", "restarting") and rec.pid and not pid_alive(rec.pid):
             self.set_exited(rec.id, 137 if rec.exit_code is None else rec.exit_code)
             return self.get(rec.id)
         return rec
@@ -145,6 +159,11 @@ class ContainerStore:
             db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, finished=? WHERE id=?",
                        (code, time.time(), container_id))
 
+    def set_restarting(self, container_id: str, pid: int) -> None:
+        """Between two runs of a restart policy: its monitor `pid` keeps it (docker's Restarting)."""
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET state='restarting', pid=? WHERE id=?", (pid, container_id))
+
     def set_exit_code(self, container_id: str, code: int) -> None:
         """A start that failed: its code, the state left as it was (docker's `created`)."""
         with transaction(self._db) as db:
@@ -153,6 +172,7 @@ class ContainerStore:
     def delete(self, container_id: str) -> None:
         with transaction(self._db) as db:
             db.execute("DELETE FROM containers WHERE id=?", (container_id,))
+            db.execute("DELETE FROM container_runs WHERE id=?", (container_id,))  # store/runstate.py
 
 
 def _pick(words: tuple[str, ...]) -> str:

@@ -1,0 +1,333 @@
+"""A detached container's monitor: the process that keeps it while no command does.
+
+There is no daemon, so `run -d` and `start` exec one monitor per container (as
+Podman's conmon): `python -S -c ... ROOT RUNTIME READY_FD GO_FD start|boot`
+(lamina/services.py `Monitor`).  It forks away from its parent (which the CLI
+reaps at once), starts a new session, puts its stdio on /dev/null and closes
+every fd it inherited but its two pipes; it imports what it needs and opens the
+store, then reads the container's ID on the go pipe (`run -d` creates the
+container meanwhile: EOF instead means there is none to run).  Then it runs the container through
+the one runner (lamina/runner.py `run_container`, detached: runtime/detached.py)
+as a child subreaper, so the container's init is its child and its exit status
+is known; the runner's watchdog reaps the container if the monitor is killed.
+
+Once the container runs it writes "ok" on the ready pipe (or the exit code and
+runc's message when it could not start) and closes it: the CLI returns then.
+It drains the container's output into the json-file log, runs the HEALTHCHECK
+on a thread (lamina/health.py), records the exit code, and after the runner's
+own cleanup (runc delete, unmount, network release) applies `--rm` or the restart
+policy with docker's back-off: 100 ms doubling to a minute, reset after 10 s up.
+A user's stop/kill/rm -f sets the "stopped by user" flag it reads: no restart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+_BACKOFF_FIRST, _BACKOFF_MAX, _RESET_AFTER = 0.1, 60.0, 10.0
+
+
+def main(args: list[str]) -> int:
+    root, runtime, ready, go, mode = args[:5]
+    ready_fd, go_fd = int(ready), int(go)
+    if os.fork():
+        os._exit(0)  # the CLI reaps this parent at once; the monitor is an orphan of init
+    _detach((ready_fd, go_fd))
+    # booted while the CLI creates the container: the imports and the store first...
+    import lamina.lifecycle  # noqa: F401
+    import lamina.runner  # noqa: F401
+    import lamina.runtime.detached  # noqa: F401
+    import lamina.runtime.rootfs  # noqa: F401
+    import lamina.runtime.seccomp  # noqa: F401
+    import lamina.runtime.spec  # noqa: F401
+    import lamina.runtime.watchdog  # noqa: F401
+    from lamina.errors import LaminaError
+    from lamina.store import runstate
+    from lamina.system import System
+
+    system = System(root, runtime=runtime)
+    system.runtime, system.snapshotter  # noqa: B018 - built now, not once the ID is there
+    container_id = _read_id(go_fd)  # ...then the ID it is to run
+    if not container_id:
+        system.close()
+        return 0  # the CLI failed to create it, or died: nothing to keep
+    try:
+        if not _sole_monitor(system, container_id):
+            _tell(ready_fd, b"ok")  # another monitor keeps it running: docker's start of a running one
+            return 0
+        fields = {"monitor_pid": os.getpid(), "stop_requested": 0, "init_pid": None, "error": ""}
+        if mode == "start":
+            fields["restart_count"] = 0  # a user's start resets docker's RestartCount
+        runstate.update(system.db, container_id, **fields)
+        held = _hold_namespace()
+        try:
+            return _supervise(system, container_id, ready_fd)
+        finally:
+            runstate.update(system.db, container_id, monitor_pid=None, init_pid=None)
+            if held:
+                from lamina.userns import unhold
+
+                unhold(held)
+    except LaminaError as e:  # removed under us (rm -f while starting): nothing left to keep
+        _tell(ready_fd, f"{e.exit_code} {e}".encode())
+        return 1
+    except Exception as e:  # a bug or a broken store: the CLI says why rather than "failed"
+        _tell(ready_fd, f"125 the container's monitor failed: {e}".encode())
+        return 1
+    finally:
+        _tell(ready_fd, b"125 the container's monitor failed")  # no-op once told
+        system.close()
+
+
+def _hold_namespace() -> str | None:
+    """A rootless lamina's monitor keeps the user namespace its command made: later
+    commands join it (lamina/userns.py) to see this container's mounts."""
+    from lamina import rootless
+
+    if not rootless():
+        return None
+    from lamina.userns import hold
+
+    return hold()
+
+
+def _read_id(fd: int) -> str:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 128)
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    text = data.decode("ascii", "replace").strip()
+    return text if data.endswith(b"\n") and len(text) == 64 and text.isalnum() else ""
+
+
+def _detach(keep: tuple[int, ...]) -> None:
+    os.setsid()  # out of the CLI's session: its terminal's hang-up and ^C do not reach us
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    for fd in keep:
+        os.set_inheritable(fd, False)  # runc and the container never get them
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _sole_monitor(system, container_id: str) -> bool:
+    """Take the container's monitor lock (held until we exit, never inherited): two
+    concurrent starts must not run it twice (the second runner would unmount the
+    first's rootfs).  False when another keeps it running; a monitor that is only
+    finishing (cleanup, --rm) is waited for."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(system.containers.path(container_id), "monitor.lock"),
+                     os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:
+        from lamina.errors import NoSuchContainer
+
+        raise NoSuchContainer(container_id) from None
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if system.containers.get(container_id).running or time.monotonic() > deadline:
+                os.close(fd)
+                return False
+            time.sleep(0.02)
+    _LOCK.append(fd)
+    if system.containers.get(container_id).running:  # a foreground front runs it
+        return False
+    return True
+
+
+_LOCK: list[int] = []
+_told: list[bool] = []
+
+
+def _tell(fd: int, word: bytes) -> None:
+    """The one word for the CLI waiting on the ready pipe, then EOF."""
+    if _told:
+        return
+    _told.append(True)
+    try:
+        os.write(fd, word)
+    except OSError:
+        pass  # the CLI was killed: the container runs on, kept by us
+    os.close(fd)
+
+
+def _supervise(system, container_id: str, ready_fd: int) -> int:
+    from lamina.errors import LaminaError
+    from lamina.lifecycle import remove, start
+    from lamina.services import should_restart
+    from lamina.store import runstate
+
+    delay = 0.0
+    first = True
+    while True:
+        rec = system.containers.get(container_id)
+        started_at = time.monotonic()
+        watch = _Run(system, rec, ready_fd)
+        try:
+            code = start(system, rec, detached=watch)
+        except LaminaError as e:
+            code = e.exit_code if e.exit_code in (126, 127) else 128
+            runstate.update(system.db, container_id, error=str(e))
+            if first:
+                _tell(ready_fd, f"{e.exit_code} {e}".encode())
+                if rec.host_config.get("AutoRemove"):
+                    remove(system, system.containers.get(container_id), force=True)
+                return 1
+        finally:
+            watch.stop_health()
+        first = False
+        rec = system.containers.get(container_id)
+        _died(system, rec, code)
+        state = runstate.get(system.db, container_id)
+        if rec.host_config.get("AutoRemove"):
+            remove(system, rec, force=True, exited_cleanly=True)
+            return 0
+        if not should_restart(rec.host_config, code, state.restart_count, state.stop_requested):
+            return 0
+        # moby's restartmanager: 100 ms, doubled per restart up to a minute, reset after 10 s up
+        delay = _BACKOFF_FIRST if delay == 0 or time.monotonic() - started_at >= _RESET_AFTER \
+            else min(delay * 2, _BACKOFF_MAX)
+        system.containers.set_restarting(container_id, os.getpid())
+        runstate.update(system.db, container_id, restart_count=state.restart_count + 1, init_pid=None)
+        if not _sleep_unless_stopped(system, container_id, delay):
+            system.containers.set_exited(container_id, rec.exit_code or 0)
+            return 0
+
+
+def _died(system, rec, code: int) -> None:
+    """docker's `die` event, with the exit code: /events shows it, and an API wait for a
+    --rm container reads the code there once the record is gone."""
+    from lamina.engine.journal import record
+
+    record(system, "container", "die", rec.id, {"exitCode": str(code), "image": rec.image_ref, "name": rec.name})
+
+
+def _sleep_unless_stopped(system, container_id: str, delay: float) -> bool:
+    """The back-off, cut short by a user's stop (False then)."""
+    from lamina.store import runstate
+
+    end = time.monotonic() + delay
+    while True:
+        if runstate.get(system.db, container_id).stop_requested:
+            return False
+        left = end - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 0.05))
+
+
+class _Run:
+    """What one run of the container hands the runner: where its output goes and
+    what happens once it runs (ready word, init pid, health checks)."""
+
+    def __init__(self, system, rec, ready_fd: int) -> None:
+        self.system = system
+        self.rec = rec
+        self.ready_fd = ready_fd
+        self.sink = _log_sink(system, rec)
+        self._health = None
+
+    def started(self, init_pid: int) -> None:
+        from lamina.store import runstate
+
+        runstate.update(self.system.db, self.rec.id, init_pid=init_pid, error="")
+        _tell(self.ready_fd, b"ok")
+        if _has_healthcheck(self.rec.config):
+            self._health = _start_health(self.system, self.rec.id)
+        _give_back_memory()
+
+    def stop_health(self) -> None:
+        if self._health is not None:
+            stop, thread = self._health
+            stop.set()
+            thread.join(timeout=5)
+            self._health = None
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            try:
+                close()
+            except OSError:
+                pass
+
+
+def _give_back_memory() -> None:
+    """The monitor lives as long as its container: what starting it allocated and
+    freed (the bundle, the seccomp profile, imports' garbage) goes back to the
+    system (glibc keeps freed heap otherwise).  ctypes is loaded already (the
+    subreaper's prctl)."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
+class _Discard:
+    def write(self, stream: str, data: bytes) -> None:
+        pass
+
+
+def _log_sink(system, rec):
+    """docker's json-file log at `<container dir>/<id>-json.log` (lamina/logs), or
+    nothing with `--log-driver none`."""
+    from lamina.logs.options import open_writer
+
+    writer = open_writer(rec.host_config, system.containers.path(rec.id), rec.id, record=rec)
+    return _Discard() if writer is None else writer
+
+
+def _has_healthcheck(config: dict) -> bool:
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    return bool(test) and test[0] != "NONE"
+
+
+def _start_health(system, container_id: str):
+    """lamina/health.py's loop on a thread, with its own store connection."""
+    import threading
+
+    try:
+        from lamina.health import run_health_loop
+    except ImportError:  # no health checks (yet): the container runs without them
+        return None
+    from lamina.system import System
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        own = System(system.root, runtime=system.runtime.path)
+        try:
+            run_health_loop(own, container_id, stop)
+        except Exception:
+            pass  # a failing health loop never takes the container down
+        finally:
+            own.close()
+
+    thread = threading.Thread(target=loop, name="health", daemon=True)
+    thread.start()
+    return stop, thread
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,170 @@
+"""A container run by its monitor: `runc run --detach`, then keep it until it exits.
+
+The monitor (lamina/monitor.py) is a child subreaper, so when `runc run --detach`
+exits after starting the container, the container's init is re-parented to it:
+waiting for that init is the only way to learn its exit status (128+n for a
+signal, as docker reports it).  Its stdout/stderr are pipes we hold the read
+ends of (or, with -t, the pty master runc hands over the console socket), drained
+into `sink.write(stream, data)` (the json-file log) while it runs.  We never wait
+for EOF on them: once the init is gone we read what is buffered, without
+blocking, and close (another process the container left may hold a write end).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+
+from lamina.errors import RuntimeFailure
+from lamina.runtime.process import Subreaper, fresh, kill_and_reap, read_pid, spawn
+
+_CHUNK = 65536
+
+
+def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink, started,
+                 after_exit=None, stdin: bool = False, stdin_once: bool = False) -> int:
+    """Start the container detached, call `started(init_pid)` once it runs, relay its
+    output into `sink` until its init exits; returns the exit code.  Raises the
+    runtime's error (ContainerCommandNotFound, ...) when it could not start.
+    `after_exit()` runs between the exit and the runtime's delete (its cgroup is
+    still there: the OOM-kill count).  `stdin` (-i): input from attach clients through
+    runtime/stdinrelay.py, closed when one leaves with `stdin_once`."""
+    from lamina.runtime.oci import _check_id, _runtime_error
+
+    _check_id(container_id)
+    log = fresh(os.path.join(bundle_dir, "runtime.log"))
+    pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
+    argv = [*runtime._base(log), "run", "--detach", "--pid-file", pidfile]
+    outputs: dict[int, str] = {}
+    console = None
+    init = None
+    relay = None
+    try:
+        if stdin:
+            from lamina.runtime.stdinrelay import StdinRelay
+
+            relay = StdinRelay(bundle_dir, once=stdin_once)
+        with Subreaper():
+            if tty:
+                from lamina.runtime.console import ConsoleSocket
+
+                console = ConsoleSocket(bundle_dir).__enter__()
+                argv += ["--console-socket", console.path]
+                runc = spawn([*argv, "--bundle", bundle_dir, container_id], stdin=None)
+            else:
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                outputs = {out_r: "stdout", err_r: "stderr"}
+                try:
+                    runc = spawn([*argv, "--bundle", bundle_dir, container_id],
+                                 stdin=relay.read_end if relay is not None else None, stdout=out_w, stderr=err_w)
+                finally:
+                    os.close(out_w)
+                    os.close(err_w)
+                    if relay is not None:
+                        relay.spawned()
+            try:
+                status = os.waitpid(runc, 0)[1]  # returns once the container runs
+            except BaseException:
+                kill_and_reap(runc)
+                raise
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                raise _runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
+            init = read_pid(pidfile)
+            if console is not None:
+                outputs = {console.receive_master(): "stdout"}
+                console.__exit__(None, None, None)
+                console = None
+                if relay is not None:
+                    relay.use_terminal(next(iter(outputs)))
+                    sink = _Tee(sink, relay)
+            started(init)
+            status = _relay(outputs, init, sink, relay)
+            init = None
+            if after_exit is not None:
+                after_exit()
+    finally:
+        for fd in outputs:
+            os.close(fd)
+        if relay is not None:
+            relay.close()
+        if console is not None:
+            console.__exit__(None, None, None)
+        if init is not None:  # interrupted: the container must not run on unkept
+            try:
+                runtime.delete(container_id, force=True, missing_ok=True)
+            finally:
+                kill_and_reap(init)
+        if os.path.lexists(os.path.join(runtime.state_root, container_id)):
+            runtime.delete(container_id, force=True, missing_ok=True)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _relay(outputs: dict[int, str], init: int, sink, stdin=None) -> int:
+    """Copy output to `sink` (and attach clients' input to the container: `stdin`, a
+    StdinRelay) until `init` exits; its wait status."""
+    exited = os.pidfd_open(init)  # readable once it exits (also when it already has)
+    try:
+        poller = select.poll()
+        poller.register(exited, select.POLLIN)
+        live = dict(outputs)
+        for fd in live:
+            poller.register(fd, select.POLLIN)
+        while True:
+            if stdin is not None:
+                stdin.arm(poller)
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            done = False
+            for fd, mask in events:
+                if fd == exited:
+                    done = True
+                elif stdin is not None and stdin.owns(fd) and fd not in live:
+                    stdin.handle(fd, poller, mask)
+                elif fd in live and not _copy(fd, live[fd], sink):
+                    poller.unregister(fd)
+                    del live[fd]
+            if done:
+                break
+        for fd, stream in live.items():  # what is buffered, never waiting for an EOF
+            os.set_blocking(fd, False)
+            while _copy(fd, stream, sink):
+                pass
+        return os.waitpid(init, 0)[1]
+    finally:
+        os.close(exited)
+
+
+class _Tee:
+    """The log, and a tty's attach clients (runtime/stdinrelay.py)."""
+
+    def __init__(self, sink, relay) -> None:
+        self.sink, self.relay = sink, relay
+
+    def write(self, stream: str, data: bytes) -> None:
+        self.relay.output(data)
+        self.sink.write(stream, data)
+
+
+def _copy(fd: int, stream: str, sink) -> bool:
+    """One read from `fd` into the sink; False at EOF (or the pty's EIO), or nothing left."""
+    try:
+        data = os.read(fd, _CHUNK)
+    except BlockingIOError:
+        return False
+    except OSError as e:
+        if e.errno == errno.EIO:  # a pty whose last slave closed
+            return False
+        raise
+    if not data:
+        return False
+    try:
+        sink.write(stream, data)
+    except OSError:
+        pass  # a full disk loses log lines, never the container
+    return True

@@ -1,0 +1,293 @@
+"""Containers as services: starting one under its monitor, and stop/kill/wait from outside.
+
+`Monitor` execs a monitor (lamina/monitor.py), which boots while `run -d` still
+creates the container, then gets its ID on one pipe and answers on another with
+one word: the container runs ("ok"), or why it could not start (its exit code
+and runc's message); `start_detached` does both for an existing container.  The monitor is then
+the container's keeper; these functions act on it only through the runtime
+(signals), the store (the "stopped by user" flag its restart policy reads) and
+the monitor's pid (whose exit means everything it owned is cleaned up).
+
+The monitor is exec'd by name, as the watchdog execs the reaper: importing it
+would close a cycle (monitor -> lifecycle -> here).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from lamina.errors import Conflict, InvalidParameter, RuntimeFailure
+from lamina.store import runstate
+
+_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from lamina.monitor import main; "
+         "sys.exit(main(sys.argv[2:]))")
+
+
+def start_detached(system, rec, *, user_start: bool = True) -> None:
+    """Start `rec` under a new monitor; returns once it runs.  Raises the runtime's
+    error (ContainerCommandNotFound: 127, ...) when it could not start."""
+    if rec.running:
+        return  # docker: starting a running container is no error
+    Monitor(system, user_start=user_start).start(rec)
+
+
+class Monitor:
+    """A monitor spawned ahead of its container: it boots (interpreter, imports, store)
+    while the caller still creates the container (`run -d`), then gets the ID over
+    a pipe (`start`) and answers on the ready pipe once the container runs.  Without
+    an ID (`cancel`, or the caller died) it exits."""
+
+    def __init__(self, system, *, user_start: bool = True) -> None:
+        import lamina
+        from lamina.runtime.process import spawn
+
+        src = os.path.dirname(os.path.dirname(os.path.abspath(lamina.__file__)))
+        ready_r, ready_w = os.pipe()
+        go_r, go_w = os.pipe()
+        try:
+            # -S: no site (the monitor's memory stays small); lamina's source is put on the path instead
+            argv = [_python(), "-S", "-c", _BOOT, src, system.root, system.runtime.path, str(ready_w), str(go_r),
+                    "start" if user_start else "boot"]
+            os.set_inheritable(ready_w, True)
+            os.set_inheritable(go_r, True)
+            self.pid = spawn(argv, stdin=None, stdout=_devnull(), stderr=_devnull(), pass_fds=(ready_w, go_r))
+        except BaseException:
+            os.close(ready_r)
+            os.close(go_w)
+            raise
+        finally:
+            os.close(ready_w)
+            os.close(go_r)
+        self._ready, self._go = ready_r, go_w
+
+    def start(self, rec) -> None:
+        try:
+            try:
+                os.write(self._go, rec.id.encode() + b"\n")
+            except BrokenPipeError:
+                pass  # it died booting: the ready pipe says so
+            os.close(self._go)
+            self._go = None
+            word = _read_all(self._ready)
+        finally:
+            self.cancel()
+        if word.startswith(b"ok"):
+            return
+        code, _, message = word.decode("utf-8", "replace").partition(" ")
+        raise _start_error(int(code) if code.isdigit() else 125,
+                           message.strip() or "the container's monitor exited before the container started")
+
+    def cancel(self) -> None:
+        for fd in (self._go, self._ready):
+            if fd is not None:
+                os.close(fd)
+        self._go = self._ready = None
+        if self.pid is not None:
+            os.waitpid(self.pid, 0)  # it forks away at once: no zombie, no long wait
+            self.pid = None
+
+
+def _python() -> str:
+    import sys
+
+    return sys.executable
+
+
+_NULL: list[int] = []
+
+
+def _devnull() -> int:
+    if not _NULL:
+        _NULL.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+    return _NULL[0]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def _start_error(code: int, message: str):
+    from lamina.errors import ContainerCommandNotExecutable, ContainerCommandNotFound
+
+    if code == 127:
+        return ContainerCommandNotFound(message)
+    if code == 126:
+        return ContainerCommandNotExecutable(message)
+    return RuntimeFailure(message)
+
+
+# ---------------------------------------------------------------------- signals
+
+
+def parse_signal(text: str | int) -> int:
+    """docker's signal names (`KILL`, `SIGKILL`, `9`); InvalidParameter as dockerd's."""
+    if isinstance(text, int):
+        return text
+    name = text.upper().removeprefix("SIG")
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < 65:
+            return num
+    elif name.startswith("RTMIN") or name.startswith("RTMAX"):
+        base, _, off = name.partition("+") if "+" in name else name.partition("-")
+        sign = -1 if "-" in name else 1
+        num = (signal.SIGRTMIN if base == "RTMIN" else signal.SIGRTMAX) + sign * int(off or 0)
+        return int(num)
+    else:
+        sig = getattr(signal.Signals, f"SIG{name}", None) if name.isalnum() else None
+        if sig is not None:
+            return int(sig)
+    raise InvalidParameter(f"Invalid signal: {text}")
+
+
+def stop_signal(rec) -> int:
+    """The image's (or --stop-signal's) StopSignal, SIGTERM when none."""
+    text = rec.config.get("StopSignal") or "SIGTERM"
+    try:
+        return parse_signal(text)
+    except InvalidParameter:
+        return signal.SIGTERM
+
+
+# ---------------------------------------------------------------------- stop, kill, wait
+
+
+def keeper(system, rec) -> int | None:
+    """The pid whose exit means the container is down and cleaned up: its monitor,
+    or a foreground run's watchdog."""
+    from lamina.store.db import pid_alive
+
+    state = runstate.get(system.db, rec.id)
+    for pid in (state.monitor_pid, rec.pid):
+        if pid and pid_alive(pid):
+            return pid
+    return None
+
+
+def stop(system, rec, timeout: float | None = None) -> None:
+    """docker stop: StopSignal, SIGKILL after `timeout` seconds (the container's
+    StopTimeout, else 10; negative waits for ever), then wait until its keeper has
+    cleaned up.  No restart follows.  A stopped container is no error."""
+    if not rec.running:
+        return
+    runstate.update(system.db, rec.id, stop_requested=1)
+    if timeout is None:
+        timeout = rec.config.get("StopTimeout")
+        timeout = 10 if timeout is None else timeout
+    if rec.state == "running":
+        _signal(system, rec, stop_signal(rec))
+        if wait_down(system, rec, None if timeout < 0 else timeout):
+            return
+        _signal(system, rec, signal.SIGKILL)
+    wait_down(system, rec, None)
+
+
+def kill(system, rec, sig: str | int = "KILL") -> None:
+    """docker kill: `sig` to the container's init (a restarting container just stops
+    restarting).  Not running: docker's Conflict."""
+    num = parse_signal(sig)
+    if not rec.running:
+        raise Conflict(f"Cannot kill container: {rec.name}: Container {rec.id} is not running")
+    runstate.update(system.db, rec.id, stop_requested=1)
+    if rec.state == "running":
+        _signal(system, rec, num)
+    if num == signal.SIGKILL:
+        wait_down(system, rec, 10)
+
+
+def halt(system, rec) -> None:
+    """Before `rm -f` reaps a running container: a monitor's container is killed and
+    its monitor let finish (so its cleanup does not race the removal)."""
+    monitor = runstate.get(system.db, rec.id).monitor_pid
+    if monitor is None or monitor == os.getpid():
+        return
+    runstate.update(system.db, rec.id, stop_requested=1)
+    if rec.state == "running":
+        _signal(system, rec, signal.SIGKILL)
+    wait_down(system, rec, 10)
+
+
+def _signal(system, rec, sig: int) -> None:
+    from lamina.recovery import _runtime_for
+
+    try:
+        _runtime_for(system, rec).kill(rec.id, sig)
+    except RuntimeFailure:
+        pass  # exited meanwhile (or not started yet): waiting tells
+
+
+def wait_down(system, rec, timeout: float | None) -> bool:
+    """Wait until the container's keeper has exited (or `timeout` seconds); True when it has."""
+    import select
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        pid = keeper(system, rec)
+        if pid is None:
+            return True
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            # a zombie keeper (a child of ours, in tests) never becomes readable: poll in steps
+            step = 0.25 if left is None else min(left, 0.25)
+            ready = select.poll()
+            ready.register(fd, select.POLLIN)
+            ready.poll(int(step * 1000))
+        finally:
+            os.close(fd)
+        if deadline is not None and time.monotonic() >= deadline:
+            return keeper(system, rec) is None
+
+
+def wait(system, rec) -> int:
+    """docker wait: block until it exits; its exit code (also when --rm removes it
+    right after: the code was recorded first)."""
+    from lamina.errors import NoSuchContainer
+
+    while True:
+        try:
+            rec = system.containers.get(rec.id)
+        except NoSuchContainer:
+            return rec.exit_code or 0
+        if not rec.running:
+            return rec.exit_code or 0
+        wait_down(system, rec, 0.05)
+
+
+# ---------------------------------------------------------------------- restart policy
+
+
+def restart_policy(host_config: dict) -> tuple[str, int]:
+    policy = host_config.get("RestartPolicy") or {}
+    return policy.get("Name") or "no", int(policy.get("MaximumRetryCount") or 0)
+
+
+def should_restart(host_config: dict, code: int, restarts: int, stopped_by_user: bool) -> bool:
+    """moby's restartmanager.ShouldRestart."""
+    name, limit = restart_policy(host_config)
+    if stopped_by_user:
+        return False
+    if name == "always" or name == "unless-stopped":
+        return True
+    if name == "on-failure":
+        return code != 0 and (limit == 0 or restarts < limit)
+    return False
+
+
+def starts_at_boot(rec, state) -> bool:
+    """What docker's daemon restarts when it starts (`start --all`): `always`, and
+    `unless-stopped` not stopped by a user; only containers not running."""
+    name, _ = restart_policy(rec.host_config)
+    if rec.running:
+        return False
+    return name == "always" or (name == "unless-stopped" and not state.stop_requested)
