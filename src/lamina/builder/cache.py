@@ -64,16 +64,25 @@ def entry_record(rel: str, st: os.stat_result, link: str = "") -> bytes:
 
 
 class ContentHasher:
-    """Accumulates entry records and data digests into one source hash."""
+    """Accumulates entry records and data digests into one source hash.  With `files`
+    (a dict), each entry's own digest is also kept under `prefix/rel`, so that a cache
+    miss can name the first context file whose content differs (builder/explain.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: dict | None = None, prefix: str = "") -> None:
         self._h = hashlib.sha256()
         self.count = 0
+        self._files = files
+        self._prefix = prefix
 
     def add(self, rel: str, st: os.stat_result, *, link: str = "", data_digest: str = "") -> None:
-        self._h.update(entry_record(rel, st, link))
+        record = entry_record(rel, st, link)
+        self._h.update(record)
         if data_digest:
             self._h.update(data_digest.encode() + b"\n")
+        if self._files is not None:
+            path = f"{self._prefix}/{rel}" if rel and self._prefix else rel or self._prefix
+            self._files[path] = hashlib.sha256(record[len(rel.encode("utf-8", "surrogateescape")):]
+                                               + data_digest.encode()).hexdigest()[:32]
         self.count += 1
 
     def add_bytes(self, name: str, data: bytes) -> None:
@@ -85,15 +94,15 @@ class ContentHasher:
         return self._h.hexdigest()
 
 
-def hash_sources(context, sources, walk=None) -> tuple[str, str]:
+def hash_sources(context, sources, walk=None, files: dict | None = None) -> tuple[str, str]:
     """(classic label, content hash) of matched context sources: `file:<h>`,
     `dir:<h>` or `multi:<h>` as moby's COPY history shows them.  `walk` replaces
-    context.walk (COPY --exclude filters it).  Every entry is hashed as the copy
+    context.walk (COPY --exclude filters it); `files` collects per-entry digests (ContentHasher).  Every entry is hashed as the copy
     (fileops.Writer) hashes it: a regular file's record and data come from one open fd."""
     walk = walk or context.walk
     parts = []
     for src in sources:
-        h = ContentHasher()
+        h = ContentHasher(files, src.rel)
         for rel, st in walk(src.follow):
             rel_name = rel[len(src.follow):].lstrip("/")
             if stat.S_ISREG(st.st_mode):

@@ -24,6 +24,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("--digests", action="store_true", help="Show digests")
     p.add_argument("--format", default=None, help="Pretty-print images using a Go template")
+    p.add_argument("--tree", action="store_true", help="Draw the images as a forest of shared layers")
     p.set_defaults(func=cmd_images)
 
     p = sub.add_parser("tag", help="Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE")
@@ -43,6 +44,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("--format", default=None, help="Pretty-print images using a Go template")
+    p.add_argument("--tree", action="store_true", help="Draw the image as a stack of layers")
     p.add_argument("image", metavar="IMAGE")
     p.set_defaults(func=cmd_history, error_prefix=DAEMON_PREFIX)
 
@@ -53,6 +55,10 @@ def cmd_import(system, args) -> int:
     from lamina.errors import InvalidArchive, UsageError
 
     engine.tag_references(args.repository)  # validated before any work
+    if args.platform:
+        from lamina.transfer.platforms import parse_platform
+
+        parse_platform(args.platform)
     if args.file.startswith(("http://", "https://")):
         raise UsageError("importing from a URL is not supported; download the tarball first")
     if args.file == "-":
@@ -66,7 +72,7 @@ def cmd_import(system, args) -> int:
     with stream:
         try:
             image_id = engine.import_image(system, stream, repository=args.repository, message=args.message,
-                                           changes=args.change, source="-")
+                                           changes=args.change, source="-", platform=args.platform)
         except MalformedTar as e:
             # dockerd untars in a helper process and reports its exit and Go's words for the fault
             raise InvalidArchive(f"Error processing tar file(exit status 1): {e.go_error}") from None
@@ -79,6 +85,12 @@ def cmd_images(system, args) -> int:
     from lamina.engine.images import list_images
     from lamina.errors import InvalidReference
 
+    if args.tree:  # the picture: engine/layerviews.py draws nothing, cli/treeview.py draws it
+        from lamina.cli.treeview import forest
+        from lamina.engine.layerviews import forest as layer_forest
+
+        forest(layer_forest(system, all=args.all), sys.stdout)
+        return 0
     try:
         rows = list_images(system, repository=args.repository, all=args.all, digests=args.digests)
     except InvalidReference:
@@ -138,6 +150,10 @@ def cmd_history(system, args) -> int:
     from lamina.cli import fmt
     from lamina.engine.images import history
 
+    if args.tree:
+        from lamina.cli.commands.layers import print_stack
+
+        return print_stack(system, args.image)
     rows = history(system, args.image)
     if args.quiet and not fmt.wants_template(args.format):  # docker: a --format wins over -q here
         for ident, *_ in rows:
