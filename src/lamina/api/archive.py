@@ -1,0 +1,54 @@
+"""GET/HEAD/PUT /containers/{id}/archive (docker cp): a path's stat in the
+X-Docker-Container-Path-Stat header (base64 of its JSON), its tar, or a tar put in."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from lamina.api.server import ClientGone, HTTPError
+
+
+def _path(request) -> str:
+    path = request.q("path")
+    if not path:
+        raise HTTPError(400, "path is required")  # dockerd: "Bad parameters"
+    return path
+
+
+def _header(stat: dict) -> str:
+    return base64.b64encode(json.dumps(stat).encode()).decode()
+
+
+def head(request, id: str) -> None:  # noqa: A002 - dockerd's path parameter
+    from lamina.engine.archive import stat_path
+
+    stat = stat_path(request.system, id, _path(request))
+    request.send_bytes(200, b"", content_type="text/plain; charset=utf-8",
+                       headers={"X-Docker-Container-Path-Stat": _header(stat)})
+
+
+def get(request, id: str) -> None:  # noqa: A002
+    from lamina.api.containers import _FdWriter
+    from lamina.engine.archive import get_archive
+
+    def begin(stat: dict):
+        request.close_connection = True
+        request._headers(200, {"Content-Type": "application/x-tar", "Connection": "close",
+                               "X-Docker-Container-Path-Stat": _header(stat)})
+        request.wfile.flush()
+        request.connection.settimeout(None)
+        return _FdWriter(request.connection.fileno())
+
+    try:
+        get_archive(request.system, id, _path(request), begin)
+    except (BrokenPipeError, ConnectionResetError) as e:
+        raise ClientGone(str(e)) from None
+
+
+def put(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.archive import put_archive
+
+    put_archive(request.system, id, _path(request), request.body(),
+                no_overwrite_dir_non_dir=request.q_bool("noOverwriteDirNonDir"))
+    request.send_bytes(200, b"", content_type="text/plain; charset=utf-8")

@@ -1,0 +1,97 @@
+"""/containers/… (the read-only ones: list, inspect, changes, export) and /commit."""
+
+from __future__ import annotations
+
+from lamina.api.images import filters_of
+from lamina.api.server import ClientGone, HTTPError
+
+_FILTERS = ("id", "name", "label", "status", "ancestor", "before", "since", "exited", "network", "health",
+            "volume", "publish", "expose", "isolation", "is-task")
+_KIND = {"C": 0, "A": 1, "D": 2}
+
+
+def list_containers(request) -> None:
+    from lamina.engine.containers import list_containers as engine_list
+
+    system = request.system
+    filters = filters_of(request, _FILTERS)
+    for value in filters.get("status", []):
+        if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+            raise HTTPError(400, f"Invalid filter 'status={value}'")
+    all_ = request.q_bool("all") or bool(filters.get("status") or filters.get("exited"))
+    recs = engine_list(system, all=all_)
+    for key in ("before", "since"):
+        if filters.get(key):
+            pivot = system.containers.resolve(filters[key][-1])
+            recs = [r for r in recs if (r.created < pivot.created if key == "before" else r.created > pivot.created)]
+    from lamina.engine.summaries import container_matches, container_summaries
+
+    recs = [r for r in recs if container_matches(system, r, filters)]
+    limit = request.q("limit")
+    if limit and limit.lstrip("-").isdigit() and int(limit) > 0:
+        recs = recs[:int(limit)]
+    request.send_json(200, container_summaries(system, recs, size=request.q_bool("size")))
+
+
+def inspect(request, id: str) -> None:  # noqa: A002 - dockerd's path parameter
+    from lamina.engine.containers import inspect_container, size_of
+
+    system = request.system
+    rec = system.containers.resolve(id)
+    doc = inspect_container(system, rec)
+    if request.q_bool("size"):
+        doc["SizeRw"], doc["SizeRootFs"] = size_of(system, rec)
+    request.send_json(200, doc)
+
+
+def changes(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.containers import diff
+
+    items = [{"Path": c.path, "Kind": _KIND[c.kind]} for c in diff(request.system, id)]
+    request.send_json(200, items or None)
+
+
+def export(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.containers import export as engine_export
+
+    system = request.system
+    rec = system.containers.resolve(id)
+    fd = request.raw_stream("application/x-tar")
+    try:
+        engine_export(system, rec, _FdWriter(fd))
+    except (BrokenPipeError, ConnectionResetError, BlockingIOError) as e:
+        raise ClientGone(str(e)) from None  # gone, or not reading for IO_TIMEOUT
+
+
+class _FdWriter:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data) -> int:
+        import os
+
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        return self._fd
+
+
+def commit(request) -> None:
+    """POST /commit: 201 {"Id": …}; `changes` as Dockerfile lines, `comment` the message."""
+    from lamina.engine.containers import commit as engine_commit
+
+    container = request.q("container")
+    if not container:
+        raise HTTPError(400, "container is required")  # dockerd: no such container ""
+    request.json_body(None)  # the Config (the CLI sends null); checked for being JSON
+    repo, tag = request.q("repo"), request.q("tag")
+    repository = (f"{repo}:{tag}" if tag else repo) if repo else None
+    image_id = engine_commit(request.system, container, repository=repository, author=request.q("author", ""),
+                             message=request.q("comment", ""), changes=request.q_all("changes"))
+    request.send_json(201, {"Id": str(image_id)})

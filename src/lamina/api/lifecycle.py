@@ -1,0 +1,248 @@
+"""/containers/… that change a container's life: create, start, stop, kill, restart,
+wait, remove, pause, unpause, top, resize, prune.
+
+Every container made here runs detached under its monitor (lamina/monitor.py), as
+dockerd's do: the service can stop and start again, the containers go on, and the
+store finds them.  `create` translates docker's Config/HostConfig/NetworkingConfig
+into lifecycle.RunOptions (lamina.api.createspec)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from lamina.api.server import ClientGone, HTTPError
+
+
+def create(request) -> None:
+    """POST /containers/create?name=: 201 {"Id", "Warnings"}; 404 `No such image` when
+    the image is missing (the CLI pulls then and retries, as with dockerd)."""
+    from lamina.api.createspec import run_options
+    from lamina.engine.containers import create as engine_create, image_for_run
+
+    body = request.json_body({})
+    if not isinstance(body, dict):
+        raise HTTPError(400, "invalid JSON: the body must be an object")
+    image_ref = body.get("Image") or ""
+    if not isinstance(image_ref, str) or not image_ref:
+        raise HTTPError(400, "No image specified")  # dockerd: config.Image empty
+    opts = run_options(body, request.q("name") or None)
+    system = request.system
+    image = image_for_run(system, image_ref, pull="never", platform=request.q("platform") or None)
+    rec = engine_create(system, image, image_ref, opts)
+    request.send_json(201, {"Id": rec.id, "Warnings": []})
+    try:
+        request.wfile.flush()  # the answer first: the client goes on while a monitor boots
+    except OSError:
+        return
+    _warm_monitor(system)  # a start usually follows: its monitor boots meanwhile
+
+
+_WARM: list = []  # at most one booted monitor waiting for a container (engine.services.prepare_start)
+_WARM_LOCK = threading.Lock()
+
+
+def _warm_monitor(system) -> None:
+    """Boot a monitor ahead of the next start, as `run -d` boots one while it creates
+    the container (~0.2 s of interpreter start-up off the start's time).  It waits on
+    its pipe; if no start comes before the service exits, the pipe closes and it
+    exits too."""
+    with _WARM_LOCK:
+        if _WARM:
+            return
+        from lamina.engine.services import prepare_start
+
+        monitor = prepare_start(system)
+        _WARM.append(monitor)
+    # it forks away at once: its first process is reaped now, not left a zombie of ours
+    import os
+
+    pid, monitor.pid = monitor.pid, None
+    os.waitpid(pid, 0)
+
+
+def _take_warm():
+    with _WARM_LOCK:
+        return _WARM.pop() if _WARM else None
+
+
+def start(request, id: str) -> None:  # noqa: A002 - dockerd's path parameter
+    """POST /containers/{id}/start: 204, or 304 when it already runs."""
+    from lamina.engine.services import start as engine_start
+
+    system = request.system
+    rec = system.containers.resolve(id)
+    if rec.running:
+        request.send_empty(304)
+        return
+    monitor = _take_warm()
+    if monitor is not None:
+        monitor.start(rec)  # returns once it runs, or raises why it could not start
+    else:
+        engine_start(system, rec)
+    request.send_empty(204)
+
+
+def _timeout(request) -> float | None:
+    text = request.q("t")
+    if text in (None, ""):
+        return None
+    try:
+        return float(int(text))
+    except ValueError:
+        raise HTTPError(400, f'strconv.Atoi: parsing "{text}": invalid syntax') from None
+
+
+def stop(request, id: str) -> None:  # noqa: A002
+    """POST /containers/{id}/stop?t=: 204, or 304 when it was not running."""
+    from lamina.engine.services import stop as engine_stop
+
+    rec = request.system.containers.resolve(id)
+    if not rec.running:
+        request.send_empty(304)
+        return
+    engine_stop(request.system, rec.id, _timeout(request))
+    request.send_empty(204)
+
+
+def kill(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.services import kill as engine_kill
+
+    engine_kill(request.system, id, request.q("signal") or "KILL")
+    request.send_empty(204)
+
+
+def restart(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.services import restart as engine_restart
+
+    engine_restart(request.system, id, _timeout(request))
+    request.send_empty(204)
+
+
+def wait(request, id: str) -> None:  # noqa: A002
+    """POST /containers/{id}/wait?condition=not-running|next-exit|removed.
+
+    The headers go out at once: the Go client returns from its POST on them and only
+    then starts the container (`docker run`), so the wait is registered first.  The
+    store is polled; a client that leaves ends the wait."""
+    from lamina.errors import NoSuchContainer
+
+    condition = request.q("condition") or "not-running"
+    if condition not in ("not-running", "next-exit", "removed"):
+        raise HTTPError(400, f"invalid condition: {condition!r}")
+    system = request.system
+    rec = system.containers.resolve(id)
+    first_finished, first_started = rec.finished, rec.started
+    since_ns = time.time_ns() - 10**9
+    stream = request.stream_json()
+    stream.begin()
+    code = rec.exit_code or 0
+    while True:
+        try:
+            rec = system.containers.get(rec.id)
+        except NoSuchContainer:  # removed (--rm): its monitor journaled the exit code first
+            code = _died_code(system, rec.id, since_ns, code)
+            break
+        code = rec.exit_code or 0
+        if condition == "not-running" and not rec.running:
+            break
+        if condition == "next-exit" and not rec.running and (rec.finished != first_finished
+                                                                or rec.started != first_started):
+            break
+        if request.client_gone():
+            raise ClientGone("wait abandoned")
+        # a --rm container's record goes soon after its exit code is set: look often then
+        time.sleep(0.01 if rec.running and rec.host_config.get("AutoRemove") else 0.05)
+    stream.write({"StatusCode": code, "Error": None})
+    stream.close()
+
+
+def _died_code(system, container_id: str, since_ns: int, default: int) -> int:
+    from lamina.engine.journal import read
+
+    for event in reversed(read(system.root, since_ns)):
+        if event.get("Action") == "die" and event.get("id") == container_id:
+            code = event["Actor"]["Attributes"].get("exitCode", "")
+            return int(code) if code.lstrip("-").isdigit() else default
+    return default
+
+
+def remove(request, id: str) -> None:  # noqa: A002
+    """DELETE /containers/{id}?force=&v=: 204; 409 when it runs without force."""
+    from lamina.engine.containers import remove as engine_remove
+
+    engine_remove(request.system, id, force=request.q_bool("force"), volumes=request.q_bool("v"))
+    request.send_empty(204)
+
+
+def rename(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.containers import rename as engine_rename
+
+    engine_rename(request.system, id, request.q("name") or "")
+    request.send_empty(204)
+
+
+def pause(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.exec import pause as engine_pause
+
+    engine_pause(request.system, id)
+    request.send_empty(204)
+
+
+def unpause(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.exec import unpause as engine_unpause
+
+    engine_unpause(request.system, id)
+    request.send_empty(204)
+
+
+def top(request, id: str) -> None:  # noqa: A002
+    from lamina.engine.exec import top as engine_top
+
+    titles, processes = engine_top(request.system, id, request.q("ps_args") or "")
+    request.send_json(200, {"Titles": titles, "Processes": processes})
+
+
+def resize(request, id: str) -> None:  # noqa: A002
+    """POST /containers/{id}/resize: the container's terminal belongs to its monitor,
+    which has no resize channel: accepted and ignored (the CLI sends one per attach)."""
+    request.system.containers.resolve(id)
+    request.send_bytes(200, b"", content_type="text/plain; charset=utf-8")
+
+
+def prune(request) -> None:
+    """POST /containers/prune: every stopped container (label/until filters)."""
+    from lamina.api.images import filters_of
+    from lamina.engine.summaries import labels_match
+    from lamina.engine.containers import list_containers, remove as engine_remove
+    from lamina.engine.containers import size_of
+    from lamina.errors import NotFound
+
+    filters = filters_of(request, ("label", "label!", "until"))
+    until = None
+    if filters.get("until"):
+        from lamina.logs.since import parse_timestamp
+
+        try:
+            until = parse_timestamp(filters["until"][-1])[0]
+        except ValueError as e:
+            raise HTTPError(400, str(e)) from None
+    system = request.system
+    deleted, space = [], 0
+    for rec in list_containers(system, all=True):
+        if rec.running:
+            continue
+        labels = rec.config.get("Labels") or {}
+        if filters.get("label") and not labels_match(labels, filters["label"]):
+            continue
+        if filters.get("label!") and any(labels_match(labels, [w]) for w in filters["label!"]):
+            continue
+        if until is not None and rec.created >= until:
+            continue
+        try:
+            space += size_of(system, rec)[0]
+            engine_remove(system, rec.id)
+        except NotFound:
+            continue  # removed meanwhile (its --rm)
+        deleted.append(rec.id)
+    request.send_json(200, {"ContainersDeleted": deleted or None, "SpaceReclaimed": space})
