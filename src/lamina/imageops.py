@@ -33,7 +33,9 @@ def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str 
                    edit_config: EditConfig | None = None, tags: tuple[Reference, ...] = ()) -> Digest:
     """`docker import`: one layer from a (possibly compressed) rootfs tarball."""
     from lamina.archive.extract import apply_layer, open_layer_stream
+    from lamina.sourcedate import from_environment, rfc3339
 
+    epoch = from_environment()  # SOURCE_DATE_EPOCH: the time recorded (the layer is the tar as given)
     staging = tempfile.mkdtemp(dir=system.tmp_dir, prefix=f"import-{os.getpid()}-")
     try:
         with system.content.writer() as blob:
@@ -45,6 +47,8 @@ def import_tarball(system, stream: BinaryIO, *, source: str = "-", message: str 
         if system.layers.get(diff_id) is None:
             system.layers.adopt(diff_id, diff_id, None, staging, size)
         config = oci.new_config()
+        if epoch is not None:
+            config["created"] = rfc3339(epoch)
         comment = message or f"Imported from {source}"
         config["comment"] = comment
         if edit_config:
@@ -65,8 +69,11 @@ def commit_container(system, container, *, author: str = "", message: str = "",
     snap = system.snapshotter_for(container)
     ctr_dir = system.containers.path(container.id)
 
+    from lamina.sourcedate import from_environment, rfc3339
+
+    epoch = from_environment()  # SOURCE_DATE_EPOCH: the time recorded, file times clamped in the layer
     with system.content.writer() as blob:
-        snap.write_layer(ctr_dir, parent.layers(), blob)
+        snap.write_layer(ctr_dir, parent.layers(), blob, clamp=epoch)
         diff_id = blob.commit()
     empty = diff_id == EMPTY_LAYER_DIFF_ID
 
@@ -76,7 +83,7 @@ def commit_container(system, container, *, author: str = "", message: str = "",
         edit_config(config)
     config["container"] = container.id
     config["container_config"] = container.config
-    config["created"] = oci.now_rfc3339()
+    config["created"] = oci.now_rfc3339() if epoch is None else rfc3339(epoch)
     config.pop("comment", None)
     if author:
         config["author"] = author

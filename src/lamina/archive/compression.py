@@ -90,6 +90,18 @@ def _read_head(f: BinaryIO, size: int) -> bytes:
     return head
 
 
+def _gunzip(source: BinaryIO):
+    """A gzip reader: python-isal's igzip when installed (lamina[fast]; Intel's ISA-L
+    inflates ~3x faster than zlib: a pull or load is bound by it), else the standard
+    library's.  Both check the CRC and length, read concatenated members and raise
+    EOFError for a stream cut short."""
+    try:
+        from isal import igzip, isal_zlib
+    except ImportError:
+        return gzip.GzipFile(fileobj=source, mode="rb"), ()
+    return igzip.IGzipFile(fileobj=source, mode="rb"), (isal_zlib.error,)
+
+
 def open_stream(f: BinaryIO) -> BinaryIO:
     head = _read_head(f, 6)
     kind = sniff(head)
@@ -98,7 +110,7 @@ def open_stream(f: BinaryIO) -> BinaryIO:
         return source
     extra: tuple[type[BaseException], ...] = ()
     if kind == "gzip":
-        inner = gzip.GzipFile(fileobj=source, mode="rb")
+        inner, extra = _gunzip(source)
     elif kind == "bzip2":
         inner = bz2.BZ2File(source, mode="rb")
     elif kind == "xz":

@@ -29,21 +29,23 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def write_tree(root: str, out: BinaryIO, *, owner_names: tuple[dict, dict] | None = None) -> None:
+def write_tree(root: str, out: BinaryIO, *, owner_names: tuple[dict, dict] | None = None,
+               clamp: int | None = None) -> None:
     """The whole directory `root` (not itself) as one layer, e.g. for an import.
     `owner_names` (uid -> user, gid -> group) fills uname/gname, as docker's
-    `export` does from the container's own /etc/passwd and /etc/group."""
-    _write_walk(os.fspath(root), out, whiteouts=False, owner_names=owner_names)
+    `export` does from the container's own /etc/passwd and /etc/group.
+    `clamp` (SOURCE_DATE_EPOCH): no mtime written is later than it."""
+    _write_walk(os.fspath(root), out, whiteouts=False, owner_names=owner_names, clamp=clamp)
 
 
-def write_layer_from_upper(upper: str, out: BinaryIO) -> None:
+def write_layer_from_upper(upper: str, out: BinaryIO, *, clamp: int | None = None) -> None:
     """An overlay upper dir as a layer: 0:0 char devices become `.wh.<name>`, opaque
     dirs get a `.wh..wh..opq` marker after their header (moby's ConvertWrite)."""
-    _write_walk(os.fspath(upper), out, whiteouts=True)
+    _write_walk(os.fspath(upper), out, whiteouts=True, clamp=clamp)
 
 
-def _write_walk(root: str, out: BinaryIO, *, whiteouts: bool, owner_names=None) -> None:
-    writer = _Writer(out, whiteouts=whiteouts, owner_names=owner_names)
+def _write_walk(root: str, out: BinaryIO, *, whiteouts: bool, owner_names=None, clamp: int | None = None) -> None:
+    writer = _Writer(out, whiteouts=whiteouts, owner_names=owner_names, clamp=clamp)
     try:
         _walk(root, writer)
     except OSError as e:
@@ -51,12 +53,13 @@ def _write_walk(root: str, out: BinaryIO, *, whiteouts: bool, owner_names=None) 
     writer.finish()
 
 
-def write_layer_from_changes(root: str, changes: Sequence[Change], out: BinaryIO) -> None:
+def write_layer_from_changes(root: str, changes: Sequence[Change], out: BinaryIO, *,
+                             clamp: int | None = None) -> None:
     """A layer from a change list and the new tree (moby's ExportChanges): A/C entries
     are read from `root` (a directory contributes its header only), D becomes a
     `.wh.<name>` whiteout (mode 0600, owner 0:0 and, unlike moby's current time,
     mtime 0 so the layer is reproducible).  Entries are sorted by path, as moby does."""
-    writer = _Writer(out, whiteouts=False)
+    writer = _Writer(out, whiteouts=False, clamp=clamp)
     tree = InRoot(os.fspath(root))
     try:
         for change in sorted(changes, key=lambda c: c.path):
@@ -83,6 +86,25 @@ def write_layer_from_changes(root: str, changes: Sequence[Change], out: BinaryIO
         writer.finish()
     finally:
         tree.close()
+
+
+def clamp_times(root: str, epoch: int) -> None:
+    """Clamp the mtimes under `root` (not itself: it is not archived) to `epoch`
+    (SOURCE_DATE_EPOCH), never following a symlink: an overlay upper dir that
+    becomes a layer is clamped before it is archived, so the layer kept on disk
+    says what its blob says.  Setting a child's times leaves its directory's
+    mtime alone, so the order does not matter."""
+    limit = epoch * 1_000_000_000
+    for _dirpath, dirnames, filenames, dfd in os.fwalk(root, follow_symlinks=False):
+        for name in dirnames + filenames:
+            _clamp(name, dfd, limit)
+
+
+def _clamp(name: str, dfd: int, limit: int) -> None:
+    st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    if st.st_mtime_ns > limit:
+        os.utime(name, ns=(min(st.st_atime_ns, limit), min(st.st_mtime_ns, limit)), dir_fd=dfd,
+                 follow_symlinks=False)
 
 
 def _listing(fd: int) -> list[tuple[str, os.stat_result]]:
@@ -147,13 +169,17 @@ def _capability(value: bytes | None) -> dict[str, bytes] | None:
 
 
 class _Writer(TarOut):
-    def __init__(self, out: BinaryIO, *, whiteouts: bool, owner_names: tuple[dict, dict] | None = None) -> None:
+    def __init__(self, out: BinaryIO, *, whiteouts: bool, owner_names: tuple[dict, dict] | None = None,
+                 clamp: int | None = None) -> None:
         super().__init__(out)
+        self.clamp = clamp  # SOURCE_DATE_EPOCH: later mtimes are written as it (BuildKit's rewrite-timestamp)
         self.whiteouts = whiteouts
         self.users, self.groups = owner_names or ({}, {})
         self.seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first archive path
 
     def header(self, name, typeflag, mode, uid, gid, size, mtime, linkname="", major=0, minor=0, xattrs=None):
+        if self.clamp is not None and mtime > self.clamp:
+            mtime = self.clamp
         self.write(encode_header(name, typeflag, mode, uid, gid, size, mtime, linkname, major, minor, xattrs,
                                  self.users.get(uid, ""), self.groups.get(gid, "")))
 

@@ -28,11 +28,13 @@ Parent = Image.load
 
 
 def commit(system, parent: Image, cfg: dict, created_by: str, *, layer: tuple | None = None,
-           author: str | None = None, container_id: str = "", real_layer: bool = False) -> Image:
+           author: str | None = None, container_id: str = "", real_layer: bool = False,
+           epoch: int | None = None) -> Image:
     """Publish the step image.  `layer` = (blob digest, blob size, diff_id, unpacked size).
 
     An empty `layer` is recorded as `empty_layer` history, unless `real_layer`: BuildKit's
-    file steps (COPY, ADD, WORKDIR's mkdir) always add a layer, even one with no change."""
+    file steps (COPY, ADD, WORKDIR's mkdir) always add a layer, even one with no change.
+    `epoch` (SOURCE_DATE_EPOCH) is the time recorded, and no step container is named."""
     if real_layer and (layer is None or layer[2] == EMPTY_LAYER_DIFF_ID):
         layer = _empty_tar(system)
     config = edit(parent)
@@ -40,11 +42,16 @@ def commit(system, parent: Image, cfg: dict, created_by: str, *, layer: tuple | 
     # Like BuildKit, no step container's config is recorded (the classic builder's
     # `#(nop)` container_config would only repeat `created_by`).
     config["container_config"] = oci.empty_container_config()
-    if container_id:
+    if container_id and epoch is None:
         config["container"] = container_id
     else:
         config.pop("container", None)
-    config["created"] = oci.now_rfc3339()
+    if epoch is None:
+        config["created"] = oci.now_rfc3339()
+    else:
+        from lamina.sourcedate import rfc3339
+
+        config["created"] = rfc3339(epoch)
     config.pop("comment", None)
     if author is not None:
         config["author"] = author
@@ -67,17 +74,22 @@ def _empty_tar(system) -> tuple:
     return (EMPTY_LAYER_DIFF_ID, 1024, EMPTY_LAYER_DIFF_ID, 0)
 
 
-def layer_from_container(system, snap, ctr_dir: str, parent: Image) -> tuple:
-    """Write the container's changes as a layer blob and register the unpacked layer.
+def layer_from_container(system, snap, ctr_dir: str, parent: Image, *, epoch: int | None = None) -> tuple:
+    """Write the container's changes as a layer blob and register the unpacked layer
+    (`epoch`: SOURCE_DATE_EPOCH, mtimes clamped to it).
 
     Returns (blob digest, blob size, diff_id, unpacked size)."""
     upper = os.path.join(ctr_dir, "upper")
     if snap.name == "overlay" and os.path.isdir(upper) and not os.listdir(upper):
         # Nothing changed: an empty layer, recorded as empty_layer history, no blob kept.
         return (EMPTY_LAYER_DIFF_ID, 1024, EMPTY_LAYER_DIFF_ID, 0)
+    if epoch is not None and snap.name == "overlay" and os.path.isdir(upper):
+        from lamina.archive.layertar import clamp_times
+
+        clamp_times(upper, epoch)  # the upper dir becomes the layer (register_layer): as its blob says
     layers = parent.layers()
     with system.content.writer() as blob:
-        snap.write_layer(ctr_dir, layers, blob)
+        snap.write_layer(ctr_dir, layers, blob, clamp=epoch)
         diff_id = blob.commit()
     if diff_id == EMPTY_LAYER_DIFF_ID and not system.images.blob_for_diff_id(diff_id):
         system.content.delete(diff_id)  # unreferenced: `system check` would call it an orphan

@@ -72,8 +72,8 @@ class Snapshotter(Protocol):
     def changes(self, ctr_dir: str, layers: Sequence) -> list:
         """What the container Added, Changed or Deleted, as `docker diff` lists it."""
 
-    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO) -> None:
-        """The container's changes as a Docker layer tar."""
+    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO, *, clamp: int | None = None) -> None:
+        """The container's changes as a Docker layer tar (`clamp`: SOURCE_DATE_EPOCH, no later mtime)."""
 
     def remove(self, ctr_dir: str) -> None: ...
 

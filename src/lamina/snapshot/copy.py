@@ -83,11 +83,11 @@ class CopySnapshotter:
 
         return changes_between(os.path.join(ctr_dir, "rootfs-copy"), self._flat(layers))
 
-    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO) -> None:
+    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO, *, clamp: int | None = None) -> None:
         from lamina.archive.layertar import write_layer_from_changes
 
         root = os.path.join(ctr_dir, "rootfs-copy")
-        write_layer_from_changes(root, self.changes(ctr_dir, layers), out)
+        write_layer_from_changes(root, self.changes(ctr_dir, layers), out, clamp=clamp)
 
     def remove(self, ctr_dir: str) -> None:
         shutil.rmtree(ctr_dir, ignore_errors=True)

@@ -9,6 +9,7 @@ an image's word.  The image record is written last, in one transaction.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -91,6 +92,19 @@ class Installer:
         if self.done:
             self.progress.status(p.item, self.done)
         return records[-1].size
+
+    def adopt(self, plans: list[LayerPlan], i: int, tree: str, size: int) -> int:
+        """Make layer i (the ones below exist) from `tree`: a staging dir already
+        unpacked and verified against its diff_id (early.py); returns its size."""
+        p = plans[i]
+        rec = self.system.layers.adopt(p.chain_id, p.diff_id, plans[i - 1].chain_id if i else None, tree, size)
+        if os.path.isdir(tree):  # another process made the layer meanwhile: this copy is not needed
+            import shutil
+
+            shutil.rmtree(tree, ignore_errors=True)
+        if self.done:
+            self.progress.status(p.item, self.done)
+        return rec.size
 
     def size(self, p: LayerPlan, uncompressed: int | None) -> int:
         """A layer's size as `images` counts it (unpacked bytes when it is unpacked)."""

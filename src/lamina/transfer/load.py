@@ -62,6 +62,9 @@ class Archive:
         self.heads: dict[str, bytes] = {}
         self.links: dict[str, str] = {}
         self.committed: dict[str, Digest] = {}
+        self.early: dict = {}  # name -> EarlyUnpack: a big member unpacked as it was read
+        self._tmp_dir = system.tmp_dir
+        self._db = system.db
 
     def read(self, stream: BinaryIO) -> None:
         import tarfile
@@ -91,7 +94,7 @@ class Archive:
                                 raise InvalidArchive("archive has too many small files")
                             self.small[name] = f.read()
                         else:
-                            self._spool(name, f)
+                            self._spool(name, f, ti.size)
         except tarfile.TarError as e:
             raise InvalidArchive(f"invalid tar archive: {e}") from None
 
@@ -101,16 +104,47 @@ class Archive:
         old = self.big.pop(name, None)
         if old is not None:
             old.abort()
+        early = self.early.pop(name, None)
+        if early is not None:
+            early.discard()
 
-    def _spool(self, name: str, f) -> None:
+    def _spool(self, name: str, f, size: int) -> None:
+        """Store a big member (most likely a layer) and, in the same pass, unpack it
+        into a staging dir (early.py) that becomes the layer once its diff_id is known."""
+        from lamina.transfer.early import EarlyUnpack
+
         w = self.content.writer()
         self.big[name] = w
-        head = b""
-        while chunk := f.read(1 << 20):
-            if not head:
-                head = chunk[:8]
-            w.write(chunk)
-        self.heads[name] = head
+        if self._have_layer(name, size):
+            head = b""
+            while chunk := f.read(1 << 20):
+                head = head or chunk[:8]
+                w.write(chunk)
+            self.heads[name] = head
+            return
+        early = self.early[name] = EarlyUnpack.inline(self._tmp_dir, f, w)
+        self.heads[name] = early.head
+
+    def _have_layer(self, name: str, size: int) -> bool:
+        """Whether the member is probably a layer the store has unpacked already (then
+        unpacking it as it is read would be wasted): its name is its digest (OCI and
+        docker 25 layouts), or a stored layer blob has exactly its size (v20 layout,
+        where the name says nothing).  A wrong guess either way only costs time: a
+        layer not unpacked here is unpacked from its verified blob later."""
+        parts = name.split("/")
+        known = "sha256:" + parts[2] if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] else None
+        row = self._db.execute(
+            "SELECT 1 FROM layer_blobs b JOIN layers l ON l.diff_id = b.diff_id AND l.complete = 1 "
+            "WHERE b.digest = ? OR b.size = ? LIMIT 1", (known or "", size)).fetchone()
+        if row is None and known is not None:
+            row = self._db.execute("SELECT 1 FROM layers WHERE diff_id = ? AND complete = 1 LIMIT 1",
+                                   (known,)).fetchone()
+        return row is not None
+
+    def early_tree(self, path: str, diff_id: Digest, blob_digest: Digest) -> tuple[str, int] | None:
+        """The member's tree unpacked while it was read, when it is the layer `diff_id`."""
+        early = self.early.get(self.resolve(path))
+        return early.take(diff_id, blob_digest) if early is not None else None
 
     def resolve(self, path: str) -> str:
         name = scoped(path)
@@ -147,6 +181,8 @@ class Archive:
         for name, w in self.big.items():
             if name not in self.committed:
                 w.abort()
+        for early in self.early.values():
+            early.discard()  # the trees not moved in as layers
 
 
 def member_name(name: str) -> str:
@@ -260,7 +296,10 @@ def _install(system, archive: Archive, installer: Installer, img: ArchivedImage)
     sizes = []
     for i, p in enumerate(plans):
         try:
-            if p.unpack:
+            tree = archive.early_tree(img.layers[i], p.diff_id, p.desc.digest) if p.unpack else None
+            if tree is not None:
+                sizes.append(installer.adopt(plans, i, *tree))
+            elif p.unpack:
                 sizes.append(installer.unpack(plans, i))
             else:
                 sizes.append(installer.size(p, installer.verify(p) if p.verify else None))

@@ -38,11 +38,14 @@ class PullResult:
     updated: bool       # False when the tag already pointed at this image
 
 
-def pull_image(system, ref: Reference, *, progress: Progress, platform: str | None = None) -> PullResult:
-    """Pull `ref` into the store (`platform`: a --platform text, or the host's)."""
+def pull_image(system, ref: Reference, *, progress: Progress, platform: str | None = None,
+               config=None) -> PullResult:
+    """Pull `ref` into the store (`platform`: a --platform text, or the host's; `config`: where
+    credentials come from, the user's docker config.json by default)."""
     from lamina.transfer.platforms import parse_platform
 
-    return Puller(system, progress, platform=parse_platform(platform) if platform else None).pull(ref)
+    return Puller(system, progress, platform=parse_platform(platform) if platform else None,
+                  config=config).pull(ref)
 
 
 def pull_if_missing(system, name: str, *, progress: Progress, platform: str | None = None, notice=None):
@@ -62,15 +65,16 @@ def pull_if_missing(system, name: str, *, progress: Progress, platform: str | No
     return system.images.get(pull_image(system, ref, progress=progress, platform=platform).image_id)
 class Puller:
     def __init__(self, system, progress: Progress, *, platform: Platform | None = None,
-                 options: TransportOptions | None = None) -> None:
+                 options: TransportOptions | None = None, config=None) -> None:
         self.system = system
         self.progress = progress
         self.platform = platform
         self.options = options
+        self.config = config  # credentials: an Engine API request's X-Registry-Auth, else config.json
         self.installer = Installer(system, progress)
 
     def pull(self, ref: Reference) -> PullResult:
-        repo = open_repository(ref.domain, ref.path, options=self.options)
+        repo = open_repository(ref.domain, ref.path, options=self.options, config=self.config)
         try:
             with self.system.lease(f"pull {ref}"):
                 return self._pull(ref, repo)
@@ -151,7 +155,18 @@ class Puller:
         sizes: list[int] = [0] * len(plans)
         futures: dict[Digest, Future] = {}
         taps: dict[Digest, Pipe] = {}
+        early: dict = {}  # digest -> EarlyUnpack: the other layers: unpacked apart while they download
         workers = MAX_CONCURRENT_DOWNLOADS
+        try:
+            self._fetch_all(repo, plans, sizes, futures, taps, early, workers)
+        finally:
+            for e in early.values():
+                e.discard()  # what was not taken (or after a failure): removed
+        return sizes
+
+    def _fetch_all(self, repo, plans, sizes, futures, taps, early, workers) -> None:
+        from lamina.transfer.early import EarlyUnpack
+
         with ThreadPoolExecutor(workers) as pool:
             for p in plans:
                 if p.desc.digest in futures:
@@ -160,7 +175,10 @@ class Puller:
                     self.progress.status(p.item, "Pulling fs layer")
                     if p.unpack and not taps:
                         taps[p.desc.digest] = Pipe(STREAM_CHUNKS)
-                    futures[p.desc.digest] = pool.submit(self._download, repo, p, taps.get(p.desc.digest))
+                    elif p.unpack:
+                        early[p.desc.digest] = EarlyUnpack(self.system.tmp_dir)
+                    tee = taps.get(p.desc.digest) or early.get(p.desc.digest)
+                    futures[p.desc.digest] = pool.submit(self._download, repo, p, tee)
                 elif p.verify:
                     futures[p.desc.digest] = pool.submit(self._verify_local, repo, p)
                 elif not p.unpack:
@@ -183,14 +201,22 @@ class Puller:
                         f.result()
                         continue
                     uncompressed = f.result() if f is not None else None
-                    sizes[i] = self._unpack(repo, plans, i) if p.unpack else self.installer.size(p, uncompressed)
+                    got = early.pop(p.desc.digest, None) if p.unpack else None
+                    tree = got.take(p.diff_id, p.desc.digest) if got is not None else None
+                    if got is not None:
+                        got.discard()
+                    if tree is not None:  # verified: unpacked bytes hash to the diff_id, the blob to its digest
+                        sizes[i] = self.installer.adopt(plans, i, *tree)
+                    else:
+                        sizes[i] = self._unpack(repo, plans, i) if p.unpack else self.installer.size(p, uncompressed)
             except BaseException:
                 for tap in taps.values():
                     tap.close()  # nobody will read these: let their downloads stop
+                for e in early.values():
+                    e.discard()
                 for f in futures.values():
                     f.cancel()
                 raise
-        return sizes
 
     def _download(self, repo: Repository, p: LayerPlan, tap: Pipe | None = None) -> int | None:
         total = p.desc.size
