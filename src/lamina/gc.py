@@ -148,6 +148,7 @@ def sweep(system, *, only_chains: set[str] | None = None, only_blobs: set[str] |
         chains, diffs, blobs = _owned(system, system.images.list())
         chains |= leased_chains
         blobs |= leased_blobs
+        blobs |= {r[0] for r in system.db.execute("SELECT digest FROM image_indexes")}  # multi-platform tags' indexes
         removed = []
         for layer in system.layers.all():
             key = str(layer.chain_id)

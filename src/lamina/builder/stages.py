@@ -21,17 +21,15 @@ PROXY_ARGS = frozenset(
 )
 
 
-def platform_args() -> dict[str, str]:
-    """BuildKit's automatic platform ARGs (global scope)."""
-    from lamina.oci import host_arch
+def platform_args(target=None) -> dict[str, str]:
+    """BuildKit's automatic platform ARGs (global scope): BUILD* the host's, TARGET*
+    `target`'s (a transfer.platforms.Platform, --platform's) or the host's."""
+    from lamina.transfer.platforms import host_platform
 
-    arch = host_arch()
-    variant = "v7" if arch == "arm" else ""
-    plat = f"linux/{arch}" + (f"/{variant}" if variant else "")
     out = {}
-    for prefix in ("BUILD", "TARGET"):
-        out.update({f"{prefix}PLATFORM": plat, f"{prefix}OS": "linux", f"{prefix}ARCH": arch,
-                    f"{prefix}VARIANT": variant})
+    for prefix, plat in (("BUILD", host_platform()), ("TARGET", target or host_platform())):
+        out.update({f"{prefix}PLATFORM": str(plat), f"{prefix}OS": plat.os, f"{prefix}ARCH": plat.architecture,
+                    f"{prefix}VARIANT": plat.variant})
     return out
 
 
@@ -55,11 +53,11 @@ class Plan:
 
 
 def global_scope(global_args: list[I.Arg], build_args: dict[str, str], lex: ShellLex,
-                 filename: str) -> dict[str, str | None]:
+                 filename: str, platform=None) -> dict[str, str | None]:
     """Values of the ARGs before the first FROM: --build-arg, else the default
     (expanded with the globals before it)."""
     scope: dict[str, str | None] = {}
-    auto = platform_args()
+    auto = platform_args(platform)
     for arg in global_args:
         for name, default in arg.args:
             if name in build_args:
@@ -88,11 +86,11 @@ def resolve_ref(name: str, stages: list[I.Stage], *, allow_index: bool, before: 
 
 
 def plan(stages: list[I.Stage], global_args: list[I.Arg], build_args: dict[str, str],
-         target: str | None, lex: ShellLex, filename: str) -> Plan:
+         target: str | None, lex: ShellLex, filename: str, platform=None) -> Plan:
     if not stages:
         raise BuildError(f"{filename}: file with no instructions")
-    scope = global_scope(global_args, build_args, lex, filename)
-    env = {**platform_args(), **{k: v for k, v in scope.items() if v is not None}}
+    scope = global_scope(global_args, build_args, lex, filename, platform)
+    env = {**platform_args(platform), **{k: v for k, v in scope.items() if v is not None}}
     bases: list[StageRef] = []
     deps: list[set[int]] = []
     for st in stages:

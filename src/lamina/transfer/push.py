@@ -39,15 +39,17 @@ _FAMILY_TYPES = {
 class PushResult:
     digest: Digest
     size: int
+    media_type: str = ""
 
 
 class Pusher:
     def __init__(self, system, progress: Progress, *, compression: str = "gzip",
-                 options: TransportOptions | None = None) -> None:
+                 options: TransportOptions | None = None, config=None) -> None:
         self.system = system
         self.progress = progress
         self.compression = compression
         self.options = options
+        self.config = config  # credentials: an Engine API request's X-Registry-Auth, else config.json
         self._db_lock = threading.Lock()  # workers share the main thread's SQLite connection
 
     def push(self, ref: Reference) -> PushResult:
@@ -59,14 +61,21 @@ class Pusher:
             record = self.system.images.resolve(ref.name)
         except NoSuchImage:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}") from None
-        repo = open_repository(ref.domain, ref.path, options=self.options)
+        repo = open_repository(ref.domain, ref.path, options=self.options, config=self.config)
         try:
             with self.system.lease(f"push {ref}"):  # the compressed blobs it makes
+                from lamina.transfer.multiplatform import index_of
+
+                found = index_of(self.system, ref.name)  # a multi-platform tag: each member, then the index
+                if found is not None:
+                    from lamina.transfer.pushindex import push_index
+
+                    return push_index(self, ref, repo, found[1])
                 return self._push(ref, record, repo)
         finally:
             repo.transport.close()
 
-    def _push(self, ref: Reference, record: ImageRecord, repo: Repository) -> PushResult:
+    def _push(self, ref: Reference, record: ImageRecord, repo: Repository, *, by_digest: bool = False) -> PushResult:
         images = self.system.images
         layers = images.layer_blobs(record)
         unique = list({l.diff_id: l for l in layers}.values())
@@ -87,10 +96,12 @@ class Pusher:
         raw_config = images.raw_config(record.id)
         self._push_config(repo, record.id, raw_config)
         raw, media_type = self._manifest(record, layers, pushed, raw_config)
-        digest = repo.put_manifest(ref.tag or "latest", raw, media_type)
+        # an index member goes by its digest, the index gets the tag (transfer/pushindex.py)
+        digest = repo.put_manifest(str(Digest.of_bytes(raw)) if by_digest else ref.tag or "latest", raw, media_type)
         images.add_repo_digest(record.id, f"{ref.repository}@{digest}")
-        self.progress.line(f"{ref.tag or 'latest'}: digest: {digest} size: {len(raw)}")
-        return PushResult(digest, len(raw))
+        if not by_digest:
+            self.progress.line(f"{ref.tag or 'latest'}: digest: {digest} size: {len(raw)}")
+        return PushResult(digest, len(raw), media_type)
 
     # -- layers -------------------------------------------------------------------------
     def _cached_blob(self, layer: LayerBlob) -> oci.Descriptor | None:

@@ -69,13 +69,18 @@ def select_images(system, names: list[str]) -> list[SavedImage]:
     return list(chosen.values())
 
 
-def save(system, names: list[str], fd: int) -> None:
-    """Write the archive of `names` to `fd` (a file or a pipe)."""
+def save(system, names: list[str], fd: int, *, legacy: bool = True) -> None:
+    """Write the archive of `names` to `fd` (a file or a pipe); without `legacy`, only
+    the OCI image layout (no manifest.json, no repositories: BuildKit's oci exporter)."""
     images = select_images(system, names)
+    from lamina.transfer.multiplatform import members_for_save
+
+    # a multi-platform tag keeps its index: every member is saved, the tag names the index
+    groups, members = members_for_save(system, images)
     configs: dict[Digest, bytes] = {}
     image_layers: dict[Digest, list[Digest]] = {}
     sources: dict[Digest, oci.Descriptor] = {}
-    for img in images:
+    for img in images + members:
         configs[img.record.id] = system.images.raw_config(img.record.id)
         config = oci.loads_document(configs[img.record.id], f"config of image {img.record.id.short}")
         os_name = config.get("os", "linux")
@@ -106,17 +111,26 @@ def save(system, names: list[str], fd: int) -> None:
                 sizes[digest] = _stream_layer(system, out, name, digest, sources[digest])
     # manifests come after the blobs they describe: their bytes depend on the layer sizes
     manifests, index, items, repositories = {}, [], [], {}
-    for img in images:
+    descs = {}
+    for img in images + members:
         raw = oci.dumps(oci.make_manifest(
             oci.Descriptor(oci.OCI_CONFIG, img.record.id, len(configs[img.record.id])),
             [oci.Descriptor(oci.OCI_LAYER, d, sizes[d]) for d in image_layers[img.record.id]]))
         digest = Digest.of_bytes(raw)
         manifests[digest] = raw
-        desc = oci.Descriptor(oci.OCI_MANIFEST, digest, len(raw)).to_json()
+        descs[img.record.id] = oci.Descriptor(oci.OCI_MANIFEST, digest, len(raw)).to_json()
+    for img in images:
+        desc = descs[img.record.id]
         diff_ids = image_layers[img.record.id]
         for ref in img.refs:
-            index.append({**desc, "annotations": {"io.containerd.image.name": ref.name,
-                                                  "org.opencontainers.image.ref.name": ref.tag}})
+            named = desc
+            if ref.name in groups:  # the nested index of the platforms' manifests, as written here
+                raw = oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [
+                    {**descs[image_id], "platform": platform} for platform, image_id in groups[ref.name]]})
+                manifests[Digest.of_bytes(raw)] = raw
+                named = oci.Descriptor(oci.OCI_INDEX, Digest.of_bytes(raw), len(raw)).to_json()
+            index.append({**named, "annotations": {"io.containerd.image.name": ref.name,
+                                                   "org.opencontainers.image.ref.name": ref.tag}})
             if diff_ids:
                 repositories.setdefault(ref.familiar_repository, {})[ref.tag] = diff_ids[-1].hex
         if not img.refs:
@@ -127,9 +141,10 @@ def save(system, names: list[str], fd: int) -> None:
     for digest in sorted(manifests):
         out.file_bytes(f"blobs/sha256/{digest.hex}", manifests[digest])
     out.file_bytes("index.json", oci.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": index}))
-    out.file_bytes("manifest.json", json.dumps(items, separators=(",", ":")).encode() + b"\n")
+    if legacy:
+        out.file_bytes("manifest.json", json.dumps(items, separators=(",", ":")).encode() + b"\n")
     out.file_bytes("oci-layout", OCI_LAYOUT)
-    if repositories:
+    if repositories and legacy:
         out.file_bytes("repositories",
                        json.dumps(repositories, separators=(",", ":"), sort_keys=True).encode() + b"\n")
     out.close()
