@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from lamina import DEFAULT_ROOT, store_root  # noqa: F401 - DEFAULT_ROOT: its old home
+from lamina import DEFAULT_ROOT, runtime_state_root, store_root  # noqa: F401 - DEFAULT_ROOT: its old home
 from lamina.errors import StoreError
 from lamina.store.db import connect
 from lamina.store.dirs import private_dir
@@ -156,7 +156,7 @@ def _snapshotter(system: System):
 def _runtime(system: System):
     from lamina.runtime.oci import select_runtime
 
-    return select_runtime(system._runtime_name, state_root=os.path.join(system.root, "runtime"))
+    return select_runtime(system._runtime_name, state_root=runtime_state_root(system.root))
 
 
 _STORE_DIRS = ("tmp", "containers", "blobs", "blobs/sha256", "ingest", "layers", "l", "locks")  # content, layers

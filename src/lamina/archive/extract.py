@@ -89,6 +89,13 @@ class _Applier:
             raise
         except OSError as e:
             cls = StoreError if e.errno in _STORE_ERRNOS else InvalidArchive
+            if e.errno == 22 and max(ti.uid, ti.gid) > 65536:  # EINVAL of chown: an id the userns does not map
+                from lamina import rootless
+
+                if rootless():  # podman's words for it
+                    raise cls(f"cannot apply tar entry {name!r}: potentially insufficient UIDs or GIDs available "
+                              f"in user namespace (requested {ti.uid}:{ti.gid}): check /etc/subuid and "
+                              "/etc/subgid") from None
             raise cls(f"cannot apply tar entry {name!r}: {e.strerror or e}") from None
         except (ValueError, OverflowError) as e:  # NUL in an xattr name, absurd device numbers
             raise InvalidArchive(f"cannot apply tar entry {name!r}: {e}") from None
@@ -205,6 +212,11 @@ class _Applier:
         pfd = self.tree.dir_fd(preal)
         mode = _NODE_TYPES[ti.type] | 0o600
         dev = os.makedev(ti.devmajor, ti.devminor) if ti.type != tarfile.FIFOTYPE else 0
+        if dev:
+            from lamina import rootless
+
+            if rootless():  # no device can be made in a user namespace: skipped, as moby's archive does there
+                return
         self._create(lambda: os.mknod(base, mode, dev, dir_fd=pfd), pfd, base, real)
         self._path_metadata(ti, pfd, base, chmod=True)
 

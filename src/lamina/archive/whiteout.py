@@ -11,11 +11,16 @@ import errno
 import os
 import stat
 
+from lamina import rootless
+
 PREFIX = ".wh."
 META_PREFIX = ".wh..wh."
 OPAQUE = ".wh..wh..opq"
 AUFS_LINK_DIR = ".wh..wh.plnk"
-OPAQUE_XATTR = "trusted.overlay.opaque"
+# Root's overlay reads trusted.overlay.*; in a rootless lamina's user namespace trusted.*
+# cannot be set, and the mount's `userxattr` option makes overlay read user.overlay.*
+# instead (a store is only ever used in one of the two modes: it lives in the user's home).
+OPAQUE_XATTR = "user.overlay.opaque" if rootless() else "trusted.overlay.opaque"
 CAPABILITY_XATTR = "security.capability"
 # overlayfs bookkeeping that must never travel inside a layer or be accepted from one
 OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")

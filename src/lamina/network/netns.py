@@ -13,9 +13,10 @@ from __future__ import annotations
 import ctypes
 import os
 
+from lamina import runtime_root
 from lamina.errors import RuntimeFailure
 
-RUN_DIR = "/run/lamina"
+RUN_DIR = runtime_root()  # /run/lamina; a rootless lamina's $XDG_RUNTIME_DIR/lamina
 NETNS_DIR = os.path.join(RUN_DIR, "netns")
 CLONE_NEWNET = 0x40000000
 MS_BIND = 0x1000

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from lamina import rootless
 from lamina.snapshot import Mount, initlayer
 from lamina.snapshot.mount import is_mounted, mount, mount_all, unmount
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Sequence
 
 FAITHFUL = "index=off,redirect_dir=off,metacopy=off"
+if rootless():
+    # In a user namespace overlay takes `userxattr` (user.overlay.* for its opaque marks),
+    # which refuses redirect_dir=off (= follow): nofollow creates no redirects either.
+    FAITHFUL = "index=off,redirect_dir=nofollow,metacopy=off,userxattr"
 # `volatile` (Linux >= 5.10) skips overlay's sync of the whole upper filesystem at
 # unmount, which costs 100+ ms on a busy disk for every container.  A container's
 # layer needs no crash durability (docker's neither); what we keep is fsync'd by
@@ -131,10 +136,10 @@ class OverlaySnapshotter:
 
         return changes_from_upper(os.path.join(ctr_dir, "upper"), self.lowers(layers))
 
-    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO) -> None:
+    def write_layer(self, ctr_dir: str, layers: Sequence, out: BinaryIO, *, clamp: int | None = None) -> None:
         from lamina.archive.layertar import write_layer_from_upper
 
-        write_layer_from_upper(os.path.join(ctr_dir, "upper"), out)
+        write_layer_from_upper(os.path.join(ctr_dir, "upper"), out, clamp=clamp)
 
     def remove(self, ctr_dir: str) -> None:
         from lamina.archive.inroot import remove_path  # loaded already (initlayer): shutil is not
