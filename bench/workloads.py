@@ -3,7 +3,11 @@ podman) of the same operation on the same base image. Every variant cleans up wh
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -201,6 +205,132 @@ def w_run(ctx: Ctx) -> Workload:
                     runs=1 if ctx.quick else 7, budget_s=120)
 
 
+def w_run_publish(ctx: Ctx) -> Workload:
+    """run with a published port (issue 11: -p adds <= 20 ms to a bridge run); each tool
+    its own free host port, so one's release never races the other's claim."""
+    ref = Bases.ref("small")
+
+    def make(tool, env, vname):
+        import socket
+
+        with socket.socket() as s:  # a free port now; --rm frees it after every run
+            s.bind(("0.0.0.0", 0))
+            port = s.getsockname()[1]
+        return dict(setup=lambda: ctx.bases.ensure("small", tool),
+                    command=lambda i: tool.cmd("run", "--rm", "-p", f"{port}:80", ref, "true"))
+
+    return Workload("run-p", "run --rm -p PORT:80 base true", lambda: ctx.variants(
+        make, lamina_verbs=("import", "run"), timeout=60), target=0.3, stateless=True,
+        runs=1 if ctx.quick else 7, budget_s=120)
+
+
+def _monitor_rss_kb(tool, name: str) -> Optional[int]:
+    """VmRSS of the monitor keeping lamina's container `name` (issue 12: aim <= 10 MB)."""
+    import sqlite3
+
+    cid = tool.run("inspect", "-f", "{{.Id}}", name, timeout=60).stdout.decode().strip()
+    db = sqlite3.connect(Path(tool.root) / "lamina.db")
+    try:
+        row = db.execute("SELECT monitor_pid FROM container_runs WHERE id=?", (cid,)).fetchone()
+    finally:
+        db.close()
+    try:
+        for line in Path(f"/proc/{row[0]}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, TypeError):
+        pass
+    return None
+
+
+def w_run_detached(ctx: Ctx) -> Workload:
+    """run -d base sleep 100 (issue 12: <= 0.3x docker); the container is removed untimed."""
+    ref = Bases.ref("small")
+    info: dict = {}
+
+    def make(tool, env, vname):
+        name = lambda i: f"{PREFIX}-detach-{vname}-{i}"  # noqa: E731
+
+        def check(i):
+            if tool.run("inspect", "-f", "{{.State.Running}}", name(i), timeout=60).stdout.strip() != b"true":
+                raise CmdError(f"{name(i)} is not running after run -d")
+            if vname == "lamina":
+                info["monitor_rss_kb"] = _monitor_rss_kb(tool, name(i))
+
+        return dict(setup=lambda: ctx.bases.ensure("small", tool),
+                    command=lambda i: tool.cmd("run", "-d", "--name", name(i), ref, "sleep", "100"),
+                    check=check, cleanup=lambda i: tool.run("rm", "-f", name(i), timeout=60, check=False))
+
+    return Workload("run-d", "run -d base sleep 100", lambda: ctx.variants(
+        make, lamina_verbs=("import", "run"), timeout=60), target=0.3, runs=1 if ctx.quick else 7,
+        budget_s=120, info=info)
+
+
+def w_stop(ctx: Ctx) -> Workload:
+    """stop of a detached container that exits on TERM (issue 12: <= docker)."""
+    ref = Bases.ref("small")
+    script = "trap 'exit 0' TERM; while :; do sleep 0.05; done"
+
+    def make(tool, env, vname):
+        name = lambda i: f"{PREFIX}-stop-{vname}-{i}"  # noqa: E731
+        return dict(setup=lambda: ctx.bases.ensure("small", tool),
+                    prepare=lambda i: tool.run("run", "-d", "--name", name(i), ref, "sh", "-c", script, timeout=60),
+                    command=lambda i: tool.cmd("stop", name(i)),
+                    cleanup=lambda i: tool.run("rm", "-f", name(i), timeout=60, check=False))
+
+    return Workload("stop", "stop of a container that exits on TERM", lambda: ctx.variants(
+        make, lamina_verbs=("import", "run", "stop"), timeout=60), target=1.0, runs=1 if ctx.quick else 7,
+        budget_s=120)
+
+
+def w_exec(ctx: Ctx) -> Workload:
+    """exec CTR true into a running (detached) container (issue 12: <= 0.3x docker exec)."""
+    ref = Bases.ref("small")
+
+    def make(tool, env, vname):
+        name = f"{PREFIX}-exec-{vname}"
+
+        def setup():
+            ctx.bases.ensure("small", tool)
+            tool.run("rm", "-f", name, timeout=60, check=False)
+            tool.run("run", "-d", "--name", name, ref, "sleep", "3600", timeout=60)
+
+        return dict(setup=setup, command=lambda i: tool.cmd("exec", name, "true"),
+                    teardown=lambda: tool.run("rm", "-f", name, timeout=60, check=False))
+
+    return Workload("exec", "exec CTR true", lambda: ctx.variants(
+        make, lamina_verbs=("import", "run", "exec"), timeout=60), target=0.3, stateless=True,
+        runs=3 if ctx.quick else 10, budget_s=120)
+
+
+def w_logs(ctx: Ctx) -> Workload:
+    """logs of a container that wrote 100k lines (issue 12: <= 0.5x docker); the container
+    is made once per tool (run -d, wait), untimed."""
+    ref = Bases.ref("small")
+    lines = 100_000
+
+    def make(tool, env, vname):
+        name = f"{PREFIX}-logs-{vname}"
+
+        def setup():
+            ctx.bases.ensure("small", tool)
+            tool.run("rm", "-f", name, timeout=60, check=False)
+            tool.run("run", "-d", "--name", name, ref, "seq", str(lines), timeout=60)
+            tool.run("wait", name, timeout=300)
+
+        def check(i):
+            got = tool.run("logs", "--tail", "1", name, timeout=60).stdout.strip()
+            if got != str(lines).encode():
+                raise CmdError(f"logs of {name} ends with {got[:40]!r}, not {lines}")
+
+        return dict(setup=setup, command=lambda i: tool.cmd("logs", name), check=check,
+                    teardown=lambda: tool.run("rm", "-f", name, timeout=60, check=False))
+
+    return Workload("logs", f"logs of {lines // 1000}k lines", lambda: ctx.variants(
+        make, lamina_verbs=("import", "run", "wait", "logs"), timeout=60), target=0.5, stateless=True,
+        runs=3 if ctx.quick else 8, budget_s=120)
+
+
 def w_read(ctx: Ctx, name: str, title: str, args: tuple[str, ...]) -> Workload:
     """A read verb whose time is mostly the CLI's start-up (issue 9's targets: <= docker).
     lamina's store holds the bench images; docker's lists whatever its daemon has."""
@@ -226,6 +356,63 @@ def w_startup_rows(ctx: Ctx, selected: set[str]) -> list[Workload]:
         wl.runs, wl.warmup = (3, 0) if ctx.quick else (8, 1)
         out.append(wl)
     return out
+
+
+class _ApiService:
+    """lamina's Engine API service on the bench store (issue 13), for the docker CLI to
+    talk to; its idle RSS is measured once it has answered (issue: <= 40 MB)."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.proc = None
+        self.dir = Path(f"/run/lamina-bench-api-{os.getpid()}")
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.dir}/docker.sock")
+        self.idle_rss_kb: Optional[int] = None
+
+    def start(self) -> None:
+        self.ctx.bases.ensure("small", self.ctx.lamina)
+        self.dir.mkdir(mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen(self.ctx.lamina.cmd("system", "service", "--socket", str(self.dir / "docker.sock"),
+                                                         "--timeout", "0"), stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while not (self.dir / "docker.sock").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        sh([self.ctx.docker.bin or "docker", "version"], env=self.env, timeout=60)  # answered once: warm
+        time.sleep(1)
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                self.idle_rss_kb = int(line.split()[1])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def w_api(ctx: Ctx, name: str, args: tuple[str, ...], *, target: float = 1.0) -> Workload:
+    """The same docker CLI command through lamina's Engine API service and through dockerd
+    (issue 13: `docker ps` through lamina <= 1.0x dockerd)."""
+    service = _ApiService(ctx)
+    wl = Workload(name, f"docker {' '.join(args)} through the Engine API", lambda: [], target=target,
+                  runs=3 if ctx.quick else 10, warmup=1, budget_s=120, stateless=True)
+
+    def variants() -> list[Variant]:
+        docker_bin = ctx.docker.bin or "docker"
+
+        def setup():
+            service.start()
+            wl.info["lamina_service_idle_rss_kb"] = service.idle_rss_kb
+
+        return [Variant("lamina", command=lambda i: [docker_bin, *args], env=service.env,
+                        setup=setup, teardown=service.stop, skip=ctx.docker.reason or ctx.lamina.missing("import"),
+                        timeout=60),
+                Variant("docker", command=lambda i: [docker_bin, *args], skip=ctx.docker.reason, timeout=60,
+                        setup=lambda: ctx.bases.ensure("small", ctx.docker))]  # api-run runs it
+
+    wl.variants = variants
+    return wl
 
 
 def _build_dir(ctx: Ctx, name: str, dockerfile: str) -> Path:
@@ -483,7 +670,7 @@ def w_apt(ctx: Ctx) -> Workload:
 
 # --------------------------------------------------------------------------- selection
 
-MAIN = ["run", "images", "ps", "inspect", "diff-100", "build", "build-cached", "copy", "diff", "commit", "push", "push-again", "pull", "save", "load",
+MAIN = ["run", "run-p", "run-d", "stop", "exec", "logs", "images", "ps", "inspect", "api-images", "api-ps", "api-run", "diff-100", "build", "build-cached", "copy", "diff", "commit", "push", "push-again", "pull", "save", "load",
         "apt"]
 GROUPS = ["growth-changes", "growth-base", "growth-steps"]
 
@@ -494,7 +681,21 @@ def all_workloads(ctx: Ctx, selected: set[str]) -> list[Workload]:
     out: list[Workload] = []
     if "run" in selected:
         out.append(w_run(ctx))
+    if "run-p" in selected:
+        out.append(w_run_publish(ctx))
+    if "run-d" in selected:
+        out.append(w_run_detached(ctx))
+    if "stop" in selected:
+        out.append(w_stop(ctx))
+    if "exec" in selected:
+        out.append(w_exec(ctx))
+    if "logs" in selected:
+        out.append(w_logs(ctx))
     out += w_startup_rows(ctx, selected)
+    for name, args, target in (("api-images", ("images",), 1.0), ("api-ps", ("ps", "-a"), 1.0),
+                               ("api-run", ("run", "--rm", Bases.ref("small"), "true"), 0.5)):
+        if name in selected:
+            out.append(w_api(ctx, name, args, target=target))
     if "build" in selected:
         out.append(w_build(ctx, s["build_steps"]))
     if "build-cached" in selected:

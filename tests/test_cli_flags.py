@@ -165,7 +165,7 @@ def test_help_is_a_usage_text(capsys):
     assert refused(capsys, "run", "-h") == (125, "flag needs an argument: 'h' in -h\nSee 'lamina run --help'.\n")
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "Usage:  lamina run [OPTIONS] IMAGE [COMMAND] [ARG...]" in out and "--detach" not in out  # hidden
+    assert "Usage:  lamina run [OPTIONS] IMAGE [COMMAND] [ARG...]" in out and "  -d, --detach " in out
 
 
 def test_parser_refuses_before_touching_a_store(tmp_path, capsys):

@@ -64,6 +64,7 @@ def check_store(system, *, rehash: bool = True) -> tuple[list[str], list[str]]:
             problems.append(f"container {rec.short_id}: directory is missing")
         if not system.images.exists(Digest(rec.image_id)):
             problems.append(f"container {rec.short_id}: image {rec.image_id[:19]} is missing")
+    used.update(r[0] for r in system.db.execute("SELECT digest FROM image_indexes"))  # multi-platform tags
     unreferenced = blobs - used
     if unreferenced:
         notes.append(f"{len(unreferenced)} unreferenced blob(s) (`lamina system prune` removes them)")
@@ -74,6 +75,8 @@ def check_store(system, *, rehash: bool = True) -> tuple[list[str], list[str]]:
     if incomplete:
         notes.append(f"{incomplete} layer(s) being unpacked right now")
     from lamina.network.endpoint import leaks
+    from lamina.volumemounts import check as check_volumes
 
     net_problems, net_notes = leaks(system)
-    return problems + net_problems, notes + net_notes
+    vol_problems, vol_notes = check_volumes(system)
+    return problems + net_problems + vol_problems, notes + net_notes + vol_notes

@@ -87,6 +87,13 @@ class Conflict(LaminaError):
     http_status = 409
 
 
+class NotImplementedByDriver(LaminaError):
+    """What a container's configuration does not offer (dockerd's errdefs.NotImplemented:
+    `logs` of a container whose logging driver cannot be read)."""
+
+    http_status = 501
+
+
 class DigestMismatch(LaminaError):
     """Content does not hash to (or is not the size of) what it claims."""
 
@@ -129,6 +136,18 @@ class ContainerCommandNotExecutable(RuntimeFailure):
 
     exit_code = 126
     http_status = 400
+
+
+class ExecFailed(LaminaError):
+    """`exec` could not start its process: docker prints the text on stdout (it is
+    the exec's output stream) and exits 126, 127 for a command that is not found."""
+
+    exit_code = 126
+    http_status = 400
+
+    def __init__(self, message: str, exit_code: int = 126) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def run_exit_code(error: LaminaError) -> int:

@@ -37,11 +37,15 @@ class RunOptions:
     auto_remove: bool = False
     labels: dict = None                         # type: ignore[assignment] - {} when not given
     security_opt: tuple[str, ...] = ()          # as HostConfig.SecurityOpt records them (seccomp=...)
+    aliases: tuple[str, ...] = ()               # --network-alias (on a user network)
+    config: dict = None                         # type: ignore[assignment] - more Config keys (MacAddress, ...)
     host: dict = None                           # type: ignore[assignment] - more HostConfig keys, docker-shaped
                                                 # (PortBindings, Memory, CapAdd, ...): recorded as given
+    exposed_ports: tuple[str, ...] = ()         # --expose and -p's container ports ("80/tcp"): Config.ExposedPorts
+    healthcheck: dict | None = None             # --health-* / --no-healthcheck: Config.Healthcheck over the image's
 
     def __post_init__(self) -> None:
-        for name in ("labels", "host"):  # a fresh dict each, as dataclasses' default_factory gave
+        for name in ("labels", "host", "config"):  # a fresh dict each, as dataclasses' default_factory gave
             if getattr(self, name) is None:
                 self.__dict__[name] = {}
 
@@ -83,6 +87,13 @@ def container_config(image_config: dict, opts: RunOptions, image_ref: str, hostn
     for key in ("ExposedPorts", "StopSignal", "Healthcheck", "Shell"):
         if img.get(key):
             cfg[key] = img[key]
+    if opts.healthcheck is not None:  # run's --health-* fields over the image's (lamina/health.py)
+        from lamina.health import merge
+
+        cfg["Healthcheck"] = merge(img.get("Healthcheck"), opts.healthcheck)
+    if opts.exposed_ports:  # docker's union: the image's, --expose's and -p's
+        cfg["ExposedPorts"] = {**(cfg.get("ExposedPorts") or {}), **{key: {} for key in opts.exposed_ports}}
+    cfg.update(opts.config)
     return cfg
 
 
@@ -96,12 +107,14 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
     if opts.workdir and not opts.workdir.startswith("/"):  # dockerd checks it at create (run: 125, help line)
         raise InvalidParameter(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     host_config = {
-        "Binds": [f"{b.source}:{b.destination}{':ro' if b.readonly else ''}" for b in opts.binds] or None,
+        "Binds": [f"{b.source}:{b.destination}{':ro' if b.readonly else ''}" if isinstance(b, BindMount)
+                  else b.bind_text for b in opts.binds if isinstance(b, BindMount) or b.bind_text] or None,
         "NetworkMode": opts.network,  # "default" like docker when not given
         "AutoRemove": opts.auto_remove,
         "Runtime": system.runtime.name,
-        "LogConfig": {"Type": "none", "Config": {}},
+        "LogConfig": {"Type": "json-file", "Config": {}},  # docker's default: `logs` after any run
         "SecurityOpt": list(opts.security_opt) or None,
+        "ExtraHosts": None, "Dns": [], "DnsSearch": [], "DnsOptions": [],  # docker's when not given
         **opts.host,
     }
     layers = system.unpack(image_id)
@@ -112,21 +125,35 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
     )
     hostname = opts.hostname or (os.uname().nodename if host_config["NetworkMode"] == "host" else rec.id[:12])
     cfg = container_config(image_config, opts, image_ref, hostname)
+    volumes = [b for b in opts.binds if not isinstance(b, BindMount)]  # volumemounts.VolumeSpec: -v NAME:/p, -v /p
+    if any(not v.name and not v.mode for v in volumes):  # -v /p: Config.Volumes, as docker's (not --mount's)
+        cfg["Volumes"] = {**(cfg.get("Volumes") or {}),
+                          **{v.destination: {} for v in volumes if not v.name and not v.mode}}
     system.containers.set_config(rec.id, cfg)
+    if host_config["NetworkMode"] not in NETWORK_MODES and ":" not in host_config["NetworkMode"]:
+        from lamina.network import join_at_create  # a user network: its membership (and aliases)
+
+        join_at_create(system, rec.id, host_config["NetworkMode"], opts.aliases)
     try:
+        if volumes or cfg.get("Volumes") or host_config.get("VolumesFrom") or host_config.get("Mounts"):
+            from lamina.volumemounts import attach
+
+            attach(system, rec.id, volumes, cfg.get("Volumes"),
+                   taken=[b.destination for b in opts.binds if isinstance(b, BindMount)])
         snap.prepare(system.containers.path(rec.id), layers)
     except BaseException:
-        remove(system, system.containers.get(rec.id), force=True)
+        remove(system, system.containers.get(rec.id), force=True, volumes=True)
         raise
     return system.containers.get(rec.id)
 
 
-def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None) -> int:
-    """Run a created or stopped container in the foreground; returns its exit code."""
-    if rec.running:
+def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None, detached=None) -> int:
+    """Run a created or stopped container in the foreground (or, with `detached`, in
+    its monitor: lamina/monitor.py); returns its exit code."""
+    if rec.running and detached is None:  # a monitor's restart finds its own record restarting
         raise Conflict(f"container {rec.short_id} is already running")
     try:
-        return _start(system, rec, tty, interactive)
+        return _start(system, rec, tty, interactive, detached)
     except LaminaError as e:
         # as dockerd: a start that failed leaves its code on the container (the command's
         # 126/127, else 128) unless the runtime already ran it and recorded one
@@ -135,43 +162,80 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
         raise
 
 
-def _start(system, rec, tty, interactive) -> int:
+def _start(system, rec, tty, interactive, detached=None) -> int:
     from lamina.runner import Launch, run_container
     from lamina.runtime.seccomp import seccomp_option
 
     network = rec.host_config.get("NetworkMode", "host")
     if network not in NETWORK_MODES:  # docker creates such a container; starting it fails (run: 125)
-        raise RuntimeFailure(f"network {network} not found")
+        from lamina.network import check_mode
+
+        try:
+            check_mode(system, network)
+        except LaminaError as e:
+            raise RuntimeFailure(str(e)) from None
     cfg = rec.config
+    args = tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or [])
+    binds = tuple(_parse_bind(b) for b in rec.host_config.get("Binds") or [] if b.startswith("/"))
+    prepare, tmpfs = None, ()
+    if has_volumes(rec):  # volumes (bound as binds, filled from the image once) and --mount's
+        from lamina.volumemounts import for_start
+
+        more, tmpfs, prepare = for_start(system, rec)
+        binds += more
+    if rec.host_config.get("Init"):  # run --init: tini as PID 1
+        from lamina.runtime.dockerinit import with_init
+
+        args, binds = with_init(args, binds)
     launch = Launch(
-        args=tuple(cfg.get("Entrypoint") or []) + tuple(cfg.get("Cmd") or []),
+        args=args,
         env=tuple(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or "",
         hostname=cfg.get("Hostname", ""), network=network,
-        binds=tuple(map(_parse_bind, rec.host_config.get("Binds") or [])),
+        binds=binds, tmpfs=tmpfs,
         seccomp=seccomp_option(rec.host_config.get("SecurityOpt")),
         tty=cfg.get("Tty", False) if tty is None else tty,
         interactive=cfg.get("OpenStdin", False) if interactive is None else interactive,
         auto_remove=bool(rec.host_config.get("AutoRemove")),
         host_config=rec.host_config,
+        emulate=oci.foreign_arch(system.images.config(Digest(rec.image_id))),  # run --platform: under qemu
     )
     layers = system.unpack(Digest(rec.image_id))
-    return run_container(system, rec, system.snapshotter_for(rec), layers, launch)
+    stop_health = None
+    if detached is None and rec.config.get("Healthcheck"):  # a foreground front probes too, as dockerd would
+        from lamina.health import start_thread
+
+        stop_health = start_thread(system, rec)
+    try:
+        return run_container(system, rec, system.snapshotter_for(rec), layers, launch, detached=detached,
+                             prepare=prepare)
+    finally:
+        if stop_health is not None:
+            stop_health()
 
 
-def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False) -> None:
+def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False, volumes: bool = False) -> None:
     """Delete a container.  `exited_cleanly`: the caller just saw the runtime
-    finish it (run --rm), so there is no runtime state to clean up."""
+    finish it (run --rm), so there is no runtime state to clean up.  `volumes`
+    (rm -v; always for --rm, as dockerd): its anonymous volumes go too."""
     if rec.running and not force:
-        raise Conflict(f"You cannot remove a running container {rec.id}. "
+        raise Conflict(f"You cannot remove a {rec.state} container {rec.id}. "  # running|restarting
                        "Stop the container before attempting removal or force remove")
     if not exited_cleanly:
         # `rm -f` of a running one, or what a killed front left: the one cleanup that
         # the watchdog and recovery use too (processes, runtime state, mount, network).
         from lamina.recovery import reap
 
+        if rec.running:  # a monitor's container: killed, and its monitor let finish first
+            from lamina.services import halt
+
+            halt(system, rec)
         reap(system, rec)
     ctr_dir = system.containers.path(rec.id)
     release(system, rec.id)
+    if has_volumes(rec):
+        from lamina.volumemounts import release as release_volumes
+
+        release_volumes(system, rec.id, remove_anonymous=volumes or bool(rec.host_config.get("AutoRemove")))
     system.containers.delete(rec.id)
     system.snapshotter_for(rec).remove(ctr_dir)
     remove_dir(ctr_dir)
@@ -191,20 +255,31 @@ def remove_dir(ctr_dir: str) -> None:
         raise StoreError(f"cannot remove container directory {ctr_dir}: {e.strerror}") from None
 
 
-def parse_volume(spec: str) -> BindMount:
-    """`-v /host:/ctr[:ro|rw]` (bind mounts only; named volumes are not supported yet)."""
+def has_volumes(rec) -> bool:
+    """Whether a container has volume mounts or --mount/--volumes-from ones
+    (lamina/volumemounts.py, imported only then)."""
+    hc = rec.host_config
+    return bool(rec.config.get("Volumes") or hc.get("VolumesFrom") or hc.get("Mounts")
+                or any(not b.startswith("/") for b in hc.get("Binds") or ()))
+
+
+def parse_volume(spec: str):
+    """`-v /host:/ctr[:ro|rw]`: a BindMount; `-v NAME:/ctr[:mode]` and `-v /ctr`: a
+    volume (lamina/volumemounts.py's VolumeSpec)."""
     parts = spec.split(":")
-    if len(parts) == 1:
-        raise InvalidParameter(f"invalid volume specification {spec!r}: anonymous volumes are not supported yet")
+    if len(parts) == 1 or not parts[0].startswith("/"):
+        from lamina.volumemounts import parse
+
+        return parse(spec)
     if len(parts) > 3:
         raise InvalidParameter(f"invalid volume specification: {spec!r}")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else "rw"
+    if "nocopy" in mode.split(","):
+        raise InvalidParameter(f"invalid volume specification: {spec!r}: invalid mount config for type \"bind\": "
+                               "field VolumeOptions must not be specified")
     if mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z", "rw,z", "rw,Z"):
         raise InvalidParameter(f"invalid mode: {mode}")
-    if not source.startswith("/"):
-        raise InvalidParameter(f"invalid volume specification {spec!r}: named volumes are not supported yet, "
-                               "use an absolute host path")
     if not target.startswith("/"):
         raise InvalidParameter(f"invalid volume specification: {spec!r}: invalid mount config for type \"bind\": "
                                f"invalid mount path: {target!r} mount path must be absolute")

@@ -43,6 +43,13 @@ def host_arch() -> str:
     return _GO_ARCH.get(m, m)
 
 
+def foreign_arch(config: dict) -> str:
+    """An image config's architecture when it is not the host's (its processes run
+    emulated: runtime/binfmt.py), else ""."""
+    arch = str(config.get("architecture") or "")
+    return arch if arch and arch != host_arch() else ""
+
+
 def now_rfc3339() -> str:
     """UTC time as Docker writes it: RFC 3339 with nanoseconds, `Z` suffix."""
     from datetime import datetime, timezone  # lazily: `run` never needs it

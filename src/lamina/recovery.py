@@ -74,6 +74,9 @@ def reap(system, rec) -> None:
     from lamina.network import release
 
     _runtime_for(system, rec).destroy(rec.id)
+    from lamina.runtime.cgroups import remove as remove_cgroup
+
+    remove_cgroup(f"/lamina/{rec.id}")  # a runtime killed before it recorded its state leaves it
     system.snapshotter_for(rec).unmount(system.containers.path(rec.id))
     release(system, rec.id)
     if system.containers.get(rec.id).running:

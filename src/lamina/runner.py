@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from lamina import rootless
 from lamina.errors import RuntimeFailure
 from lamina.network import attach, mode, release
 from lamina.record import record
@@ -48,21 +49,36 @@ class Launch:
     auto_remove: bool = False        # the watchdog also removes the container (run --rm, build steps)
     host_config: dict = None         # type: ignore[assignment] - the container's HostConfig (limits,
                                      # capabilities, ports, ...); {} for a build step: the defaults
+    emulate: str = ""                # a foreign image's GOARCH: run through qemu (runtime/binfmt.py)
 
     def __post_init__(self) -> None:
         if self.host_config is None:
             self.__dict__["host_config"] = {}
 
 
+def _foreground_log(system, rec, launch: Launch):
+    """The json-file writer of a foreground run (not -t) whose LogConfig asks for one
+    (lamina/logs: docker's default, so `logs` works after a plain `run`), or None
+    (--log-driver none, a build step, a -t run)."""
+    if launch.tty or (launch.host_config.get("LogConfig") or {}).get("Type") != "json-file":
+        return None
+    from lamina.logs.options import open_writer
+
+    return open_writer(launch.host_config, system.containers.path(rec.id), rec.id, record=rec)
+
+
 def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
-                  prepare: Prepare | None = None, output: ContextManager | None = None) -> int:
+                  prepare: Prepare | None = None, output: ContextManager | None = None,
+                  detached=None) -> int:
     """Run container `rec` (created, not running) in the foreground; returns its exit code.
 
     `snap` is the snapshotter that made its layer, `layers` its image's layers.
     `prepare(rootfs)` runs once the working directory exists, before the bundle
     is written; the callable it returns (or None) runs after a run that finished,
     still mounted (a build step removes its mount-point stubs there).  `output`,
-    when given, is entered around the runtime only (a build's stream)."""
+    when given, is entered around the runtime only (a build's stream).  `detached`
+    (lamina/monitor.py's, in a monitor process): run it detached instead, its output
+    into `detached.sink`, `detached.started(init_pid)` once it runs."""
     from lamina.runtime.rootfs import lookup_user
     from lamina.runtime.spec import RunSpec, check_command, write_bundle
     from lamina.runtime.watchdog import Watchdog
@@ -82,10 +98,17 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
             finish = prepare(rootfs)
         user = lookup_user(rootfs, launch.user)
         network = mode(launch.network)
-        if network == "bridge":  # before the runtime starts: config.json names its namespace
-            endpoint = attach(system, rec.id)
+        if network not in ("host", "none"):  # before the runtime starts: config.json names its namespace
+            endpoint = attach(system, rec.id, network, rec=rec)  # bridge, a user network or container:NAME
+            if (launch.host_config.get("PortBindings") or launch.host_config.get("PublishAllPorts")) \
+                    and not network.startswith("container:") and not rootless():  # rootless: slirp4netns's
+                from lamina.network.portmap import publish  # -p/-P: rules to the address just attached
+
+                publish(system, rec, endpoint, launch.host_config)
             network = endpoint.netns
-        hosts, hostname_file, resolv = write_etc_files(ctr_dir, launch.hostname, network, endpoint)
+        hostname = getattr(endpoint, "hostname", "") or launch.hostname  # container:NAME: that one's, as docker's
+        hosts, hostname_file, resolv = write_etc_files(ctr_dir, hostname, network, endpoint,
+                                                       launch.host_config, rec.config.get("Domainname", ""))
         console_size = None
         if launch.tty:
             from lamina.runtime.console import terminal_size
@@ -93,26 +116,51 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
             console_size = terminal_size()
         spec = RunSpec(
             args=launch.args, rootfs=rootfs, env=launch.env, cwd=cwd, user=user, terminal=launch.tty,
-            console_size=console_size, hostname=launch.hostname, network=network, mounts=launch.binds,
+            console_size=console_size, hostname=hostname, network=network, mounts=launch.binds,
             hosts_file=hosts, hostname_file=hostname_file, resolv_conf_file=resolv,
-            cgroups_path=f"/lamina/{rec.id}", seccomp=launch.seccomp, tmpfs=launch.tmpfs,
+            cgroups_path=None if rootless() else f"/lamina/{rec.id}", seccomp=launch.seccomp, tmpfs=launch.tmpfs,
+            # the limit keys are recorded together, and only when a limit flag was given
+            resources=launch.host_config if "NanoCpus" in launch.host_config else None,
+            host=launch.host_config or None, readonly_rootfs=bool(launch.host_config.get("ReadonlyRootfs")),
         )
         if launch.check_command:
             check_command(spec)
+        if launch.emulate:  # registered before the runtime execs the foreign binary
+            from lamina.runtime.binfmt import ensure
+
+            ensure(launch.emulate)
         bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec)
         system.containers.set_running(rec.id, watchdog.pid)  # its keeper: Up while it lives
+        oom = None
+        if launch.host_config.get("Memory"):  # only a memory limit lets the kernel OOM-kill in its cgroup
+            from lamina.runtime.cgroups import OomProbe
+
+            oom = OomProbe(spec.cgroups_path)
         try:
-            if output is None:
-                code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
-                                          interactive=launch.interactive)
+            if detached is not None:
+                from lamina.runtime.detached import run_detached
+
+                code = run_detached(system.runtime, rec.id, os.path.dirname(bundle), tty=launch.tty,
+                                    sink=detached.sink, started=detached.started, after_exit=oom,
+                                    stdin=launch.interactive, stdin_once=bool(rec.config.get("StdinOnce")))
+            elif output is None:
+                log_sink = _foreground_log(system, rec, launch)
+                try:
+                    code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
+                                              interactive=launch.interactive, after_exit=oom, log_sink=log_sink)
+                finally:
+                    if log_sink is not None:  # before the exit is recorded: `logs -f` then has it all
+                        log_sink.close()
             else:
                 with output:
                     code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
-                                              interactive=launch.interactive)
+                                              interactive=launch.interactive, after_exit=oom)
         except BaseException:
             system.containers.set_exited(rec.id, 137)
             raise
         system.containers.set_exited(rec.id, code)
+        if oom is not None:  # State.OOMKilled, as docker sets it at each exit
+            oom.record(system.db, rec.id)
         if finish is not None:
             finish()
         return code
@@ -144,34 +192,48 @@ def ensure_workdir(rootfs: str, cwd: str) -> None:
         tree.close()
 
 
-def write_etc_files(ctr_dir: str, hostname: str, network: str, endpoint=None) -> tuple[str, str, str]:
+def write_etc_files(ctr_dir: str, hostname: str, network: str, endpoint=None, host_config=None,
+                    domainname: str = "") -> tuple[str, str, str]:
     """Per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted,
     so they never land in the writable layer or in `diff`), as docker writes them:
     the host's files for `host`; otherwise docker's hosts (with the container's
     address for its hostname on the bridge) and the host's resolv.conf without
-    the nameservers a private namespace cannot reach."""
+    the nameservers a private namespace cannot reach; `--network container:NAME`
+    sees that container's files.  HostConfig's ExtraHosts, Dns, DnsSearch and
+    DnsOptions and the Domainname apply as docker applies them."""
     from lamina.network.resolvconf import for_namespace
 
+    hc = host_config or {}
+    dns = {"dns": hc.get("Dns") or (), "search": hc.get("DnsSearch") or (), "options": hc.get("DnsOptions") or ()}
+    extra = "".join(f"{address}\t{name}\n" for name, address in _extra_hosts(hc.get("ExtraHosts")))
     hosts = os.path.join(ctr_dir, "hosts")
     resolv = os.path.join(ctr_dir, "resolv.conf")
-    if network == "host":
-        for src, dst in (("/etc/hosts", hosts), ("/etc/resolv.conf", resolv)):
+    etc_from = endpoint.etc_from if endpoint is not None else ""
+    if network == "host" or etc_from:
+        srcs = ("/etc/hosts", "/etc/resolv.conf") if not etc_from else (os.path.join(etc_from, "hosts"),
+                                                                          os.path.join(etc_from, "resolv.conf"))
+        for src, dst in zip(srcs, (hosts, resolv)):
             try:  # a plain copy: shutil costs ~4 ms of start-up (it imports bz2 and lzma)
                 with open(src, "rb") as f:
                     data = f.read()
             except OSError:
                 data = b""
+            if dst == hosts and extra:
+                data += extra.encode()
+            if dst == resolv and any(dns.values()):
+                data = for_namespace(data.decode(errors="replace"), **dns).encode()
             with open(dst, "wb") as f:
                 f.write(data)
     else:
         with open(hosts, "w") as f:
             f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                     "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-                    "ff02::2\tip6-allrouters\n")
-            if hostname and endpoint is not None:
-                f.write(f"{endpoint.address}\t{hosts_names(hostname)}\n")
+                    "ff02::2\tip6-allrouters\n" + extra)
+            if hostname and endpoint is not None and endpoint.address is not None:
+                fqdn = f"{hostname}.{domainname}" if domainname else hostname
+                f.write(f"{endpoint.address}\t{hosts_names(fqdn)}\n")
         with open(resolv, "w") as f:
-            f.write(for_namespace())
+            f.write(for_namespace(resolver=endpoint.nameserver if endpoint is not None else "", **dns))
     hostname_file = os.path.join(ctr_dir, "hostname")
     with open(hostname_file, "w") as f:
         f.write(hostname + "\n")
@@ -183,3 +245,17 @@ def hosts_names(hostname: str) -> str:
     an FQDN is followed by its first label (`web.example.com web`)."""
     first, dot, _ = hostname.partition(".")
     return f"{hostname} {first}" if dot else hostname
+
+
+def _extra_hosts(entries) -> list[tuple[str, str]]:
+    """--add-host's `name:address` pairs; `host-gateway` is the host's address on the
+    default bridge (dockerd's default for it: docker0's gateway)."""
+    out = []
+    for entry in entries or ():
+        name, _, address = entry.partition(":")
+        if address == "host-gateway":
+            from lamina.network import bridge
+
+            address = str((bridge.current() or bridge.ensure()).gateway)
+        out.append((name, address))
+    return out

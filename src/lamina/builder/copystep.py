@@ -93,15 +93,22 @@ def copy_step(b, state, ins) -> None:
                      "layer-always,source-owners")  # semantics older caches did not have
         unpack = ins.unpack is not False and name == "ADD"
 
+        files: dict = {f"<<{n}": hashlib.sha256(data).hexdigest()[:32] for n, data in inline}
+        files.update((d[0], d[2][:32]) for d in downloads)
+        b.explain.note(instruction=" ".join([name] + (["--chown=" + chown] if chown else []) +
+                                            (["--chmod=" + chmod] if chmod else []) + srcs_raw + [dest]),
+                       files=files)
+
         def created_by_for(parts: list[str] | None) -> str:
-            label = _label(ctx, matched, inline, downloads, parts, walk)
+            label = _label(ctx, matched, inline, downloads, parts, walk, files)
             text = f"{name} {'--chown=' + chown + ' ' if chown else ''}{label} in {dest} "
             return cc.nop1(state.shell, text)
 
         # With a cache lookup to do, the sources are hashed first for the lookup key.  A
         # made image is always recorded under the key of what was copied (hashed as it
         # was written), so the two reads can never leave an image under a wrong key.
-        lookup = b.key(state, created_by_for(None), *key_parts) if not (b.req.no_cache or state.busted) else None
+        probe = not (b.req.no_cache or (state.busted and b.remote is None))  # a shared cache: always
+        lookup = b.key(state, created_by_for(None), *key_parts) if probe else None
         created_by = ""
         hashes: list[str] = []
 
@@ -115,17 +122,18 @@ def copy_step(b, state, ins) -> None:
                 fresh = _fresh_dir(ctr, w, matched, inline, downloads, dest_abs, into_dir) if count else None
                 if fresh is None:
                     _write_all(w, ctx, matched, inline, downloads, dest_abs, into_dir,
-                               extract=unpack, where=where, hashes=hashes, walk=walk)
+                               extract=unpack, where=where, hashes=hashes, walk=walk, files=files)
                     w.restore_dir_times()
                     ctr.unmount()
-                    layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
+                    layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent, epoch=b.req.epoch)
                 else:  # a new directory: write it straight into the upper dir, tar it meanwhile
                     ctr.unmount()
                     layer = _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, fresh,
-                                        tee=not unpack, where=where, hashes=hashes, walk=walk)
+                                        tee=not unpack and b.req.epoch is None,  # an epoch: clamp, then tar
+                                        where=where, hashes=hashes, walk=walk, files=files)
                 created_by = created_by_for(hashes)
                 # BuildKit: every COPY/ADD is a layer, even one that changes nothing
-                return commit(b.system, parent, cfg, created_by, layer=layer, real_layer=True)
+                return commit(b.system, parent, cfg, created_by, layer=layer, real_layer=True, epoch=b.req.epoch)
 
         _cached_or(b, state, lookup, lambda: b.key(state, created_by, *key_parts), make)
 
@@ -133,7 +141,7 @@ def copy_step(b, state, ins) -> None:
 def _cached_or(b, state, lookup: str | None, recorded, make) -> None:
     """Look the step up under `lookup`; a made image goes under `recorded()`, the key
     of the content as it was copied (`b.cached_or` does no lookup for a callable)."""
-    if lookup is not None and b.cache.get(lookup) is not None:
+    if lookup is not None and b.lookup(state, lookup) is not None:
 
         def make_same():  # the entry vanished since the lookup (rmi): keep the key honest
             image = make()
@@ -147,7 +155,7 @@ def _cached_or(b, state, lookup: str | None, recorded, make) -> None:
 
 
 def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str, *, tee: bool, where: str,
-                hashes, walk) -> tuple:
+                hashes, walk, files=None) -> tuple:
     """Copy into the fresh directory through the upper dir; with `tee`, the layer tar
     is written at the same time (no second read of the data)."""
     from lamina.builder.commit import register_layer
@@ -160,11 +168,11 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
         if t is not None and t.existing():
             w.tee = t
         _write_all(w, ctx, matched, inline, downloads, dest, True, extract=not tee, where=where, hashes=hashes,
-                   walk=walk)
+                   walk=walk, files=files)
         w.restore_dir_times()
         if w.tee is None:
             blob.abort()
-            return layer_from_container(b.system, ctr.snap, ctr.dir, parent)
+            return layer_from_container(b.system, ctr.snap, ctr.dir, parent, epoch=b.req.epoch)
         w.tee.finish()
         w.tee.restore_times()
         diff_id = blob.commit()
@@ -251,13 +259,13 @@ def _heredoc_data(b, state, doc, line: int) -> bytes:
     return body.encode("utf-8", "surrogateescape")
 
 
-def _label(ctx, matched, inline, downloads, parts: list[str] | None = None, walk=None) -> str:
+def _label(ctx, matched, inline, downloads, parts: list[str] | None = None, walk=None, files=None) -> str:
     """moby's `file:<h>` / `dir:<h>` / `multi:<h>` source label; `parts` are the
     per-source labels when they were computed while copying."""
     parts = list(parts) if parts is not None else []
     if matched and not parts:
         for src in matched:
-            label, _ = hash_sources(ctx, [src], walk)
+            label, _ = hash_sources(ctx, [src], walk, files)
             parts.append(label)
     for name, data in inline:
         h = ContentHasher()
@@ -271,7 +279,7 @@ def _label(ctx, matched, inline, downloads, parts: list[str] | None = None, walk
 
 
 def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: bool, *,
-               extract: bool, where: str, hashes: list[str] | None = None, walk=None) -> None:
+               extract: bool, where: str, hashes: list[str] | None = None, walk=None, files=None) -> None:
     """Docker's destination rules; `dest` is an absolute in-container path.  With
     `hashes`, each source's content label is appended to it as it is copied, from
     the bytes written."""
@@ -280,7 +288,7 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
         many = into_dir or len(matched) + len(inline) + len(downloads) > 1
         for src in matched:
             if hashes is not None:
-                w.hasher = ContentHasher()
+                w.hasher = ContentHasher(files, src.rel)
             if src.is_dir:
                 w.copy_tree(ctx, src.follow, dest, walk=walk)
                 if hashes is not None:

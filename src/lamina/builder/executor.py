@@ -62,7 +62,12 @@ class Builder:
     def build(self) -> BuildResult:
         # step blobs and layers exist before the images that use them: keep them from sweeps
         with self.system.lease("build"):
-            return self._build()
+            result = None
+            try:
+                result = self._build()
+            finally:
+                self.env.explain.finish(str(result.image_id) if result is not None else None)
+            return result
 
     def _build(self) -> BuildResult:
         from lamina.builder.instructions import parse_stages
@@ -72,9 +77,16 @@ class Builder:
         env = self.env
         env.lex = ShellLex(result.escape)
         stages, global_args = parse_stages(result)
-        env.plan = p = plan(stages, global_args, self.req.build_args, self.req.target, env.lex, self.filename)
+        env.plan = p = plan(stages, global_args, self.req.build_args, self.req.target, env.lex, self.filename,
+                            platform=self.req.platform)
         env.used_args |= set(p.global_args)
         self._preflight(p)
+        if len(p.order) > 2:  # two stages or more besides the target: maybe independent ones
+            from lamina.builder.parallel import prebuild, wanted
+
+            ahead = wanted(self, p)
+            if ahead:
+                prebuild(self, p, ahead)
         total = len(p.global_lines) + sum(1 + len(p.stages[i].commands) for i in p.order)
         total += 1 if self.req.labels else 0
         self.step_no, self.total = 0, total
@@ -119,14 +131,25 @@ class Builder:
         base = p.bases[i]
         self._step_line(st_def.from_.original)
         args: dict[str, str | None] = {}
+        from lamina.builder.platforms import stage_platform
+
+        platform = stage_platform(self.env, st_def)  # FROM --platform, else --platform's (None: not asked)
         if base.stage is not None:
             image_id = self.env.stage_images[base.stage]
             args = dict(self._stage_args.get(base.stage, {}))
         elif base.image.lower() == "scratch":
             image_id = None
+        elif platform is not None:
+            from lamina.builder.platforms import base_image
+
+            image_id = base_image(self.env, base.image, st_def.start_line, platform)
         else:
             image_id = self.env.image(base.image, st_def.start_line, what="FROM", pull=self.req.pull)
         state = StageState(self.system, i, st_def.name, image_id, args)
+        if image_id is None and platform is not None:  # FROM scratch for another platform: its config says so
+            from lamina.builder.platforms import scratch_for
+
+            state.move_to(scratch_for(platform))
         self.log.base(image_id)
         if image_id is not None or st_def.commands:
             state.seed_path()
@@ -164,6 +187,7 @@ class Builder:
     def _step_line(self, text: str) -> None:
         self.step_no += 1
         self.log.step(self.step_no, self.total, text)
+        self.env.explain.begin(self.step_no, self.total, text)
 
     def _warn_unused(self) -> None:
         unused = sorted(set(self.req.build_args) - self.env.used_args - BUILTIN_ARGS - set(platform_args()))

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from lamina.errors import InstructionError
 from lamina.quoting import go_quote
+from lamina.units import go_duration  # noqa: F401 - printed in history text; its home is units
 
 # --------------------------------------------------------------------- reading
 
@@ -72,27 +73,6 @@ def go_quote_list(items: Sequence[str]) -> str:
 def go_list(items: Sequence[str]) -> str:
     """`fmt.Sprintf("%v", []string{...})` -> `[a b]`."""
     return "[" + " ".join(items) + "]"
-
-
-def go_duration(ns: int) -> str:
-    """Go's time.Duration.String() for the values HEALTHCHECK takes."""
-    if ns == 0:
-        return "0s"
-    neg, ns = ns < 0, abs(ns)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
-            if ns >= size:
-                return ("-" if neg else "") + _trim(ns / size) + unit
-    h, rem = divmod(ns, 3600 * 10**9)
-    m, rem = divmod(rem, 60 * 10**9)
-    s = _trim(rem / 10**9) + "s"
-    text = (f"{h}h{m}m" if h else f"{m}m" if m else "") + s
-    return ("-" if neg else "") + text
-
-
-def _trim(value: float) -> str:
-    text = f"{value:.9f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def go_quote_rune(n: int) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from lamina.errors import InstructionError, ShellError
 from lamina.quoting import go_quote
+from lamina.units import ram_in_bytes
 
 from .parser import _GO_BOOLS
 
@@ -117,10 +118,10 @@ def _mount_field(m: dict[str, object], key: str, attr: str, value: str) -> None:
         m[attr] = int(value, 8 if attr == "mode" else 10)
         return
     elif attr == "size":  # docker/go-units RAMInBytes: "64m", "1.5GiB", "512 kb"
-        size = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?) ?([kKmMgGtTpP])?[iI]?[bB]?", value)
-        if not size:
+        size = ram_in_bytes(value)
+        if size is None:
             raise _Error(f"invalid size: '{value}'")
-        m[attr] = int(float(size[1]) * 1024 ** " kmgtp".index((size[2] or " ").lower()))
+        m[attr] = size
         return
     m[attr] = value
 

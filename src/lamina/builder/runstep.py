@@ -14,6 +14,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from lamina import oci
 from lamina.errors import BuildError
 
 
@@ -78,9 +79,11 @@ class StepContainer:
 
     # ------------------------------------------------------------------ RUN
     def run(self, argv: list[str], env: list[str], *, user: str, workdir: str, network: str,
-            mounts: tuple[ExtraMount, ...] = (), quiet: bool = False) -> int:
-        """Through the one container runner (lamina/runner.py), as `run` does; a
-        build killed with -9 must not leave its step running (the watchdog)."""
+            mounts: tuple[ExtraMount, ...] = (), quiet: bool = False, privileged: bool = False) -> int:
+        """Through the one container runner (lamina/runner.py), as `run` does, with
+        docker's default confinement (`privileged`: RUN --security=insecure, as BuildKit's
+        insecure mode: all capabilities and devices, no seccomp); a build killed with
+        -9 must not leave its step running (the watchdog)."""
         from lamina.runner import Launch, run_container
         from lamina.runtime.spec import BindMount, TmpfsMount
 
@@ -89,7 +92,8 @@ class StepContainer:
             args=tuple(argv), env=tuple(env), cwd=cwd, user=user, hostname=BUILD_HOSTNAME, network=network,
             binds=tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None),
             tmpfs=tuple(TmpfsMount(m.target, m.size) for m in mounts if m.source is None),
-            check_command=False, auto_remove=True,
+            check_command=False, auto_remove=True, host_config={"Privileged": True} if privileged else {},
+            emulate=oci.foreign_arch(self.parent.config),  # a --platform stage's RUN: under qemu
         )
 
         def prepare(rootfs: str):

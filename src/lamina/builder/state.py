@@ -29,6 +29,18 @@ class BuildRequest:
     pull: bool = False
     secrets: dict = field(default_factory=dict)   # id -> host file path (or ("env", NAME))
     ignore: object | None = None         # dockerignore.IgnoreMatcher
+    allow: tuple = ()                    # entitlements granted (--allow security.insecure)
+    cache_from: tuple = ()               # remotecache.CacheSpec values (--cache-from)
+    cache_to: tuple = ()                 # remotecache.CacheSpec values (--cache-to)
+    cache_ttl: float | None = None       # --cache-ttl, seconds
+    platform: object | None = None       # transfer.platforms.Platform of --platform; None: the host's
+
+    @property
+    def epoch(self) -> int | None:
+        """SOURCE_DATE_EPOCH from the build-args (lamina/sourcedate.py), None when unset."""
+        from lamina.sourcedate import parse
+
+        return parse(self.build_args.get("SOURCE_DATE_EPOCH"))
 
 
 class StageState:

@@ -43,6 +43,15 @@ class StepEnv:
         self.images: list[str] = []        # every step image, for the build memo
         self.lookups: dict[str, str] = {}  # image names resolved -> ids, for the build memo
         self.memoizable = True             # False once a step depends on something outside (a URL)
+        from lamina.builder.explain import Explainer
+
+        # why each step hit or missed (build --explain-cache, build explain)
+        self.explain = Explainer(system.db, request.context_dir, request.dockerfile_name, no_cache=request.no_cache)
+        self.remote = None                 # remotecache.RemoteCache with --cache-from/--cache-to
+        if request.cache_from or request.cache_to:
+            from lamina.builder.remotecache import RemoteCache
+
+            self.remote = RemoteCache(system, request.cache_from, request.cache_to, request.cache_ttl, log.warning)
 
     def image(self, name: str, line: int, *, what: str, pull: bool = False) -> Digest:
         """A local image by name (pulled when missing or with --pull)."""
@@ -102,13 +111,21 @@ class StepEnv:
     def cached_or(self, state: StageState, key, make, *, meta: bool = False) -> Digest:
         """The step's image from the cache, or `make()`'s (an `Image`, recorded under `key`).
         `key` may be a callable, evaluated after make(): there is no lookup then."""
-        if not (self.req.no_cache or state.busted or callable(key)):
-            hit = self.cache.get(key)
+        parent = str(state.image_id or "scratch")
+        if not (self.req.no_cache or callable(key)):
+            # with a shared cache, steps after a rebuilt one are probed too: a step that
+            # missed may make the same image again (SOURCE_DATE_EPOCH, an ARG only a later
+            # RUN reads), and the steps after it can still hit
+            hit = self.lookup(state, key) if not state.busted or self.remote is not None else None
             if hit is not None:
+                state.busted = False
+                self.explain.hit(parent, key, str(hit))
                 state.move_to(hit)
                 self.images.append(str(hit))
                 self.log.result(hit, cached=True)
+                self._shared(key, hit, parent)
                 return hit
+        self.explain.miss(parent, None if callable(key) else key, state.busted)
         state.busted = True
         if meta:  # classic prints a container for metadata commits too
             cid = secrets.token_hex(32)
@@ -117,13 +134,42 @@ class StepEnv:
             self.log.removing(cid)
         else:
             image = make()
-        self.cache.put(key() if callable(key) else key, image.id)
+        made_key = key() if callable(key) else key
+        self.cache.put(made_key, image.id)
+        self.explain.made(parent, made_key, str(image.id))
         state.move_to(image)  # the value just made: its config is not read back
         self.images.append(str(image.id))
         self.log.result(image.id, cached=False)
+        self._shared(made_key, image.id, parent)
         return image.id
 
+    def lookup(self, state: StageState, key: str) -> Digest | None:
+        """The step image under `key`: the local cache's, else one a --cache-from store has."""
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self._remote_hit(key, str(state.image_id or "scratch"))
+        return hit
+
+    def _remote_hit(self, key: str, parent: str) -> Digest | None:
+        if self.remote is None:
+            return None
+        hit = self.remote.fetch(key, parent)
+        if hit is not None:
+            self.cache.put(key, hit)  # the local cache has it now: the next build needs no registry
+        return hit
+
+    def _shared(self, key: str, image_id: Digest, parent: str) -> None:
+        if self.remote is not None:  # for --cache-to, written once the build succeeded
+            text = self.explain.steps[-1]["text"] if self.explain.steps else ""
+            self.remote.note(key, image_id, parent, text)
+
     def key(self, state: StageState, *parts) -> str:
-        return step_key(str(state.image_id or "scratch"), *parts)
+        if self.req.epoch is not None:  # its images record the epoch: not another build's step
+            parts += (f"SOURCE_DATE_EPOCH={self.req.epoch}",)
+        if state.image_id is None:  # FROM scratch for another platform (builder/platforms.py): its own key
+            from lamina.builder.platforms import scratch_key
+
+            return step_key(scratch_key(state.config), *parts)
+        return step_key(str(state.image_id), *parts)
 
     _image = image  # mounts.py's name for it

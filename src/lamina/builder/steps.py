@@ -14,7 +14,7 @@ import os
 from lamina.builder import configchanges as cc
 from lamina.builder import instructions as I
 from lamina.builder.commit import commit, layer_from_container
-from lamina.builder.stages import PROXY_ARGS
+from lamina.builder.stages import PROXY_ARGS, platform_args
 from lamina.errors import BuildError
 from lamina.network import is_default
 
@@ -46,6 +46,7 @@ def meta_step(b, state, ins: I.Instruction) -> None:
     if isinstance(ins, I.Cmd):
         state.cmd_set = True
     created_by = cc.nop(state.shell, text)
+    b.explain.note(instruction=text)
     _meta_commit(b, state, cfg, created_by)
 
 
@@ -67,7 +68,8 @@ def _meta_commit(b, state, cfg: dict, created_by: str, *, author: str | None = N
                  extra: tuple = ()) -> None:
     key = b.key(state, "meta", created_by, cfg, author, *extra)
     parent = state.image
-    b.cached_or(state, key, lambda: commit(b.system, parent, cfg, created_by, author=author), meta=True)
+    b.cached_or(state, key, lambda: commit(b.system, parent, cfg, created_by, author=author, epoch=b.req.epoch),
+                 meta=True)
 
 
 def arg_step(b, state, ins: I.Arg) -> None:
@@ -82,14 +84,15 @@ def arg_step(b, state, ins: I.Arg) -> None:
             value = b.expand(state, default, ins.line)
         elif name in b.plan.global_args:
             value = b.plan.global_args[name]
-        else:
-            value = None
+        else:  # BuildKit's automatic platform ARGs (TARGETARCH, ...) once declared; else no value
+            value = platform_args(b.req.platform).get(name)
         state.args[name] = value
         shown = None if default is None else b.expand(state, default, ins.line) if name in b.req.build_args \
             else value
         texts.append(name if shown is None else f"{name}={shown}")
         values.append((name, value))
     created_by = cc.nop(state.shell, "ARG " + " ".join(texts))
+    b.explain.note(instruction="ARG " + " ".join(texts), args=dict(values))
     _meta_commit(b, state, state.new_cfg(), created_by, extra=(values,))
 
 
@@ -106,6 +109,7 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
     cfg["WorkingDir"] = path if path.startswith("/") else cc.join_workdir(cfg.get("WorkingDir") or "/", path)
     workdir = cfg["WorkingDir"]
     created_by = cc.nop1(state.shell, "WORKDIR " + workdir)
+    b.explain.note(instruction="WORKDIR " + workdir)
     key = b.key(state, "workdir", created_by, cfg, "mkdir-layer")  # not an older cache's no-layer image
     user = cfg.get("User") or ""
 
@@ -117,8 +121,9 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
             ctr.unmount()
             # BuildKit's mkdir step: a layer for every WORKDIR but `/`, even when it existed
             mkdir = made or workdir != "/"
-            layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent) if mkdir else None
-            image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id, real_layer=mkdir)
+            layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent, epoch=b.req.epoch) if mkdir else None
+            image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id, real_layer=mkdir,
+                           epoch=b.req.epoch)
         b.log.removing(ctr.id)
         return image
 
@@ -176,15 +181,17 @@ def run_step(b, state, ins: I.Run) -> None:
     from lamina.builder.mounts import prepare_mounts
     from lamina.builder.runstep import StepContainer
 
-    if ins.security == "insecure":
-        raise BuildError(f"{b.filename}:{ins.line}: RUN --security=insecure needs the security.insecure "
-                         "entitlement, which lamina does not grant")
+    if ins.security == "insecure" and "security.insecure" not in b.req.allow:
+        # BuildKit's text (solver/llbsolver: ValidateEntitlements); buildx's flag grants it
+        raise BuildError(f"{b.filename}:{ins.line}: security.insecure is not allowed "
+                         "(build with --allow security.insecure)")
     argv = run_argv(state, ins)
     script = _shebang_script(ins)
     args_env = [f"{k}={v}" for k, v in state.run_args()]
     history = state.history_args()
     cmd_text = " ".join(["/dev/pipes/" + ins.heredocs[0].name] if script else argv)
     created_by = (f"|{len(history)} " + " ".join(history) + " " if history else "") + cmd_text
+    b.explain.note(instruction="RUN " + cmd_text, args=dict(state.run_args()))
     network = ins.network and b.expand(state, ins.network, ins.line)
     if is_default(network):
         network = b.req.network
@@ -208,13 +215,14 @@ def run_step(b, state, ins: I.Run) -> None:
                     extra, run = extra + (script_mount(ctr.dir, ins),), ["/dev/pipes/" + ins.heredocs[0].name]
                 b.log.flush()
                 code = ctr.run(run, env, user=cfg.get("User") or "", workdir=cfg.get("WorkingDir") or "/",
-                               network=network, mounts=extra, quiet=b.log.quiet)
+                               network=network, mounts=extra, quiet=b.log.quiet,
+                               privileged=ins.security == "insecure")
                 if code != 0:
                     from lamina.builder.executor import RunFailed
 
                     raise RunFailed(cmd_text, code)
-                layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent)
-                image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id)
+                layer = layer_from_container(b.system, ctr.snap, ctr.dir, parent, epoch=b.req.epoch)
+                image = commit(b.system, parent, cfg, created_by, layer=layer, container_id=ctr.id, epoch=b.req.epoch)
             b.log.removing(ctr.id)
             return image
 

@@ -222,10 +222,14 @@ class Command:
             return
         if flag.kind == "int":
             try:
-                value = int(value)
+                number = int(value)
             except ValueError:
                 raise self.fail(f'invalid argument "{value}" for "{flag.label()}" flag: '
                                 f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+            if not -(1 << 63) <= number < (1 << 63):  # pflag's int64: no bigger number reaches the daemon
+                raise self.fail(f'invalid argument "{value}" for "{flag.label()}" flag: '
+                                f'strconv.ParseInt: parsing "{value}": value out of range')
+            value = number
         if flag.choices is not None and value not in flag.choices:
             raise self.fail(f'invalid argument "{value}" for "{flag.label()}" flag: must be one of '
                             + ", ".join(f'"{c}"' for c in flag.choices))

@@ -15,40 +15,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence  # not typing: fmt is on every listing's start-up path
 
 from lamina.quoting import escape_controls
+from lamina.units import human_duration  # noqa: F401 - the CLI's name for it
 from lamina.units import human_size as _human_size
 
 
 def human_size(size: float) -> str:
     """go-units HumanSizeWithPrecision(size, 3), what `images` and `history` show."""
     return _human_size(size, 3)
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def since(epoch: float) -> str:
@@ -313,3 +286,12 @@ def render_template(template: str, item: Mapping) -> str:
 
 def print_inspect(items: list) -> None:
     sys.stdout.write(go_json(items, indent=4) + "\n")
+
+
+def print_inspected(items: list, format_text: str | None, code: int) -> int:
+    """The end of every `inspect` verb: what was found, as JSON or through `-f`; the
+    exit code is 1 when a name was not found (`code`) or the template failed."""
+    if format_text:
+        return print_inspect_template(format_text, items) or code
+    print_inspect(items)
+    return code

@@ -4,8 +4,6 @@ and the header each field gets in a `table` format."""
 
 from __future__ import annotations
 
-import os
-
 CONTAINER_HEADERS = {
     "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
     "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
@@ -50,19 +48,19 @@ def network_names(rec) -> str:
     return mode(rec.host_config.get("NetworkMode") or "default")
 
 
+def ports_column(system, rec) -> str:
+    """ps's PORTS: a running container's published and exposed ports, grouped as docker's CLI does."""
+    from lamina.network import published_ports
+    from lamina.network.ports import display
+
+    return display(published_ports(system, rec))
+
+
 def container_size(system, rec) -> tuple[int, int]:
     """(SizeRw, SizeRootFs): the files in the container's upper dir, and those plus the image's."""
-    from lamina.digest import Digest
-    from lamina.errors import NotFound
-    from lamina.snapshot.overlay import _tree_size  # what a layer's files weigh, as commit counts them
+    from lamina.engine.containers import size_of
 
-    upper = os.path.join(system.containers.path(rec.id), "upper")  # the copy snapshotter has none: 0
-    rw = _tree_size(upper) if os.path.isdir(upper) else 0
-    try:
-        image = system.images.get(Digest(rec.image_id)).size
-    except NotFound:  # the image is gone (rmi -f): only the container's own files
-        image = 0
-    return rw, rw + image
+    return size_of(system, rec)
 
 
 def container_context(row: dict, labels: dict, size: tuple[int, int] | None):
@@ -89,3 +87,7 @@ def image_context(fields: dict):
 
 def history_context(fields: dict):
     return _struct("*image.historyContext", fields)
+
+
+def stats_context(fields: dict):
+    return _struct("*formatter.statsContext", fields)

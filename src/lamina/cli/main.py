@@ -21,6 +21,15 @@ COMMANDS = {
     "registry": ("pull", "push", "login", "logout"),
     "archive": ("save", "load"),
     "build": ("build",),
+    "network": ("network",),
+    "volume": ("volume",),
+    "logs": ("logs",),
+    "services": ("stop", "kill", "wait", "restart"),
+    "port": ("port",),
+    "stats": ("stats",),
+    "exec": ("exec", "top", "pause", "unpause"),
+    "layers": ("image", "layers"),
+    "ui": ("ui",),
 }
 _GLOBAL_WITH_VALUE = ("--root", "--storage-driver", "--runtime")
 
@@ -99,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     if verb is not None and not any(verb in verbs for verbs in COMMANDS.values()):
         sys.stderr.write(f"lamina: '{verb}' is not a lamina command.\nSee 'lamina --help'\n")
         return 1
+    if verb is not None and os.geteuid() != 0:  # an ordinary user: root in a user namespace of its own
+        from lamina.errors import LaminaError
+        from lamina.userns import enter
+
+        try:
+            enter()
+        except LaminaError as e:
+            report(e)
+            return e.exit_code
     parser = build_parser(verb)
     args = flags.run(parser, argv)
     if isinstance(args, int):

@@ -12,7 +12,7 @@ from lamina.client.models import Model
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lamina.client import Client
-from lamina.errors import ContainerError, UsageError
+from lamina.errors import ContainerError
 
 _DIFF_KINDS = {"C": 0, "A": 1, "D": 2}  # the Engine API's change kinds
 
@@ -53,8 +53,72 @@ class Container(Model):
             self.reload()
 
     def wait(self) -> dict:
+        """Block until it stops (a detached one too); docker-py's {"StatusCode", "Error"}."""
+        from lamina.engine.services import wait
+
+        code = wait(self.client.system, self.id)
+        if not self._removed():
+            self.reload()
+        return {"StatusCode": code, "Error": None}
+
+    def stop(self, timeout: int | None = None) -> None:
+        from lamina.engine.services import stop
+
+        stop(self.client.system, self.id, timeout)
+        if not self._removed():
+            self.reload()
+
+    def kill(self, signal: str | int = "KILL") -> None:
+        from lamina.engine.services import kill
+
+        kill(self.client.system, self.id, signal)
+
+    def restart(self, timeout: int | None = None) -> None:
+        from lamina.engine.services import restart
+
+        restart(self.client.system, self.id, timeout)
         self.reload()
-        return {"StatusCode": self.attrs["State"]["ExitCode"], "Error": None}
+
+    def pause(self) -> None:
+        from lamina.engine.exec import pause
+
+        pause(self.client.system, self.id)
+
+    def unpause(self) -> None:
+        from lamina.engine.exec import unpause
+
+        unpause(self.client.system, self.id)
+
+    def top(self, ps_args: str | None = None) -> dict:
+        """GET /containers/{id}/top: {"Titles": [...], "Processes": [[...], ...]}."""
+        from lamina.engine.exec import top
+
+        titles, processes = top(self.client.system, self.id, ps_args or "")
+        return {"Titles": titles, "Processes": processes}
+
+    def exec_run(self, cmd, stdout: bool = True, stderr: bool = True, stdin: bool = False, tty: bool = False,
+                 privileged: bool = False, user: str = "", detach: bool = False, environment=None,
+                 workdir: str | None = None):
+        """docker-py's exec_run: (exit_code, output) as an ExecResult; with `detach`, (None, b"").
+        A process that cannot start gives docker's 126/127 and its text as the output."""
+        import shlex
+
+        from lamina.engine.exec import ExecOptions, exec_container
+        from lamina.errors import ExecFailed
+
+        env = environment or ()
+        if isinstance(env, dict):
+            env = [f"{k}={v}" for k, v in env.items()]
+        opts = ExecOptions(cmd=tuple(shlex.split(cmd) if isinstance(cmd, str) else cmd), interactive=stdin,
+                           tty=tty, detach=detach, user=user or None, workdir=workdir or None, env=tuple(env),
+                           privileged=privileged)
+        try:
+            code, out, err = _captured(lambda: exec_container(self.client.system, self.id, opts))
+        except ExecFailed as e:
+            return ExecResult(e.exit_code, f"{e}\n".encode())
+        if detach:
+            return ExecResult(None, b"")
+        return ExecResult(code, (out if stdout else b"") + (err if stderr else b""))
 
     def diff(self) -> list[dict]:
         """GET /containers/{id}/changes: [{"Path": …, "Kind": 0 changed | 1 added | 2 deleted}]."""
@@ -128,21 +192,35 @@ class ContainerCollection:
         return self.get(rec.id)
 
     def run(self, image: str, command=None, *, remove: bool = False, stdout: bool = True, stderr: bool = False,
-            detach: bool = False, **kwargs) -> bytes:
+            detach: bool = False, **kwargs):
         """Run a container to its end; what it wrote to stdout (and/or stderr) as bytes, as
         docker-py returns it.  A non-zero exit raises lamina.errors.ContainerError with the
-        exit status and the container's stderr."""
-        if detach:
-            raise UsageError("detached mode is not supported yet: lamina has no daemon to keep the container")
+        exit status and the container's stderr.  `detach`: started under its monitor
+        (lamina/monitor.py); the Container is returned once it runs."""
         from lamina.engine import containers as engine
 
         system = self.client.system
         record = engine.image_for_run(system, image)
         rec = engine.create(system, record, image, _run_options(command, auto_remove=remove, **kwargs))
+        if detach:
+            from lamina.engine.services import start
+
+            start(system, rec)
+            return Container(self.client, {"Id": rec.id}) if remove else self.get(rec.id)
         code, out, err = _captured(lambda: engine.run(system, rec))
         if code != 0:
             raise ContainerError(rec.id, code, command, image, err)
         return (out if stdout else b"") + (err if stderr else b"")
+
+
+class ExecResult(tuple):
+    """docker-py's ExecResult: a named pair (exit_code, output)."""
+
+    def __new__(cls, exit_code, output):
+        return super().__new__(cls, (exit_code, output))
+
+    exit_code = property(lambda self: self[0])
+    output = property(lambda self: self[1])
 
 
 def _run_options(command=None, *, environment=None, working_dir=None, user=None, entrypoint=None, name=None,

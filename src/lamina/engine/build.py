@@ -30,6 +30,12 @@ class BuildOptions:
     labels: dict = field(default_factory=dict)
     network: str = "default"                    # default|bridge, host, none
     secrets: tuple[str, ...] = ()               # buildx's specs: id=NAME[,src=PATH|,env=VAR]
+    allow: tuple[str, ...] = ()                 # buildx's --allow entitlements (security.insecure)
+    cache_from: tuple = ()                      # builder.remotecache.CacheSpec values
+    cache_to: tuple = ()
+    cache_ttl: float | None = None
+    outputs: tuple = ()                         # engine.outputs.Output values (--output, --push)
+    platforms: tuple = ()                       # transfer.platforms.Platform values (--platform a,b)
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,10 @@ def probe(options: BuildOptions, root: str | None = None) -> tuple[BuildOutcome 
 def _probe(options: BuildOptions, root: str | None) -> tuple[BuildOutcome | None, str | None]:
     from lamina import store_root
 
-    if options.no_cache or options.pull or options.path == "-" or options.dockerfile == "-":
-        return None, None
+    if options.no_cache or options.pull or options.path == "-" or options.dockerfile == "-" or options.allow:
+        return None, None  # (--allow: a memo key does not cover the entitlements; no memo then)
+    if options.cache_to or options.outputs or options.platforms:
+        return None, None  # the cache is exported and the outputs written by a build (the memo: one platform)
     db_path = os.path.join(store_root(root), "lamina.db")
     if not os.path.isfile(db_path) or not os.path.isdir(options.path):
         return None, None
@@ -100,6 +108,9 @@ def build(system, options: BuildOptions, *, out, stdin=None, fingerprint: str | 
 
     if options.network not in ("default", "host", "none", "bridge"):
         raise UsageError(f"network {options.network} not found")  # docker build: exit 1
+    for entitlement in options.allow:
+        if entitlement not in ("security.insecure", "network.host"):
+            raise UsageError(f"unknown entitlement {entitlement}")  # buildkit entitlements.Parse
     tags = tuple(parse(t) for t in options.tags)
     _secrets(options)  # checked before any work
     fp = fingerprint
@@ -108,7 +119,8 @@ def build(system, options: BuildOptions, *, out, stdin=None, fingerprint: str | 
         context_dir, text, name, cleanup = _context(system, options, stdin)
         dockerfile = None if options.path == "-" else dockerfile_path(options)
         memo_key = None
-        if not options.no_cache and not options.pull and options.path != "-" and options.dockerfile != "-":
+        if not (options.no_cache or options.pull or options.path == "-" or options.dockerfile == "-"
+                or options.allow or options.platforms):
             from lamina.builder import memo
 
             memo_key = memo.request_key(**_request(options, text, name, dockerfile))
@@ -124,11 +136,20 @@ def build(system, options: BuildOptions, *, out, stdin=None, fingerprint: str | 
             context_dir=context_dir, dockerfile=text, dockerfile_name=name, tags=tags,
             build_args=dict(options.build_args), target=options.target, no_cache=options.no_cache,
             quiet=options.quiet, labels=dict(options.labels), network=_network(options), pull=options.pull,
-            secrets=_secrets(options), ignore=ignore)
+            secrets=_secrets(options), ignore=ignore, allow=tuple(options.allow),
+            cache_from=options.cache_from, cache_to=options.cache_to, cache_ttl=options.cache_ttl)
         from lamina.builder.executor import Builder
 
-        builder = Builder(system, request, log)
-        result = builder.build()
+        if options.platforms:  # one build per platform; two or more make an index (engine/platformbuild.py)
+            from lamina.engine.platformbuild import build_platforms
+
+            builder, result, index = build_platforms(system, request, log, options.platforms)
+        else:
+            builder, index = Builder(system, request, log), None
+            result = builder.build()
+        if builder.env.remote is not None:
+            with system.lease("cache export"):  # the compressed blobs it makes
+                builder.env.remote.export(result.image_id)  # --cache-to: warnings only
         # The memo is recorded only if the context did not change while it was read: a
         # fingerprint from before the build must describe what the build copied.
         if memo_key is not None and builder.memoizable and memo.fingerprint(context_dir) == fp:
@@ -138,8 +159,18 @@ def build(system, options: BuildOptions, *, out, stdin=None, fingerprint: str | 
     finally:
         if cleanup is not None:
             shutil.rmtree(cleanup, ignore_errors=True)
+    from lamina.engine.journal import record
+
     for ref in tags:
         system.images.tag(result.image_id, ref)
+        from lamina.transfer.multiplatform import tag_index
+
+        tag_index(system, ref, index)  # the tag stands for the index (its image: the host's member), or not
+        record(system, "image", "tag", str(result.image_id), {"name": ref.familiar})
+    if options.outputs:
+        from lamina.engine.outputs import write_outputs
+
+        write_outputs(system, options.outputs, result.image_id, tags, out=out, quiet=options.quiet)
     return BuildOutcome(str(result.image_id), tuple(r.familiar for r in tags), None)
 
 
@@ -283,3 +314,12 @@ def _context_size(root: str, ignore) -> int:
     finally:
         ctx.close()
     return total
+
+
+def explanation(system, build: int | None = None) -> dict | None:
+    """A build's cache explanation (the last build's by default): {"id", "created", "context",
+    "dockerfile", "image", "steps": [{"step", "total", "text", "result" (HIT/MISS/-), "kind", "reason",
+    "image"}]}; None when no build was recorded."""
+    from lamina.builder.explain import last_record
+
+    return last_record(system.db, build)

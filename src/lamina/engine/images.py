@@ -19,21 +19,30 @@ def ensure_image(system, name: str, *, progress, platform: str | None = None, no
     return pull_if_missing(system, name, progress=progress, platform=platform, notice=notice)
 
 
-def pull(system, ref, *, progress, platform: str | None = None):
+def pull(system, ref, *, progress, platform: str | None = None, credentials=None):
     """Pull `ref` (a Reference, or a name that gets docker's default `:latest`)
-    into the store; returns the transfer's PullResult (image_id, digest, updated)."""
+    into the store; returns the transfer's PullResult (image_id, digest, updated).
+    `credentials`: what has `.get(domain)` (remote.auth.DockerConfig's), else the user's."""
+    from lamina.engine.journal import record
     from lamina.transfer.pull import pull_image
 
-    return pull_image(system, _reference(ref), progress=progress, platform=platform)
+    ref = _reference(ref)
+    result = pull_image(system, ref, progress=progress, platform=platform, config=credentials)
+    record(system, "image", "pull", ref.familiar, {"name": ref.familiar_repository})
+    return result
 
 
-def push(system, ref, *, progress, compression: str = "gzip"):
+def push(system, ref, *, progress, compression: str = "gzip", credentials=None):
     """Push the local image `ref` to its registry; returns the PushResult (digest, size)."""
     from lamina.transfer.compress import check_compression
     from lamina.transfer.push import Pusher
 
+    from lamina.engine.journal import record
+
     ref = _reference(ref)
-    return Pusher(system, progress, compression=check_compression(compression)).push(ref)
+    result = Pusher(system, progress, compression=check_compression(compression), config=credentials).push(ref)
+    record(system, "image", "push", ref.familiar, {"name": ref.familiar_repository})
+    return result
 
 
 def _reference(ref):
@@ -52,13 +61,14 @@ def list_images(system, *, repository: str | None = None, all: bool = False, dig
 
     tags = system.images.all_tags()
     want = parse(repository, default_tag=False) if repository else None
+    members = _index_members(system)
     rows = []
     for rec in system.images.list():
         names = tags.get(str(rec.id), [])
         repo_digests = system.images.digests_of(rec.id) if digests or want else []
         if not names:
-            if want is not None or (not all and system.images.children(rec.id)):
-                continue  # untagged parents of tagged images are "intermediate"
+            if want is not None or (not all and (system.images.children(rec.id) or str(rec.id) in members)):
+                continue  # untagged parents of tagged images (and other platforms of one) are "intermediate"
             rows.append(("<none>", "<none>", repo_digests[0].split("@", 1)[1] if repo_digests else "<none>", rec))
             continue
         for name in names:
@@ -69,6 +79,13 @@ def list_images(system, *, repository: str | None = None, all: bool = False, dig
                           "<none>")
             rows.append((ref.familiar_repository, ref.tag, digest, rec))
     return rows
+
+
+def _index_members(system) -> set[str]:
+    """IDs of the images that tagged multi-platform indexes name (store/indexes.py)."""
+    from lamina.store.indexes import IndexStore
+
+    return IndexStore(system.db, system.content).member_images()
 
 
 def get_image(system, name: str):
@@ -219,7 +236,14 @@ def tag(system, source: str, target: str) -> None:
     if not source.startswith("sha256:"):  # an image ID is a valid source too
         checked(source)
     ref = checked(target)
-    system.images.tag(_resolve_as_daemon(system, source).id, ref)
+    image_id = _resolve_as_daemon(system, source).id
+    system.images.tag(image_id, ref)
+    from lamina.transfer.multiplatform import retag
+
+    retag(system, source, ref)  # a multi-platform source: the new tag stands for its index too
+    from lamina.engine.journal import record
+
+    record(system, "image", "tag", str(image_id), {"name": ref.familiar})
 
 
 def remove(system, name: str, *, force: bool = False, prune: bool = True) -> list[str]:
@@ -228,10 +252,20 @@ def remove(system, name: str, *, force: bool = False, prune: bool = True) -> lis
     from lamina.gc import remove_image
 
     try:
-        return remove_image(system, name, force=force, prune=prune)
+        image_id = str(system.images.resolve(name).id)
+        lines = remove_image(system, name, force=force, prune=prune)
     except InvalidReference as e:
         e.daemon = True  # docker's rmi sends the name as is: the daemon's parse refuses it
         raise
+    from lamina.engine.journal import record
+
+    for line in lines:  # dockerd logs an untag per removed name, a delete per deleted image
+        action, _, what = line.partition(": ")
+        if action == "Untagged":
+            record(system, "image", "untag", image_id, {"name": image_id})
+        elif action == "Deleted":
+            record(system, "image", "delete", what, {"name": what})
+    return lines
 
 
 def tag_references(repository: str | None) -> tuple:
@@ -243,14 +277,36 @@ def tag_references(repository: str | None) -> tuple:
 
 
 def import_image(system, stream, *, repository: str | None = None, message: str = "", changes=(),
-                 source: str = "-"):
-    """`docker import`: a rootfs tarball (any compression) as a one-layer image; its ID."""
+                 source: str = "-", platform: str | None = None):
+    """`docker import`: a rootfs tarball (any compression) as a one-layer image; its ID.
+    `platform` (--platform linux/arm64): the architecture, os and variant its config records."""
     from lamina.builder.configchanges import change_editor
     from lamina.imageops import import_tarball
 
+    from lamina.engine.journal import record
+
     tags = tag_references(repository)
-    return import_tarball(system, stream, source=source, message=message, edit_config=change_editor(changes),
-                          tags=tags)
+    edit = change_editor(changes)
+    if platform:
+        edit = _with_platform(edit, platform)
+    image_id = import_tarball(system, stream, source=source, message=message, edit_config=edit, tags=tags)
+    record(system, "image", "import", str(image_id), {"name": str(image_id)})
+    return image_id
+
+
+def _with_platform(edit, text: str):
+    from lamina.transfer.platforms import parse_platform
+
+    plat = parse_platform(text)
+
+    def apply(config: dict) -> None:
+        if edit is not None:
+            edit(config)
+        config["architecture"], config["os"] = plat.architecture, plat.os
+        if plat.variant:
+            config["variant"] = plat.variant
+
+    return apply
 
 
 def save(system, names: list[str], fd: int) -> None:
@@ -262,6 +318,73 @@ def save(system, names: list[str], fd: int) -> None:
 
 def load(system, stream, *, progress) -> list:
     """`docker load`: the images of a docker-archive or OCI-layout tar; the Loaded records."""
+    from lamina.engine.journal import record
     from lamina.transfer.load import load as load_images
 
-    return load_images(system, stream, progress)
+    loaded = load_images(system, stream, progress)
+    for image in loaded:
+        for ref in image.tags or (None,):  # dockerd: one load event per tag, or the ID
+            record(system, "image", "load", ref.familiar if ref else str(image.image_id),
+                   {"name": ref.familiar if ref else str(image.image_id)})
+    return loaded
+
+
+def prune(system, *, dangling_only: bool = True) -> tuple[list[str], int]:
+    """`docker image prune`: remove dangling images (untagged, no child, no container),
+    every image no container uses with `dangling_only` false; (docker's lines, bytes freed)."""
+    from lamina.errors import LaminaError
+
+    used = {c.image_id for c in system.containers.list()}
+    lines: list[str] = []
+    reclaimed = 0
+    used |= _index_members(system)  # the other platforms of a multi-platform tag are not dangling
+    for rec in system.images.list():
+        image_id = str(rec.id)
+        if image_id in used or system.images.children(rec.id):
+            continue
+        if dangling_only and system.images.tags_of(rec.id):
+            continue
+        try:
+            removed = remove(system, image_id, force=not dangling_only)
+        except LaminaError:
+            continue  # gone meanwhile, or used by now: as docker, the prune goes on
+        lines += removed
+        reclaimed += rec.size
+    return lines, reclaimed
+
+
+
+def check_login(server: str, username: str, secret: str) -> str:
+    """POST /auth (docker login through the Engine API): the credentials checked against
+    the registry `server` names, nothing stored (the client keeps them); its domain."""
+    from lamina.remote.auth import Credentials
+    from lamina.remote.hosts import normalize_server
+    from lamina.remote.login import verify_login
+
+    domain = normalize_server(server or "")
+    verify_login(domain, Credentials(username, secret))
+    return domain
+
+
+def credentials_from(auth: dict):
+    """The registry credentials an Engine API request carries (X-Registry-Auth's
+    {username, password, identitytoken}) for pull and push (`credentials=`): dockerd uses
+    only what the client sends, never its own user's config.json."""
+    return _RequestCredentials(auth)
+
+
+class _RequestCredentials:
+    """remote.auth.DockerConfig's `.get(domain)`, answered from one request's auth."""
+
+    def __init__(self, auth: dict) -> None:
+        self._auth = auth
+
+    def get(self, domain: str):
+        from lamina.remote.auth import TOKEN_USERNAME, Credentials
+
+        if self._auth.get("identitytoken"):
+            return Credentials(TOKEN_USERNAME, self._auth["identitytoken"])
+        if self._auth.get("username"):
+            return Credentials(self._auth["username"], self._auth.get("password") or "")
+        return None
+

@@ -13,6 +13,7 @@ from lamina import __version__ as VERSION
 def info(system) -> dict:
     """GET /info's facts lamina has.  The runtime is optional: when none can be
     found `Runtime` is None and `RuntimeError` says why (still worth showing the rest)."""
+    from lamina import rootless
     from lamina.errors import LaminaError
 
     containers = system.containers.list()
@@ -21,6 +22,7 @@ def info(system) -> dict:
         "Containers": len(containers), "ContainersRunning": running, "ContainersStopped": len(containers) - running,
         "Images": len(system.images.list()), "ServerVersion": f"lamina {VERSION}",
         "Driver": system.snapshotter.name, "LaminaRootDir": system.root, "Runtime": None, "RuntimeError": None,
+        "Rootless": rootless(),  # an ordinary user's lamina, in its user namespace (lamina/userns.py)
     }
     try:
         facts["Runtime"] = system.runtime
@@ -34,13 +36,13 @@ def runtime_without_store(root: str | None = None, runtime: str | None = None):
     cached only where the store already exists); None when there is none."""
     import os
 
-    from lamina import store_root
+    from lamina import runtime_state_root, store_root
     from lamina.errors import LaminaError
     from lamina.runtime.oci import select_runtime
 
     try:
         return select_runtime(runtime or os.environ.get("LAMINA_RUNTIME"),
-                              state_root=os.path.join(store_root(root), "runtime"))
+                              state_root=runtime_state_root(store_root(root)))
     except LaminaError:
         return None
 

@@ -27,7 +27,7 @@ from lamina.runtime.process import ForwardSignals, Subreaper, capture, fresh, ki
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
-    from typing import Protocol
+    from typing import Callable, Protocol
 else:
     Protocol = object
 
@@ -43,7 +43,8 @@ class OCIRuntime(Protocol):
     state_root: str
     note: str | None  # one line for the user (e.g. why we did not use crun), or None
 
-    def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool) -> int: ...
+    def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool,
+            after_exit: Callable[[], None] | None = None, log_sink=None) -> int: ...
 
     def state(self, container_id: str) -> dict | None: ...
 
@@ -67,9 +68,13 @@ class CliRuntime:
 
     # ------------------------------------------------------------------ run
 
-    def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool) -> int:
+    def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool,
+            after_exit: Callable[[], None] | None = None, log_sink=None) -> int:
         """Create + start + wait in the foreground; returns the exit code as docker reports it
-        (a signal n is 128+n).
+        (a signal n is 128+n).  `after_exit()`, when given, runs once the container exited
+        and before the runtime deletes it (its cgroup still there: runtime/cgroups.py).
+        `log_sink` (without `tty`): the container's output is also written to its
+        `write(stream, data)` (the json-file log: runtime/tee.py).
 
         Without `tty`: one `runc run` in the foreground; the container gets our
         stdout/stderr (runc copies them) and our stdin only when `interactive`,
@@ -85,8 +90,11 @@ class CliRuntime:
             if tty:
                 code = self._run_tty(container_id, bundle_dir, log, interactive=interactive)
             else:
-                code = self._run_foreground(container_id, bundle_dir, log, interactive=interactive)
+                code = self._run_foreground(container_id, bundle_dir, log, interactive=interactive,
+                                            keep=after_exit is not None, log_sink=log_sink)
             ok = True
+            if after_exit is not None:
+                after_exit()
         finally:
             # A finished `runc run` removes its state; anything left means runc died,
             # was killed, or ran detached: the container may still be running.
@@ -101,16 +109,23 @@ class CliRuntime:
     def _base(self, log: str) -> list[str]:
         return [self.path, f"--root={self.state_root}", f"--log={log}", "--log-format=json"]
 
-    def _run_foreground(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool) -> int:
-        argv = [*self._base(log), "run", "--bundle", bundle_dir, container_id]
-        pid = spawn(argv, stdin=0 if interactive else None)
-        try:
-            with ForwardSignals(pid):
-                status = os.waitpid(pid, 0)[1]
-            pid = None
-        finally:
-            if pid is not None:  # interrupted by an exception: do not leave runc behind
-                kill_and_reap(pid)
+    def _run_foreground(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool,
+                        keep: bool = False, log_sink=None) -> int:
+        # --keep: the stopped container (and its cgroup) stays for `after_exit`; run() deletes it.
+        argv = [*self._base(log), "run", *(["--keep"] if keep else []), "--bundle", bundle_dir, container_id]
+        if log_sink is not None:  # output through pipes, teed into the log (only then: no copy otherwise)
+            from lamina.runtime.tee import run_teed
+
+            status = run_teed(argv, stdin=0 if interactive else None, log=log_sink)
+        else:
+            pid = spawn(argv, stdin=0 if interactive else None)
+            try:
+                with ForwardSignals(pid):
+                    status = os.waitpid(pid, 0)[1]
+                pid = None
+            finally:
+                if pid is not None:  # interrupted by an exception: do not leave runc behind
+                    kill_and_reap(pid)
         code = os.waitstatus_to_exitcode(status)
         if code < 0:  # runc itself died of a signal (it reports the container's as 128+n)
             return 128 - code

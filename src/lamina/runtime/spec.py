@@ -69,6 +69,9 @@ READONLY_PATHS = (
 )
 
 NETWORK_MODES = ("host", "none")
+# The HostConfig keys runtime/hostopts.py applies (its KEYS: here, so a plain run imports neither module)
+_HOST_KEYS = ("CapAdd", "CapDrop", "Privileged", "SecurityOpt", "MaskedPaths", "ReadonlyPaths", "Devices", "Tmpfs",
+              "Sysctls", "ShmSize", "GroupAdd")
 
 ROOT = UserIds(uid=0, gid=0, additional_gids=(0,), home="/root")
 
@@ -118,6 +121,8 @@ class RunSpec:
     cgroups_path: str | None = None
     seccomp: str = "default"  # "unconfined", or a profile's JSON text (--security-opt seccomp=...)
     tmpfs: tuple[TmpfsMount, ...] = ()  # mounted last, over everything else
+    host: dict | None = None  # the container's HostConfig: capabilities, devices, ... (runtime/hostopts.py)
+    resources: dict | None = None  # HostConfig's limits (Memory, NanoCpus, Ulimits, ...): runtime/resources.py
 
 
 def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
@@ -128,6 +133,12 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
     nofile = NOFILE if nofile_hard < 0 else min(NOFILE, nofile_hard)  # < 0: RLIM_INFINITY
 
     caps = list(DEFAULT_CAPABILITIES)
+    # (every container records SecurityOpt: None, Privileged: False... are the defaults)
+    host = spec.host if spec.host and any(spec.host.get(k) not in (None, False) for k in _HOST_KEYS) else None
+    if host is not None:  # --cap-add, --privileged...: imported only then
+        from lamina.runtime.capabilities import effective
+
+        caps = list(effective(host, caps))
     # Like Docker ≥ 20.10.14: a non-root process keeps the bounding set only, so it
     # holds no capability unless it execs a file that has some.
     active = caps if spec.user.uid == 0 else []
@@ -191,6 +202,20 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
     }
     if spec.hostname:
         config["hostname"] = spec.hostname
+    if host is not None:  # devices, sysctls, tmpfs, --privileged... as dockerd applies them
+        from lamina.runtime.hostopts import apply_host
+
+        apply_host(config, host, spec.rootfs)
+    if spec.resources:  # linux.resources and process.rlimits as dockerd writes them
+        from lamina.runtime.resources import apply
+
+        apply(config, spec.resources)
+    from lamina import rootless
+
+    if rootless():  # inside lamina's user namespace (an ordinary user's lamina)
+        from lamina.runtime.rootless import adjust_config
+
+        adjust_config(config)
     return config
 
 

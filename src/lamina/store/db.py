@@ -17,7 +17,7 @@ try:
 except ImportError:  # pragma: no cover - an interpreter whose sqlite3 is built otherwise
     import sqlite3
 
-SCHEMA_VERSION = 4  # 2: build_memo; 3: leases; 4: addresses
+SCHEMA_VERSION = 10  # 2: build_memo; 3: leases; 4: addresses; 5: container_runs; 6: networks; 7: ports; 8: build_inputs, build_records; 9: volumes, volume_mounts; 10: image_indexes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -102,6 +102,88 @@ CREATE TABLE IF NOT EXISTS addresses (
     created REAL NOT NULL,
     PRIMARY KEY (network, address),
     UNIQUE (network, container_id)
+);
+CREATE TABLE IF NOT EXISTS container_runs (
+    id TEXT PRIMARY KEY,            -- a container kept by a monitor (run -d, start): lamina/monitor.py
+    monitor_pid INTEGER,            -- the monitor (restart policy, logs, exit code)
+    init_pid INTEGER,               -- the container's init on the host (inspect's State.Pid)
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    stop_requested INTEGER NOT NULL DEFAULT 0,  -- a user's stop/kill/rm -f: no restart
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,            -- user-defined networks (network/registry.py); 64 hex as docker's
+    name TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL,           -- "bridge"
+    subnet TEXT NOT NULL,           -- IPv4 CIDR, picked or given
+    gateway TEXT NOT NULL,
+    ipam TEXT NOT NULL,             -- IPAM.Config as inspect shows it (JSON: what was given)
+    internal INTEGER NOT NULL,
+    labels TEXT NOT NULL,           -- JSON object
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS network_endpoints (
+    network_id TEXT NOT NULL,       -- a container's membership of a user network (run --network, connect)
+    container_id TEXT NOT NULL,
+    aliases TEXT NOT NULL,          -- JSON list (--network-alias, connect --alias)
+    PRIMARY KEY (network_id, container_id)
+);
+CREATE TABLE IF NOT EXISTS ports (
+    proto TEXT NOT NULL,            -- a published port (network/portmap.py): tcp, udp, sctp
+    host_ip TEXT NOT NULL,          -- "0.0.0.0": every host address
+    host_port INTEGER NOT NULL,
+    container_id TEXT NOT NULL,
+    container_port INTEGER NOT NULL,
+    address TEXT NOT NULL,          -- the container's bridge address its rules lead to
+    bridge TEXT NOT NULL,           -- the host interface of that network (lamina0, lm-<id12>)
+    owner_pid INTEGER NOT NULL,     -- the lamina process holding the port (gone: reclaimable)
+    PRIMARY KEY (proto, host_ip, host_port)
+);
+CREATE INDEX IF NOT EXISTS ports_by_container ON ports(container_id);
+CREATE TABLE IF NOT EXISTS build_inputs (
+    key TEXT PRIMARY KEY,           -- a build_cache key and what went into it (builder/explain.py)
+    image_id TEXT NOT NULL,
+    parent TEXT NOT NULL,           -- parent image id, or "scratch"
+    position TEXT NOT NULL,         -- context dir:Dockerfile#step number
+    instruction TEXT NOT NULL,      -- the step's text after expansion, without content hashes
+    args TEXT NOT NULL,             -- JSON {name: value}: the ARG values the key covers
+    files TEXT NOT NULL,            -- JSON {context path: entry digest}: what COPY/ADD read
+    build INTEGER NOT NULL,         -- the build_records id that made it
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS build_inputs_by_parent ON build_inputs(parent);
+CREATE INDEX IF NOT EXISTS build_inputs_by_position ON build_inputs(position);
+CREATE TABLE IF NOT EXISTS build_records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- one build's steps, HIT/MISS and why (`build explain`)
+    created REAL NOT NULL,
+    context TEXT NOT NULL,
+    dockerfile TEXT NOT NULL,
+    image_id TEXT,                  -- NULL: failed or still running
+    steps TEXT NOT NULL             -- JSON list of {step, total, text, result, kind, reason, image}
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,          -- a local volume (store/volumes.py): volumes/<name>/_data
+    driver TEXT NOT NULL,           -- "local"
+    labels TEXT NOT NULL,           -- JSON object
+    options TEXT NOT NULL,          -- JSON object: the driver's -o options
+    anonymous INTEGER NOT NULL,     -- made for a container without a name (rm -v, --rm remove it)
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volume_mounts (
+    container_id TEXT NOT NULL,     -- a container's volume mount (in use while the container exists)
+    destination TEXT NOT NULL,
+    volume TEXT NOT NULL,
+    mode TEXT NOT NULL,             -- inspect's Mounts Mode ("z", "ro", "nocopy", "")
+    rw INTEGER NOT NULL,
+    copy INTEGER NOT NULL,          -- 1: copy the image's content into the volume while it is empty
+    anonymous INTEGER NOT NULL,     -- docker's MountPoint.Named false
+    PRIMARY KEY (container_id, destination)
+);
+CREATE INDEX IF NOT EXISTS volume_mounts_by_volume ON volume_mounts(volume);
+CREATE TABLE IF NOT EXISTS image_indexes (
+    name TEXT PRIMARY KEY,          -- a tag whose image is one member of a multi-platform build
+    digest TEXT NOT NULL            -- the OCI index blob naming every member's manifest
 );
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
 """

@@ -23,14 +23,30 @@ def add_parsers(sub) -> None:
     p.add_argument("--label", action="append", default=[], help="Set metadata for an image")
     p.add_argument("--network", default="default",
                    help="Networking mode for the RUN instructions (default (the bridge)|host|none)")
+    p.add_argument("--allow", action="append", default=[],
+                   help='Allow extra privileged entitlement (e.g., "security.insecure" for RUN --security=insecure)')
     p.add_argument("--iidfile", default=None, help="Write the image ID to the file")
+    p.add_argument("--explain-cache", action="store_true",
+                   help="Print why each step hit or missed the cache (`build explain`: the last build's)")
     p.add_argument("--pull", action="store_true", help="Always attempt to pull a newer version of the image")
+    p.add_argument("--reproducible", action="store_true",
+                   help="Make the image reproducible: SOURCE_DATE_EPOCH (from --build-arg or the environment, "
+                        "else 0) sets created times and clamps file times")
     p.add_argument("--progress", default="auto", choices=("auto", "plain", "tty"), help="Type of progress output")
     p.add_argument("--secret", action="append", default=[], help="Secret to expose to the build: id=mysecret[,src=/local/secret|env=VAR]")
-    p.add_argument("--platform", default=None, help="Set platform (only the host's is supported)")
+    p.add_argument("--platform", action="append", default=[],
+                   help='Set target platforms for build (e.g. "linux/amd64,linux/arm64": an OCI index)')
     p.add_argument("--rm", action="store_true", default=True,
                    help="Remove intermediate containers after a successful build (always)")
     p.add_argument("--force-rm", action="store_true", help="Always remove intermediate containers (always)")
+    p.add_argument("--cache-to", action="append", default=[],
+                   help='Cache export destinations (e.g., "type=registry,ref=REPO,mode=max", "type=local,dest=DIR")')
+    p.add_argument("--cache-from", action="append", default=[],
+                   help='External cache sources (e.g., "type=registry,ref=REPO", "type=local,src=DIR")')
+    p.add_argument("--cache-ttl", default=None, help="Ignore shared cache entries older than this (e.g. 24h)")
+    p.add_argument("-o", "--output", action="append", default=[],
+                   help='Output destination (format: "type=local,dest=path")')
+    p.add_argument("--push", action="store_true", help='Shorthand for "--output=type=registry"')
     p.add_argument("path", metavar="PATH | URL | -")
     # No System up front: a fully cached rebuild (a build-memo hit) needs only the
     # database, and skipping the store's imports is a third of its run time.
@@ -40,17 +56,34 @@ def add_parsers(sub) -> None:
 def cmd_build(_system, args) -> int:
     from lamina.engine import build as engine
 
+    if args.path == "explain" and not os.path.exists("explain"):  # `build explain`: no context named so
+        from lamina.cli.commands.explain import print_last
+
+        return print_last(args)
+
+    from lamina import sourcedate as reproducible
+
+    # buildx passes its environment's SOURCE_DATE_EPOCH on as a build-arg
+    build_args = reproducible.apply(_build_args(args.build_arg), os.environ, args.reproducible)
     options = engine.BuildOptions(
-        path=args.path, dockerfile=args.file, tags=tuple(args.tag), build_args=_build_args(args.build_arg),
+        path=args.path, dockerfile=args.file, tags=tuple(args.tag), build_args=build_args,
         target=args.target, no_cache=args.no_cache, pull=args.pull, quiet=args.quiet,
-        labels=dict(_kv(item) for item in args.label), network=args.network, secrets=tuple(args.secret))
-    outcome, fp = engine.probe(options, args.root)
+        labels=dict(_kv(item) for item in args.label), network=args.network, secrets=tuple(args.secret),
+        allow=tuple(args.allow), platforms=_platforms(args.platform), **_shared_options(args))
+    # the memo answers a cached rebuild without looking at its steps: not when they are explained
+    outcome, fp = engine.probe(options, args.root) if not args.explain_cache else (None, None)
     if outcome is None:
         from lamina.system import System
 
         system = System(args.root, storage_driver=args.storage_driver, runtime=args.runtime)
         try:
             outcome = engine.build(system, options, out=sys.stdout, stdin=sys.stdin.buffer, fingerprint=fp)
+        except BaseException:
+            if args.explain_cache:  # the steps up to the failure, then the error
+                from lamina.cli.commands.explain import print_last
+
+                print_last(args)
+            raise
         finally:
             system.close()
     out = sys.stdout
@@ -66,7 +99,26 @@ def cmd_build(_system, args) -> int:
         for name in outcome.tags:
             out.write(f"Successfully tagged {name}\n")
     out.flush()
+    if args.explain_cache:
+        from lamina.cli.commands.explain import print_last
+
+        print_last(args)
     return 0
+
+
+def _shared_options(args) -> dict:
+    """--cache-*, --output and --push as BuildOptions fields (their modules load only when used)."""
+    out = {}
+    if args.cache_to or args.cache_from or args.cache_ttl:
+        from lamina.builder.remotecache import parse_specs, parse_ttl
+
+        out.update(cache_to=parse_specs(args.cache_to, export=True),
+                   cache_from=parse_specs(args.cache_from, export=False), cache_ttl=parse_ttl(args.cache_ttl))
+    if args.output or args.push:
+        from lamina.engine.outputs import parse_outputs
+
+        out["outputs"] = parse_outputs(args.output, push=args.push)
+    return out
 
 
 def _build_args(items: list[str]) -> dict[str, str]:
@@ -84,3 +136,11 @@ def _build_args(items: list[str]) -> dict[str, str]:
 def _kv(item: str) -> tuple[str, str]:
     key, _, value = item.partition("=")
     return key, value
+
+
+def _platforms(values) -> tuple:
+    if not values:
+        return ()
+    from lamina.engine.platformbuild import parse_platforms
+
+    return parse_platforms(values)

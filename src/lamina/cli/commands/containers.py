@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 
 
 def add_parsers(sub) -> None:
@@ -26,11 +24,14 @@ def add_parsers(sub) -> None:
     p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
     p.set_defaults(func=cmd_create, error_prefix=DAEMON_PREFIX)
 
-    p = sub.add_parser("start", help="Start one or more stopped containers")
+    p = sub.add_parser("start", help="Start one or more stopped containers", usage="[OPTIONS] CONTAINER [CONTAINER...]")
     p.add_argument("-a", "--attach", action="store_true", help="Attach STDOUT/STDERR and forward signals")
     p.add_argument("-i", "--interactive", action="store_true", help="Attach container's STDIN")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
-    p.set_defaults(func=cmd_start, error_prefix=DAEMON_PREFIX)
+    p.add_argument("--all", action="store_true",
+                   help="Start the containers docker would at daemon start (restart policy always or "
+                        "unless-stopped), e.g. after a reboot")
+    p.add_argument("containers", nargs="*", metavar="CONTAINER")  # "+" unless --all: cmd_start checks
+    p.set_defaults(func=cmd_start, error_prefix=DAEMON_PREFIX, count_error=lambda p=p: p._count_error(1, None))
 
     p = sub.add_parser("ps", help="List containers")
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
@@ -43,7 +44,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("rm", help="Remove one or more containers")
     p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container")
-    p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes (none exist yet)")
+    p.add_argument("-v", "--volumes", action="store_true", help="Remove anonymous volumes associated with the "
+                                                                 "container")
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_rm)
 
@@ -74,7 +76,9 @@ def add_parsers(sub) -> None:
 
 
 def _run_flags(p) -> None:
-    from lamina.cli.flags import SUPPRESS, valid_env
+    from lamina.cli.flags import valid_env
+    from lamina.cli.commands.exec import health_flags
+    from lamina.cli.limitflags import add_flags as add_resource_flags
 
     p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
     p.add_argument("-t", "--tty", action="store_true", help="Allocate a pseudo-TTY")
@@ -86,93 +90,78 @@ def _run_flags(p) -> None:
     p.add_argument("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
     p.add_argument("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image")
     p.add_argument("-v", "--volume", action="append", default=[], help="Bind mount a volume")
+    p.add_argument("--mount", action="append", default=[], help="Attach a filesystem mount to the container",
+                   validate=lambda value: __import__("lamina.mountflag").mountflag.valid(value))
+    p.add_argument("--volumes-from", action="append", default=[], help="Mount volumes from the specified "
+                                                                       "container(s)")
     p.add_argument("-h", "--hostname", default=None, help="Container host name")
     p.add_argument("--network", "--net", default="default",
                    help="Connect a container to a network (bridge (default)|host|none)")
+    _net_flags(p)
     p.add_argument("-l", "--label", action="append", default=[], help="Set meta data on a container")
     p.add_argument("--pull", choices=("missing", "never", "always"), default="missing",
                    help='Pull image before running ("always"|"missing"|"never")')
     p.add_argument("--platform", default=None, help="Set platform if server is multi-platform capable")
-    p.add_argument("--security-opt", action="append", default=[],
-                   help="Security Options (seccomp=unconfined or seccomp=PROFILE.json)")
-    p.add_argument("-d", "--detach", action="store_true", help=SUPPRESS)
+    p.add_argument("--security-opt", action="append", default=[], help="Security Options")
+    _host_flags(p)
+    p.add_argument("-d", "--detach", action="store_true", help="Run container in background and print container ID")
+    p.add_argument("--restart", default=None, help='Restart policy to apply when a container exits (default "no")')
+    p.add_argument("--init", action="store_true",
+                   help="Run an init inside the container that forwards signals and reaps processes")
+    p.add_argument("--stop-signal", default=None, help='Signal to stop a container (default "SIGTERM")')
+    p.add_argument("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container")
+    p.add_argument("--log-driver", default=None, help="Logging driver for the container")
+    p.add_argument("--log-opt", action="append", default=[], help="Log driver options")
+    add_resource_flags(p)  # --memory, --cpus, --pids-limit, --ulimit, ... (import-light)
+    health_flags(p)  # --health-*, --no-healthcheck (cli/commands/exec.py, lamina/health.py)
+
+
+def _net_flags(p) -> None:
+    """--add-host, --dns, ...: network/options.py, imported only when one is given."""
+    def lazy(name):
+        return lambda value: getattr(__import__("lamina.network.options").network.options, name)(value)
+
+    p.add_argument("--network-alias", action="append", default=[], help="Add network-scoped alias for the container")
+    p.add_argument("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping (host:ip)",
+                   validate=lazy("valid_add_host"))
+    p.add_argument("--dns", action="append", default=[], help="Set custom DNS servers", validate=lazy("valid_dns"))
+    p.add_argument("--dns-search", action="append", default=[], help="Set custom DNS search domains",
+                   validate=lazy("valid_dns_search"))
+    p.add_argument("--dns-option", action="append", default=[], help="Set DNS options")
+    p.add_argument("--mac-address", default=None, help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+    p.add_argument("--domainname", default=None, help="Container NIS domain name")
+
+
+def _host_flags(p) -> None:
+    """Capabilities, devices, mounts and kernel options: runtime/capabilities.py and hostopts.py."""
+    def lazy(module, name):  # a validator of lamina.runtime.<module>, imported only when the flag is given
+        return lambda value: getattr(getattr(__import__(f"lamina.runtime.{module}").runtime, module), name)(value)
+
+    p.add_argument("--cap-add", action="append", default=[], help="Add Linux capabilities")
+    p.add_argument("--cap-drop", action="append", default=[], help="Drop Linux capabilities")
+    p.add_argument("--privileged", action="store_true", help="Give extended privileges to this container")
+    p.add_argument("--device", action="append", default=[], help="Add a host device to the container")
+    p.add_argument("--tmpfs", action="append", default=[], help="Mount a tmpfs directory")
+    p.add_argument("--read-only", action="store_true", help="Mount the container's root filesystem as read only")
+    p.add_argument("--sysctl", action="append", default=[], help="Sysctl options",
+                   validate=lazy("hostopts", "valid_sysctl"))
+    p.add_argument("--shm-size", default=None, help="Size of /dev/shm", validate=lazy("resources", "valid_size"))
+    p.add_argument("--group-add", action="append", default=[], help="Add additional groups to join")
+    p.add_argument("-p", "--publish", action="append", default=[], help="Publish a container's port(s) to the host")
+    p.add_argument("-P", "--publish-all", action="store_true", help="Publish all exposed ports to random ports")
+    p.add_argument("--expose", action="append", default=[], help="Expose a port or a range of ports")
 
 
 # --------------------------------------------------------------------------- run
 
 
-def _options(args):
-    from lamina.errors import UsageError
-    from lamina.lifecycle import RunOptions, parse_volume
-    from lamina.runtime.seccomp import security_options
-
-    if args.detach:
-        raise UsageError("detached mode (-d) is not supported yet: lamina has no daemon to keep the container")
-    env = []
-    for path in args.env_file:
-        env += read_env_file(path)
-    for e in args.env:
-        if "=" in e:
-            env.append(e)
-        elif e in os.environ:
-            env.append(f"{e}={os.environ[e]}")
-    labels = {}
-    for lab in args.label:
-        k, _, v = lab.partition("=")
-        labels[k] = v
-    entrypoint = None
-    if args.entrypoint is not None:
-        entrypoint = (args.entrypoint,) if args.entrypoint else ()
-    return RunOptions(
-        cmd=tuple(args.command) or None, entrypoint=entrypoint, env=tuple(env), workdir=args.workdir,
-        user=args.user, hostname=args.hostname, network=args.network,
-        binds=tuple(parse_volume(v) for v in args.volume), tty=args.tty, interactive=args.interactive,
-        name=args.name, auto_remove=args.rm, labels=labels,
-        security_opt=tuple(security_options(args.security_opt)),
-    )
-
-
-def read_env_file(path: str) -> list[str]:
-    """docker's --env-file: KEY=VAL lines, bare KEY taken from our environment, # comments."""
-    from lamina.errors import OptionError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-    out = []
-    for line in lines:
-        line = line.lstrip()
-        if not line or line.startswith("#"):
-            continue
-        key, eq, value = line.partition("=")
-        if not key or any(c.isspace() for c in key):
-            raise OptionError(f"poorly formatted environment: variable '{key}' contains whitespaces" if key
-                              else f"invalid environment variable: {line}")
-        if eq:
-            out.append(f"{key}={value}")
-        elif key in os.environ:
-            out.append(f"{key}={os.environ[key]}")
-    return out
-
-
-def _image_for_run(system, args):
-    """The image to run, pulled first when missing: progress and docker's `Unable to
-    find image` on stderr."""
-    from lamina.cli.commands.registry import stderr_notice
-    from lamina.engine.containers import image_for_run
-    from lamina.transfer.progress import for_stream
-
-    return image_for_run(system, args.image, pull=args.pull, progress=for_stream(sys.stderr),
-                         notice=stderr_notice)
-
-
 def cmd_create(system, args) -> int:
     from lamina.engine import containers as engine
 
-    opts = _options(args)
-    rec = engine.create(system, _image_for_run(system, args), args.image, opts)
+    from lamina.cli.runoptions import image_for_run, run_options
+
+    opts = run_options(args)
+    rec = engine.create(system, image_for_run(system, args), args.image, opts)
     print(rec.id)
     return 0
 
@@ -180,14 +169,19 @@ def cmd_create(system, args) -> int:
 def cmd_run(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine import containers as engine
+    from lamina.cli.runoptions import image_for_run, run_options
     from lamina.errors import LaminaError, UsageError, run_exit_code
 
-    opts = _options(args)
+    opts = run_options(args)
     if args.tty and args.interactive and not sys.stdin.isatty():
         # docker's CLI checks it after the options, before any request: bare, exit 1
         report(UsageError("the input device is not a TTY"), "")
         return 1
-    record = _image_for_run(system, args)
+    if args.detach:  # under a monitor: cli/commands/services.py
+        from lamina.cli.commands.services import run_detached
+
+        return run_detached(system, args, opts)
+    record = image_for_run(system, args)
     warning = system.runtime.security_warning()  # cached per runtime binary: no process here
     if warning:
         sys.stderr.write(f"WARNING: {warning}\n")
@@ -204,6 +198,13 @@ def cmd_start(system, args) -> int:
     from lamina.engine import containers as engine
     from lamina.errors import LaminaError, NotFound, UsageError
 
+    if args.all:  # lamina's own: what dockerd restarts at its start (README: after a reboot)
+        from lamina.cli.commands.services import cmd_start_all
+
+        return cmd_start_all(system, args)
+    if not args.containers:  # docker's text for a missing operand
+        sys.stderr.write(args.count_error())
+        return 1
     if (args.attach or args.interactive) and len(args.containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     code, failed = 0, []
@@ -212,10 +213,11 @@ def cmd_start(system, args) -> int:
             rec = engine.get_container(system, name)
             if args.attach or args.interactive:
                 code = engine.start(system, rec, interactive=args.interactive)
-            else:
-                # Without a daemon a detached start would have nobody to wait for it.
-                code = engine.start(system, rec)
-                print(name)
+            else:  # detached, as docker's: under a monitor (lamina/monitor.py)
+                from lamina.engine.services import start
+
+                start(system, rec)
+                print(name, flush=True)
         except LaminaError as e:
             attached = args.attach or args.interactive
             # docker's client words a 404 itself when it looks the attached container up first
@@ -232,14 +234,10 @@ def cmd_start(system, args) -> int:
 # --------------------------------------------------------------------------- inspect-ish
 
 
-def _status(rec) -> str:
-    from lamina.cli import fmt
+def _status(rec, system=None) -> str:
+    from lamina.engine.containers import status_text
 
-    if rec.state == "running":
-        return "Up " + fmt.human_duration(time.time() - (rec.started or rec.created))
-    if rec.state == "exited":
-        return f"Exited ({rec.exit_code}) " + fmt.since(rec.finished or rec.created)
-    return "Created"
+    return status_text(system, rec)
 
 
 def cmd_ps(system, args) -> int:
@@ -264,8 +262,9 @@ def cmd_ps(system, args) -> int:
         if image == r.image_id and not args.no_trunc:
             image = image.removeprefix("sha256:")[:12]  # docker's CLI: the short ID
         item = {"ID": r.id if args.no_trunc else r.short_id, "Image": image, "Command": go_quote(command),
-                "CreatedAt": fmt.go_time(r.created), "RunningFor": fmt.since(r.created), "Status": _status(r),
-                "Ports": "", "Names": r.name, "State": r.state, "Labels": "", "Mounts": "", "Networks": ""}
+                "CreatedAt": fmt.go_time(r.created), "RunningFor": fmt.since(r.created), "Status": _status(r, system),
+                "Ports": _ports_column(system, r) if r.running else "", "Names": r.name, "State": r.state,
+                "Labels": "", "Mounts": "", "Networks": ""}
         rows.append(item)
     if fmt.wants_template(args.format) or getattr(args, "size", False):
         from lamina.cli import formatctx
@@ -283,6 +282,12 @@ def cmd_ps(system, args) -> int:
     return 0
 
 
+def _ports_column(system, rec) -> str:
+    from lamina.cli.formatctx import ports_column  # for running containers only
+
+    return ports_column(system, rec)
+
+
 def cmd_rm(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine.containers import remove
@@ -291,7 +296,7 @@ def cmd_rm(system, args) -> int:
     code = 0
     for name in args.containers:
         try:
-            remove(system, name, force=args.force)
+            remove(system, name, force=args.force, volumes=args.volumes)
             print(name)
         except NotFound as e:  # docker's client words a 404 itself, and -f makes it no failure
             report(e)
@@ -372,7 +377,4 @@ def cmd_inspect(system, args) -> int:
         except LaminaError as e:
             report(e)
             code = 1
-    if args.format:
-        return fmt.print_inspect_template(args.format, items) or code
-    fmt.print_inspect(items)
-    return code
+    return fmt.print_inspected(items, args.format, code)

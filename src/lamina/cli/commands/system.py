@@ -11,9 +11,12 @@ def add_parsers(sub) -> None:
     c = ssub.add_parser("check", help="Verify the store: every blob, image, layer and container record")
     c.add_argument("--quick", action="store_true", help="Do not re-hash blobs")
     c.set_defaults(func=cmd_check)
-    c = ssub.add_parser("prune", help="Remove blobs and layers no image uses (images and containers are kept)")
+    c = ssub.add_parser("prune", help="Remove blobs and layers no image uses and networks no "
+                                                "container runs on (images and containers are kept)")
     c.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    c.add_argument("--volumes", action="store_true", help="Prune volumes")
     c.set_defaults(func=cmd_prune)
+    __import__("lamina.cli.commands.service", fromlist=["x"]).add_service_parser(ssub)  # the Engine API
     p.set_defaults(func=lambda system, args, p=p: (sys.stdout.write(p.help_text()), 0)[1], needs_system=False)
 
     p = sub.add_parser("version", help="Show the lamina version information")
@@ -40,9 +43,21 @@ def cmd_check(system, args) -> int:
 
 def cmd_prune(system, args) -> int:
     from lamina.cli.fmt import human_size
+    from lamina.engine.networks import prune as prune_networks
     from lamina.engine.system import prune
 
+    networks = prune_networks(system)  # as docker's: the networks no running container is on
+    if networks:
+        print("Deleted Networks:\n" + "".join(f"{n}\n" for n in networks))
+    volumes, volume_bytes = [], 0
+    if args.volumes:  # docker 20.10's: every volume no container uses
+        from lamina.engine.volumes import prune as prune_volumes
+
+        volumes, volume_bytes = prune_volumes(system)
+        if volumes:
+            print("Deleted Volumes:\n" + "".join(f"{n}\n" for n in volumes))
     removed, reclaimed = prune(system)
+    reclaimed += volume_bytes
     for c in removed:
         print(f"deleted layer: {c}")
     print(f"Total reclaimed space: {human_size(reclaimed)}")
@@ -90,6 +105,8 @@ def cmd_info(system, args) -> int:
     else:
         lines += [f"Default Runtime: {runtime.name}", f"{runtime.name} version: {runtime.version()}"]
     lines.append(f"Lamina Root Dir: {facts['LaminaRootDir']}")
+    if facts.get("Rootless"):  # as docker info lists it under its security options
+        lines += ["Security Options:", " rootless"]
     for note in (runtime.note, runtime.security_note()) if runtime is not None else ():
         if note:
             lines.append(f"Note: {note}")
