@@ -14,6 +14,7 @@ import secrets
 import select
 import struct
 import threading
+import time
 
 from lamina.api.server import ClientGone, HTTPError
 from lamina.errors import Conflict, NotFound
@@ -70,11 +71,21 @@ def inspect(request, id: str) -> None:  # noqa: A002
 
 
 def resize(request, id: str) -> None:  # noqa: A002
-    """The pty belongs to the relay; a size given before the start is used for it."""
+    """A size given before the start is the pty's first; afterwards the running process's
+    tty is resized (its pid comes once runc started it: dockerd waits up to 10 s too)."""
+    from lamina.api.lifecycle import atoi
+    from lamina.runtime.console import resize_process_tty
+
     inst = _get(id)
-    h, w = request.q("h"), request.q("w")
-    if h and w and h.isdigit() and w.isdigit() and not inst["_started"]:
-        inst["_size"] = (int(h), int(w))
+    height, width = atoi(request.q("h") or ""), atoi(request.q("w") or "")
+    if not inst["_started"]:
+        inst["_size"] = (height, width)
+    elif inst["ProcessConfig"]["tty"]:
+        deadline = time.monotonic() + 10
+        while not inst["Pid"] and inst["ExitCode"] is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if inst["Pid"] and inst["Running"]:
+            resize_process_tty(inst["Pid"], height, width)
     request.send_bytes(200, b"", content_type="text/plain; charset=utf-8")
 
 
@@ -128,7 +139,8 @@ def _run_attached(system, inst: dict, opts, conn, tty: bool) -> None:
         inst["Running"] = True
         try:
             code = exec_container(system, inst["ContainerID"], opts, console_size=inst["_size"],
-                                  stdio=(in_r if in_r is not None else 0, out_w, err_w))
+                                  stdio=(in_r if in_r is not None else 0, out_w, err_w),
+                                  on_pid=lambda pid: inst.__setitem__("Pid", pid))
         except LaminaError as e:  # could not start: docker writes the reason on the stream
             _send(sock, lock, (str(e) + "\n").encode(), 1, tty)
             code = e.exit_code if e.exit_code not in (None, 0) else 126

@@ -1,5 +1,5 @@
 """/containers/… that change a container's life: create, start, stop, kill, restart,
-wait, remove, pause, unpause, top, resize, prune.
+wait, remove, pause, unpause, update, top, resize, prune.
 
 Every container made here runs detached under its monitor (lamina/monitor.py), as
 dockerd's do: the service can stop and start again, the containers go on, and the
@@ -182,6 +182,27 @@ def rename(request, id: str) -> None:  # noqa: A002
     request.send_empty(204)
 
 
+def update(request, id: str) -> None:  # noqa: A002
+    """POST /containers/{id}/update: the resource fields and RestartPolicy; 200 {"Warnings"}."""
+    from lamina.engine.update import FIELDS, update as engine_update
+
+    body = request.json_body({}) or {}
+    if not isinstance(body, dict):
+        raise HTTPError(400, "invalid JSON: the body must be an object")
+    for key in FIELDS:  # Go's decoder refuses a wrong type before anything is checked
+        value = body.get(key)
+        want = str if key in ("CpusetCpus", "CpusetMems") else int
+        if value is not None and (type(value) is not want):
+            raise HTTPError(400, f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                                 f"UpdateConfig.{key} of type {'string' if want is str else 'int64'}")
+    policy = body.get("RestartPolicy")
+    if policy is not None and not (isinstance(policy, dict) and isinstance(policy.get("Name", ""), str)
+                                   and type(policy.get("MaximumRetryCount", 0)) is int):
+        raise HTTPError(400, "json: cannot unmarshal RestartPolicy of UpdateConfig")
+    warnings = engine_update(request.system, id, body)
+    request.send_json(200, {"Warnings": warnings})
+
+
 def pause(request, id: str) -> None:  # noqa: A002
     from lamina.engine.exec import pause as engine_pause
 
@@ -204,10 +225,24 @@ def top(request, id: str) -> None:  # noqa: A002
 
 
 def resize(request, id: str) -> None:  # noqa: A002
-    """POST /containers/{id}/resize: the container's terminal belongs to its monitor,
-    which has no resize channel: accepted and ignored (the CLI sends one per attach)."""
-    request.system.containers.resolve(id)
+    """POST /containers/{id}/resize?h=&w=: the -t container's terminal (engine/terminal.py)."""
+    from lamina.engine.terminal import resize as engine_resize
+
+    engine_resize(request.system, id, atoi(request.q("h") or ""), atoi(request.q("w") or ""))
     request.send_bytes(200, b"", content_type="text/plain; charset=utf-8")
+
+
+def atoi(text: str) -> int:
+    """Go's strconv.Atoi, with its error as dockerd's 400 (resize's h and w)."""
+    from lamina.runtime.resources import parse_int
+
+    try:
+        value = parse_int(text)
+    except ValueError as e:
+        raise HTTPError(400, str(e).replace("ParseInt", "Atoi")) from None
+    if not 0 <= value < 1 << 16:  # the ioctl's unsigned short; dockerd hands it to containerd as uint32
+        raise HTTPError(400, f'strconv.Atoi: parsing "{text}": value out of range')
+    return value
 
 
 def prune(request) -> None:

@@ -57,7 +57,7 @@ route("GET", "/containers/{id}/export", "containers.export")
 # archive.py, networks.py, volumes.py)
 route("POST", "/containers/create", "lifecycle.create")
 route("POST", "/containers/prune", "lifecycle.prune")
-for _action in ("start", "stop", "kill", "restart", "wait", "pause", "unpause", "resize", "rename"):
+for _action in ("start", "stop", "kill", "restart", "wait", "pause", "unpause", "resize", "rename", "update"):
     route("POST", f"/containers/{{id}}/{_action}", f"lifecycle.{_action}")
 route("DELETE", "/containers/{id}", "lifecycle.remove")
 route("GET", "/containers/{id}/top", "lifecycle.top")

@@ -28,6 +28,7 @@ COMMANDS = {
     "port": ("port",),
     "stats": ("stats",),
     "exec": ("exec", "top", "pause", "unpause"),
+    "update": ("update",),
     "layers": ("image", "layers"),
     "ui": ("ui",),
 }

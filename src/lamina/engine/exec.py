@@ -75,14 +75,14 @@ def _running(system, rec):
 
 
 def exec_container(system, name: str, opts: ExecOptions, *, console_size: tuple[int, int] | None = None,
-                   stdio: tuple[int, int, int] = (0, 1, 2)) -> int:
+                   stdio: tuple[int, int, int] = (0, 1, 2), on_pid=None) -> int:
     """Run `opts.cmd` in running container `name`; its exit code (0 at once with detach).
 
     The process inherits the container's process (capabilities, rlimits,
     noNewPrivileges, user) from its bundle's config.json; env is the container's
     Env (docker's daemon environment for exec's tty) with `opts.env` over it; cwd
     and user as docker's exec picks them.  `stdio`: the fds it reads and writes (the API
-    service's pipes; a tty exec writes stdout only)."""
+    service's pipes; a tty exec writes stdout only); `on_pid`: run_exec's."""
     rec = system.containers.resolve(name)
     runtime = _running(system, rec)
     if is_paused(system, rec):
@@ -94,7 +94,7 @@ def exec_container(system, name: str, opts: ExecOptions, *, console_size: tuple[
     try:
         return run_exec(runtime, rec.id, process, work_dir=system.containers.path(rec.id),
                         interactive=opts.interactive, detach=opts.detach,
-                        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+                        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], on_pid=on_pid)
     except RuntimeFailure as e:
         raise _exec_failed(str(e), e.exit_code) from None
 

@@ -206,14 +206,39 @@ def _write_all(fd: int, data: bytes, ok: bool) -> bool:
 
 
 def _copy_winsize(src_fd: int, master: int) -> None:
+    try:
+        size = os.get_terminal_size(src_fd)
+        set_winsize(master, size.lines, size.columns)
+    except OSError:
+        pass
+
+
+def set_winsize(fd: int, height: int, width: int) -> None:
+    """TIOCSWINSZ on either end of a pty: the kernel signals SIGWINCH to its foreground group."""
     import fcntl
     import termios
 
-    try:
-        size = os.get_terminal_size(src_fd)
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size.lines, size.columns, 0, 0))
-    except OSError:
-        pass
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def resize_process_tty(pid: int, height: int, width: int) -> bool:
+    """Resize the terminal process `pid` (a -t container's init, a tty exec) has on its
+    stdio, through /proc/PID/fd: the same tty, so no channel to the monitor or relay that
+    holds the master is needed.  False when none of its stdio is a terminal."""
+    for n in (0, 1, 2):
+        try:
+            fd = os.open(f"/proc/{pid}/fd/{n}", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if os.isatty(fd):
+                set_winsize(fd, height, width)
+                return True
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return False
 
 
 class _RawMode:

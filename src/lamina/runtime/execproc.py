@@ -163,9 +163,10 @@ def _remove(path: str) -> None:
 
 def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, interactive: bool = False,
              detach: bool = False, stdout: int = 1, stderr: int = 2, timeout: float | None = None,
-             stdin: int = 0) -> int:
+             stdin: int = 0, on_pid=None) -> int:
     """Run `process` in container `container_id` through `runtime` (a CliRuntime); its
-    exit code as docker reports it (0 at once for `detach`).  Raises RuntimeFailure
+    exit code as docker reports it (0 at once for `detach`).  With a tty, `on_pid(pid)`
+    learns the process once it runs (the API's exec resize reaches its tty by it).  Raises RuntimeFailure
     (ContainerCommandNotFound / ...NotExecutable) with runc's message when runc
     could not start it, and TimeoutError once the process, still running after
     `timeout` seconds (a health probe's), has been killed."""
@@ -185,7 +186,8 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
         argv = [runtime.path, f"--root={runtime.state_root}", f"--log={log}", "--log-format=json",
                 "exec", "--process", spec]
         if process.get("terminal") and not detach:
-            return _exec_tty(argv, container_id, d.path, log, interactive=interactive, stdout=stdout, stdin=stdin)
+            return _exec_tty(argv, container_id, d.path, log, interactive=interactive, stdout=stdout, stdin=stdin,
+                             on_pid=on_pid)
         if detach:
             devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -252,7 +254,7 @@ def _wait_for(runc: int, timeout: float, pidfile: str) -> int:
 
 
 def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, interactive: bool,
-              stdout: int, stdin: int = 0) -> int:
+              stdout: int, stdin: int = 0, on_pid=None) -> int:
     from lamina.runtime import console
     from lamina.runtime.process import ForwardSignals, Subreaper, kill_and_reap, read_pid, spawn
 
@@ -269,6 +271,8 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
                     raise _failure(log) or RuntimeFailure(f"exec exited with {code}")
                 proc = forward.pid = read_pid(pidfile)
                 forward.same_group = False
+                if on_pid is not None:
+                    on_pid(proc)
                 master = sock.receive_master()
                 try:
                     status = console.relay(master, proc, interactive=interactive, stdin_fd=stdin, stdout_fd=stdout)

@@ -211,6 +211,21 @@ class CliRuntime:
         if rc != 0 and not (missing_ok and _is_missing(err)):
             raise RuntimeFailure(f"{self.name} delete {container_id}: {_last_line(err)}")
 
+    def update(self, container_id: str, resources: dict) -> None:
+        """`runc update --resources -`: a running container's cgroup limits, live.
+        `resources` is the OCI linux.resources object (runtime/resources.py builds it);
+        runc leaves the values it holds as 0 unchanged."""
+        _check_id(container_id)
+        import json
+        import subprocess  # stdin for the JSON; update is no start path
+
+        source = "-" if self.name == "runc" else "/dev/stdin"  # crun reads a path only
+        proc = subprocess.run([self.path, f"--root={self.state_root}", "update", "--resources", source, container_id],
+                              input=json.dumps(resources).encode(), capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise RuntimeFailure(f"{self.name} did not terminate successfully: exit status {proc.returncode}: "
+                                 f"{_last_line(proc.stderr)}")
+
     def destroy(self, container_id: str) -> None:
         """Kill every process of the container and delete its state, whatever it was
         doing (a front that died left it running).  Free when the runtime holds no

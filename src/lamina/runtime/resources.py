@@ -198,8 +198,9 @@ def host_config_from(args, warn=None) -> dict:
     return host
 
 
-def check(host: dict, warn, error) -> None:
-    """verifyPlatformContainerResources, in its order: the first refusal raises `error`."""
+def check(host: dict, warn, error, *, update: bool = False) -> None:
+    """verifyPlatformContainerResources, in its order: the first refusal raises `error`.
+    `update`: docker update's request, whose swap alone may change a limited container."""
     memory, swap, reservation = host["Memory"], host["MemorySwap"], host["MemoryReservation"]
     if memory and memory < MIN_MEMORY:
         raise error("Minimum memory limit allowed is 6MB")
@@ -209,7 +210,7 @@ def check(host: dict, warn, error) -> None:
         host["MemorySwap"] = swap = -1
     if memory > 0 and swap > 0 and swap < memory:
         raise error("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if memory == 0 and swap > 0:
+    if memory == 0 and swap > 0 and not update:
         raise error("You should always set the Memory limit when using Memoryswap limit, see usage")
     v2 = _unified()  # a v2 host has no swappiness, kernel memory or OOM-killer switch: dockerd drops them
     if host["MemorySwappiness"] is not None and v2:

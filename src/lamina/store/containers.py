@@ -149,6 +149,10 @@ class ContainerStore:
         with transaction(self._db) as db:
             db.execute("UPDATE containers SET config=? WHERE id=?", (dumps(config), container_id))
 
+    def set_host_config(self, container_id: str, host_config: dict) -> None:
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET host_config=? WHERE id=?", (dumps(host_config), container_id))
+
     def set_running(self, container_id: str, pid: int) -> None:
         with transaction(self._db) as db:
             db.execute("UPDATE containers SET state='running', pid=?, started=?, exit_code=NULL, finished=NULL "
