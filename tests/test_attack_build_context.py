@@ -12,7 +12,12 @@
   not leave an image under the other content's key.
 
 Images are read back with `lamina save` (no container needed).  Every failing build
-must leave the store sound (`lamina system check`)."""
+must leave the store sound (`lamina system check`).
+
+Each case runs twice (rootless_fixtures.runner): lamina as root, and as a rootless test
+user (issue 16), with the same assertions, and as the user nothing may be written outside
+its store (`confined`).  The two swap cases hook lamina's own functions in its process
+(python -c) and stay root's."""
 
 from __future__ import annotations
 
@@ -27,22 +32,50 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_root
-from test_build_exec import build, ctx, lamina
+from rootless_fixtures import attack_user, confined, runner  # noqa: F401 - pytest fixtures
+from rootless_fixtures import Runner, Store, fingerprint, readable_copy
+from test_build_exec import ctx
 
 pytestmark = requires_root
 
 HOST_SECRET = "host-secret-7f3a9c"  # planted outside every context; must never reach an image or a message
 
 
+def lamina(root: Store, *args, input=None, check=True):
+    return root.lamina(*args, input=input, check=check)
+
+
+def build(root: Store, d, *flags, check=True):
+    return lamina(root, "build", *flags, d, check=check)
+
+
+def _store(runner: Runner, parent: Path, busybox_tar: Path) -> Store:
+    store = Store(runner.new_store(parent, module=True), runner)
+    lamina(store, "import", readable_copy(busybox_tar, parent / "in"), "base:latest")
+    return store
+
+
 @pytest.fixture(scope="module")
-def root(tmp_path_factory, busybox_tar):
-    r = tmp_path_factory.mktemp("attack-context-store") / "store"
-    lamina(r, "import", busybox_tar, "base:latest")
-    return r
+def root(tmp_path_factory, busybox_tar, runner):
+    return _store(runner, tmp_path_factory.mktemp(f"attack-context-{runner.name}"), busybox_tar)
+
+
+@pytest.fixture(scope="module")
+def root_only(tmp_path_factory, busybox_tar):
+    """Root's store for the cases that hook lamina's functions inside its process."""
+    return _store(Runner(None), tmp_path_factory.mktemp("attack-context-hooked"), busybox_tar)
+
+
+@pytest.fixture(autouse=True)
+def _confined(request):
+    """Cases on the parametrised store: as the user, nothing written outside its store."""
+    if "root" in request.fixturenames:
+        request.getfixturevalue("confined")
+    yield
 
 
 @pytest.fixture
-def host_dir(tmp_path) -> Path:
+def host_dir(request, tmp_path) -> Path:
     """A directory outside the context, standing for the building host's files."""
     d = tmp_path / "host"
     (d / "sub").mkdir(parents=True)
@@ -54,6 +87,11 @@ def host_dir(tmp_path) -> Path:
         ti = tarfile.TarInfo("stolen")
         ti.size = len(data)
         tf.addfile(ti, io.BytesIO(data))
+    if "root" in request.fixturenames:  # root's files the build must never touch, as the user too
+        canaries = request.getfixturevalue("confined")
+        for f in d.rglob("*"):
+            if f.is_file():
+                canaries[f] = fingerprint(f)
     return d
 
 
@@ -284,11 +322,11 @@ sys.exit(main(sys.argv[4:]))
 """
 
 
-def swap_build(root, path: Path, how: str, *args, at: str = "key"):
+def swap_build(root: Store, path: Path, how: str, *args, at: str = "key"):
     """`lamina build *args` with `path` replaced (how = "hex:<data>" or "link:<target>")
     after the COPY/ADD step computed its lookup key, or (`at`) after the copy made the
     entry of that name."""
-    return subprocess.run([sys.executable, "-c", _SWAP, str(path), how, at, "--root", str(root), "build",
+    return subprocess.run([sys.executable, "-c", _SWAP, str(path), how, at, "--root", str(root.path), "build",
                            *map(str, args)], capture_output=True, timeout=180)
 
 
@@ -305,31 +343,32 @@ def _tar_bytes(name: str, data: bytes) -> bytes:
     ("COPY", "f", b"original\n", b"swapped!\n", "f"),
     ("ADD", "a.tar", _tar_bytes("inner", b"original\n"), _tar_bytes("inner", b"swapped!\n"), "x/inner"),
 ])
-def test_source_swapped_between_key_and_copy_is_not_miskeyed(root, tmp_path, step, source, first, second, want):
+def test_source_swapped_between_key_and_copy_is_not_miskeyed(root_only, tmp_path, step, source, first, second,
+                                                             want):
     """The file is replaced after the step's lookup key was hashed and before it is
     copied: the image holds the new content, so it must be recorded under the new
     content's key, and a later build of the original content must not hit it."""
     dest = "/x/" if step == "ADD" else "/f"
     d = ctx(tmp_path, f"FROM base\n{step} {source} {dest}\n", {source: first})
-    p = swap_build(root, d / source, "hex:" + second.hex(), "-t", f"attack:swap-{step}", d)
+    p = swap_build(root_only, d / source, "hex:" + second.hex(), "-t", f"attack:swap-{step}", d)
     assert p.returncode == 0, p.stderr.decode()
-    assert image_files(root, f"attack:swap-{step}", tmp_path)[want] == b"swapped!\n"
+    assert image_files(root_only, f"attack:swap-{step}", tmp_path)[want] == b"swapped!\n"
     # The original content again: the cache must not answer with the swapped image.
     (d / source).write_bytes(first)
-    build(root, d, "-t", f"attack:again-{step}")
-    assert image_files(root, f"attack:again-{step}", tmp_path)[want] == b"original\n"
-    assert lamina(root, "system", "check").returncode == 0
+    build(root_only, d, "-t", f"attack:again-{step}")
+    assert image_files(root_only, f"attack:again-{step}", tmp_path)[want] == b"original\n"
+    assert lamina(root_only, "system", "check").returncode == 0
 
 
-def test_directory_swapped_for_a_host_link_during_the_copy(root, tmp_path, host_dir):
+def test_directory_swapped_for_a_host_link_during_the_copy(root_only, tmp_path, host_dir):
     """Content is read through the fds of the walk that resolved it: a directory
     replaced by a link to the host while the copy walks the tree is never followed."""
     d = ctx(tmp_path, "FROM base\nCOPY tree /t/\n", {"tree/a": "a\n", "tree/sub/secret": "context\n"})
-    p = swap_build(root, d / "tree" / "sub", f"link:{host_dir}", "--no-cache", "-t", "attack:dirswap", d, at="sub")
+    p = swap_build(root_only, d / "tree" / "sub", f"link:{host_dir}", "--no-cache", "-t", "attack:dirswap", d, at="sub")
     assert HOST_SECRET not in (p.stdout + p.stderr).decode()
     if p.returncode == 0:
-        files = image_files(root, "attack:dirswap", tmp_path)
+        files = image_files(root_only, "attack:dirswap", tmp_path)
         assert not any(HOST_SECRET.encode() in v for v in files.values() if isinstance(v, bytes)), files
     else:
-        refused(root, p, "Dockerfile:2", "tree/sub")
-    assert lamina(root, "system", "check").returncode == 0
+        refused(root_only, p, "Dockerfile:2", "tree/sub")
+    assert lamina(root_only, "system", "check").returncode == 0

@@ -10,6 +10,12 @@ and `info`, counting Debian backports, and the answer is cached per binary.
 Low 15: a command that exists only on a `-v` mount runs (runc looks after
 mounting), resolved in the container only; GNU sparse tars (PAX 0.0/0.1/1.0,
 old GNU) import, and hostile sparse maps are refused.
+
+The cases on the `store` fixture (listings, diff names, NUL bytes, commands on -v mounts,
+hostile sparse imports) run twice: lamina as root and as a rootless test user (issue 16,
+rootless_fixtures), with nothing written outside the user's store.  The others stay root's:
+apply_layer in-process (sparse maps), the runc advisory cache (a probe of root's runtime
+binary, not an escape), and the GNU sparse imports (a format check, the same code as root).
 """
 
 from __future__ import annotations
@@ -32,11 +38,16 @@ import pytest
 from conftest import is_root, make_busybox_rootfs, requires_root
 from lamina.archive.extract import apply_layer
 from lamina.errors import InvalidArchive
+from rootless_fixtures import attack_user, bb_tar, confined, runner, store  # noqa: F401 - pytest fixtures
+from rootless_fixtures import Store
 
 LAMINA = [sys.executable, "-m", "lamina"]
 
 
 def lamina(root, *args, check=True, timeout=180, env=None):
+    """On a Store (the cases parametrised root | rootless, rootless_fixtures) or a path (root)."""
+    if isinstance(root, Store):
+        return root.lamina(*args, check=check, timeout=timeout, env=env)
     cmd = LAMINA + ["--root", str(root)] + [str(a) for a in args]
     p = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env)
     if check and p.returncode != 0:
@@ -103,8 +114,8 @@ def json_safe(output: str) -> bool:
 
 
 @pytest.fixture
-def esc_store(tmp_path, busybox_tar):
-    root = tmp_path / "store"
+def esc_store(store, bb_tar):
+    root, busybox_tar = store, bb_tar
     changes = ["-c", "CMD " + json.dumps(ESC_CMD), "-c", f'LABEL esc="{ESC_LABEL}"']
     lamina(root, "import", *changes, "-m", ESC_COMMENT, busybox_tar, "esc:1")
     lamina(root, "create", "--name", "esc", "esc:1")
@@ -152,8 +163,8 @@ def test_error_messages_escape_what_they_quote(tmp_path):
 
 
 @requires_root
-def test_diff_escapes_file_names_made_in_the_container(tmp_path, busybox_tar):
-    root = tmp_path / "store"
+def test_diff_escapes_file_names_made_in_the_container(store, bb_tar):
+    root, busybox_tar = store, bb_tar
     lamina(root, "import", busybox_tar, "bb:1")
     lamina(root, "run", "--name", "dd", "bb:1", "sh", "-c", "touch \"/tmp/$(printf '\\033]0;pwned\\007')\"")
     diff = text(lamina(root, "diff", "dd"))
@@ -200,8 +211,8 @@ def docker_save_archive(out: Path, layer_tar: Path, tag: str, config: dict) -> P
 
 
 @requires_root
-def test_nul_bytes_in_the_process_config_are_one_line_errors(tmp_path, busybox_tar):
-    root = tmp_path / "store"
+def test_nul_bytes_in_the_process_config_are_one_line_errors(tmp_path, store, bb_tar):
+    root, busybox_tar = store, bb_tar
     cases = {
         "nul:argv0": ('CMD ["/bin/ec\\u0000ho","x"]', 'exec: "/bin/ec\\x00ho": stat /bin/ec\\x00ho: invalid argument'),
         "nul:entry": ('ENTRYPOINT ["/bin/ec\\u0000ho"]', 'exec: "/bin/ec\\x00ho": stat /bin/ec\\x00ho: invalid argument'),
@@ -225,8 +236,8 @@ def test_nul_bytes_in_the_process_config_are_one_line_errors(tmp_path, busybox_t
 
 
 @requires_root
-def test_nul_byte_in_the_working_dir_is_a_one_line_error(tmp_path, busybox_tar):
-    root = tmp_path / "store"
+def test_nul_byte_in_the_working_dir_is_a_one_line_error(tmp_path, store, bb_tar):
+    root, busybox_tar = store, bb_tar
     config = {"WorkingDir": "/tm\x00p", "Cmd": ["/bin/true"]}
     lamina(root, "load", "-i", docker_save_archive(tmp_path / "wd.tar", busybox_tar, "nul:wd", config))
     # docker: 125, "lstat <its rootfs>/tm\x00p: invalid argument"
@@ -328,8 +339,8 @@ def test_old_runc_is_named_on_run_version_and_info_and_probed_once(tmp_path, bus
 
 
 @pytest.fixture
-def bind_store(tmp_path, busybox_tar):
-    root = tmp_path / "store"
+def bind_store(tmp_path, store, bb_tar):
+    root, busybox_tar = store, bb_tar
     lamina(root, "import", busybox_tar, "bb:1")
     hostbin = tmp_path / "hostbin"
     hostbin.mkdir()
@@ -520,8 +531,8 @@ def test_hostile_sparse_maps_are_refused(tmp_path, case):
 
 
 @requires_root
-def test_hostile_sparse_import_leaves_a_sound_store(tmp_path, busybox_tar):
-    root = tmp_path / "store"
+def test_hostile_sparse_import_leaves_a_sound_store(tmp_path, store, bb_tar):
+    root, busybox_tar = store, bb_tar
     lamina(root, "import", busybox_tar, "bb:1")
     for case in ("1.0 count of 10^18", "old GNU endless extension blocks", "1.0 more data claimed than stored"):
         bad = tmp_path / "bad.tar"

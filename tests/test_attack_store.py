@@ -8,6 +8,13 @@ before it publishes its image (a patched ImageStore.create in that process),
 run `system prune` as another process, then let the writer finish: without
 leases the prune deleted the new image's blobs while every command exited 0.
 After every fault, `lamina system check` must pass.
+
+The cases on `bb_both`/`container` (output paths that are links, devices, sockets; the
+planted temp link; store modes; nested JSON in `load`) run twice: lamina as root and as a
+rootless test user (issue 16, rootless_fixtures), with nothing written outside the user's
+store.  The others stay root's: the races and the locked database patch lamina's functions
+in its process (python -c), the corrupt-blob and nested-config cases write into the store as
+root behind lamina's back, and the read-only store is a bind mount made by root.
 """
 
 from __future__ import annotations
@@ -29,9 +36,19 @@ import pytest
 from conftest import requires_root
 from registry_fixtures import registry, proxy, docker_config  # noqa: F401 - pytest fixtures
 from registry_fixtures import RegistryServer, sha256, tar_bytes
-from test_cli_core import LAMINA, lamina, out
+from rootless_fixtures import attack_user, bb_tar, confined, runner, store  # noqa: F401 - pytest fixtures
+from rootless_fixtures import Store
+from test_cli_core import LAMINA, out
+from test_cli_core import lamina as _lamina
 
 pytestmark = requires_root
+
+
+def lamina(root, *args, input=None, check=True, timeout=120):
+    """On a Store (the cases parametrised root | rootless, rootless_fixtures) or a path (root)."""
+    if isinstance(root, Store):
+        return root.lamina(*args, input=input, check=check, timeout=timeout)
+    return _lamina(root, *args, input=input, check=check, timeout=timeout)
 
 
 def check_ok(root) -> None:
@@ -94,6 +111,13 @@ def bb(tmp_path, busybox_tar):
     root = tmp_path / "store"
     lamina(root, "import", str(busybox_tar), "bb:1")
     return root
+
+
+@pytest.fixture
+def bb_both(store, bb_tar):
+    """bb's image on a store run by the parametrised runner (root, then a rootless user)."""
+    lamina(store, "import", str(bb_tar), "bb:1")
+    return store
 
 
 def prune_beside(tmp_path, root, *args, stdin=None) -> str:
@@ -323,9 +347,8 @@ def _registry_status(host: str, path: str) -> int:
 
 
 # -- Low 13: the store is private ---------------------------------------------------------
-def test_store_modes_new_and_fixed_on_open(tmp_path, busybox_tar):
-    root = tmp_path / "store"
-    lamina(root, "import", str(busybox_tar), "bb:1")
+def test_store_modes_new_and_fixed_on_open(bb_both):
+    root = bb_both
     private = ("blobs", "blobs/sha256", "ingest", "tmp", "layers", "l", "locks", "containers")
 
     def modes():
@@ -347,9 +370,9 @@ def test_store_modes_new_and_fixed_on_open(tmp_path, busybox_tar):
 
 # -- Low 16: output paths that are not regular files --------------------------------------
 @pytest.fixture
-def container(bb):
-    lamina(bb, "create", "--name", "exp", "bb:1", "true")
-    return bb
+def container(bb_both):
+    lamina(bb_both, "create", "--name", "exp", "bb:1", "true")
+    return bb_both
 
 
 @pytest.mark.parametrize("verb", ["save", "export"])
@@ -434,7 +457,8 @@ def archive(members: dict[str, bytes]) -> bytes:
 
 
 @pytest.mark.parametrize("where", ["manifest.json", "index.json", "config"])
-def test_load_deeply_nested_json(tmp_path, bb, where):
+def test_load_deeply_nested_json(tmp_path, bb_both, where):
+    bb = bb_both
     layer = tar_bytes({"a": b"a"})
     if where == "manifest.json":
         members = {"manifest.json": nested(100_000)}

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,116 +23,14 @@ import pytest
 
 from conftest import REPO, requires_root
 from registry_fixtures import free_port, registry, basic_registry  # noqa: F401 - fixtures
+from rootless_fixtures import User, python_for_users as _python_for_users, subid_start as _subid_start
+from rootless_fixtures import make_user as _make_user, remove_user as _remove_user
 
 pytestmark = [requires_root, pytest.mark.skipif(shutil.which("newuidmap") is None or shutil.which("runuser") is None,
                                                 reason="SKIPPED LOUDLY: newuidmap (uidmap) or runuser missing")]
 
 USER, USER2, NOSUB = "laminatest", "laminatest2", "laminatest3"
 ROOT_LAMINA = [str(REPO / ".venv" / "bin" / "lamina")]
-
-
-def _sh(*argv, check=True):
-    return subprocess.run(argv, capture_output=True, text=True, check=check)
-
-
-class User:
-    """A test user and how to run lamina as it."""
-
-    def __init__(self, name: str, python: list[str]) -> None:
-        pw = pwd.getpwnam(name)
-        self.name, self.uid, self.home = name, pw.pw_uid, Path(pw.pw_dir)
-        self.runtime = Path(f"/run/user/{self.uid}")
-        self.runtime.mkdir(mode=0o700, exist_ok=True)
-        os.chown(self.runtime, self.uid, pw.pw_gid)
-        self.python = python
-        self.store = self.home / ".local" / "share" / "lamina"
-
-    def lamina(self, *args, check=False, env=None, timeout=120) -> subprocess.CompletedProcess:
-        extra = [f"{k}={v}" for k, v in (env or {}).items()]
-        argv = ["runuser", "-u", self.name, "--", "env", f"HOME={self.home}", f"XDG_RUNTIME_DIR={self.runtime}",
-                f"PYTHONPATH={REPO / 'src'}", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                *extra, *self.python, *args]
-        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd="/")
-        if check:
-            assert p.returncode == 0, f"lamina {args} as {self.name}: rc={p.returncode}\n{p.stderr}"
-        return p
-
-    def ok(self, *args, **kw) -> str:
-        return self.lamina(*args, check=True, **kw).stdout
-
-    def file(self, path: Path, data: bytes | Path) -> Path:
-        """A file the user can read (root's tmp dirs are 0700)."""
-        target = self.home / path
-        if isinstance(data, Path):
-            shutil.copyfile(data, target)
-        else:
-            target.write_bytes(data)
-        os.chown(target, self.uid, -1)
-        return target
-
-
-def _make_user(name: str, subids: bool) -> None:
-    if _exists(name):  # a run killed before its teardown
-        _remove_user(name)
-    _sh("useradd", "-m", "-s", "/bin/sh", name)
-    for kind in ("subuid", "subgid"):  # Debian's useradd assigns ranges itself: made explicit either way
-        for line in Path(f"/etc/{kind}").read_text().splitlines():
-            who, start, count = line.split(":")
-            if who == name:
-                end = int(start) + int(count) - 1
-                _sh("usermod", f"--del-{kind}s", f"{start}-{end}", name)
-    if subids:
-        start = _free_subid_start()
-        _sh("usermod", "--add-subuids", f"{start}-{start + 65535}", "--add-subgids", f"{start}-{start + 65535}", name)
-
-
-def _free_subid_start() -> int:
-    used = [100000]
-    for kind in ("subuid", "subgid"):
-        for line in Path(f"/etc/{kind}").read_text().splitlines():
-            parts = line.split(":")
-            if len(parts) == 3:
-                used.append(int(parts[1]) + int(parts[2]))
-    return max(used) + 65536
-
-
-def _exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-def _remove_user(name: str) -> None:
-    uid = pwd.getpwnam(name).pw_uid
-    # this test user's leftovers only (a monitor a failed test left), each by its pid
-    for pid in subprocess.run(["ps", "-u", str(uid), "-o", "pid="], capture_output=True, text=True).stdout.split():
-        try:
-            os.kill(int(pid), 9)
-        except ProcessLookupError:
-            pass
-    time.sleep(0.2)
-    _sh("userdel", "-r", name, check=False)
-    shutil.rmtree(f"/run/user/{uid}", ignore_errors=True)
-    for kind in ("subuid", "subgid"):
-        lines = [line for line in Path(f"/etc/{kind}").read_text().splitlines() if not line.startswith(f"{name}:")]
-        Path(f"/etc/{kind}").write_text("".join(line + "\n" for line in lines))
-
-
-def _python_for_users() -> list[str] | str:
-    """How another user starts lamina, or why it cannot."""
-    venv = REPO / ".venv" / "bin" / "python"
-    probe = ["runuser", "-u", "nobody", "--"]
-    if subprocess.run(probe + [str(venv), "-c", "import lamina"], capture_output=True, cwd="/",
-                      env=dict(os.environ, PYTHONPATH=str(REPO / "src"))).returncode == 0:
-        return [str(venv), "-m", "lamina"]
-    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-    if os.path.exists(system) and subprocess.run(probe + [system, "-c", "import lamina"], capture_output=True,
-                                                 cwd="/", env=dict(os.environ, PYTHONPATH=str(REPO / "src"))).returncode == 0:
-        return [system, "-m", "lamina"]
-    return (f"SKIPPED LOUDLY: other users cannot run lamina from this checkout ({venv} and {system} with "
-            f"PYTHONPATH={REPO / 'src'} are not readable by them)")
 
 
 @pytest.fixture(scope="module")
@@ -183,14 +79,6 @@ def root_store(tmp_path_factory, busybox_tar_module):
         return p.stdout
 
     return run
-
-
-def _subid_start(name: str) -> int:
-    for line in Path("/etc/subuid").read_text().splitlines():
-        who, start, _ = line.split(":")
-        if who == name:
-            return int(start)
-    raise AssertionError(f"no subuid range for {name}")
 
 
 def test_run_is_root_inside_and_store_is_the_users(user):
