@@ -3,9 +3,10 @@ or from an OCI image layout archive; the archive may itself be compressed.
 
 The archive is read once, as a stream (stdin works): small members are kept in
 memory, big ones go to ingest files of the content store while they are hashed
-and are committed only if an image refers to them.  Member names that leave the
-archive root are refused; symlinks (v20.10 links duplicate layers) are
-resolved inside the archive.  Every layer is checked against its diff_id
+and are committed only if an image refers to them (one the store holds already
+is hashed and compared with it instead of written again: reuse.py).  Member
+names that leave the archive root are refused; symlinks (v20.10 links
+duplicate layers) are resolved inside the archive.  Every layer is checked against its diff_id
 (unpacking does it, or a decompress-and-hash pass) before the image is
 published; a failure leaves no image and no unverified blob.
 """
@@ -110,36 +111,49 @@ class Archive:
 
     def _spool(self, name: str, f, size: int) -> None:
         """Store a big member (most likely a layer) and, in the same pass, unpack it
-        into a staging dir (early.py) that becomes the layer once its diff_id is known."""
+        into a staging dir (early.py) that becomes the layer once its diff_id is known.
+        A member that is probably a layer the store has is only checked against the
+        stored blob (reuse.py): neither written again nor unpacked."""
         from lamina.transfer.early import EarlyUnpack
 
-        w = self.content.writer()
-        self.big[name] = w
-        if self._have_layer(name, size):
+        candidate = self._stored_layer_blob(name, size)
+        if candidate is not None:
+            from lamina.transfer.reuse import ReusingWriter
+
+            w = self.big[name] = ReusingWriter(self.content, candidate)
             head = b""
             while chunk := f.read(1 << 20):
                 head = head or chunk[:8]
                 w.write(chunk)
             self.heads[name] = head
             return
+        w = self.big[name] = self.content.writer()
         early = self.early[name] = EarlyUnpack.inline(self._tmp_dir, f, w)
         self.heads[name] = early.head
 
-    def _have_layer(self, name: str, size: int) -> bool:
-        """Whether the member is probably a layer the store has unpacked already (then
-        unpacking it as it is read would be wasted): its name is its digest (OCI and
-        docker 25 layouts), or a stored layer blob has exactly its size (v20 layout,
-        where the name says nothing).  A wrong guess either way only costs time: a
-        layer not unpacked here is unpacked from its verified blob later."""
+    def _stored_layer_blob(self, name: str, size: int) -> Digest | None:
+        """The stored blob of a complete layer the member probably is (then unpacking
+        or writing it again would be wasted): its name is its digest (OCI and docker
+        25 layouts), or a stored layer blob has exactly its size (v20 layout, where
+        the name says nothing).  A wrong guess only costs time: the member is then
+        stored as it is read, and unpacked from its verified blob later."""
         parts = name.split("/")
-        known = "sha256:" + parts[2] if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] else None
-        row = self._db.execute(
-            "SELECT 1 FROM layer_blobs b JOIN layers l ON l.diff_id = b.diff_id AND l.complete = 1 "
-            "WHERE b.digest = ? OR b.size = ? LIMIT 1", (known or "", size)).fetchone()
-        if row is None and known is not None:
-            row = self._db.execute("SELECT 1 FROM layers WHERE diff_id = ? AND complete = 1 LIMIT 1",
-                                   (known,)).fetchone()
-        return row is not None
+        known = "sha256:" + parts[2] if len(parts) == 3 and parts[:2] == ["blobs", "sha256"] else ""
+        rows = self._db.execute(
+            "SELECT b.digest FROM layer_blobs b JOIN layers l ON l.diff_id = b.diff_id AND l.complete = 1 "
+            "WHERE b.digest = ? OR b.size = ? ORDER BY b.digest = ? DESC LIMIT 4", (known, size, known)).fetchall()
+        digests = [r[0] for r in rows]
+        if known and known not in digests and self._db.execute(
+                "SELECT 1 FROM layers WHERE diff_id = ? AND complete = 1 LIMIT 1", (known,)).fetchone():
+            digests.insert(0, known)  # a plain layer: its blob digest is its diff_id
+        for d in digests:
+            try:
+                digest = Digest(d)
+                if self.content.has(digest) and self.content.size(digest) == size:
+                    return digest
+            except LaminaError:  # a malformed row or a blob gone meanwhile: not a candidate
+                continue
+        return None
 
     def early_tree(self, path: str, diff_id: Digest, blob_digest: Digest) -> tuple[str, int] | None:
         """The member's tree unpacked while it was read, when it is the layer `diff_id`."""
