@@ -313,6 +313,16 @@ class Command:
         return "".join(out)
 
 
+def key_values(values: list[str]) -> dict:
+    """`--label k=v`, `--opt k=v` as docker's opts.ConvertKVStringsToMap: a bare `k` is
+    `k=""`, the last of a repeated key wins."""
+    out = {}
+    for v in values:
+        k, _, val = v.partition("=")
+        out[k] = val
+    return out
+
+
 def valid_env(value: str) -> str | None:
     """docker's opts.ValidateEnv: a variable needs a name (`=x` and `` are refused)."""
     if not value.partition("=")[0]:

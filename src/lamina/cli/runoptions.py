@@ -16,6 +16,7 @@ _HOST_FLAGS = ("cap_add", "cap_drop", "privileged", "security_opt", "device", "t
 
 def run_options(args):
     from lamina.cli import limitflags
+    from lamina.cli.flags import key_values
     from lamina.lifecycle import RunOptions, parse_volume
     from lamina.cli.commands.exec import healthcheck_from
     from lamina.runtime.seccomp import security_options
@@ -28,10 +29,7 @@ def run_options(args):
             env.append(e)
         elif e in os.environ:
             env.append(f"{e}={os.environ[e]}")
-    labels = {}
-    for lab in args.label:
-        k, _, v = lab.partition("=")
-        labels[k] = v
+    labels = key_values(args.label)
     entrypoint = None
     if args.entrypoint is not None:
         entrypoint = (args.entrypoint,) if args.entrypoint else ()

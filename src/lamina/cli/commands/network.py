@@ -62,15 +62,8 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=cmd_prune, error_prefix=DAEMON_PREFIX)
 
 
-def _labels(values: list[str]) -> dict:
-    out = {}
-    for v in values:
-        k, _, val = v.partition("=")
-        out[k] = val
-    return out
-
-
 def cmd_create(system, args) -> int:
+    from lamina.cli.flags import key_values
     from lamina.engine.networks import create
     from lamina.errors import InvalidParameter, UsageError
 
@@ -89,7 +82,7 @@ def cmd_create(system, args) -> int:
             raise UsageError(f"no matching subnet for gateway {args.gateway[0]}")
     net = create(system, args.name, driver=args.driver, subnet=args.subnet[0] if args.subnet else None,
                  gateway=args.gateway[0] if args.gateway else None, internal=args.internal,
-                 labels=_labels(args.label))
+                 labels=key_values(args.label))
     print(net.id)
     return 0
 

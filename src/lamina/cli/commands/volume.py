@@ -48,23 +48,16 @@ def add_parsers(sub) -> None:
     c.set_defaults(func=cmd_prune, error_prefix=DAEMON_PREFIX)
 
 
-def _key_values(values: list[str]) -> dict:
-    out = {}
-    for v in values:
-        k, _, val = v.partition("=")
-        out[k] = val
-    return out
-
-
 def cmd_create(system, args) -> int:
+    from lamina.cli.flags import key_values
     from lamina.engine.volumes import create
     from lamina.errors import UsageError
 
     name, flag_name = args.name, args.name_flag
     if flag_name and name and flag_name != name:  # docker's CLI: both given and different
         raise UsageError("conflicting options: either specify --name or provide positional arg, not both")
-    vol = create(system, name or flag_name, driver=args.driver, labels=_key_values(args.label),
-                 options=_key_values(args.opt))
+    vol = create(system, name or flag_name, driver=args.driver, labels=key_values(args.label),
+                 options=key_values(args.opt))
     print(vol.name)
     return 0
 
