@@ -577,3 +577,29 @@ def test_stop_signal_and_stop_timeout_of_the_container(root):
                                              b"See 'lamina run --help'.\n")
     lamina(root, "rm", "sig1", "sig2")
     _assert_nothing_left(root, [cid, cid2])
+
+
+# docker 20.10's `rename` (recorded on this host): its CLI checks for empty names itself,
+# and follows dockerd's refusal with a line of its own; exit 1 either way.
+RENAME_RECORDED = {
+    ("ren", "ren"): (1, "Error response from daemon: Renaming a container with the same name as its current name\n"
+                        "Error: failed to rename container named ren\n"),
+    ("nosuch", "x"): (1, "Error response from daemon: No such container: nosuch\n"
+                         "Error: failed to rename container named nosuch\n"),
+    ("ren", ""): (1, "Error: Neither old nor new names may be empty\n"),
+}
+
+
+@requires_root
+def test_rename_as_dockers(root):
+    lamina(root, "create", "--name", "ren", "bb:1", "true")
+    try:
+        for (old, new), (code, err) in RENAME_RECORDED.items():
+            p = lamina(root, "rename", old, new, check=False)
+            assert (p.returncode, p.stderr.decode()) == (code, err), (old, new)
+        p = lamina(root, "rename", "ren", "ren2")
+        assert (p.returncode, p.stdout, p.stderr) == (0, b"", b"")
+        names = lamina(root, "ps", "-a", "--format", "{{.Names}}").stdout.split()
+        assert b"ren2" in names and b"ren" not in names
+    finally:
+        lamina(root, "rm", "-f", "ren", "ren2", check=False)

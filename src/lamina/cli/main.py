@@ -24,7 +24,7 @@ COMMANDS = {
     "network": ("network",),
     "volume": ("volume",),
     "logs": ("logs",),
-    "services": ("stop", "kill", "wait", "restart"),
+    "services": ("stop", "kill", "wait", "restart", "rename"),
     "port": ("port",),
     "stats": ("stats",),
     "exec": ("exec", "top", "pause", "unpause"),

@@ -29,6 +29,11 @@ def add_parsers(sub) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.set_defaults(func=cmd_restart, error_prefix=DAEMON_PREFIX)
 
+    p = sub.add_parser("rename", help="Rename a container", usage="CONTAINER NEW_NAME")
+    p.add_argument("container", metavar="CONTAINER")
+    p.add_argument("new_name", metavar="NEW_NAME")
+    p.set_defaults(func=cmd_rename)
+
 
 def run_detached(system, args, opts) -> int:
     """run -d: the monitor boots while the image is found and the container created;
@@ -98,6 +103,24 @@ def cmd_restart(system, args) -> int:
     from lamina.engine.services import restart
 
     return _each(args, lambda name: restart(system, name, args.time))
+
+
+def cmd_rename(system, args) -> int:
+    """docker's CLI checks the names itself, then prints dockerd's refusal and its own line."""
+    from lamina.cli.main import report
+    from lamina.engine.containers import rename
+    from lamina.errors import DAEMON_PREFIX, LaminaError, UsageError
+
+    old, new = args.container.strip(), args.new_name.strip()
+    if not old or not new:
+        raise UsageError("Neither old nor new names may be empty")
+    try:
+        rename(system, old, new)
+    except LaminaError as e:
+        report(e, DAEMON_PREFIX)
+        report(f"failed to rename container named {old}")
+        return 1
+    return 0
 
 
 # --------------------------------------------------------------------------- run's flags
