@@ -49,6 +49,11 @@ def get(request, id: str) -> None:  # noqa: A002
 def put(request, id: str) -> None:  # noqa: A002
     from lamina.engine.archive import put_archive
 
-    put_archive(request.system, id, _path(request), request.body(),
-                no_overwrite_dir_non_dir=request.q_bool("noOverwriteDirNonDir"))
+    try:
+        put_archive(request.system, id, _path(request), request.body(),
+                    no_overwrite_dir_non_dir=request.q_bool("noOverwriteDirNonDir"),
+                    copy_uid_gid=request.q_bool("copyUIDGID"))
+    except BaseException:
+        request.close_connection = True  # refused before (or while) the upload was read: its rest is no request
+        raise
     request.send_bytes(200, b"", content_type="text/plain; charset=utf-8")

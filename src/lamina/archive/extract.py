@@ -38,15 +38,25 @@ def open_layer_stream(f: BinaryIO) -> BinaryIO:
     return open_stream(f)
 
 
-def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool) -> int:
+def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool, plain: bool = False,
+                owners: bool | tuple[int, int] = True, where: str | None = None,
+                no_overwrite_dir_non_dir: bool = False) -> int:
     """Write the uncompressed tar stream `f` into the directory `root`.
 
     overlay_whiteouts=True: `root` is an overlay lower dir; whiteouts become 0:0 char
     devices and opaque markers the trusted.overlay.opaque xattr.  False: `root` is a
-    flat rootfs; whiteouts delete.  The stream is read to its end (so a hashing
-    reader sees every byte).  Returns the number of regular-file bytes written."""
+    flat rootfs; whiteouts delete.  `plain` is docker cp's Untar instead of a layer:
+    whiteout and aufs names are ordinary files, and a symlink whose target climbs
+    out of `root` is refused (`where` names the root in that error).  `owners=False`
+    (moby's NoLchown: the CLI's side of docker cp) leaves files owned by the caller;
+    a (uid, gid) owns everything by them (moby's ChownOpts: `docker cp -a`).
+    `no_overwrite_dir_non_dir`: an entry never replaces a directory with a
+    non-directory or the reverse (an error instead, as moby's option).
+    The stream is read to its end (so a hashing reader sees every byte).  Returns
+    the number of regular-file bytes written."""
     try:
-        applier = _Applier(root, overlay_whiteouts)
+        applier = _Applier(root, overlay_whiteouts, plain=plain, owners=owners, where=where)
+        applier.keep_kinds = no_overwrite_dir_non_dir
     except OSError as e:
         raise StoreError(f"cannot apply layer to {root}: {e.strerror}") from None
     try:
@@ -69,13 +79,16 @@ def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool) -> int:
 
 
 class _Applier:
-    def __init__(self, root: str, overlay: bool) -> None:
+    def __init__(self, root: str, overlay: bool, *, plain: bool = False, owners: bool | tuple[int, int] = True,
+                 where: str | None = None) -> None:
         self.tree = InRoot(root)
         self.overlay = overlay
         self.written = 0
         self.created: set[str] = set()  # real paths written by this layer (flat-mode whiteouts)
         self.dir_times: dict[str, tuple[int, int]] = {}
         self.aufs_links: str | None = None  # hidden dir holding .wh..wh.plnk hardlink sources
+        self.plain, self.owners, self.where = plain, owners, where or root  # see apply_layer
+        self.keep_kinds = False
 
     # ------------------------------------------------------------------ dispatch
     def entry(self, ti: StrictTarInfo, data) -> None:
@@ -107,7 +120,7 @@ class _Applier:
         if _too_long(name) or _too_long(ti.linkname):
             raise InvalidArchive(f"tar entry {name[:64]!r}...: path longer than {MAX_PATH} bytes")
         parts = clean(name)
-        if parts and parts[0].startswith(wh.META_PREFIX) and parts != [wh.OPAQUE]:
+        if parts and parts[0].startswith(wh.META_PREFIX) and parts != [wh.OPAQUE] and not self.plain:
             if parts[0] == wh.AUFS_LINK_DIR and len(parts) == 2 and ti.isreg():
                 self._aufs_link_source(ti, parts[1], data)
             return  # other aufs metadata is skipped, as moby does
@@ -116,7 +129,7 @@ class _Applier:
                 return  # "./": the root itself is not touched (moby and containerd skip it)
             raise InvalidArchive(f"invalid tar entry {name!r}: it would replace the root directory")
         base = parts[-1]
-        if base.startswith(wh.PREFIX):
+        if base.startswith(wh.PREFIX) and not self.plain:
             self._whiteout(ti, parts[:-1], base)
             return
         preal = self.tree.resolve(parts[:-1], create=True, entry=name)
@@ -145,6 +158,10 @@ class _Applier:
             st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
             return False
+        if self.keep_kinds and stat.S_ISDIR(st.st_mode) != keep_dir:
+            what = ("directory", "non-directory") if keep_dir else ("non-directory", "directory")
+            where = os.path.join(self.where, real)
+            raise InvalidArchive(f'cannot overwrite {what[1]} "{where}" with {what[0]} "{self.where}"')
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return True
@@ -204,6 +221,8 @@ class _Applier:
         self.written += ti.size
 
     def _symlink(self, ti, preal: str, base: str, real: str) -> None:
+        if self.plain and _climbs_out(self.where, clean(ti.name)[:-1], ti.linkname):
+            raise InvalidArchive(f'invalid symlink "{os.path.join(self.where, *clean(ti.name))}" -> "{ti.linkname}"')
         pfd = self.tree.dir_fd(preal)
         self._create(lambda: os.symlink(ti.linkname, base, dir_fd=pfd), pfd, base, real)
         self._path_metadata(ti, pfd, base, chmod=False)
@@ -320,15 +339,21 @@ class _Applier:
     # ------------------------------------------------------------------ metadata
     def _owner_mode_xattrs(self, ti, fd: int) -> None:
         """chown first (it clears setuid bits and file capabilities), then chmod, then xattrs."""
-        _check_ids(ti)
-        os.fchown(fd, ti.uid, ti.gid)
+        if self.owners:
+            os.fchown(fd, *self._ids(ti))
         os.fchmod(fd, ti.mode & 0o7777)
         for key, value in _xattrs(ti):
             _set_xattr(fd, key, value, follow=True)
 
-    def _path_metadata(self, ti, pfd: int, base: str, *, chmod: bool) -> None:
+    def _ids(self, ti) -> tuple[int, int]:
+        if isinstance(self.owners, tuple):
+            return self.owners
         _check_ids(ti)
-        os.chown(base, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False)
+        return ti.uid, ti.gid
+
+    def _path_metadata(self, ti, pfd: int, base: str, *, chmod: bool) -> None:
+        if self.owners:
+            os.chown(base, *self._ids(ti), dir_fd=pfd, follow_symlinks=False)
         if chmod:  # there is no lchmod: never chmod a symlink (it would follow)
             os.chmod(base, ti.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
         for key, value in _xattrs(ti):
@@ -374,6 +399,13 @@ def _check_end(stream) -> None:
 
 def _too_long(path: str) -> bool:
     return len(path) > MAX_PATH and len(path.encode("utf-8", "surrogateescape")) > MAX_PATH
+
+
+def _climbs_out(where: str, parent: list[str], target: str) -> bool:
+    """moby Untar's breakout rule, string prefix and all: the link's target joined
+    lexically to the link's directory (an absolute one too) is not under `where`."""
+    joined = os.path.normpath("/" + "/".join([where, *parent, target]).lstrip("/"))
+    return not joined.startswith(os.path.normpath(where))
 
 
 def _check_ids(ti) -> None:

@@ -252,18 +252,19 @@ def find_dir(tree: InRoot, path: str) -> str | None:
         raise _os_error(e, path) from None
 
 
-def resolve_leaf(tree: InRoot, path: str) -> tuple[str, str]:
+def resolve_leaf(tree: InRoot, path: str, *, create: bool = True) -> tuple[str, str]:
     """(real parent directory, name) where a file written at `path` goes: a symlink
     in the final place is followed, inside the root, as writing through it does
     (docker's COPY onto a link, also a dangling one); the directories on the way are
     made when missing (`tree.made_dirs` lists them).  The result names no symlink,
     though it may name a directory; the root itself is IsADirectoryError.  Errors
-    name `path` as make_dirs' do."""
+    name `path` as make_dirs' do.  Without `create`, a missing directory on the way
+    raises MissingPath."""
     parts = clean(path)
     hops = 0
     try:
         while parts:
-            parent = tree.resolve(parts[:-1], create=True, entry=path)
+            parent = tree.resolve(parts[:-1], create=create, entry=path)
             name = parts[-1]
             pfd = tree.dir_fd(parent)
             try:

@@ -13,6 +13,7 @@ cannot redirect the walk through a symlink, and file data is streamed.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import BinaryIO, Sequence
@@ -27,6 +28,11 @@ _CHUNK = 1 << 20
 _OPEN_LEVELS = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
+_RACE_ERRNOS = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL)  # gone, or now a link / not a dir
+
+
+class _Changed(StoreError):
+    """A file is no longer what the walk listed (before any of it was written)."""
 
 
 def write_tree(root: str, out: BinaryIO, *, owner_names: tuple[dict, dict] | None = None,
@@ -107,34 +113,55 @@ def _clamp(name: str, dfd: int, limit: int) -> None:
                  follow_symlinks=False)
 
 
-def _listing(fd: int) -> list[tuple[str, os.stat_result]]:
+def _listing(fd: int, tolerant: bool = False) -> list[tuple[str, os.stat_result]]:
+    items = []
     with os.scandir(fd) as it:
-        items = [(e.name, e.stat(follow_symlinks=False)) for e in it]
+        for e in it:
+            try:
+                items.append((e.name, e.stat(follow_symlinks=False)))
+            except FileNotFoundError:
+                if not tolerant:
+                    raise
     items.sort(key=lambda item: os.fsencode(item[0]))  # Go's WalkDir order: bytewise
     return items
 
 
 def _walk(root: str, writer: "_Writer") -> None:
-    """Pre-order, sorted walk of `root` with an explicit stack (no recursion limit).
-    Only the deepest _OPEN_LEVELS directories keep an fd; a shallower one is
-    reopened through ".." of its child when the walk climbs back to it."""
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _walk_fd(root_fd, "", writer)
+    finally:
+        os.close(root_fd)
+
+
+def _walk_fd(root_fd: int, top: str, writer: "_Writer") -> None:
+    """Pre-order, sorted walk of the directory open at `root_fd` (not closed here),
+    its entries named `top` + their relative path, with an explicit stack (no
+    recursion limit).  Only the deepest _OPEN_LEVELS directories keep an fd; a
+    shallower one is reopened through ".." of its child when the walk climbs back
+    to it.  A `writer.tolerant` walk leaves out entries that vanish or change type
+    under it (a running container's tree)."""
     st = os.fstat(root_fd)
     # [fd or -1, archive prefix, remaining sorted entries, (st_dev, st_ino)]
-    stack: list[list] = [[root_fd, "", iter(_listing(root_fd)), (st.st_dev, st.st_ino)]]
+    stack: list[list] = [[root_fd, top, iter(_listing(root_fd, writer.tolerant)), (st.st_dev, st.st_ino)]]
     try:
         while stack:
             fd, prefix, entries, _ = stack[-1]
             for name, st in entries:
                 arc = prefix + name
-                if not stat.S_ISDIR(st.st_mode):
-                    writer.other(fd, name, arc, st)
-                    continue
-                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                try:
+                    if not stat.S_ISDIR(st.st_mode):
+                        writer.other(fd, name, arc, st)
+                        continue
+                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except (OSError, _Changed) as e:
+                    if writer.tolerant and (isinstance(e, _Changed) or e.errno in _RACE_ERRNOS):
+                        continue
+                    raise
                 cst = os.fstat(child)
                 stack.append([child, arc + "/", iter(()), (cst.st_dev, cst.st_ino)])
                 writer.directory(child, arc, cst)
-                stack[-1][2] = iter(_listing(child))
+                stack[-1][2] = iter(_listing(child, writer.tolerant))
                 if len(stack) > _OPEN_LEVELS:
                     shallow = stack[-_OPEN_LEVELS - 1]
                     if shallow[0] not in (-1, root_fd):
@@ -148,14 +175,36 @@ def _walk(root: str, writer: "_Writer") -> None:
                     pst = os.fstat(parent)
                     stack[-1][0] = parent
                     if (pst.st_dev, pst.st_ino) != stack[-1][3]:
-                        raise StoreError(f"cannot archive {root}: {stack[-1][1]!r} moved during the walk")
+                        raise StoreError(f"cannot archive {stack[-1][1]!r}: it moved during the walk")
                 if fd != root_fd:
                     os.close(fd)
     finally:
         for level in stack:
             if level[0] not in (-1, root_fd):
                 os.close(level[0])
-        os.close(root_fd)
+
+
+def write_entry(dir_fd: int, name: str, arcname: str, out: BinaryIO, *,
+                owner_names: tuple[dict, dict] | None = None) -> None:
+    """`name` in the directory open at `dir_fd` ("." for that directory itself) as a
+    tar named `arcname`: a directory with its contents below `arcname/` ("" names
+    the directory `/`), anything else as its one entry (docker cp's GET archive).
+    Every open is relative to `dir_fd` with O_NOFOLLOW, so a running container that
+    swaps a directory for a symlink cannot send the walk out of its tree; entries
+    that vanish or change type meanwhile are left out, as moby's tar leaves them."""
+    writer = _Writer(out, whiteouts=False, owner_names=owner_names)
+    writer.tolerant = True
+    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            writer.directory(fd, arcname, os.fstat(fd))
+            _walk_fd(fd, arcname + "/", writer)
+        finally:
+            os.close(fd)
+    else:
+        writer.other(dir_fd, name, arcname, st)
+    writer.finish()
 
 
 def _capability(value: bytes | None) -> dict[str, bytes] | None:
@@ -176,6 +225,7 @@ class _Writer(TarOut):
         self.whiteouts = whiteouts
         self.users, self.groups = owner_names or ({}, {})
         self.seen: dict[tuple[int, int], str] = {}  # (dev, ino) -> first archive path
+        self.tolerant = False  # a live tree: see _walk_fd
 
     def header(self, name, typeflag, mode, uid, gid, size, mtime, linkname="", major=0, minor=0, xattrs=None):
         if self.clamp is not None and mtime > self.clamp:
@@ -231,7 +281,7 @@ class _Writer(TarOut):
         try:
             st = os.fstat(fd)  # describe exactly the inode whose bytes we copy
             if not stat.S_ISREG(st.st_mode):
-                raise StoreError(f"cannot archive {arc!r}: it changed while the layer was written")
+                raise _Changed(f"cannot archive {arc!r}: it changed while the layer was written")
             caps = _capability(wh.get_xattr(fd, wh.CAPABILITY_XATTR))
             link = self._seen(arc, st)
             if link is not None:

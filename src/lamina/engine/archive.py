@@ -2,8 +2,11 @@
 
 Paths are resolved inside the container's root filesystem (archive/inroot.py: `..`
 and absolute links stay inside it), on its mounted rootfs: the running container's
-own mount, or one made for the call and undone after it.  Volumes and binds are not
-seen (they are mounted in the container's namespace only)."""
+own mount, or one made for the call and undone after it.  A running container can
+change its tree under the call, so nothing is opened by a host path below the root:
+every read and write goes through directory fds walked with O_NOFOLLOW (_Target,
+layertar.write_entry, extract.apply_layer on the directory's fd).  Volumes and binds
+are not seen (they are mounted in the container's namespace only)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import contextlib
 import os
 import stat
 
-from lamina.errors import InvalidParameter, NotFound
+from lamina.errors import InvalidArchive, InvalidParameter, LaminaError, NotFound
 
 
 @contextlib.contextmanager
@@ -33,37 +36,88 @@ def mounted_rootfs(system, rec):
             snap.unmount(ctr_dir)
 
 
-def _leaf(rootfs: str, path: str, name: str) -> str:
-    """The host path of `path` in the container, the last component not followed;
-    NotFound as dockerd's when it is missing."""
-    from lamina.archive.inroot import InRoot, MissingPath, clean, host_path
+class _Target:
+    """`path` in the container, held as an fd of its parent directory and a name in
+    it ("." for the directory itself), as moby's ResolvePath: the links on the way
+    followed inside the root, the last element not, unless the path ends in `/` or
+    `/.`.  Every open is relative to an fd got by an O_NOFOLLOW walk from the root,
+    so a running container swapping a directory for a symlink cannot make a read
+    or a write leave its tree (CVE-2018-15664)."""
 
-    if not path.startswith("/"):
-        path = "/" + path
-    parts = clean(path)
-    tree = InRoot(rootfs)
-    try:
-        parent = tree.resolve(parts[:-1], create=False, entry=path) if parts else ""
-    except (MissingPath, OSError, InvalidParameter, ValueError) as e:
-        raise NotFound(f"Could not find the file {path} in container {name}") from e
-    except Exception as e:  # noqa: BLE001 - InvalidArchive: a non-directory on the way
-        raise NotFound(f"Could not find the file {path} in container {name}") from e
-    finally:
-        tree.close()
-    host = os.path.join(host_path(rootfs, parent), parts[-1]) if parts else rootfs
-    if not os.path.lexists(host):
-        raise NotFound(f"Could not find the file {path} in container {name}")
-    return host
+    def __init__(self, rootfs: str, path: str, name: str) -> None:
+        from lamina.archive.inroot import InRoot, MissingPath, clean
+
+        self.rootfs, self.path, self.container = rootfs, path, name
+        parts = clean(path)
+        whole = path.endswith(("/", "/.")) or not parts
+        self.parts = parts
+        self.name = "." if path.endswith("/.") else (parts[-1] if parts else "/")  # filepath.Base(absPath)
+        self.tree, self.fd = InRoot(rootfs), -1
+        try:
+            parent = self.tree.resolve(parts if whole else parts[:-1], create=False, entry=path)
+            self.fd = os.dup(self.tree.dir_fd(parent))  # the tree's own fds are evicted as it walks on
+            self.base = "." if whole else parts[-1]
+            self.st = os.stat(self.base, dir_fd=self.fd, follow_symlinks=False)
+        except (MissingPath, OSError, InvalidArchive, ValueError) as e:
+            self.close()
+            raise self._error(e) from None
+
+    def _error(self, e: Exception) -> LaminaError:
+        """dockerd's words: missing is NotFound, anything else its failed lstat."""
+        from lamina.archive.inroot import MissingPath, NotADir
+
+        if isinstance(e, (MissingPath, FileNotFoundError)):
+            return self.not_found()
+        if isinstance(e, (NotADir, NotADirectoryError)):
+            why = "not a directory"
+        elif isinstance(e, ValueError):  # a NUL in the path
+            why = "invalid argument"
+        elif isinstance(e, OSError) and e.strerror:  # a component swapped under the walk, a name too long
+            why = e.strerror.lower()
+        else:
+            why = "too many levels of symbolic links"  # LinkLoop
+        return LaminaError(f"lstat {self.path}: {why}")
+
+    def not_found(self) -> NotFound:
+        return NotFound(f"Could not find the file {self.path} in container {self.container}")
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        self.tree.close()
+
+    def stat(self) -> dict:
+        """The X-Docker-Container-Path-Stat document."""
+        st = self.st
+        mode = stat.S_IMODE(st.st_mode) | _go_mode_bits(st.st_mode)
+        return {"name": self.name, "size": st.st_size, "mode": mode, "mtime": _go_time(st.st_mtime_ns),
+                "linkTarget": self._link_target() if stat.S_ISLNK(st.st_mode) else ""}
+
+    def _link_target(self) -> str:
+        """Where the link finally leads, as an absolute path in the container (moby
+        evaluates it in the root's scope, a dangling one too)."""
+        from lamina.archive.inroot import MissingPath, resolve_leaf
+
+        try:
+            parent, name = resolve_leaf(self.tree, "/".join(self.parts), create=False)
+        except IsADirectoryError:
+            return "/"
+        except (MissingPath, OSError):
+            try:
+                return os.readlink(self.base, dir_fd=self.fd)
+            except OSError:  # no longer a link
+                return ""
+        return "/" + (f"{parent}/{name}" if parent else name)
 
 
-def _stat_of(host: str, name: str) -> dict:
-    st = os.lstat(host)
-    mode = stat.S_IMODE(st.st_mode) | _go_mode_bits(st.st_mode)
+def _go_time(ns: int) -> str:
+    """Go's RFC 3339 with nanoseconds, trailing zeros trimmed, as encoding/json writes a time."""
     import time
 
-    mtime = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(st.st_mtime)))  # Go's RFC 3339, whole seconds
-    return {"name": name, "size": st.st_size, "mode": mode, "mtime": mtime,
-            "linkTarget": os.readlink(host) if stat.S_ISLNK(st.st_mode) else ""}
+    secs, frac = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    return text + (f".{frac:09d}".rstrip("0") if frac else "") + "Z"
 
 
 def _go_mode_bits(mode: int) -> int:
@@ -83,43 +137,73 @@ def _go_mode_bits(mode: int) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _target(system, name: str, path: str):
+    if not path.startswith("/"):
+        path = "/" + path
+    rec = system.containers.resolve(name)
+    with mounted_rootfs(system, rec) as rootfs:
+        target = _Target(rootfs, path, name)
+        try:
+            yield target
+        finally:
+            target.close()
+
+
 def stat_path(system, name: str, path: str) -> dict:
     """HEAD …/archive: the X-Docker-Container-Path-Stat document of `path`."""
-    rec = system.containers.resolve(name)
-    with mounted_rootfs(system, rec) as rootfs:
-        return _stat_of(_leaf(rootfs, path, name), os.path.basename(path.rstrip("/")) or "/")
+    with _target(system, name, path) as target:
+        return target.stat()
 
 
-def get_archive(system, name: str, path: str, begin) -> None:
+def get_archive(system, name: str, path: str, begin, *, arcname: str | None = None) -> None:
     """GET …/archive: `begin(stat)` returns the binary stream the tar of `path` is written
-    to (a directory with its contents, under its own name; `/.` suffix: the contents)."""
-    import tarfile
+    to (a directory with its contents, under its own name; `/.` suffix: the contents;
+    `/`: entries named from `/`).  `arcname` names the entries instead (the CLI's
+    rebase: docker cp renames them to the destination's name)."""
+    from lamina.archive.layertar import write_entry
+    from lamina.runtime.rootfs import id_names
 
-    rec = system.containers.resolve(name)
-    with mounted_rootfs(system, rec) as rootfs:
-        host = _leaf(rootfs, path, name)
-        base = os.path.basename(path.rstrip("/")) or "/"
-        out = begin(_stat_of(host, base))
-        arcname = "." if path.endswith("/.") else (base if base != "/" else ".")
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
-            tf.add(host, arcname=arcname, recursive=True)
+    with _target(system, name, path) as target:
+        out = begin(target.stat())
+        arcname = target.name if arcname is None else arcname
+        # owners named from the container's own /etc/passwd and /etc/group, as dockerd's
+        # tar (made chrooted in the container) names them
+        write_entry(target.fd, target.base, "" if arcname == "/" else arcname, out,
+                    owner_names=id_names(target.rootfs))
 
 
-def put_archive(system, name: str, path: str, body, *, no_overwrite_dir_non_dir: bool = False) -> None:
-    """PUT …/archive: extract the tar `body` into directory `path` (which must exist)."""
+def put_archive(system, name: str, path: str, body, *, no_overwrite_dir_non_dir: bool = False,
+                copy_uid_gid: bool = False) -> None:
+    """PUT …/archive: extract the tar `body` into directory `path` (which must exist;
+    a link there is followed, inside the root).  The extraction is rooted at the
+    directory's fd (through /proc/self/fd), never at a path a container can change.
+    `copy_uid_gid` (docker cp -a): everything owned by the container's user, when it
+    has one (looked up in its own /etc/passwd; dockerd 20.10 asks the host's)."""
     from lamina.archive.extract import apply_layer
-
-    from lamina.archive.inroot import InRoot, clean, host_path
+    from lamina.archive.inroot import MissingPath, NotADir, clean
+    from lamina.runtime.rootfs import lookup_user
 
     rec = system.containers.resolve(name)
-    with mounted_rootfs(system, rec) as rootfs:
-        _leaf(rootfs, path, name)  # NotFound when missing
-        tree = InRoot(rootfs)
+    if (rec.host_config or {}).get("ReadonlyRootfs"):
+        raise LaminaError("container rootfs is marked read-only")  # (volumes are not seen here: no exception)
+    user = (rec.config or {}).get("User") if copy_uid_gid else None
+    with _target(system, name, path) as target:
+        owners = True
+        if user:
+            ids = lookup_user(target.rootfs, user)
+            owners = (ids.uid, ids.gid)
         try:  # every link on the way, the last one too, followed inside the rootfs
-            real = host_path(rootfs, tree.resolve(clean(path if path.startswith("/") else "/" + path),
-                                                  create=False, entry=path))
-        except Exception:  # noqa: BLE001 - a non-directory: InvalidArchive, NotADir
+            real = target.tree.resolve(clean(target.path), create=False, entry=target.path)
+            fd = os.dup(target.tree.dir_fd(real))
+        except MissingPath:
+            raise target.not_found() from None
+        except (NotADir, OSError, InvalidArchive):  # a non-directory; a link loop
             raise InvalidParameter("extraction point is not a directory") from None
+        try:
+            apply_layer(body, f"/proc/self/fd/{fd}", overlay_whiteouts=False, plain=True,  # Untar, not a layer
+                        owners=owners, where="/" + real, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+        except InvalidArchive as e:  # dockerd's words: its untar runs as a child process
+            raise LaminaError(f"Error processing tar file(exit status 1): {e}") from None
         finally:
-            tree.close()
-        apply_layer(body, real, overlay_whiteouts=False)
+            os.close(fd)

@@ -266,12 +266,20 @@ def _read_db(rootfs: str, path: str, user_spec: str) -> bytes | None:
     Like libcontainer, a file that cannot be opened counts as absent (then only
     numeric ids work); one that opens but is not a small regular file is an error.
     """
-    try:
-        host_path = resolve_in_root(rootfs, path)
-        # O_NONBLOCK: a FIFO planted at /etc/passwd must not hang us.
-        fd = os.open(host_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    from lamina.archive.inroot import InRoot, MissingPath, resolve_leaf
+
+    try:  # opened relative to a directory fd walked inside the root: a running container
+        tree = InRoot(rootfs)  # (export, cp) cannot swap /etc for a link to the host's
     except OSError:
         return None
+    try:
+        parent, name = resolve_leaf(tree, path, create=False)
+        # O_NONBLOCK: a FIFO planted at /etc/passwd must not hang us.
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=tree.dir_fd(parent))
+    except (OSError, MissingPath):
+        return None
+    finally:
+        tree.close()
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
