@@ -481,3 +481,17 @@ def test_a_container_reaches_its_own_published_port_through_the_host(root):
               "| tail -n 1 && break; sleep 0.2; done")
     p = lamina(root, "run", "--rm", "-v", f"{root.parent / 'www'}:/www", "-p", f"{port}:80", "bb:1", "sh", "-c", script)
     assert p.stdout.decode() == "served from a lamina container\n"
+
+
+@requires_root
+def test_a_port_is_free_again_as_soon_as_run_rm_returns(root):
+    """Release waits for the rules' commit, not for the grace period iptables-restore's exit
+    waits (network/restore.py): the next run gets the port at once, and nothing stays."""
+    port = free_port()
+    for _ in range(3):
+        p = lamina(root, "run", "--rm", "-p", f"{port}:80", "-p", f"127.0.0.1:{port}:81/udp", "bb:1", "true",
+                   check=False)
+        assert p.returncode == 0, p.stderr
+        dump = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+        assert [line for line in dump.splitlines() if f"--dport {port} " in line] == []
+        assert rows_of(root) == []

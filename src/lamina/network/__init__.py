@@ -132,8 +132,7 @@ def published_ports(system, rec) -> dict:
     name = mode(rec.host_config.get("NetworkMode", "host"))
     if not rec.running or name in ("host", "none") or name.startswith("container:"):
         return {}
-    from lamina.network.portmap import published
-    from lamina.network.ports import settings_ports
+    from lamina.network.ports import published, settings_ports
 
     return settings_ports((rec.config or {}).get("ExposedPorts"), published(system.db, rec.id))
 

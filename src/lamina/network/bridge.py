@@ -13,7 +13,6 @@ instead of asking the kernel (a bridge deleted by hand is noticed and redone).
 from __future__ import annotations
 
 import os
-import sys
 
 from lamina.errors import RuntimeFailure
 from lamina.leanjson import loads
@@ -281,7 +280,7 @@ def _install_rules(bridge: Bridge) -> None:
 
 
 def _iptables(table: str, *args: str, check: bool = True):
-    import subprocess  # set-up and `system check` only: a container start runs `ip` through batch()
+    import subprocess  # set-up and `system check` only: a container start speaks rtnetlink (netlink.py)
 
     try:
         p = subprocess.run(["iptables", "-w", "-t", table, *args], capture_output=True, text=True)
@@ -305,43 +304,9 @@ def ip(*args: str, stdin: str | None = None) -> str:
     return p.stdout
 
 
-def batch(script: str, netns_path: str | None = None) -> tuple[int, str]:
-    """`ip -batch -` fed `script`, in the namespace at `netns_path` if given; returns
-    (exit code, what it printed).  The per-container path: started with posix_spawn
-    (runtime/process.py), as `subprocess` costs ~5 ms of imports, and from a thread
-    that joined the namespace (netns.call_in) rather than through an nsenter exec."""
-    argv = [_tool("ip"), "-batch", "-"]
-    if netns_path is None:
-        return _batch(argv, script)
-    return netns.call_in(netns_path, lambda: _batch(argv, script))
-
-
-SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCGIFINDEX, SIOCBRADDIF = 0x8913, 0x8914, 0x8933, 0x89A2
-IFF_UP = 0x1
-
-
-def enslave(ifname: str, bridge: str = NAME) -> None:
-    """Put interface `ifname` (of our namespace) on `bridge` and bring it up: what
-    `ip link set IF master lamina0 up` asks of the kernel (br_add_if, dev_change_flags),
-    through ioctls on a socket (brctl's SIOCBRADDIF, SIOCSIFFLAGS) rather than an exec."""
-    import _socket  # the C module: socket.py's enums cost more than this whole call
-    import fcntl
-
-    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM, 0)
-    try:
-        name = ifname.encode().ljust(16, b"\0")  # struct ifreq: the name, then a 24-byte union
-        index = int.from_bytes(fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, name + bytes(24))[16:20], sys.byteorder)
-        fcntl.ioctl(sock.fileno(), SIOCBRADDIF, bridge.encode().ljust(16, b"\0") + index.to_bytes(4, sys.byteorder)
-                    + bytes(20))
-        flags = int.from_bytes(fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, name + bytes(24))[16:18], sys.byteorder)
-        fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, name + (flags | IFF_UP).to_bytes(2, sys.byteorder) + bytes(22))
-    except OSError as e:
-        raise RuntimeFailure(f"bridge {bridge}: {ifname}: {e.strerror}") from None
-    finally:
-        sock.close()
-
-
 def _batch(argv: list[str], script: str) -> tuple[int, str]:
+    """`argv` fed `script` on stdin; (exit code, what it printed).  Started with
+    posix_spawn (runtime/process.py): `subprocess` costs ~5 ms of imports."""
     from lamina.runtime.process import spawn
 
     out_r, out_w = os.pipe()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from lamina.errors import RuntimeFailure
-from lamina.network import bridge, ipam, netns
+from lamina.network import bridge, ipam, netlink, netns
 from lamina.record import record
 
 TYPE_CHECKING = False
@@ -56,8 +56,8 @@ def attach(system, container_id: str, network: str = NETWORK, *, aliases=(), mac
         address = _claim(system, key, container_id, net, None)
         if os.path.lexists(path):  # an earlier start's, if its release was cut short
             netns.remove(path)
-        netns.create(path)
-        address = _plug_free(system, key, container_id, net, path, address, "eth0", True, mac, None)
+        with netns.create(path, then=netlink.Socket) as inside:
+            address = _plug_free(system, key, container_id, net, path, inside, address, "eth0", True, mac, None)
         return _finish(key, net, user, container_id, path, address, mac, aliases, names, dns_servers)
     except BaseException:
         release(system, container_id)
@@ -77,7 +77,8 @@ def connect(system, container_id: str, network: str, *, aliases=(), names=(), dn
     ifname = _free_ifname(path)
     address = _claim(system, key, container_id, net, owner)
     try:
-        address = _plug_free(system, key, container_id, net, path, address, ifname, False, None, owner)
+        with netns.call_in(path, netlink.Socket) as inside:
+            address = _plug_free(system, key, container_id, net, path, inside, address, ifname, False, None, owner)
         return _finish(key, net, user, container_id, path, address, None, aliases, names, dns_servers)
     except BaseException:
         disconnect(system, container_id, network)
@@ -96,7 +97,12 @@ def disconnect(system, container_id: str, network: str) -> bool:
         return False
     veth = ipam.veth_name(found[1])
     if os.path.exists(f"/sys/class/net/{veth}"):
-        bridge.ip("link", "del", veth)  # takes the namespace's end along
+        with netlink.Socket() as host:
+            try:
+                host.delete_link(host.index(veth))  # takes the namespace's end along
+            except OSError as e:
+                if os.path.exists(f"/sys/class/net/{veth}"):
+                    raise RuntimeFailure(f"network {key[:12]}: deleting {veth}: {e.strerror}") from None
     ipam.free(system.db, container_id, key)
     return True
 
@@ -104,7 +110,7 @@ def disconnect(system, container_id: str, network: str) -> bool:
 def release(system, container_id: str) -> None:
     """Idempotent: drop its name entries, unmount the namespace (the kernel then
     removes the veth pairs once the container's processes are gone) and free the addresses."""
-    if os.path.isdir(_DNS_DIR):
+    if any(f != "aardvark.pid" for f in _listdir(_DNS_DIR)):  # some network resolves names (dns.remove's test)
         from lamina.network import dns
 
         dns.remove(container_id)
@@ -233,11 +239,11 @@ def _claim(system, key: str, container_id: str, net: bridge.Bridge, owner, reser
     return ipam.allocate(system.db, key, container_id, net.subnet, reserved or {net.gateway}, owner)
 
 
-def _plug_free(system, key, container_id, net, path, address, ifname, default_route, mac, owner):
+def _plug_free(system, key, container_id, net, path, inside, address, ifname, default_route, mac, owner):
     """Plug `address` in, or the next free one when another store holds it."""
     reserved = {net.gateway}
     for _ in range(256):
-        if _plug(address, path, net, ifname, default_route, mac):
+        if _plug(address, path, inside, net, ifname, default_route, mac):
             return address
         reserved.add(address)  # another store's container has it
         address = _claim(system, key, container_id, net, owner, reserved)
@@ -263,28 +269,33 @@ def _free_ifname(path: str) -> str:
     return next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
 
 
-def _plug(address: Address, path: str, net: bridge.Bridge, ifname: str = "eth0", default_route: bool = True,
-          mac: str | None = None) -> bool:
+def _plug(address: Address, path: str, inside: netlink.Socket, net: bridge.Bridge, ifname: str = "eth0",
+          default_route: bool = True, mac: str | None = None) -> bool:
     """Create the veth pair named for `address` (`ifname` in the namespace at `path`, its
-    peer in ours), configure the namespace's side, and put the host end on the bridge;
-    False when the name (the address) is taken.  One `ip` process, started in the
-    namespace (netns.call_in): the peer is created straight into lamina's own namespace
-    (the main thread's, which never leaves it), and the host end is enslaved and
-    brought up with two ioctls (bridge.enslave) instead of a second `ip`."""
+    peer in ours, up and on the bridge), and give `ifname` the address and the default
+    route through `inside`, a netlink socket of that namespace; False when the name (the
+    address) is taken.  What `ip link add ... netns`, `ip link set master`, `ip addr add`
+    and `ip route add` ask of the kernel, as rtnetlink requests (netlink.py), not execs."""
     veth = ipam.veth_name(address)
     if os.path.exists(f"/sys/class/net/{veth}"):
         return False
-    script = (f"link add {ifname} address {mac or ipam.mac_for(address)} type veth peer name {veth} "
-              f"netns /proc/{os.getpid()}/ns/net\n"
-              f"link set lo up\n"
-              f"addr add {address}/{net.subnet.prefixlen} brd + dev {ifname}\n"
-              f"link set {ifname} up\n")
-    if default_route:
-        script += f"route add default via {net.gateway}\n"
-    code, err = bridge.batch(script, netns_path=path)
-    if code != 0:
-        if "-:1" in err and os.path.exists(f"/sys/class/net/{veth}"):
-            return False  # another store claimed it between our look and our `link add`
-        raise RuntimeFailure(f"network {net.name}: veth {veth} into {path}: {err.strip()}")
-    bridge.enslave(veth, net.name)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with netlink.Socket() as host:
+            host.add_veth(veth, ifname, peer_netns_fd=fd, peer_mac=mac or ipam.mac_for(address),
+                          master=bridge._ifindex(net.name))
+        index = inside.index(ifname)
+        inside.add_address(index, address, net.subnet.prefixlen, net.subnet.broadcast_address)
+        inside.set_up(index)
+        inside.set_up(1)  # lo: index 1 in every namespace
+        if default_route:
+            inside.add_default_route(net.gateway)
+    except FileExistsError:
+        if os.path.exists(f"/sys/class/net/{veth}"):
+            return False  # another store claimed it between our look and our request
+        raise RuntimeFailure(f"network {net.name}: veth {veth} into {path}: {ifname} exists there") from None
+    except OSError as e:
+        raise RuntimeFailure(f"network {net.name}: veth {veth} into {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
     return True

@@ -1,9 +1,10 @@
 """Network namespaces kept alive by a bind mount on a file, like `ip netns add`,
 but under lamina's own runtime dir (`/run/lamina/netns/<container id>`).
 
-A namespace is made in a short-lived thread (unshare(2) of CLONE_NEWNET acts on
-the calling thread only), so lamina itself never leaves the host's namespace and
-no helper process is spawned.  Unmounting the file drops the last reference once
+A namespace is made by unshare(2) of CLONE_NEWNET, which acts on the calling
+thread only: root's lamina makes it on its own thread and steps back with setns(2)
+before going on (no thread to start), a rootless one on a short-lived thread; no
+helper process is spawned either way.  Unmounting the file drops the last reference once
 the container's processes are gone: the kernel then destroys the namespace and
 with it the container end of the veth pair, which takes the host end along.
 """
@@ -32,31 +33,69 @@ def path_for(container_id: str) -> str:
     return os.path.join(NETNS_DIR, container_id)
 
 
-def create(path: str) -> None:
-    """A new, empty network namespace bound at `path` (which must not exist)."""
-    import threading  # here, not at the top: `release` of a host or none container starts none
-
-    from lamina.snapshot.mount import mount
+def create(path: str, then=None):
+    """A new, empty network namespace bound at `path` (which must not exist); returns
+    `then()`, called in it (e.g. netlink.Socket: a socket of the new namespace), so that
+    no thread has to join it afterwards."""
+    from lamina import rootless
 
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-    failure: list[BaseException] = []
+    try:
+        # root's lamina may step back into its own namespace (setns needs CAP_SYS_ADMIN over
+        # it); a rootless one, in a user namespace that does not own the host's, may not
+        return (_create_on_thread if rootless() else _create_here)(path, then)
+    except BaseException as e:
+        remove(path)
+        if isinstance(e, RuntimeFailure) or not isinstance(e, Exception):
+            raise
+        raise RuntimeFailure(f"network namespace {path}: {e}") from None
+
+
+def _create_here(path: str, then):
+    """On the calling thread, which is back in its own namespace on return: no thread to
+    start and wait for (~0.5 ms, and more on a busy machine)."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return _make(path, then)
+    finally:
+        try:
+            if _libc.setns(home, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise RuntimeFailure(f"network namespace {path}: cannot return to lamina's own: {os.strerror(err)}")
+        finally:
+            os.close(home)
+
+
+def _create_on_thread(path: str, then):
+    """On a short-lived thread: the caller never leaves its namespace."""
+    import threading  # here, not at the top: a root lamina's start imports none
+
+    outcome: list = []
 
     def in_new_netns() -> None:
         try:
-            if _libc.unshare(CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise RuntimeFailure(f"network namespace {path}: unshare: {os.strerror(err)}")
-            mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, "none", "", flags=MS_BIND)
+            outcome.append((True, _make(path, then)))
         except BaseException as e:  # handed to the caller's thread
-            failure.append(e)
+            outcome.append((False, e))
 
     worker = threading.Thread(target=in_new_netns, name="lamina-netns")
     worker.start()
     worker.join()
-    if failure:
-        remove(path)
-        e = failure[0]
-        raise e if isinstance(e, RuntimeFailure) else RuntimeFailure(f"network namespace {path}: {e}")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _make(path: str, then):
+    """Move the calling thread into a new namespace, bind it at `path`, call `then` there."""
+    from lamina.snapshot.mount import mount
+
+    if _libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise RuntimeFailure(f"network namespace {path}: unshare: {os.strerror(err)}")
+    mount("/proc/thread-self/ns/net", path, "none", "", flags=MS_BIND)
+    return then() if then is not None else None
 
 
 def call_in(path: str, fn):

@@ -141,13 +141,6 @@ def abandoned(db) -> list[str]:
     return sorted({cid for cid, pid in rows if not pid_alive(pid)})
 
 
-def published(db, container_id: str) -> list[tuple[str, str, int]]:
-    """(`port/proto`, host ip, host port) of a container, in the order they were made."""
-    return [(f"{cp}/{proto}", ip, hp) for proto, ip, hp, cp in db.execute(
-        "SELECT proto, host_ip, host_port, container_port FROM ports WHERE container_id=? ORDER BY rowid",
-        (container_id,))]
-
-
 def leaks(system) -> tuple[list[str], list[str]]:
     """(problems, notes) for `system check`: ports held for killed processes, rows of
     containers this store no longer has, and our chains' jumps gone missing."""
@@ -249,8 +242,10 @@ def _script(container_id: str, rows, op: str) -> str:
 
 
 def _restore(script: str) -> tuple[int, str]:
+    from lamina.network import restore  # until the commit, not the exit: see restore.py
+
     try:
-        return bridge._batch([bridge._tool("iptables-restore"), "--noflush"], script)
+        return restore.run([bridge._tool("iptables-restore"), "--noflush"], script)
     except RuntimeFailure:
         raise RuntimeFailure("published ports: iptables-restore is not installed (apt-get install iptables)") \
             from None

@@ -266,3 +266,11 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def published(db, container_id: str) -> list[tuple[str, str, int]]:
+    """(`port/proto`, host ip, host port) of a container, in the order they were made
+    (portmap.py writes these rows; `ps` and inspect read them without loading it)."""
+    return [(f"{cp}/{proto}", ip, hp) for proto, ip, hp, cp in db.execute(
+        "SELECT proto, host_ip, host_port, container_port FROM ports WHERE container_id=? ORDER BY rowid",
+        (container_id,))]
