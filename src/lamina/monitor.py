@@ -13,7 +13,11 @@ is known; the runner's watchdog reaps the container if the monitor is killed.
 
 Once the container runs it writes "ok" on the ready pipe (or the exit code and
 runc's message when it could not start) and closes it: the CLI returns then.
-It drains the container's output into the json-file log, runs the HEALTHCHECK
+`run -d` forks it instead (`serve`, before the CLI opens its store): no second
+interpreter to start.  With nothing else to do while the container runs, it execs
+its lean relay and is exec'd back once the container exited (lamina/handover.py:
+~9 MB per container instead of ~13).  Otherwise it drains the container's output
+into the json-file log itself, runs the HEALTHCHECK
 on a thread (lamina/health.py), records the exit code, and after the runner's
 own cleanup (runc delete, unmount, network release) applies `--rm` or the restart
 policy with docker's back-off: 100 ms doubling to a minute, reset after 10 s up.
@@ -31,7 +35,21 @@ _BACKOFF_FIRST, _BACKOFF_MAX, _RESET_AFTER = 0.1, 60.0, 10.0
 
 def main(args: list[str]) -> int:
     root, runtime, ready, go, mode = args[:5]
-    ready_fd, go_fd = int(ready), int(go)
+    if mode == "resume":
+        return _resume(root, runtime, args[5:])
+
+    def open_system():
+        from lamina.system import System
+
+        return System(root, runtime=runtime)
+
+    return serve(open_system, int(ready), int(go), mode)
+
+
+def serve(open_system, ready_fd: int, go_fd: int, mode: str) -> int:
+    """The monitor's life: `open_system()` gives its store (its own: never a connection
+    of the process it was forked from).  Also entered in a child `run -d` forks
+    before it opens the store (lamina/services.py `Monitor.forked`)."""
     if os.fork():
         os._exit(0)  # the CLI reaps this parent at once; the monitor is an orphan of init
     _detach((ready_fd, go_fd))
@@ -45,9 +63,8 @@ def main(args: list[str]) -> int:
     import lamina.runtime.watchdog  # noqa: F401
     from lamina.errors import LaminaError
     from lamina.store import runstate
-    from lamina.system import System
 
-    system = System(root, runtime=runtime)
+    system = open_system()
     system.runtime, system.snapshotter  # noqa: B018 - built now, not once the ID is there
     container_id = _read_id(go_fd)  # ...then the ID it is to run
     if not container_id:
@@ -79,6 +96,37 @@ def main(args: list[str]) -> int:
     finally:
         _tell(ready_fd, b"125 the container's monitor failed")  # no-op once told
         system.close()
+
+
+def _resume(root: str, runtime: str, rest: list[str]) -> int:
+    """Exec'd by the lean relay (runtime/relay.py) once the container's init exited:
+    finish the run it handed over (as the runner would have), then go on supervising
+    (`--rm`, the restart policy) as the monitor that started it (lamina/handover.py)."""
+    from lamina.handover import finish_run
+    from lamina.runtime.watchdog import Watchdog
+    from lamina.store import runstate
+    from lamina.system import System
+
+    container_id, watchdog_pid, watchdog_fd, lock_fd, started_at, delay, status, deleting = rest
+    _told.append(True)  # the CLI was told when it started
+    _LOCK.append(int(lock_fd))
+    system = System(root, runtime=runtime)
+    try:
+        rec = system.containers.get(container_id)
+        if rec.host_config.get("AutoRemove") or (rec.host_config.get("RestartPolicy") or {}).get("Name") \
+                not in (None, "", "no"):
+            # imported before the exit is recorded: Exited, then Restarting, must follow at once
+            import lamina.engine.journal  # noqa: F401
+            import lamina.lifecycle  # noqa: F401
+            import lamina.services  # noqa: F401
+        code = finish_run(system, rec, int(status), Watchdog.adopt(int(watchdog_pid), int(watchdog_fd)),
+                          int(deleting))
+        return _supervise(system, container_id, -1, resumed=(code, float(started_at), float(delay)))
+    finally:
+        try:
+            runstate.update(system.db, container_id, monitor_pid=None, init_pid=None)
+        finally:
+            system.close()
 
 
 def _hold_namespace() -> str | None:
@@ -169,30 +217,36 @@ def _tell(fd: int, word: bytes) -> None:
     os.close(fd)
 
 
-def _supervise(system, container_id: str, ready_fd: int) -> int:
+def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None = None) -> int:
+    """Run the container, then --rm or restart it as its policy says.  `resumed`: the
+    (exit code, start time, back-off delay) of a run the lean relay handed back."""
     from lamina.errors import LaminaError
     from lamina.lifecycle import remove, start
     from lamina.services import should_restart
     from lamina.store import runstate
 
     delay = 0.0
-    first = True
+    first = resumed is None
     while True:
-        rec = system.containers.get(container_id)
-        started_at = time.monotonic()
-        watch = _Run(system, rec, ready_fd)
-        try:
-            code = start(system, rec, detached=watch)
-        except LaminaError as e:
-            code = e.exit_code if e.exit_code in (126, 127) else 128
-            runstate.update(system.db, container_id, error=str(e))
-            if first:
-                _tell(ready_fd, f"{e.exit_code} {e}".encode())
-                if rec.host_config.get("AutoRemove"):
-                    remove(system, system.containers.get(container_id), force=True)
-                return 1
-        finally:
-            watch.stop_health()
+        if resumed is not None:
+            code, started_at, delay = resumed
+            resumed = None
+        else:
+            rec = system.containers.get(container_id)
+            started_at = time.monotonic()
+            watch = _Run(system, rec, ready_fd, started_at, delay)
+            try:
+                code = start(system, rec, detached=watch)
+            except LaminaError as e:
+                code = e.exit_code if e.exit_code in (126, 127) else 128
+                runstate.update(system.db, container_id, error=str(e))
+                if first:
+                    _tell(ready_fd, f"{e.exit_code} {e}".encode())
+                    if rec.host_config.get("AutoRemove"):
+                        remove(system, system.containers.get(container_id), force=True)
+                    return 1
+            finally:
+                watch.stop_health()
         first = False
         rec = system.containers.get(container_id)
         _died(system, rec, code)
@@ -238,12 +292,14 @@ class _Run:
     """What one run of the container hands the runner: where its output goes and
     what happens once it runs (ready word, init pid, health checks)."""
 
-    def __init__(self, system, rec, ready_fd: int) -> None:
+    def __init__(self, system, rec, ready_fd: int, started_at: float = 0.0, delay: float = 0.0) -> None:
         self.system = system
         self.rec = rec
         self.ready_fd = ready_fd
+        self.started_at, self.delay = started_at, delay  # the back-off's, for a resumed monitor
         self.sink = _log_sink(system, rec)
         self._health = None
+        self.watchdog = self.oom = self.finish = None  # the runner's (runner.py), for the hand-over
 
     def started(self, init_pid: int) -> None:
         from lamina.store import runstate
@@ -252,7 +308,30 @@ class _Run:
         _tell(self.ready_fd, b"ok")
         if _has_healthcheck(self.rec.config):
             self._health = _start_health(self.system, self.rec.id)
-        _give_back_memory()
+        if not self._lean():
+            _give_back_memory()
+
+    def _lean(self) -> bool:
+        """Whether nothing but relaying the output needs this process while the container
+        runs: no health checks, no stdin relay (-i), no hook after the run, not rootless
+        (its user namespace is held here)."""
+        from lamina import rootless
+
+        return self._health is None and not self.rec.config.get("OpenStdin") and self.finish is None \
+            and self.watchdog is not None and bool(_LOCK) and not rootless()
+
+    def keep(self, outputs: dict[int, str], init: int, sink) -> int:
+        """Relay the running container's output until its init exits; its wait status.
+        When that is all this process has left to do (`_lean`), it execs the lean relay
+        instead (runtime/relay.py): its memory goes with the exec."""
+        from lamina.runtime.relay import relay
+
+        if self._lean() and sink is self.sink:
+            from lamina.handover import hand_over
+
+            hand_over(self, _LOCK[0], outputs, init)  # returns only if the exec failed
+            sink = self.sink = _log_sink(self.system, self.rec)  # the hand-over closed it
+        return relay(outputs, init, sink)
 
     def stop_health(self) -> None:
         if self._health is not None:

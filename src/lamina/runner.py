@@ -88,7 +88,7 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
     # From here on a front killed with -9 leaves nothing running or mounted: see watchdog.py.
     # What it execs then is lamina/reaper.py, by name: it imports lifecycle, which imports us.
     reap = [sys.executable, "-m", "lamina.reaper", system.root, system.runtime.path, rec.id]
-    watchdog = Watchdog(reap + ["--rm"] if launch.auto_remove else reap)
+    watchdog = Watchdog(reap + ["--rm"] if launch.auto_remove else reap, lean=detached is not None)
     endpoint = None
     finish = None
     try:
@@ -140,9 +140,12 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
             if detached is not None:
                 from lamina.runtime.detached import run_detached
 
+                # what the monitor needs to hand this run to its lean relay (lamina/handover.py)
+                detached.watchdog, detached.oom, detached.finish = watchdog, oom, finish
                 code = run_detached(system.runtime, rec.id, os.path.dirname(bundle), tty=launch.tty,
                                     sink=detached.sink, started=detached.started, after_exit=oom,
-                                    stdin=launch.interactive, stdin_once=bool(rec.config.get("StdinOnce")))
+                                    stdin=launch.interactive, stdin_once=bool(rec.config.get("StdinOnce")),
+                                    keep=getattr(detached, "keep", None))
             elif output is None:
                 log_sink = _foreground_log(system, rec, launch)
                 try:

@@ -12,24 +12,23 @@ blocking, and close (another process the container left may hold a write end).
 
 from __future__ import annotations
 
-import errno
 import os
-import select
 
 from lamina.errors import RuntimeFailure
 from lamina.runtime.process import Subreaper, fresh, kill_and_reap, read_pid, spawn
-
-_CHUNK = 65536
+from lamina.runtime.relay import relay as _relay
 
 
 def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink, started,
-                 after_exit=None, stdin: bool = False, stdin_once: bool = False) -> int:
+                 after_exit=None, stdin: bool = False, stdin_once: bool = False, keep=None) -> int:
     """Start the container detached, call `started(init_pid)` once it runs, relay its
     output into `sink` until its init exits; returns the exit code.  Raises the
     runtime's error (ContainerCommandNotFound, ...) when it could not start.
     `after_exit()` runs between the exit and the runtime's delete (its cgroup is
     still there: the OOM-kill count).  `stdin` (-i): input from attach clients through
-    runtime/stdinrelay.py, closed when one leaves with `stdin_once`."""
+    runtime/stdinrelay.py, closed when one leaves with `stdin_once`.  `keep(outputs,
+    init, sink)`: what relays the output and returns the init's wait status, when
+    there is no stdin to relay (the monitor's: it may exec its lean relay instead)."""
     from lamina.runtime.oci import _check_id, _runtime_error
 
     _check_id(container_id)
@@ -81,7 +80,10 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
                     relay.use_terminal(next(iter(outputs)))
                     sink = _Tee(sink, relay)
             started(init)
-            status = _relay(outputs, init, sink, relay)
+            if relay is None and keep is not None:
+                status = keep(outputs, init, sink)
+            else:
+                status = _relay(outputs, init, sink, relay)
             init = None
             if after_exit is not None:
                 after_exit()
@@ -103,43 +105,6 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
     return 128 - code if code < 0 else code
 
 
-def _relay(outputs: dict[int, str], init: int, sink, stdin=None) -> int:
-    """Copy output to `sink` (and attach clients' input to the container: `stdin`, a
-    StdinRelay) until `init` exits; its wait status."""
-    exited = os.pidfd_open(init)  # readable once it exits (also when it already has)
-    try:
-        poller = select.poll()
-        poller.register(exited, select.POLLIN)
-        live = dict(outputs)
-        for fd in live:
-            poller.register(fd, select.POLLIN)
-        while True:
-            if stdin is not None:
-                stdin.arm(poller)
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            done = False
-            for fd, mask in events:
-                if fd == exited:
-                    done = True
-                elif stdin is not None and stdin.owns(fd) and fd not in live:
-                    stdin.handle(fd, poller, mask)
-                elif fd in live and not _copy(fd, live[fd], sink):
-                    poller.unregister(fd)
-                    del live[fd]
-            if done:
-                break
-        for fd, stream in live.items():  # what is buffered, never waiting for an EOF
-            os.set_blocking(fd, False)
-            while _copy(fd, stream, sink):
-                pass
-        return os.waitpid(init, 0)[1]
-    finally:
-        os.close(exited)
-
-
 class _Tee:
     """The log, and a tty's attach clients (runtime/stdinrelay.py)."""
 
@@ -149,22 +114,3 @@ class _Tee:
     def write(self, stream: str, data: bytes) -> None:
         self.relay.output(data)
         self.sink.write(stream, data)
-
-
-def _copy(fd: int, stream: str, sink) -> bool:
-    """One read from `fd` into the sink; False at EOF (or the pty's EIO), or nothing left."""
-    try:
-        data = os.read(fd, _CHUNK)
-    except BlockingIOError:
-        return False
-    except OSError as e:
-        if e.errno == errno.EIO:  # a pty whose last slave closed
-            return False
-        raise
-    if not data:
-        return False
-    try:
-        sink.write(stream, data)
-    except OSError:
-        pass  # a full disk loses log lines, never the container
-    return True

@@ -10,7 +10,10 @@ imported only on the paths that need them.
 from __future__ import annotations
 
 import os
-import signal
+
+# _signal, not signal: the same functions without the enum module (~3 ms of every verb
+# that starts a runtime: exec, run, stop); handlers come back as ints, as they go in
+import _signal as signal
 
 from lamina.errors import RuntimeFailure
 

@@ -41,7 +41,7 @@ class _Tee:
 def run_teed(argv: list[str], *, stdin: int | None, log) -> int:
     """Spawn the runtime's foreground `run` with output pipes, copy its output to ours
     and into `log` while signals to us are passed on; its wait status."""
-    from lamina.runtime.detached import _relay
+    from lamina.runtime.relay import relay as _relay
 
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()

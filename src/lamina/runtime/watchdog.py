@@ -27,19 +27,28 @@ live front; a shell watchdog saves nothing over fork and adds a dependency.
 from __future__ import annotations
 
 import os
-import signal
+
+# _signal: the same calls without the signal module's enum (~4 ms of every run's start-up)
+import _signal as signal
 
 # The watchdog must outlive the front long enough to clean up: typed Ctrl-C and a
 # terminal hang-up go to the front's process group and session, not to it.
 _SHIELDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTSTP)
 _DONE = b"d"
+# A detached container's monitor execs itself into a small relay (lamina/handover.py): a
+# forked watchdog would then keep alone the copy of the big front it shares today, so
+# there it waits as a shell (~0.1 MB of its own, not ~6 MB).  The same protocol: the
+# byte, else EOF and the reaper (the ignored signals stay ignored across exec).
+_SHELL = ("/bin/sh", "-c", 'read -r x <&3; [ "$x" = d ] && exit 0; exec 3<&-; exec "$@"', "watchdog")
 
 
 class Watchdog:
     """Forks the watchdog that execs `argv` should the front die first; `done()` (or
     leaving the `with`) ends it.  `argv[0]` is a path (execv, no PATH search)."""
 
-    def __init__(self, argv: list[str]) -> None:
+    def __init__(self, argv: list[str], *, lean: bool = False) -> None:
+        """`lean`: the watchdog execs a shell that waits instead (a monitor's, which
+        outlives the front's memory: see `_SHELL`)."""
         argv = list(argv)
         r, w = os.pipe()  # both O_CLOEXEC
         # Blocked across fork so a Ctrl-C cannot hit the child before it shields itself.
@@ -47,7 +56,7 @@ class Watchdog:
         try:
             pid = os.fork()
             if pid == 0:
-                _watch(r, w, argv, saved)  # never returns
+                _watch(r, w, argv, saved, lean)  # never returns
         except BaseException:
             os.close(r)
             os.close(w)
@@ -57,6 +66,14 @@ class Watchdog:
         os.close(r)
         self.pid = pid
         self._w: int | None = w
+
+    @classmethod
+    def adopt(cls, pid: int, w: int) -> Watchdog:
+        """The watchdog this process forked before it exec'd itself (a detached
+        container's monitor: lamina/monitor.py): its pid and the pipe's write end."""
+        self = cls.__new__(cls)
+        self.pid, self._w = pid, w
+        return self
 
     def done(self) -> None:
         """The front has finished with the container itself: the watchdog exits, reaped here."""
@@ -80,7 +97,7 @@ class Watchdog:
         self.done()
 
 
-def _watch(r: int, w: int, argv: list[str], mask) -> None:
+def _watch(r: int, w: int, argv: list[str], mask, lean: bool = False) -> None:
     """The forked child: only os/signal calls (no imports, no locks another thread held)."""
     try:
         os.close(w)
@@ -104,6 +121,12 @@ def _watch(r: int, w: int, argv: list[str], mask) -> None:
                     os.close(int(name))
                 except OSError:
                     pass  # listdir's own fd, closed already
+        if lean:
+            os.set_inheritable(3, True)
+            try:
+                os.execv(_SHELL[0], [*_SHELL, *argv])
+            except OSError:
+                pass  # no shell: it waits here after all
         got = os.read(3, 1)  # sleeps until the front writes or dies (EINTR is retried)
         if got == _DONE:
             os._exit(0)

@@ -35,6 +35,25 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_rename)
 
 
+def fork_monitor(args) -> None:
+    """run -d, before the store is opened: the container's monitor forks off now and
+    boots (imports, its own store) while this process finds the image and creates the
+    container (lamina/monitor.py)."""
+    from lamina.services import Monitor
+
+    def child(ready_fd: int, go_fd: int) -> int:
+        from lamina.monitor import serve
+
+        def open_system():
+            from lamina.system import System
+
+            return System(args.root, storage_driver=args.storage_driver, runtime=args.runtime)
+
+        return serve(open_system, ready_fd, go_fd, "start")
+
+    args.monitor = Monitor.forked(child)
+
+
 def run_detached(system, args, opts) -> int:
     """run -d: the monitor boots while the image is found and the container created;
     docker's CLI prints the ID once created, then starts it."""
@@ -44,7 +63,7 @@ def run_detached(system, args, opts) -> int:
     from lamina.engine.services import prepare_start
     from lamina.errors import LaminaError, run_exit_code
 
-    monitor = prepare_start(system)
+    monitor = getattr(args, "monitor", None) or prepare_start(system)
     try:
         record = image_for_run(system, args)
         warning = system.runtime.security_warning()  # cached per runtime binary: no process here
