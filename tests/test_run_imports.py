@@ -21,8 +21,10 @@ NEVER_ON_RUN = {"argparse", "dataclasses", "inspect", "ast", "tokenize", "subpro
                 "uuid", "platform", "lamina.builder", "lamina.transfer.pull", "lamina.remote",
                 "typing", "json", "re", "shutil", "bz2", "lzma", "fnmatch"}
 NEVER_WITHOUT_BRIDGE = {"threading"}
-RUN_MODULE_BUDGET = 84  # 72 (bridge) when written; python -S, as the launcher runs; +6 when a plain
-# run began keeping docker's json-file log (lamina.logs, its writer, runtime.tee/detached, select)
+RUN_MODULE_BUDGET = 96  # 72 (bridge) when written; python -S, as the launcher runs; +6 when a plain
+# run began keeping docker's json-file log (lamina.logs, its writer, runtime.tee/detached, select);
+# recounted at 92 in issue 9's second pass, when the probe stopped hiding what its own `import
+# json` loads (re, enum, functools, collections...: 113 by that count before the pass)
 
 
 @requires_root

@@ -85,10 +85,10 @@ def reap(system, rec) -> None:
 
 def reap_orphans(system) -> None:
     """Reap every container whose keeper died (the watchdog too: OOM, reboot)."""
-    import sqlite3
     import sys
 
     from lamina.errors import LaminaError
+    from lamina.store.db import sqlite3  # the C module: the package would import datetime on every `ps`
 
     for cid in orphaned_containers(system.db):
         try:

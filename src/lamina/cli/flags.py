@@ -74,6 +74,7 @@ class Command:
         self.defaults: dict = {}
         self.subcommands: dict[str, Command] | None = None
         self.sub_dest: str | None = None
+        self._only: str | None = None
 
     # -- declaring (argparse's names, the subset the verbs use)
 
@@ -104,13 +105,17 @@ class Command:
     def set_defaults(self, **values) -> None:
         self.defaults.update(values)
 
-    def add_subparsers(self, dest: str, metavar: str | None = None, **_) -> Command:
+    def add_subparsers(self, dest: str, metavar: str | None = None, only: str | None = None, **_) -> Command:
+        """`only`: the one verb this command line runs; the others a module declares are dropped."""
         self.subcommands = {}
         self.sub_dest = dest
+        self._only = only
         return self
 
     def add_parser(self, name: str, help: str = "", usage: str | None = None, interspersed: bool = True,
                    max_args: int | None = -1) -> Command:
+        if self._only not in (None, name):
+            return _UNUSED
         cmd = Command(name, help, usage, interspersed, parent=self, max_args=max_args)
         self.subcommands[name] = cmd
         return cmd
@@ -313,6 +318,31 @@ class Command:
         return "".join(out)
 
 
+class _Unused:
+    """A verb the command line does not run, declared by the module of one it does
+    (`ps` shares a module with `run` and its ~80 flags): its declarations cost nothing."""
+
+    def add_argument(self, *names, **options) -> None:
+        pass
+
+    def set_defaults(self, **values) -> None:
+        pass
+
+    def add_subparsers(self, *args, **options) -> _Unused:
+        return self
+
+    def add_parser(self, *args, **options) -> _Unused:
+        return self
+
+
+_UNUSED = _Unused()
+
+
+def unused(parser) -> bool:
+    """Is `parser` a verb this command line does not run (its flags need not be declared)?"""
+    return parser is _UNUSED
+
+
 def key_values(values: list[str]) -> dict:
     """`--label k=v`, `--opt k=v` as docker's opts.ConvertKVStringsToMap: a bare `k` is
     `k=""`, the last of a repeated key wins."""
@@ -320,6 +350,27 @@ def key_values(values: list[str]) -> dict:
     for v in values:
         k, _, val = v.partition("=")
         out[k] = val
+    return out
+
+
+def valid_filter(value: str) -> str | None:
+    """docker's opts.FilterOpt: a --filter is `name=value` (an empty one is no filter)."""
+    return None if not value or "=" in value else "bad format of filter (expected name=value)"
+
+
+def filters(values: list[str]) -> dict[str, list[str]]:
+    """--filter values as docker's CLI sends them (filters.ParseFlag): {name: [value, ...]},
+    the name lowercased, name and value trimmed."""
+    out: dict[str, list[str]] = {}
+    for v in values:
+        problem = valid_filter(v)
+        if problem:  # a verb whose flag does not check it (valid_filter) as it is parsed
+            from lamina.errors import UsageError
+
+            raise UsageError(problem)
+        if v:
+            k, _, val = v.partition("=")
+            out.setdefault(k.strip().lower(), []).append(val.strip())
     return out
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence  # not typing: fmt is on every listing's start-up path
+TYPE_CHECKING = False  # not typing, nor collections.abc (it loads collections): fmt is on every listing's path
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 from lamina.quoting import escape_controls
 from lamina.units import human_duration  # noqa: F401 - the CLI's name for it

@@ -21,7 +21,7 @@ MAX_BYTES = 1 << 20
 def record(system, type_: str, action: str, actor: str, attributes: dict | None = None) -> None:
     """Append one event (`type_` image/container/network, docker's action word, the
     actor's ID, its attributes such as name and image)."""
-    import json
+    from lamina.leanjson import dumps  # json.dumps' very bytes, without json's import of re (every `run`)
 
     now = time.time_ns()
     event = {"status": action, "id": actor, "Type": type_, "Action": action,
@@ -35,7 +35,7 @@ def record(system, type_: str, action: str, actor: str, attributes: dict | None 
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, (json.dumps(event) + "\n").encode())
+            os.write(fd, (dumps(event) + "\n").encode())
             if os.fstat(fd).st_size > MAX_BYTES:
                 os.replace(path, path + ".1")
         finally:

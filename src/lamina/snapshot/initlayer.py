@@ -20,8 +20,6 @@ from __future__ import annotations
 import os
 import stat
 
-from lamina.archive.inroot import remove_tree
-
 # (path, kind, mode or link target), parents before children.  Every file is
 # 0755, as moby's setupInitLayer makes them (an `export` shows these modes).
 DIR, FILE, LINK = "dir", "file", "link"
@@ -119,6 +117,8 @@ def _is_right(fd: int, name: str, kind: str, arg) -> bool:
 def _settle(fd: int, name: str, kind: str, arg) -> None:
     if _is_right(fd, name, kind, arg):
         return
+    from lamina.archive.inroot import remove_tree  # only to fix a path: `diff` reads the layer as made
+
     remove_tree(fd, name)  # no-follow: a symlink is unlinked, never its target; a no-op when missing
     try:
         if kind in (DIR, FILE):

@@ -9,11 +9,46 @@ makes them visible, and removed *after* the row is gone.
 from __future__ import annotations
 
 import os
+import sys
+
+
+def _import_sqlite():
+    """The C module itself: the sqlite3 package adds only datetime adapters (unused
+    here), and importing datetime and collections for them costs every command ms.
+
+    CPython's _sqlite3 (3.11-3.12) imports functools at module init only to keep
+    `functools.lru_cache` for its per-connection statement cache; functools pulls in
+    collections, operator, reprlib, types... (~3 ms, an eighth of `lamina ps`).  When
+    nothing has imported functools yet, and no other thread can be importing, the init
+    gets a stand-in module whose lru_cache is functools' own, minus its Python wrapper:
+    the same C `_lru_cache_wrapper`.  The stand-in leaves sys.modules at once, so a later
+    `import functools` anywhere in the process loads the real module."""
+    if "functools" in sys.modules or "threading" in sys.modules:
+        import _sqlite3
+
+        return _sqlite3
+    from _functools import _lru_cache_wrapper
+
+    def lru_cache(maxsize=128, typed=False):
+        # cache_info's type: a plain tuple (functools' is a namedtuple); sqlite never asks
+        return lambda function: _lru_cache_wrapper(function, maxsize, typed, lambda *info: info)
+
+    stand_in = type(sys)("functools")
+    stand_in.lru_cache = lru_cache
+    sys.modules["functools"] = stand_in
+    try:
+        import _sqlite3
+    except AttributeError:  # a CPython whose init wants more of functools: it gets the real one
+        del sys.modules["functools"]
+        import _sqlite3
+    finally:
+        if sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+    return _sqlite3
+
 
 try:
-    # The C module itself: the sqlite3 package adds only datetime adapters (unused
-    # here), and importing datetime and collections for them costs every command ms.
-    import _sqlite3 as sqlite3
+    sqlite3 = _import_sqlite()
 except ImportError:  # pragma: no cover - an interpreter whose sqlite3 is built otherwise
     import sqlite3
 

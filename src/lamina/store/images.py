@@ -14,9 +14,10 @@ from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import Conflict, InvalidReference, NoSuchImage, StoreError
 from lamina.record import record
-from lamina.reference import Reference, is_id_prefix, looks_like_id, parse
+from lamina.reference import Reference, is_id_prefix, looks_like_id
 from lamina.store.content import ContentStore
 from lamina.store.db import transaction
+from lamina.store.tags import named_image
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -123,18 +124,9 @@ class ImageStore:
         (or name@digest), then a unique ID prefix."""
         if looks_like_id(text):
             return self.get(Digest("sha256:" + text.removeprefix("sha256:")))
-        ref = None
-        if not text.startswith("sha256:"):
-            try:
-                ref = parse(text)
-            except InvalidReference:
-                if not is_id_prefix(text):
-                    raise
-        if ref is not None:
-            table = "repo_digests" if ref.digest and not ref.tag else "tags"
-            row = self._db.execute(f"SELECT image_id FROM {table} WHERE name=?", (ref.name,)).fetchone()
-            if row is not None:
-                return self.get(Digest(row[0]))
+        named = named_image(self._db, text)
+        if named is not None:
+            return self.get(Digest(named))
         if is_id_prefix(text):
             prefix = "sha256:" + text.removeprefix("sha256:")
             rows = self._db.execute(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from contextlib import contextmanager
 
 from lamina.digest import Digest, HashingReader, chain_ids
 from lamina.errors import DigestMismatch, StoreError
@@ -30,7 +29,7 @@ from lamina.store.db import pid_alive, transaction
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from typing import BinaryIO, Callable, Iterator
+    from typing import BinaryIO, Callable
 
 
 @record
@@ -199,14 +198,31 @@ class LayerStore:
 
         shutil.rmtree(os.path.join(self.layers_dir, row[0]), ignore_errors=True)
 
-    @contextmanager
-    def _chain_lock(self, chain_id: Digest) -> Iterator[None]:
-        fd = os.open(os.path.join(self.locks_dir, f"layer-{chain_id.hex}"), os.O_RDWR | os.O_CREAT, 0o600)
+    def _chain_lock(self, chain_id: Digest) -> _ChainLock:
+        return _ChainLock(os.path.join(self.locks_dir, f"layer-{chain_id.hex}"))
+
+
+class _ChainLock:
+    """`with`: an exclusive flock on a layer's lock file.  A class rather than a
+    @contextmanager: contextlib (with functools and collections) would be an import
+    every reader of layers (`diff`, `run`) pays for."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *exc) -> bool:
+        os.close(self._fd)
+        return False
 
 
 def _syncfs(path: str) -> None:
