@@ -5,31 +5,20 @@ from __future__ import annotations
 from lamina.api.images import filters_of
 from lamina.api.server import ClientGone, HTTPError
 
-_FILTERS = ("id", "name", "label", "status", "ancestor", "before", "since", "exited", "network", "health",
-            "volume", "publish", "expose", "isolation", "is-task")
 _KIND = {"C": 0, "A": 1, "D": 2}
 
 
 def list_containers(request) -> None:
+    """GET /containers/json: the engine filters and limits as dockerd (engine/containerfilters.py)."""
+    from lamina.engine.containerfilters import KEYS
     from lamina.engine.containers import list_containers as engine_list
+    from lamina.engine.summaries import container_summaries
 
     system = request.system
-    filters = filters_of(request, _FILTERS)
-    for value in filters.get("status", []):
-        if value not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
-            raise HTTPError(400, f"Invalid filter 'status={value}'")
-    all_ = request.q_bool("all") or bool(filters.get("status") or filters.get("exited"))
-    recs = engine_list(system, all=all_)
-    for key in ("before", "since"):
-        if filters.get(key):
-            pivot = system.containers.resolve(filters[key][-1])
-            recs = [r for r in recs if (r.created < pivot.created if key == "before" else r.created > pivot.created)]
-    from lamina.engine.summaries import container_matches, container_summaries
-
-    recs = [r for r in recs if container_matches(system, r, filters)]
+    filters = filters_of(request, KEYS)
     limit = request.q("limit")
-    if limit and limit.lstrip("-").isdigit() and int(limit) > 0:
-        recs = recs[:int(limit)]
+    limit = int(limit) if limit and limit.lstrip("-").isdigit() else 0
+    recs = engine_list(system, all=request.q_bool("all"), filters=filters, limit=limit)
     request.send_json(200, container_summaries(system, recs, size=request.q_bool("size")))
 
 

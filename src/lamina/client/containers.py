@@ -175,11 +175,18 @@ class ContainerCollection:
 
         return Container(self.client, inspect_container(self.client.system, container_id))
 
-    def list(self, all: bool = False) -> list[Container]:
+    def list(self, all: bool = False, filters: dict | None = None, limit: int = -1) -> list[Container]:
+        """docker-py's: the running containers, or all; `filters` as dockerd takes them
+        ({"status": "exited", "label": ["a=b"]}: engine/containerfilters.py), at most `limit`."""
         from lamina.engine.containers import inspect_container, list_containers
 
         system = self.client.system
-        return [Container(self.client, inspect_container(system, r)) for r in list_containers(system, all=all)]
+        wanted = {}
+        for key, value in (filters or {}).items():  # docker-py's convert_filters
+            values = value if isinstance(value, (list, tuple)) else [value]
+            wanted[key] = [("true" if v else "false") if isinstance(v, bool) else str(v) for v in values]
+        recs = list_containers(system, all=all, filters=wanted, limit=max(limit, 0))
+        return [Container(self.client, inspect_container(system, r)) for r in recs]
 
     def create(self, image: str, command=None, **kwargs) -> Container:
         """A created container (docker-py's keywords: environment, working_dir, user,

@@ -26,11 +26,18 @@ def rfc3339(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)) + f"{us:06d}000Z"
 
 
-def list_containers(system, *, all: bool = False, latest: bool = False) -> list:
+def list_containers(system, *, all: bool = False, latest: bool = False, filters: dict | None = None,
+                    limit: int = 0) -> list:
     """Container records, newest first: running ones, or every one with `all`; only the
-    newest with `latest` (docker ps -l)."""
-    recs = [r for r in system.containers.list() if all or latest or r.running]
-    return recs[:1] if latest else recs
+    newest with `latest` (docker ps -l), the `limit` newest (of any state) with a limit;
+    those dockerd's `filters` ({key: [values]}: engine/containerfilters.py) let through."""
+    limit = 1 if latest else max(limit, 0)
+    if filters:
+        from lamina.engine.containerfilters import select
+
+        return select(system, system.containers.list(), filters, all=all, limit=limit)
+    recs = [r for r in system.containers.list() if all or limit or r.running]
+    return recs[:limit] if limit else recs
 
 
 def listed_image(system, rec) -> str:
@@ -40,6 +47,17 @@ def listed_image(system, rec) -> str:
     from lamina.errors import LaminaError
 
     if rec.image_ref != rec.image_id:
+        # the usual case, a name, from the tags alone: the image store is not built for `ps`
+        from lamina.reference import looks_like_id
+        from lamina.store.tags import named_image
+
+        try:
+            named = None if looks_like_id(rec.image_ref) else named_image(system.db, rec.image_ref)
+        except LaminaError:
+            return rec.image_id
+        if named is not None:  # what ImageStore.resolve answers, if the image is there
+            found = named == rec.image_id and system.db.execute("SELECT 1 FROM images WHERE id=?", (named,)).fetchone()
+            return rec.image_ref if found else rec.image_id
         try:
             if str(system.images.resolve(rec.image_ref).id) == rec.image_id:
                 return rec.image_ref
@@ -114,13 +132,13 @@ def inspect_container(system, rec) -> dict:
         "GraphDriver": {"Data": {"UpperDir": f"{ctr_dir}/upper", "WorkDir": f"{ctr_dir}/work",
                                  "MergedDir": f"{ctr_dir}/rootfs"} if rec.driver == "overlay" else None,
                         "Name": rec.driver},
-        "Mounts": _mounts(system, rec),
+        "Mounts": mounts(system, rec),
         "Config": cfg,
         "NetworkSettings": network_settings(system, rec),
     }
 
 
-def _mounts(system, rec) -> list:
+def mounts(system, rec) -> list:
     """inspect's Mounts: binds, and volumes through lamina/volumemounts.py when it has any."""
     from lamina.lifecycle import has_volumes
 

@@ -1,5 +1,6 @@
 """Docker-shaped listings: GET /images/json, /containers/json and /system/df items, with
-dockerd's filters (already parsed into {key: [values]}; the API checks the keys).
+dockerd's filters (already parsed into {key: [values]}; the API checks the keys; the
+containers' own are engine/containerfilters.py's, which `ps --filter` uses too).
 
 What a listing needs per item is read once per request; image labels, which an image ID
 fixes for good (the ID is the config's digest), are kept between requests.
@@ -9,15 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 
+from lamina.engine.containerfilters import labels_match  # noqa: F401 - the images' label filter too
 from lamina.errors import InvalidParameter
-
-
-def labels_match(labels: dict, wanted: list[str]) -> bool:
-    for item in wanted:
-        key, eq, value = item.partition("=")
-        if key not in labels or (eq and labels[key] != value):
-            return False
-    return True
 
 
 def image_summaries(system, *, all_images: bool = False, filters: dict | None = None) -> list[dict]:
@@ -102,31 +96,6 @@ def container_ports(system, rec) -> list[dict]:
             out.append({"IP": b.get("HostIp", ""), "PrivatePort": int(number),
                         "PublicPort": int(public) if public.isdigit() else 0, "Type": proto})
     return out
-
-
-def container_matches(system, rec, filters: dict) -> bool:
-    if filters.get("id") and not any(rec.id.startswith(v) for v in filters["id"]):
-        return False
-    if filters.get("name") and not any(v.lstrip("/") in rec.name for v in filters["name"]):
-        return False
-    if filters.get("status") and rec.state not in filters["status"]:
-        return False
-    if filters.get("exited") and not (rec.state == "exited" and str(rec.exit_code) in filters["exited"]):
-        return False
-    if filters.get("label") and not labels_match(rec.config.get("Labels") or {}, filters["label"]):
-        return False
-    if filters.get("ancestor"):
-        wanted = set()
-        for name in filters["ancestor"]:
-            try:
-                wanted.add(str(system.images.resolve(name).id))
-            except Exception:  # noqa: BLE001 - docker: an unknown ancestor matches nothing
-                continue
-        if rec.image_id not in wanted:
-            return False
-    return True
-
-
 
 
 def container_summaries(system, recs, *, size: bool = False) -> list[dict]:

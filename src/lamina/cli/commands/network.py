@@ -88,15 +88,9 @@ def cmd_create(system, args) -> int:
 
 
 def parse_filters(values: list[str]) -> dict[str, list[str]]:
-    from lamina.errors import UsageError
+    from lamina.cli.flags import filters  # the one --filter parser (ps's too)
 
-    out: dict[str, list[str]] = {}
-    for v in values:
-        k, eq, val = v.partition("=")
-        if not eq:
-            raise UsageError("bad format of filter (expected name=value)")
-        out.setdefault(k.strip().lower(), []).append(val)
-    return out
+    return filters(values)
 
 
 def cmd_ls(system, args) -> int:
