@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from api_fixtures import Service, lamina
+from api_fixtures import lamina, serve_store
 from conftest import requires_root
 from registry_fixtures import basic_registry, registry  # noqa: F401 - fixtures
 
@@ -28,15 +28,7 @@ BASE = "apitest/busybox:latest"
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, busybox_tar):
-    base = tmp_path_factory.mktemp("api-clients")
-    root = base / "root"
-    out = lamina(root, "import", str(busybox_tar), BASE, timeout=120)
-    assert out.returncode == 0, out.stderr
-    svc = Service(root)
-    yield svc
-    svc.stop()
-    check = lamina(root, "system", "check", timeout=300)
-    assert check.returncode == 0, check.stdout + check.stderr
+    yield from serve_store(tmp_path_factory, busybox_tar, "api-clients", BASE)
 
 
 def docker(cli: str, service, *args: str, input=None, check: bool = True, timeout: float = 120, **kw):
@@ -230,14 +222,18 @@ def test_client_killed_mid_build_leaves_no_stuck_lock(cli, service, tmp_path):
     assert b"started" in seen, seen
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    # the service stops the build at its next log line; the next build is not blocked
+    # the next build is not blocked (builds run side by side); the killed one stops at its
+    # next log line (its RUN's `echo finished` meets the closed pipe) and cleans up
     ok = tmp_path / "ok"
     ok.mkdir()
     (ok / "Dockerfile").write_text(f"FROM {BASE}\nRUN echo after-the-kill\n")
     out = docker(cli, service, "build", "--no-cache", str(ok), timeout=60)
     assert "after-the-kill" in out.stdout
-    time.sleep(0.5)
+    deadline = time.time() + 30
+    while [p for p in os.listdir(service.root / "tmp") if p.startswith("build-")] and time.time() < deadline:
+        time.sleep(0.2)
     assert not [p for p in os.listdir(service.root / "tmp") if p.startswith("build-")]
+    assert "echo next" not in (service.root.parent / f"service-{service.root.name}.log").read_text()
     check = lamina(service.root, "system", "check", "--quick", timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
 

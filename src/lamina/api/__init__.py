@@ -13,6 +13,10 @@ the rest of the ecosystem speak to lamina's engine over a unix socket, as to doc
 - `system.py`, `images.py`, `build.py`, `containers.py`, `events.py`: the handlers,
   each a thin translation of a request into engine calls (lamina.engine) and of
   their records into dockerd's JSON.  Nothing here imports the CLI.
+- `storepool.py`: store handles kept between requests and lent again (opening one costs
+  more than a `ps`).
+- `buildworker.py`: one POST /build in a process of its own (RUN's output is the
+  process's fds 1 and 2: so builds run side by side, each client seeing its own).
 
 HTTP stack: the standard library (http.server's request parsing, socketserver's
 ThreadingMixIn over a unix or TCP socket).  What the Engine API needs beyond plain

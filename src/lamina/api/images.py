@@ -20,7 +20,7 @@ def filters_of(request, allowed: tuple[str, ...]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key, value in raw.items():
         if key not in allowed:
-            raise HTTPError(400, f"invalid filter '{key}'")
+            raise HTTPError(400, f"Invalid filter '{key}'")  # dockerd 20.10's words
         if isinstance(value, dict):
             out[key] = [k for k, on in value.items() if on]
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):

@@ -29,6 +29,7 @@ import urllib.parse
 from lamina import __version__ as VERSION
 from lamina.api.framing import (ClientGone, HTTPError, Hijacked, JSONStream,  # noqa: F401 - imported from here
                                 _Chunked, _Limited, _timeval)
+from lamina.api.storepool import StorePool
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
@@ -85,7 +86,7 @@ class Request(http.server.BaseHTTPRequestHandler):
             dispatch(self)
         finally:
             if self._system is not None:
-                self._system.close()
+                self.server.stores.give_back(self._system)
         if not self._body_read and not self.close_connection:
             self._drain_body()
         try:
@@ -114,17 +115,16 @@ class Request(http.server.BaseHTTPRequestHandler):
 
     @property
     def system(self):
-        """The store, opened for this request (one System per request, as one per command)."""
+        """The store for this request (one System per request at a time, as one per command;
+        lent by the service's pool, api/storepool.py)."""
         if self._system is None:
-            from lamina.system import System
-
-            self._system = System(self.server.root, storage_driver=self.server.storage_driver,
-                                  runtime=self.server.runtime)
+            self._system = self.server.stores.take()
         return self._system
 
     def close_system(self) -> None:
+        """Done with the store before the request ends (a stream that may last hours)."""
         if self._system is not None:
-            self._system.close()
+            self.server.stores.give_back(self._system)
             self._system = None
 
     def body(self):
@@ -291,6 +291,7 @@ class Service(socketserver.ThreadingMixIn, socketserver.BaseServer):
         self._deadlines: dict[socket.socket, float] = {}
         self._connections = 0
         self._last_active = time.monotonic()
+        self.stores = StorePool(root, storage_driver, runtime)  # store handles lent to requests
 
     # socketserver's hooks, for a socket made elsewhere
     def fileno(self) -> int:
@@ -381,4 +382,5 @@ class Service(socketserver.ThreadingMixIn, socketserver.BaseServer):
             self.serve_forever(poll_interval=0.25)
         finally:
             self.listener.close()
+            self.stores.close()
             anchor.close()

@@ -50,7 +50,8 @@ def tops(p) -> list[int]:
 def wanted(builder, p) -> list[int]:
     """The stages to build ahead in parallel, or [] for a sequential build."""
     req = builder.req
-    if WORKERS < 2 or req.no_cache or req.secrets or req.allow or req.cache_from or req.cache_to:
+    if WORKERS < 2 or req.no_cache or req.secrets or req.allow or req.cache_from or req.cache_to \
+            or req.cache_images is not None:  # classic cachefrom follows one source image in order
         return []
     if os.environ.get("LAMINA_BUILD_PARALLEL", "1") == "0":
         return []

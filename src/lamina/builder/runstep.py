@@ -79,11 +79,13 @@ class StepContainer:
 
     # ------------------------------------------------------------------ RUN
     def run(self, argv: list[str], env: list[str], *, user: str, workdir: str, network: str,
-            mounts: tuple[ExtraMount, ...] = (), quiet: bool = False, privileged: bool = False) -> int:
+            mounts: tuple[ExtraMount, ...] = (), quiet: bool = False, privileged: bool = False,
+            extra_hosts: tuple[str, ...] = ()) -> int:
         """Through the one container runner (lamina/runner.py), as `run` does, with
         docker's default confinement (`privileged`: RUN --security=insecure, as BuildKit's
-        insecure mode: all capabilities and devices, no seccomp); a build killed with
-        -9 must not leave its step running (the watchdog)."""
+        insecure mode: all capabilities and devices, no seccomp; `extra_hosts`: build's
+        --add-host lines in /etc/hosts); a build killed with -9 must not leave its step
+        running (the watchdog)."""
         from lamina.runner import Launch, run_container
         from lamina.runtime.spec import BindMount, TmpfsMount
 
@@ -92,7 +94,9 @@ class StepContainer:
             args=tuple(argv), env=tuple(env), cwd=cwd, user=user, hostname=BUILD_HOSTNAME, network=network,
             binds=tuple(BindMount(m.source, m.target, m.readonly) for m in mounts if m.source is not None),
             tmpfs=tuple(TmpfsMount(m.target, m.size) for m in mounts if m.source is None),
-            check_command=False, auto_remove=True, host_config={"Privileged": True} if privileged else {},
+            check_command=False, auto_remove=True,
+            host_config={**({"Privileged": True} if privileged else {}),
+                         **({"ExtraHosts": list(extra_hosts)} if extra_hosts else {})},
             emulate=oci.foreign_arch(self.parent.config),  # a --platform stage's RUN: under qemu
         )
 

@@ -34,6 +34,8 @@ class BuildRequest:
     cache_to: tuple = ()                 # remotecache.CacheSpec values (--cache-to)
     cache_ttl: float | None = None       # --cache-ttl, seconds
     platform: object | None = None       # transfer.platforms.Platform of --platform; None: the host's
+    extra_hosts: tuple = ()              # --add-host NAME:IP lines of RUN's /etc/hosts (as docker: not in the key)
+    cache_images: tuple | None = None    # classic cachefrom: image IDs to take steps from (cachesources.py)
 
     @property
     def epoch(self) -> int | None:

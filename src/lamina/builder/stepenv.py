@@ -52,6 +52,11 @@ class StepEnv:
             from lamina.builder.remotecache import RemoteCache
 
             self.remote = RemoteCache(system, request.cache_from, request.cache_to, request.cache_ttl, log.warning)
+        self.sources = None                # cachesources.CacheSources with the classic cachefrom images
+        if request.cache_images is not None:  # given, even if none was found: then nothing hits
+            from lamina.builder.cachesources import CacheSources
+
+            self.sources = CacheSources(system, request.cache_images)
 
     def image(self, name: str, line: int, *, what: str, pull: bool = False) -> Digest:
         """A local image by name (pulled when missing or with --pull)."""
@@ -108,15 +113,16 @@ class StepEnv:
             self._context = BuildContext(self.req.context_dir, self.req.ignore)
         return self._context
 
-    def cached_or(self, state: StageState, key, make, *, meta: bool = False) -> Digest:
+    def cached_or(self, state: StageState, key, make, *, meta: bool = False, source: tuple | None = None) -> Digest:
         """The step's image from the cache, or `make()`'s (an `Image`, recorded under `key`).
-        `key` may be a callable, evaluated after make(): there is no lookup then."""
+        `key` may be a callable, evaluated after make(): there is no lookup then.
+        `source` = (created_by, config) of the step, for the classic cachefrom images."""
         parent = str(state.image_id or "scratch")
         if not (self.req.no_cache or callable(key)):
             # with a shared cache, steps after a rebuilt one are probed too: a step that
             # missed may make the same image again (SOURCE_DATE_EPOCH, an ARG only a later
             # RUN reads), and the steps after it can still hit
-            hit = self.lookup(state, key) if not state.busted or self.remote is not None else None
+            hit = self.lookup(state, key, source) if not state.busted or self.remote is not None else None
             if hit is not None:
                 state.busted = False
                 self.explain.hit(parent, key, str(hit))
@@ -143,11 +149,19 @@ class StepEnv:
         self._shared(made_key, image.id, parent)
         return image.id
 
-    def lookup(self, state: StageState, key: str) -> Digest | None:
-        """The step image under `key`: the local cache's, else one a --cache-from store has."""
+    def lookup(self, state: StageState, key: str, source: tuple | None = None) -> Digest | None:
+        """The step image under `key`: the local cache's, else one a --cache-from store has
+        (a registry's or a layout's), else one the classic cachefrom images have (`source`:
+        the step's created_by and config; with those images, a local hit must be theirs)."""
         hit = self.cache.get(key)
+        if hit is not None and self.sources is not None and not self.sources.owns(hit):
+            hit = None
         if hit is None:
             hit = self._remote_hit(key, str(state.image_id or "scratch"))
+        if hit is None and self.sources is not None and source is not None:
+            hit = self.sources.find(state.image, *source)
+            if hit is not None:
+                self.cache.put(key, hit)
         return hit
 
     def _remote_hit(self, key: str, parent: str) -> Digest | None:

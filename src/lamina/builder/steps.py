@@ -69,7 +69,7 @@ def _meta_commit(b, state, cfg: dict, created_by: str, *, author: str | None = N
     key = b.key(state, "meta", created_by, cfg, author, *extra)
     parent = state.image
     b.cached_or(state, key, lambda: commit(b.system, parent, cfg, created_by, author=author, epoch=b.req.epoch),
-                 meta=True)
+                 meta=True, source=(created_by, cfg))
 
 
 def arg_step(b, state, ins: I.Arg) -> None:
@@ -127,7 +127,7 @@ def workdir_step(b, state, ins: I.Workdir) -> None:
         b.log.removing(ctr.id)
         return image
 
-    b.cached_or(state, key, make)
+    b.cached_or(state, key, make, source=(created_by, cfg))
 
 
 def _mkdir_owned(rootfs: str, path: str, user: str, filename: str, line: int) -> bool:
@@ -216,7 +216,7 @@ def run_step(b, state, ins: I.Run) -> None:
                 b.log.flush()
                 code = ctr.run(run, env, user=cfg.get("User") or "", workdir=cfg.get("WorkingDir") or "/",
                                network=network, mounts=extra, quiet=b.log.quiet,
-                               privileged=ins.security == "insecure")
+                               privileged=ins.security == "insecure", extra_hosts=b.req.extra_hosts)
                 if code != 0:
                     from lamina.builder.executor import RunFailed
 
@@ -226,7 +226,7 @@ def run_step(b, state, ins: I.Run) -> None:
             b.log.removing(ctr.id)
             return image
 
-        b.cached_or(state, key, make)
+        b.cached_or(state, key, make, source=(created_by, cfg))
 
 
 def _shebang_script(ins: I.Run) -> str | None:

@@ -36,6 +36,8 @@ class BuildOptions:
     cache_ttl: float | None = None
     outputs: tuple = ()                         # engine.outputs.Output values (--output, --push)
     platforms: tuple = ()                       # transfer.platforms.Platform values (--platform a,b)
+    extra_hosts: tuple[str, ...] = ()           # --add-host NAME:IP for RUN's /etc/hosts (not in cache keys)
+    cache_images: tuple[str, ...] = ()          # POST /build's cachefrom: local images to take steps from
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def _probe(options: BuildOptions, root: str | None) -> tuple[BuildOutcome | None
 
     if options.no_cache or options.pull or options.path == "-" or options.dockerfile == "-" or options.allow:
         return None, None  # (--allow: a memo key does not cover the entitlements; no memo then)
-    if options.cache_to or options.outputs or options.platforms:
+    if options.cache_to or options.outputs or options.platforms or options.cache_images:
         return None, None  # the cache is exported and the outputs written by a build (the memo: one platform)
     db_path = os.path.join(store_root(root), "lamina.db")
     if not os.path.isfile(db_path) or not os.path.isdir(options.path):
@@ -120,7 +122,7 @@ def build(system, options: BuildOptions, *, out, stdin=None, fingerprint: str | 
         dockerfile = None if options.path == "-" else dockerfile_path(options)
         memo_key = None
         if not (options.no_cache or options.pull or options.path == "-" or options.dockerfile == "-"
-                or options.allow or options.platforms):
+                or options.allow or options.platforms or options.cache_images):
             from lamina.builder import memo
 
             memo_key = memo.request_key(**_request(options, text, name, dockerfile))
@@ -137,7 +139,9 @@ def build(system, options: BuildOptions, *, out, stdin=None, fingerprint: str | 
             build_args=dict(options.build_args), target=options.target, no_cache=options.no_cache,
             quiet=options.quiet, labels=dict(options.labels), network=_network(options), pull=options.pull,
             secrets=_secrets(options), ignore=ignore, allow=tuple(options.allow),
-            cache_from=options.cache_from, cache_to=options.cache_to, cache_ttl=options.cache_ttl)
+            cache_from=options.cache_from, cache_to=options.cache_to, cache_ttl=options.cache_ttl,
+            extra_hosts=tuple(options.extra_hosts),
+            cache_images=_cache_images(system, options.cache_images) if options.cache_images else None)
         from lamina.builder.executor import Builder
 
         if options.platforms:  # one build per platform; two or more make an index (engine/platformbuild.py)
@@ -195,6 +199,20 @@ def _secrets(options: BuildOptions) -> dict:
             raise UsageError(f"--secret {item!r}: {src} is not a file")
         out[ident] = os.path.abspath(src)
     return out
+
+
+def _cache_images(system, names) -> tuple[str, ...]:
+    """cachefrom's images that are here, as IDs (dockerd skips the others, with a warning
+    in its own log only; with none found, no step hits)."""
+    from lamina.errors import LaminaError
+
+    found = []
+    for name in names:
+        try:
+            found.append(str(system.images.resolve(name).id))
+        except LaminaError:
+            continue
+    return tuple(found)
 
 
 def _network(options: BuildOptions) -> str:
