@@ -96,12 +96,14 @@ def layer_from_container(system, snap, ctr_dir: str, parent: Image, *, epoch: in
     return register_layer(system, snap, ctr_dir, parent, diff_id, blob.size)
 
 
-def register_layer(system, snap, ctr_dir: str, parent: Image, diff_id: Digest, blob_size: int) -> tuple:
+def register_layer(system, snap, ctr_dir: str, parent: Image, diff_id: Digest, blob_size: int, *,
+                   written=None) -> tuple:
     """Commit the container's snapshot as the unpacked layer `diff_id` (its
-    uncompressed blob is already stored); returns what layer_from_container does."""
+    uncompressed blob is already stored); returns what layer_from_container does.
+    `written`: see Snapshotter.commit."""
     if diff_id == EMPTY_LAYER_DIFF_ID:
         return (diff_id, blob_size, diff_id, 0)
     parent_chain = parent.chain_ids[-1] if parent.diff_ids else None
     chain = chain_ids([parent_chain, diff_id])[-1] if parent_chain else diff_id
-    unpacked = snap.commit(ctr_dir, chain, diff_id, parent_chain)
+    unpacked = snap.commit(ctr_dir, chain, diff_id, parent_chain, written=written)
     return (diff_id, blob_size, diff_id, blob_size if unpacked is None else unpacked)

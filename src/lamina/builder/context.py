@@ -227,12 +227,17 @@ class BuildContext:
     def open_file(self, rel: str) -> int:
         """An fd of the regular file at real path `rel`, opened with no-follow from its
         directory's fd; what it reads is what a hash of it must cover."""
+        return self.open_regular(rel)[0]
+
+    def open_regular(self, rel: str) -> tuple[int, os.stat_result]:
+        """open_file's fd and its fstat (what a copy describes the file as)."""
         parent, _, name = rel.rpartition("/")
         fd = os.open(name, _READ, dir_fd=self._fs().dir_fd(parent))
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             raise BuildError(f"{rel}: not a regular file any more (the build context changed)")
-        return fd
+        return fd, st
 
     def read_bytes(self, rel: str, limit: int) -> bytes | None:
         """Up to `limit` bytes of the file `rel` (links followed inside the root); None

@@ -108,7 +108,8 @@ def copy_step(b, state, ins) -> None:
         # made image is always recorded under the key of what was copied (hashed as it
         # was written), so the two reads can never leave an image under a wrong key.
         probe = not (b.req.no_cache or (state.busted and b.remote is None))  # a shared cache: always
-        lookup = b.key(state, created_by_for(None), *key_parts) if probe else None
+        probed = created_by_for(None) if probe else None
+        lookup = b.key(state, probed, *key_parts) if probe else None
         created_by = ""
         hashes: list[str] = []
 
@@ -135,13 +136,14 @@ def copy_step(b, state, ins) -> None:
                 # BuildKit: every COPY/ADD is a layer, even one that changes nothing
                 return commit(b.system, parent, cfg, created_by, layer=layer, real_layer=True, epoch=b.req.epoch)
 
-        _cached_or(b, state, lookup, lambda: b.key(state, created_by, *key_parts), make)
+        _cached_or(b, state, lookup, lambda: b.key(state, created_by, *key_parts), make, source=(probed, cfg))
 
 
-def _cached_or(b, state, lookup: str | None, recorded, make) -> None:
+def _cached_or(b, state, lookup: str | None, recorded, make, source: tuple | None = None) -> None:
     """Look the step up under `lookup`; a made image goes under `recorded()`, the key
-    of the content as it was copied (`b.cached_or` does no lookup for a callable)."""
-    if lookup is not None and b.lookup(state, lookup) is not None:
+    of the content as it was copied (`b.cached_or` does no lookup for a callable).
+    `source`: the step's created_by and config, for the classic cachefrom images."""
+    if lookup is not None and b.lookup(state, lookup, source) is not None:
 
         def make_same():  # the entry vanished since the lookup (rmi): keep the key honest
             image = make()
@@ -149,7 +151,7 @@ def _cached_or(b, state, lookup: str | None, recorded, make) -> None:
                 raise BuildError("the build context changed while this step read it; build again")
             return image
 
-        b.cached_or(state, lookup, make_same)
+        b.cached_or(state, lookup, make_same, source=source)
         return
     b.cached_or(state, recorded, make)
 
@@ -160,9 +162,11 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
     is written at the same time (no second read of the data)."""
     from lamina.builder.commit import register_layer
     from lamina.builder.teetar import TarTee
+    from lamina.snapshot.placement import Spreader
 
     upper = os.path.join(ctr.dir, "upper")
     w = Writer(upper, own)
+    w.spread = Spreader(b.system.root)  # new dirs where creates are cheap (ext4 without a journal)
     with b.system.content.writer() as blob:
         t = TarTee(blob, upper) if tee else None
         if t is not None and t.existing():
@@ -176,7 +180,8 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
         w.tee.finish()
         w.tee.restore_times()
         diff_id = blob.commit()
-    return register_layer(b.system, ctr.snap, ctr.dir, parent, diff_id, blob.size)
+    return register_layer(b.system, ctr.snap, ctr.dir, parent, diff_id, blob.size,
+                          written=(w.tee.unpacked, w.tee.found))
 
 
 def _fresh_dir(ctr, w: Writer, matched, inline, downloads, dest: str, into_dir: bool) -> str | None:

@@ -19,6 +19,7 @@ import os
 import posixpath
 import shutil
 import stat
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,7 @@ from lamina.errors import BuildError
 
 _CHUNK = 1 << 20
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class Writer:
         self.own = own
         self.hasher = hasher  # cache.ContentHasher fed while copying (one read per file)
         self.tee = None       # teetar.TarTee: the layer tar, written as entries are made
+        self.spread = None    # snapshot.placement.Spreader: where new dirs go (writing to an upper dir)
         self._dirs: list[tuple[str, os.stat_result]] = []  # copied dirs, to restore mtimes
         self._links: dict[tuple[int, int], tuple[str, str]] = {}  # source inode -> (first copy, digest)
 
@@ -175,7 +178,10 @@ class Writer:
             if os.path.lexists(dst) and not (os.path.isdir(dst) and not os.path.islink(dst)):
                 _remove(dst)
             if not os.path.lexists(dst):
-                os.mkdir(dst, 0o700)
+                if self.spread is not None:
+                    self.spread.mkdir(dst, 0o700)
+                else:
+                    os.mkdir(dst, 0o700)
             bits = self._finish(dst, st, is_dir=True)
             self._dirs.append((dst, st))
             if self.tee is not None:
@@ -183,29 +189,11 @@ class Writer:
             if self.hasher is not None:
                 self.hasher.add(name, st)
             return
-        _clear(dst)
         if stat.S_ISREG(mode):
-            inode = (st.st_dev, st.st_ino)
-            first = self._links.get(inode) if st.st_nlink > 1 else None
-            if first is not None:  # another name of a file already copied: a hard link again
-                os.link(first[0], dst, follow_symlinks=False)
-                if self.tee is not None:
-                    self.tee.hardlink(dst, first[0], st)
-                if self.hasher is not None:
-                    self.hasher.add(name, st, data_digest=first[1])
-                return
-            fin = ctx.open_file(src)
-            try:
-                st = os.fstat(fin)  # mode, size and data all from the one file that is copied
-                digest = self._copy_file(fin, src, dst, st)
-            finally:
-                os.close(fin)
-            self._finish(dst, st, is_dir=False)
-            if st.st_nlink > 1:
-                self._links[inode] = (dst, digest)
-            if self.hasher is not None:
-                self.hasher.add(name, st, data_digest=digest)
-        elif stat.S_ISLNK(mode):
+            self._copy_regular(ctx, src, dst, st, name)
+            return
+        _clear(dst)
+        if stat.S_ISLNK(mode):
             link = ctx.readlink(src)
             os.symlink(link, dst)
             os.lchown(dst, *self.own.ids(st))
@@ -223,45 +211,84 @@ class Writer:
                 self.hasher.add(name, st)
         # sockets are skipped, as Docker does
 
-    def _copy_file(self, fin: int, src: str, dst: str, st: os.stat_result) -> str:
-        """Copy the open file `fin` to `dst`, hashing (and teeing) the same bytes."""
+    def _copy_regular(self, ctx, src: str, dst: str, st: os.stat_result, name: str) -> None:
+        inode = (st.st_dev, st.st_ino)
+        first = self._links.get(inode) if st.st_nlink > 1 else None
+        if first is not None:  # another name of a file already copied: a hard link again
+            _clear(dst)
+            os.link(first[0], dst, follow_symlinks=False)
+            if self.tee is not None:
+                self.tee.hardlink(dst, first[0], st)
+            if self.hasher is not None:
+                self.hasher.add(name, st, data_digest=first[1])
+            return
+        fin, st = ctx.open_regular(src)  # mode, size and data all from the one file that is copied
+        try:
+            fout = self._create(dst)
+            try:
+                digest = self._copy_file(fin, fout, src, dst, st)
+                # owner, mode and times through the fd, no lookup of the path again
+                # (chmod after chown, which clears setuid bits; times after the data)
+                os.chown(fout, *self.own.ids(st))
+                os.chmod(fout, self._bits(st.st_mode, False))
+                os.utime(fout, ns=(st.st_atime_ns, st.st_mtime_ns))
+            finally:
+                os.close(fout)
+        finally:
+            os.close(fin)
+        if st.st_nlink > 1:
+            self._links[inode] = (dst, digest)
+        if self.hasher is not None:
+            self.hasher.add(name, st, data_digest=digest)
+
+    def _create(self, dst: str) -> int:
+        """A new file at `dst`, replacing whatever is there (never through a link)."""
+        t = time.perf_counter()
+        try:
+            fd = os.open(dst, _OPEN_EXCL, 0o600)
+        except FileExistsError:
+            _clear(dst)
+            fd = os.open(dst, _OPEN_EXCL, 0o600)
+        if self.spread is not None:
+            self.spread.created(time.perf_counter() - t)
+        return fd
+
+    def _bits(self, mode: int, is_dir: bool) -> int:
+        bits = stat.S_IMODE(mode)
+        return self.own.mode(bits, is_dir) if self.own.mode is not None else bits
+
+    def _copy_file(self, fin: int, fout: int, src: str, dst: str, st: os.stat_result) -> str:
+        """Copy the open file `fin` to `fout` (at `dst`), hashing (and teeing) the same bytes."""
         import hashlib
 
-        fout = os.open(dst, _OPEN_NEW, 0o600)
-        try:
-            if self.hasher is None and self.tee is None:
-                _kernel_copy(fin, fout)
-                return ""
-            h = hashlib.sha256() if self.hasher is not None else None
-            if self.tee is None:
-                while chunk := os.read(fin, _CHUNK):
-                    h.update(chunk)
-                    _write_all(fout, chunk)
-                return h.hexdigest()
-            # The tar header needs the size first: copy exactly what fstat says.
-            size = st.st_size
-            bits = self.own.mode(stat.S_IMODE(st.st_mode), False) if self.own.mode else stat.S_IMODE(st.st_mode)
-            self.tee.file_header(dst, bits, *self.own.ids(st), size, st.st_mtime_ns)
-            left = size
-            while left:
-                chunk = os.read(fin, min(_CHUNK, left))
-                if not chunk:
-                    raise BuildError(f"{src}: the file shrank while it was copied")
-                left -= len(chunk)
-                if h is not None:
-                    h.update(chunk)
+        if self.hasher is None and self.tee is None:
+            _kernel_copy(fin, fout)
+            return ""
+        h = hashlib.sha256() if self.hasher is not None else None
+        if self.tee is None:
+            while chunk := os.read(fin, _CHUNK):
+                h.update(chunk)
                 _write_all(fout, chunk)
-                self.tee.data(chunk)
-            self.tee.pad(size)
-            return h.hexdigest() if h is not None else ""
-        finally:
-            os.close(fout)
+            return h.hexdigest()
+        # The tar header needs the size first: copy exactly what fstat says.
+        size = st.st_size
+        self.tee.file_header(dst, self._bits(st.st_mode, False), *self.own.ids(st), size, st.st_mtime_ns)
+        left = size
+        while left:
+            chunk = os.read(fin, min(_CHUNK, left))
+            if not chunk:
+                raise BuildError(f"{src}: the file shrank while it was copied")
+            left -= len(chunk)
+            if h is not None:
+                h.update(chunk)
+            _write_all(fout, chunk)
+            self.tee.data(chunk)
+        self.tee.pad(size)
+        return h.hexdigest() if h is not None else ""
 
     def _finish(self, dst: str, st: os.stat_result, *, is_dir: bool) -> int:
         os.lchown(dst, *self.own.ids(st))
-        bits = stat.S_IMODE(st.st_mode)
-        if self.own.mode is not None:
-            bits = self.own.mode(bits, is_dir)
+        bits = self._bits(st.st_mode, is_dir)
         os.chmod(dst, bits)  # after chown: chown clears setuid bits
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         return bits

@@ -25,6 +25,8 @@ class TarTee(TarOut):
         super().__init__(out)     # out: a blob writer (hashes what it is given)
         self.root = root          # the upper dir; archive names are relative to it
         self._made: list[tuple[str, int, int]] = []  # dirs archived, with the times written
+        self.found: list[str] = []  # the dirs the upper dir held before the copy (made by overlay)
+        self.unpacked = 0           # what the layer's files weigh (snapshot/overlay.py's _tree_size)
 
     def arc(self, host_path: str) -> str:
         return host_path[len(self.root) + 1:]
@@ -47,6 +49,7 @@ class TarTee(TarOut):
         entries.sort(key=lambda e: os.fsencode(self.arc(e[0])))
         for path, st in entries:
             self.directory(path, st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+        self.found = [path for path, _ in entries]
         return True
 
     def directory(self, path: str, mode: int, uid: int, gid: int, mtime_ns: int) -> None:
@@ -65,6 +68,7 @@ class TarTee(TarOut):
             os.utime(path, ns=(atime_ns, mtime_ns), follow_symlinks=False)
 
     def file_header(self, path: str, bits: int, uid: int, gid: int, size: int, mtime_ns: int) -> None:
+        self.unpacked += size
         self.write(encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9))
 
     def data(self, chunk: bytes) -> None:
@@ -78,12 +82,14 @@ class TarTee(TarOut):
         self.write(bytes(-size % 512))
 
     def symlink(self, path: str, target: str, uid: int, gid: int, mtime_ns: int) -> None:
+        self.unpacked += len(os.fsencode(target))  # a link's lstat size
         self.write(encode_header(self.arc(path), SYM, stat.S_IFLNK | 0o777, uid, gid, 0, mtime_ns // 10**9,
                                  target))
 
     def hardlink(self, path: str, first: str, st: os.stat_result) -> None:
         """Another name of the file archived as `first` (layertar's type `1` entry)."""
         st = os.lstat(first)
+        self.unpacked += st.st_size  # every name counts (os.walk lists each)
         self.write(encode_header(self.arc(path), LNK, st.st_mode, st.st_uid, st.st_gid, 0,
                                  st.st_mtime_ns // 10**9, self.arc(first)))
 

@@ -58,11 +58,12 @@ class Snapshotter(Protocol):
     def mounts(self, key: str, parent: Sequence) -> list[Mount]:
         """The mounts of the active snapshot `key`, as `prepare` returned them."""
 
-    def commit(self, key: str, chain_id, diff_id, parent_chain) -> int | None:
+    def commit(self, key: str, chain_id, diff_id, parent_chain, *, written=None) -> int | None:
         """Make the active snapshot's changes the committed layer `chain_id` of the
         layer store (its blob is stored already); returns the unpacked size, or None
         when this snapshotter cannot hand its changes over (the layer is then
-        unpacked from its blob when first needed)."""
+        unpacked from its blob when first needed).  `written` = (unpacked size,
+        directories the snapshotter made) when the caller wrote the rest itself."""
 
     def mount(self, key: str, parent: Sequence) -> str:
         """`mount_all(mounts(key, parent))`; returns the root filesystem's path."""

@@ -71,7 +71,7 @@ class CopySnapshotter:
         initlayer.populate(root)
         return root
 
-    def commit(self, key: str, chain_id, diff_id, parent_chain) -> int | None:
+    def commit(self, key: str, chain_id, diff_id, parent_chain, *, written=None) -> int | None:
         """A full copy is no layer: the layer is unpacked from its blob when first needed."""
         return None
 

@@ -90,7 +90,11 @@ class OverlaySnapshotter:
         return ":".join(names)
 
     def prepare(self, key: str, parent: Sequence) -> list[Mount]:
-        for d in ("upper", "work", "rootfs"):
+        from lamina.snapshot.placement import make_upper
+
+        os.makedirs(key, exist_ok=True)
+        make_upper(os.path.join(key, "upper"), self.root)  # where creates are cheap
+        for d in ("work", "rootfs"):
             os.makedirs(os.path.join(key, d), exist_ok=True)
         return self.mounts(key, parent)
 
@@ -112,16 +116,18 @@ class OverlaySnapshotter:
             mount_all(self.mounts(key, parent))
         return target
 
-    def commit(self, key: str, chain_id, diff_id, parent_chain) -> int | None:
+    def commit(self, key: str, chain_id, diff_id, parent_chain, *, written=None) -> int | None:
         """The upper dir *is* the new layer: moved into the layer store (minus
-        overlay's own bookkeeping) instead of being unpacked again from the blob."""
+        overlay's own bookkeeping) instead of being unpacked again from the blob.
+        `written` = (unpacked size, the directories overlay made): the caller wrote
+        everything else into the upper dir itself, so the tree is not walked again."""
         upper = os.path.join(key, "upper")
         if not os.path.isdir(upper):
             return None
-        unpacked = _tree_size(upper)
+        unpacked = _tree_size(upper) if written is None else written[0]
         layers = self._system.layers
         if layers.get(chain_id) is None:
-            _strip_overlay_xattrs(upper)
+            _strip_overlay_xattrs(_walk_all(upper) if written is None else [upper, *written[1]])
             layers.adopt(chain_id, diff_id, parent_chain, upper, unpacked)
         return unpacked
 
@@ -142,7 +148,7 @@ class OverlaySnapshotter:
         write_layer_from_upper(os.path.join(ctr_dir, "upper"), out, clamp=clamp)
 
     def remove(self, ctr_dir: str) -> None:
-        from lamina.archive.inroot import remove_path  # loaded already (initlayer): shutil is not
+        from lamina.archive.inroot import remove_path  # lighter than shutil
 
         self.unmount(ctr_dir)
         try:
@@ -155,22 +161,28 @@ class OverlaySnapshotter:
             shutil.rmtree(ctr_dir, ignore_errors=True)
 
 
-def _strip_overlay_xattrs(root: str) -> None:
+def _walk_all(root: str):
+    yield root
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            yield os.path.join(dirpath, n)
+
+
+def _strip_overlay_xattrs(paths) -> None:
     from lamina.archive import whiteout as wh
 
     keep = wh.OPAQUE_XATTR
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-            try:
-                names = os.listxattr(name, follow_symlinks=False)
-            except OSError:
-                continue
-            for x in names:
-                if x.startswith(wh.OVERLAY_XATTR_PREFIXES) and x != keep:
-                    try:
-                        os.removexattr(name, x, follow_symlinks=False)
-                    except OSError:
-                        pass
+    for name in paths:
+        try:
+            names = os.listxattr(name, follow_symlinks=False)
+        except OSError:
+            continue
+        for x in names:
+            if x.startswith(wh.OVERLAY_XATTR_PREFIXES) and x != keep:
+                try:
+                    os.removexattr(name, x, follow_symlinks=False)
+                except OSError:
+                    pass
 
 
 def _tree_size(root: str) -> int:
