@@ -97,12 +97,12 @@ class _Drop:
 def attach(request, id: str) -> None:  # noqa: A002
     """POST /containers/{id}/attach?stream=1&stdout=1&stderr=1[&logs=1]: hijacked; the
     output written from now on (and the log so far with logs=1) until it exits."""
-    from lamina.engine.logs import log_source, writer_alive
+    from lamina.engine.attach import output_alive
+    from lamina.engine.logs import log_source
     from lamina.logs.reader import Printer, follow, show
 
     system = request.system
     rec, path = log_source(system, id)
-    started, was_running = rec.started, rec.running
     tty = bool(rec.config.get("Tty"))
     conn = request.hijack("application/vnd.docker.raw-stream" if tty
                           else "application/vnd.docker.multiplexed-stream")
@@ -120,19 +120,7 @@ def attach(request, id: str) -> None:  # noqa: A002
     else:
         threading.Thread(target=_drain_input, args=(conn.reader,), daemon=True).start()
 
-    def alive() -> bool:
-        """Until the run it attached to is over: while it has not started since the
-        attach (docker run and start -a attach first), then its writer's life."""
-        from lamina.errors import NoSuchContainer
-
-        try:
-            now = system.containers.get(rec.id)
-        except NoSuchContainer:  # removed (--rm): its monitor wrote the last line first
-            return False
-        if now.running or (not was_running and now.started == started):
-            return True
-        return writer_alive(system, rec.id)
-
+    alive = output_alive(system, rec)  # the run attached to, as `lamina attach` follows it
     if not request.q_bool("stream"):
         if request.q_bool("logs"):
             show(path, printer)
@@ -195,26 +183,13 @@ def _attach_terminal(system, rec, conn, *, stdin: bool) -> None:
     """A tty container with stdin open: its monitor's relay carries the raw terminal
     both ways (its log has whole lines only, a prompt would never show).  The relay
     is there once the container runs: connected as soon as it is."""
-    import time
+    from lamina.engine.attach import connect_relay
 
-    from lamina.errors import NoSuchContainer
-    from lamina.runtime.stdinrelay import connect
-
-    bundle = system.containers.path(rec.id) + "/bundle"
-    started = rec.started
     relay = None
     try:
-        while relay is None:
-            relay = connect(bundle)
-            if relay is not None:
-                break
-            try:
-                now = system.containers.get(rec.id)
-            except NoSuchContainer:
-                return
-            if now.started != started and not now.running:
-                return  # it ran and ended before we could connect
-            time.sleep(0.02)
+        relay = connect_relay(system, rec)  # the one way in, `lamina attach`'s too
+        if relay is None:
+            return
         if stdin:
             threading.Thread(target=_pipe_input, args=(conn.reader, relay), daemon=True).start()
         else:

@@ -82,21 +82,10 @@ def info(request) -> None:
 
 
 def df(request) -> None:
-    """GET /system/df: images (with how many containers use each), containers with their sizes."""
-    from lamina.engine.summaries import container_summaries, image_summaries
+    """GET /system/df: engine/system.py's disk usage (`lamina system df` prints the same)."""
+    from lamina.engine.system import disk_usage
 
-    system = request.system
-    images = image_summaries(system, all_images=True)
-    used: dict[str, int] = {}
-    for rec in system.containers.list():
-        used[rec.image_id] = used.get(rec.image_id, 0) + 1
-    for item in images:
-        item["Containers"] = used.get(item["Id"], 0)
-        item["SharedSize"] = 0
-    layers = sum(layer.size for layer in system.layers.all())
-    request.send_json(200, {"LayersSize": layers, "Images": images,
-                            "Containers": container_summaries(system, system.containers.list(), size=True),
-                            "Volumes": [], "BuildCache": [], "BuilderSize": 0})
+    request.send_json(200, disk_usage(request.system))
 
 
 def _machine_id() -> str:

@@ -131,6 +131,7 @@ class RemoteCache:
         self.ttl = ttl
         self.warn = warn            # BuildLog.warning
         self.steps: dict[str, _Step] = {}
+        self.finals: list[Digest] = []  # the images of this build (a multi-platform build's: merge)
         self._sources = []
         for spec in sources:
             try:
@@ -192,18 +193,30 @@ class RemoteCache:
     def note(self, key: str, image: Digest, parent: str, instruction: str) -> None:
         self.steps[key] = _Step(key, image, parent, instruction)
 
-    def export(self, final: Digest) -> None:
-        """Write the steps to every --cache-to store; errors are warnings."""
+    def merge(self, other: RemoteCache) -> None:
+        """The steps (and final images) of another platform's build of the same `build
+        --platform a,b`, exported with ours: every platform's steps, not the last's only."""
+        other.close()
+        self.steps = {**other.steps, **self.steps}
+        self.finals += other.finals
+
+    def close(self) -> None:
         for store in self._sources:  # the build is done: no more lookups
             store.close()
         self._sources = []
+
+    def export(self, final: Digest) -> None:
+        """Write the steps to every --cache-to store; errors are warnings.  mode=min: the
+        steps of `final` (and of the other platforms' images merged in)."""
+        self.close()
         if not self.sinks:
             return
         by_image = {str(s.image): s for s in self.steps.values()}
-        chain, image = set(), str(final)
-        while image in by_image and by_image[image].key not in chain:
-            chain.add(by_image[image].key)
-            image = by_image[image].parent
+        chain = set()
+        for image in {str(final), *map(str, self.finals)}:
+            while image in by_image and by_image[image].key not in chain:
+                chain.add(by_image[image].key)
+                image = by_image[image].parent
         for spec in self.sinks:
             steps = [s for s in self.steps.values() if spec.mode == "max" or s.key in chain]
             try:

@@ -30,6 +30,7 @@ class ExecOptions:
     workdir: str | None = None    # None: the container's WorkingDir
     env: tuple[str, ...] = ()     # K=V, over the container's Env
     privileged: bool = False
+    detach_keys: bytes = b""      # -it: typed, the client leaves (runtime/detachkeys.Detached), the process goes on
 
 
 def is_paused(system, rec) -> bool:
@@ -94,7 +95,8 @@ def exec_container(system, name: str, opts: ExecOptions, *, console_size: tuple[
     try:
         return run_exec(runtime, rec.id, process, work_dir=system.containers.path(rec.id),
                         interactive=opts.interactive, detach=opts.detach,
-                        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], on_pid=on_pid)
+                        stdin=stdio[0], stdout=stdio[1], stderr=stdio[2], on_pid=on_pid,
+                        detach_keys=opts.detach_keys)
     except RuntimeFailure as e:
         raise _exec_failed(str(e), e.exit_code) from None
 

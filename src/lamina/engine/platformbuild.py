@@ -5,6 +5,7 @@ stages' bases are that platform's, its RUN steps emulated when foreign); the ste
 of each are logged after a `[linux/arm64]`-style line when there are several.  With
 one platform the result is a plain image, as BuildKit's; with more, the tag names
 the host's member (else the first) and stands for the index (store/indexes.py).
+The last platform's builder exports the cache: the earlier ones' steps are merged into it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ def build_platforms(system, request, log, platforms):
         if len(platforms) > 1 and not request.quiet:
             log.out.write(f"[{plat}]\n")
             log.out.flush()
+        before = builder.env.remote if builder is not None else None
         builder = Builder(system, replace(request, platform=plat), log)
         result = builder.build()
+        remote = builder.env.remote
+        if remote is not None:  # --cache-to: every platform's steps, exported by the last builder
+            remote.finals.append(result.image_id)
+            if before is not None:
+                remote.merge(before)
         images.append(result.image_id)
     if len(platforms) == 1:
         return builder, result, None

@@ -73,3 +73,52 @@ def prune(system) -> tuple[list[str], int]:
     removed = sweep(system)
     after = sum(system.content.size(d) for d in system.content.walk())
     return removed, before - after
+
+
+def disk_usage(system) -> dict:
+    """GET /system/df's document, and `system df`'s figures: the images (how many
+    containers use each, and the bytes of their layers another image shares), the
+    containers with their writable layers' sizes, the volumes with their use, and no
+    build cache (a build's steps are images here, counted among them)."""
+    from lamina import oci
+    from lamina.digest import Digest, chain_ids
+    from lamina.engine.summaries import container_summaries, image_summaries
+    from lamina.engine.volumes import usage
+
+    images = image_summaries(system, all_images=True)
+    records = system.containers.list()
+    used: dict[str, int] = {}
+    for rec in records:
+        used[rec.image_id] = used.get(rec.image_id, 0) + 1
+    chains_of: dict[str, list[str]] = {}
+    holders: dict[str, int] = {}
+    for item in images:
+        try:
+            chains = [str(c) for c in chain_ids(oci.diff_ids(system.images.config(Digest(item["Id"]))))]
+        except Exception:  # a damaged image: `system check` reports it; its layers count as its own
+            chains = []
+        chains_of[item["Id"]] = chains
+        for chain in set(chains):
+            holders[chain] = holders.get(chain, 0) + 1
+    sizes = {str(layer.chain_id): layer.size or 0 for layer in system.layers.all()}
+    shared = {c for c, n in holders.items() if n > 1}
+    for item in images:
+        item["Containers"] = used.get(item["Id"], 0)
+        item["SharedSize"] = sum(sizes.get(c, 0) for c in set(chains_of[item["Id"]]) & shared)
+    # each image's own layers once, and the shared ones once (a layer of a pulled image
+    # need not be unpacked: an image's Size counts it all the same)
+    layers_size = sum(i["Size"] - i["SharedSize"] for i in images) + sum(sizes.get(c, 0) for c in shared)
+    containers = container_summaries(system, records, size=True)
+    volumes = usage(system)
+    if volumes:  # docker lists a container's volumes among its Mounts (df's LOCAL VOLUMES counts them)
+        from lamina.volumemounts import store as volume_store
+
+        store = volume_store(system)
+        for item in containers:
+            for m in store.mounts_of(item["Id"]):
+                item["Mounts"] = [x for x in item["Mounts"] if x.get("Source") != m.volume] + [{
+                    "Type": "volume", "Name": m.volume, "Source": store.mountpoint(m.volume),
+                    "Destination": m.destination, "Driver": "local", "Mode": m.mode, "RW": m.rw,
+                    "Propagation": ""}]
+    return {"LayersSize": layers_size, "Images": images, "Containers": containers,
+            "Volumes": volumes, "BuildCache": [], "BuilderSize": 0}

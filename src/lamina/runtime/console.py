@@ -93,17 +93,21 @@ class ConsoleSocket:
         return fds[0]
 
 
-def relay(master: int, pid: int, *, interactive: bool, stdin_fd: int = 0, stdout_fd: int = 1) -> int:
+def relay(master: int, pid: int, *, interactive: bool, stdin_fd: int = 0, stdout_fd: int = 1,
+          detach_keys: bytes = b"") -> int:
     """Relay between our stdio and the pty `master` until our child `pid` (the
-    container's init) exits; returns its raw wait status, reaped."""
+    container's init) exits; returns its raw wait status, reaped.  Typing `detach_keys`
+    raises runtime/detachkeys.Detached instead (the process goes on)."""
     watch = _ExitWatch(pid)
     try:
-        return _pump(master, watch, interactive=interactive, stdin_fd=stdin_fd, stdout_fd=stdout_fd)
+        return _pump(master, watch, interactive=interactive, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                     detach_keys=detach_keys)
     finally:
         watch.close()
 
 
-def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, stdout_fd: int) -> int:
+def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, stdout_fd: int,
+          detach_keys: bytes = b"") -> int:
     os.set_blocking(master, False)  # never block writing to a container that does not read
     size_fd = next((fd for fd in (stdout_fd, stdin_fd) if os.isatty(fd)), None)
     if size_fd is not None:
@@ -118,6 +122,11 @@ def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, s
             except ValueError:  # not the main thread: no resize forwarding
                 pass
         pending = b""  # stdin bytes the container has not taken yet
+        scanner = None
+        if detach_keys and interactive:
+            from lamina.runtime.detachkeys import Detached, Scanner
+
+            scanner = Scanner(detach_keys)
         read_stdin = interactive
         master_open = True
         out_ok = True
@@ -156,7 +165,12 @@ def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, s
                     data = os.read(stdin_fd, _CHUNK)
                 except OSError:  # stdin closed or unreadable: same as EOF
                     data = b""
-                if data:
+                if data and scanner is not None:
+                    data, detached = scanner.feed(data)
+                    pending += data
+                    if detached:
+                        raise Detached()
+                elif data:
                     pending += data
                 else:  # EOF: a pty has no half-close; just stop forwarding
                     read_stdin = False

@@ -163,7 +163,7 @@ def _remove(path: str) -> None:
 
 def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, interactive: bool = False,
              detach: bool = False, stdout: int = 1, stderr: int = 2, timeout: float | None = None,
-             stdin: int = 0, on_pid=None) -> int:
+             stdin: int = 0, on_pid=None, detach_keys: bytes = b"") -> int:
     """Run `process` in container `container_id` through `runtime` (a CliRuntime); its
     exit code as docker reports it (0 at once for `detach`).  With a tty, `on_pid(pid)`
     learns the process once it runs (the API's exec resize reaches its tty by it).  Raises RuntimeFailure
@@ -187,7 +187,7 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
                 "exec", "--process", spec]
         if process.get("terminal") and not detach:
             return _exec_tty(argv, container_id, d.path, log, interactive=interactive, stdout=stdout, stdin=stdin,
-                             on_pid=on_pid)
+                             on_pid=on_pid, detach_keys=detach_keys)
         if detach:
             devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
             try:
@@ -254,8 +254,9 @@ def _wait_for(runc: int, timeout: float, pidfile: str) -> int:
 
 
 def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, interactive: bool,
-              stdout: int, stdin: int = 0, on_pid=None) -> int:
+              stdout: int, stdin: int = 0, on_pid=None, detach_keys: bytes = b"") -> int:
     from lamina.runtime import console
+    from lamina.runtime.detachkeys import Detached, keep_open
     from lamina.runtime.process import ForwardSignals, Subreaper, kill_and_reap, read_pid, spawn
 
     pidfile = os.path.join(scratch, "exec.pid")
@@ -275,7 +276,12 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
                     on_pid(proc)
                 master = sock.receive_master()
                 try:
-                    status = console.relay(master, proc, interactive=interactive, stdin_fd=stdin, stdout_fd=stdout)
+                    status = console.relay(master, proc, interactive=interactive, stdin_fd=stdin, stdout_fd=stdout,
+                                           detach_keys=detach_keys)
+                except Detached:  # the process goes on, its terminal held by a process of its own
+                    keep_open(master)
+                    proc = None
+                    raise
                 finally:
                     os.close(master)
                 proc = None

@@ -44,6 +44,7 @@ class ArchivedImage:
     tags: tuple[Reference, ...]
     manifest: bytes | None = None   # the OCI manifest to keep, when the archive has one that fits
     layer_types: tuple[str, ...] = ()
+    index_tags: tuple[Reference, ...] = ()  # a member of a multi-platform index these tags stand for
 
 
 @dataclass(frozen=True)
@@ -245,34 +246,66 @@ def oci_images(archive: Archive) -> list[ArchivedImage]:
     raw = archive.document("index.json", "index")
     _, index = manifests.classify(raw, oci.OCI_INDEX, "index.json", InvalidArchive)
     out = []
-    todo = [(e, 0) for e in manifests.index_entries(index, "index.json", InvalidArchive)]
+    # (entry, depth, the tags of the index it is a member of, whether it takes them itself)
+    todo = [(e, 0, (), False) for e in manifests.index_entries(index, "index.json", InvalidArchive)]
     while todo:
-        entry, depth = todo.pop(0)
+        entry, depth, index_tags, tagged = todo.pop(0)
         what = f"manifest {entry.descriptor.digest}"
         data = blob(entry.descriptor, "manifest")
         media_type, doc = manifests.classify(data, entry.descriptor.media_type, what, InvalidArchive)
-        if media_type in oci.INDEX_TYPES:
+        if media_type in oci.INDEX_TYPES:  # every platform's image: the tag names the host's (else the first)
             if depth >= MAX_INDEX_DEPTH:
                 raise InvalidArchive(f"{what}: indexes nested too deep")
-            want = host_platform()
-            todo += [(e, depth + 1) for e in manifests.index_entries(doc, what, InvalidArchive)
-                     if not is_attestation(e.platform) and want.matches(e.platform)][:1]
+            entries = [e for e in manifests.index_entries(doc, what, InvalidArchive)
+                       if not is_attestation(e.platform) and _present(archive, e)]  # a save may hold some only
+            tags = _named(entry) or index_tags
+            host = next((e for e in entries if host_platform().matches(e.platform)), entries[0] if entries else None)
+            todo += [(e, depth + 1, tags, e is host and (tagged or not index_tags)) for e in entries]
             continue
         m = manifests.image_manifest(data, media_type, doc, what, InvalidArchive)
-        name = entry.annotations.get("io.containerd.image.name") or entry.annotations.get(
-            "org.opencontainers.image.ref.name", "")
-        tags = ()
-        if "/" in name or ":" in name:
-            try:
-                ref = parse(name)
-                tags = (ref,) if ref.tag else ()
-            except InvalidReference:
-                tags = ()
+        tags = _named(entry) if not index_tags else (index_tags if tagged else ())
         blob(m.config, "config")
         out.append(ArchivedImage(f"blobs/sha256/{m.config.digest.hex}",
                                  tuple(f"blobs/sha256/{l.digest.hex}" for l in m.layers), tags,
-                                 manifest=data, layer_types=tuple(l.media_type for l in m.layers)))
+                                 manifest=data, layer_types=tuple(l.media_type for l in m.layers),
+                                 index_tags=index_tags))
     return out
+
+
+def _present(archive: Archive, entry) -> bool:
+    try:
+        archive.resolve(f"blobs/sha256/{entry.descriptor.digest.hex}")
+        return True
+    except InvalidArchive:
+        return False
+
+
+def _named(entry) -> tuple[Reference, ...]:
+    """The tag an index entry's annotations give (containerd's name, else the OCI ref name
+    when it is a whole reference)."""
+    name = entry.annotations.get("io.containerd.image.name") or entry.annotations.get(
+        "org.opencontainers.image.ref.name", "")
+    if "/" in name or ":" in name:
+        try:
+            ref = parse(name)
+            return (ref,) if ref.tag else ()
+        except InvalidReference:
+            return ()
+    return ()
+
+
+def _multi_platform(archive: Archive) -> bool:
+    """Whether index.json names an index (a multi-platform image): then it is read rather
+    than manifest.json, which lists one platform's image only."""
+    if "index.json" not in archive.small:
+        return False
+    try:
+        _, index = manifests.classify(archive.document("index.json", "index"), oci.OCI_INDEX, "index.json",
+                                      InvalidArchive)
+        return any(e.descriptor.media_type in oci.INDEX_TYPES
+                   for e in manifests.index_entries(index, "index.json", InvalidArchive))
+    except InvalidArchive:
+        return False
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -281,14 +314,19 @@ def load(system, stream: BinaryIO, progress: Progress) -> list[Loaded]:
     try:
         with system.lease("load"):
             archive.read(stream)
-            if "manifest.json" in archive.small or "manifest.json" in archive.links:
+            if _multi_platform(archive):
+                images = oci_images(archive)
+            elif "manifest.json" in archive.small or "manifest.json" in archive.links:
                 images = docker_images(archive)
             elif "index.json" in archive.small:
                 images = oci_images(archive)
             else:
                 raise InvalidArchive("not an image archive: it has neither manifest.json nor index.json")
             installer = Installer(system, progress, unpacking="Loading layer", done=None)
-            return [_install(system, archive, installer, img) for img in images]
+            loaded = [_install(system, archive, installer, img) for img in images]
+            _tag_indexes(system, images, loaded)
+            # the other platforms' images are the tag's too: not listed as untagged ones
+            return [done for img, done in zip(images, loaded) if done.tags or not img.index_tags]
     finally:
         archive.close()
 
@@ -322,6 +360,19 @@ def _install(system, archive: Archive, installer: Installer, img: ArchivedImage)
             raise InvalidArchive(f"layer {i} ({img.layers[i]}): {e}") from None
     done = installer.publish(raw_config, plans, sizes, tags=img.tags, raw_manifest=keep_manifest)
     return Loaded(done.image_id, img.tags, done.replaced)
+
+
+def _tag_indexes(system, images: list[ArchivedImage], loaded: list[Loaded]) -> None:
+    """Each multi-platform tag stands for the index of its members as loaded (the tag
+    itself names the host's member, as a `build --platform a,b` leaves it)."""
+    from lamina.transfer.multiplatform import make_index, tag_index
+
+    groups: dict[Reference, list[Digest]] = {}
+    for img, done in zip(images, loaded):
+        for ref in img.index_tags:
+            groups.setdefault(ref, []).append(done.image_id)
+    for ref, ids in groups.items():
+        tag_index(system, ref, make_index(system, ids) if len(ids) > 1 else None)
 
 
 def _layer_blob(system, archive: Archive, img: ArchivedImage, i: int, diff_id: Digest) -> oci.Descriptor:

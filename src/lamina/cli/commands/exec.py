@@ -13,6 +13,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("exec", help="Run a command in a running container",
                        usage="[OPTIONS] CONTAINER COMMAND [ARG...]", interspersed=False)
     p.add_argument("-d", "--detach", action="store_true", help="Detached mode: run command in the background")
+    p.add_argument("--detach-keys", default="", help="Override the key sequence for detaching a container")
     p.add_argument("-e", "--env", action="append", default=[], help="Set environment variables", validate=valid_env)
     p.add_argument("--env-file", action="append", default=[], help="Read in a file of environment variables")
     p.add_argument("-i", "--interactive", action="store_true", help="Keep STDIN open even if not attached")
@@ -61,9 +62,16 @@ def cmd_exec(system, args) -> int:
             env.append(e)
         elif e in os.environ:  # docker's CLI fills a bare name from its own environment
             env.append(f"{e}={os.environ[e]}")
+    from lamina.runtime import detachkeys
+
+    try:
+        keys = detachkeys.parse(args.detach_keys or detachkeys.DEFAULT)
+    except ValueError:  # dockerd's words for exec (attach's say "detach keys")
+        report(f"Invalid escape keys ({args.detach_keys}) provided", args.error_prefix)
+        return 1
     opts = ExecOptions(cmd=tuple(args.command), interactive=args.interactive, tty=args.tty, detach=args.detach,
                        user=args.user or None, workdir=args.workdir or None, env=tuple(env),
-                       privileged=args.privileged)
+                       privileged=args.privileged, detach_keys=keys)
     console_size = None
     if args.tty:
         from lamina.runtime.console import terminal_size
@@ -71,6 +79,9 @@ def cmd_exec(system, args) -> int:
         console_size = terminal_size()
     try:
         return exec_container(system, args.container, opts, console_size=console_size)
+    except detachkeys.Detached:  # docker's CLI: term's EscapeError, bare, exit 1; the process goes on
+        sys.stderr.write("read escape sequence\n")
+        return 1
     except ExecFailed as e:  # docker: on the exec's own output stream, bare
         sys.stdout.write(f"{e}\n")
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""`system check`, `system prune`, `version`, `info`."""
+"""`system check`, `system prune`, `system df`, `version`, `info`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,10 @@ def add_parsers(sub) -> None:
     c.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     c.add_argument("--volumes", action="store_true", help="Prune volumes")
     c.set_defaults(func=cmd_prune)
+    c = ssub.add_parser("df", help="Show lamina disk usage")
+    c.add_argument("--format", default=None, help="Pretty-print images using a Go template")
+    c.add_argument("-v", "--verbose", action="store_true", help="Show detailed information on space usage")
+    c.set_defaults(func=lambda system, args: __import__("lamina.cli.diskusage", fromlist=["x"]).cmd_df(system, args))
     __import__("lamina.cli.commands.service", fromlist=["x"]).add_service_parser(ssub)  # the Engine API
     p.set_defaults(func=lambda system, args, p=p: (sys.stdout.write(p.help_text()), 0)[1], needs_system=False)
 
