@@ -76,9 +76,17 @@ def run_options(args):
         binds=binds, tty=args.tty, interactive=args.interactive,
         name=args.name, auto_remove=args.rm, labels=labels,
         security_opt=tuple(security_options(args.security_opt)), host=host, exposed_ports=exposed,
-        config={**net_config, **stop_config}, aliases=aliases,
+        config={**net_config, **stop_config, **_detached_config(args)}, aliases=aliases,
         healthcheck=healthcheck_from(args),
     )
+
+
+def _detached_config(args) -> dict:
+    """run -d attaches nothing: docker records no Attach* and no StdinOnce (so an attach
+    client leaving a `run -di` container does not close its stdin)."""
+    if not getattr(args, "detach", False):
+        return {}
+    return {"AttachStdin": False, "AttachStdout": False, "AttachStderr": False, "StdinOnce": False}
 
 
 def read_env_file(path: str) -> list[str]:

@@ -6,7 +6,7 @@ import sys
 
 
 def add_parsers(sub) -> None:
-    from lamina.cli.flags import REMAINDER
+    from lamina.cli.flags import REMAINDER, valid_filter
     from lamina.errors import DAEMON_PREFIX  # loaded by the store anyway
     p = sub.add_parser("run", help="Run a command in a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
                        interspersed=False)
@@ -15,7 +15,7 @@ def add_parsers(sub) -> None:
     p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
     # docker's texts: dockerd's refusals as "Error response from daemon: …", inside run's
     # "lamina: ….\nSee 'lamina run --help'." (main.report)
-    p.set_defaults(func=cmd_run, error_prefix=DAEMON_PREFIX, error_cli="run")
+    p.set_defaults(func=cmd_run, error_prefix=DAEMON_PREFIX, error_cli="run", before_system=_before_run)
 
     p = sub.add_parser("create", help="Create a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
                        interspersed=False)
@@ -40,6 +40,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
     p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
+    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided",
+                   metavar="filter", validate=valid_filter)
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("rm", help="Remove one or more containers")
@@ -76,7 +78,10 @@ def add_parsers(sub) -> None:
 
 
 def _run_flags(p) -> None:
-    from lamina.cli.flags import valid_env
+    from lamina.cli.flags import unused, valid_env
+
+    if unused(p):  # `ps`, `inspect`, ...: run's flag groups are not imported for them
+        return
     from lamina.cli.commands.exec import health_flags
     from lamina.cli.limitflags import add_flags as add_resource_flags
 
@@ -166,6 +171,13 @@ def cmd_create(system, args) -> int:
     return 0
 
 
+def _before_run(args) -> None:
+    if args.detach:  # its monitor forks off before the store is opened: cli/commands/services.py
+        from lamina.cli.commands.services import fork_monitor
+
+        fork_monitor(args)
+
+
 def cmd_run(system, args) -> int:
     from lamina.cli.main import report
     from lamina.engine import containers as engine
@@ -173,8 +185,8 @@ def cmd_run(system, args) -> int:
     from lamina.errors import LaminaError, UsageError, run_exit_code
 
     opts = run_options(args)
-    if args.tty and args.interactive and not sys.stdin.isatty():
-        # docker's CLI checks it after the options, before any request: bare, exit 1
+    if args.tty and args.interactive and not args.detach and not sys.stdin.isatty():
+        # docker's CLI checks it after the options, before any request (-d attaches nothing): bare, exit 1
         report(UsageError("the input device is not a TTY"), "")
         return 1
     if args.detach:  # under a monitor: cli/commands/services.py
@@ -245,7 +257,18 @@ def cmd_ps(system, args) -> int:
     from lamina.engine.containers import command_of, list_containers, listed_image
     from lamina.quoting import go_quote
 
-    recs = list_containers(system, all=args.all, latest=args.latest)
+    if args.filter:  # engine/containerfilters.py: dockerd's filters, imported only for them
+        from lamina.cli.flags import filters
+        from lamina.cli.main import report
+        from lamina.errors import DAEMON_PREFIX, LaminaError
+
+        try:
+            recs = list_containers(system, all=args.all, latest=args.latest, filters=filters(args.filter))
+        except LaminaError as e:  # dockerd refused the filter: docker's CLI shows its words
+            report(e, DAEMON_PREFIX)
+            return e.exit_code
+    else:
+        recs = list_containers(system, all=args.all, latest=args.latest)
     if args.quiet:
         if fmt.wants_template(args.format):  # unlike images and history, ps keeps -q
             sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
