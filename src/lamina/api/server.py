@@ -19,6 +19,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import queue
 import socket
 import socketserver
 import sys
@@ -35,6 +36,7 @@ API_VERSION = "1.41"
 MIN_API_VERSION = "1.12"
 MAX_JSON_BODY = 4 << 20
 IO_TIMEOUT = 120.0
+IDLE_WORKER_S = 1.0
 HEADER_TIMEOUT = float(os.environ.get("LAMINA_API_HEADER_TIMEOUT", "30"))  # shorter in the tests
 
 
@@ -271,7 +273,7 @@ class Request(http.server.BaseHTTPRequestHandler):
 
 
 class Service(socketserver.ThreadingMixIn, socketserver.BaseServer):
-    """The accept loop (a thread per connection) and the monitor: header deadlines and
+    """The accept loop (a worker thread per open connection) and the monitor: header deadlines and
     the idle timeout (`timeout` seconds without a connection; 0 = never)."""
 
     daemon_threads = True
@@ -291,6 +293,8 @@ class Service(socketserver.ThreadingMixIn, socketserver.BaseServer):
         self._deadlines: dict[socket.socket, float] = {}
         self._connections = 0
         self._last_active = time.monotonic()
+        self._idle = 0  # worker threads waiting on _handoff for a connection
+        self._handoff: queue.SimpleQueue = queue.SimpleQueue()
         self.stores = StorePool(root, storage_driver, runtime)  # store handles lent to requests
 
     # socketserver's hooks, for a socket made elsewhere
@@ -321,6 +325,35 @@ class Service(socketserver.ThreadingMixIn, socketserver.BaseServer):
         except OSError:
             pass
         request.close()
+
+    def process_request(self, request, client_address) -> None:
+        """A connection goes to an idle worker thread, or to a new one when none is idle:
+        starting a thread is most of what a fresh connection costs (~0.2 ms, against
+        dockerd's 0.07, of each `docker ps`), waking one is a few microseconds."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._handoff.put((request, client_address))
+                return
+        threading.Thread(target=self._worker, args=(request, client_address), daemon=True).start()
+
+    def _worker(self, request, client_address) -> None:
+        """Serve connections one after another; a worker that waited IDLE_WORKER_S for
+        the next one ends (a burst of commands finds it warm, nothing lingers after).
+        There is a worker per open connection: no slow client waits for another."""
+        while True:
+            self.process_request_thread(request, client_address)
+            with self._lock:
+                self._idle += 1
+            try:
+                request, client_address = self._handoff.get(timeout=IDLE_WORKER_S)
+            except queue.Empty:
+                with self._lock:  # a connection handed over meanwhile is still ours to serve
+                    try:
+                        request, client_address = self._handoff.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
 
     def process_request_thread(self, request, client_address) -> None:
         with self._lock:
