@@ -408,7 +408,10 @@ def w_api(ctx: Ctx, name: str, args: tuple[str, ...], *, target: float = 1.0) ->
         return [Variant("lamina", command=lambda i: [docker_bin, *args], env=service.env,
                         setup=setup, teardown=service.stop, skip=ctx.docker.reason or ctx.lamina.missing("import"),
                         timeout=60),
+                # the same client invocation, DOCKER_HOST naming dockerd's socket: the variable alone
+                # changes the CLI's start-up (its context store is skipped), so both rows set it
                 Variant("docker", command=lambda i: [docker_bin, *args], skip=ctx.docker.reason, timeout=60,
+                        env=dict(os.environ, DOCKER_HOST=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")),
                         setup=lambda: ctx.bases.ensure("small", ctx.docker))]  # api-run runs it
 
     wl.variants = variants
