@@ -28,7 +28,7 @@ _CHUNK = 1 << 20
 _OPEN_LEVELS = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
-_RACE_ERRNOS = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL)  # gone, or now a link / not a dir
+RACE_ERRNOS = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR, errno.EINVAL)  # gone, or now a link / not a dir
 
 
 class _Changed(StoreError):
@@ -155,7 +155,7 @@ def _walk_fd(root_fd: int, top: str, writer: "_Writer") -> None:
                         continue
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except (OSError, _Changed) as e:
-                    if writer.tolerant and (isinstance(e, _Changed) or e.errno in _RACE_ERRNOS):
+                    if writer.tolerant and (isinstance(e, _Changed) or e.errno in RACE_ERRNOS):
                         continue
                     raise
                 cst = os.fstat(child)

@@ -161,7 +161,7 @@ def get_archive(system, name: str, path: str, begin, *, arcname: str | None = No
     to (a directory with its contents, under its own name; `/.` suffix: the contents;
     `/`: entries named from `/`).  `arcname` names the entries instead (the CLI's
     rebase: docker cp renames them to the destination's name)."""
-    from lamina.archive.layertar import write_entry
+    from lamina.archive.layertar import RACE_ERRNOS, write_entry
     from lamina.runtime.rootfs import id_names
 
     with _target(system, name, path) as target:
@@ -169,8 +169,16 @@ def get_archive(system, name: str, path: str, begin, *, arcname: str | None = No
         arcname = target.name if arcname is None else arcname
         # owners named from the container's own /etc/passwd and /etc/group, as dockerd's
         # tar (made chrooted in the container) names them
-        write_entry(target.fd, target.base, "" if arcname == "/" else arcname, out,
-                    owner_names=id_names(target.rootfs))
+        try:
+            write_entry(target.fd, target.base, "" if arcname == "/" else arcname, out,
+                        owner_names=id_names(target.rootfs))
+        except OSError as e:
+            # the entry itself moved or became a link since its stat (entries below it
+            # that do are left out): what the walk would have said; writes to `out` fail
+            # with other errors
+            if e.errno not in RACE_ERRNOS:
+                raise
+            raise target._error(e) from None
 
 
 def put_archive(system, name: str, path: str, body, *, no_overwrite_dir_non_dir: bool = False,
