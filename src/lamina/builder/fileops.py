@@ -25,6 +25,7 @@ from typing import Callable
 
 from lamina.archive.inroot import InRoot, find_dir, host_path, make_dirs, resolve_leaf
 from lamina.errors import BuildError
+from lamina.fdio import write_all
 
 _CHUNK = 1 << 20
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -268,7 +269,7 @@ class Writer:
         if self.tee is None:
             while chunk := os.read(fin, _CHUNK):
                 h.update(chunk)
-                _write_all(fout, chunk)
+                write_all(fout, chunk)
             return h.hexdigest()
         # The tar header needs the size first: copy exactly what fstat says.
         size = st.st_size
@@ -281,7 +282,7 @@ class Writer:
             left -= len(chunk)
             if h is not None:
                 h.update(chunk)
-            _write_all(fout, chunk)
+            write_all(fout, chunk)
             self.tee.data(chunk)
         self.tee.pad(size)
         return h.hexdigest() if h is not None else ""
@@ -303,7 +304,7 @@ class Writer:
         _clear(dst)
         fd = os.open(dst, _OPEN_NEW, 0o600)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.lchown(dst, self.own.uid, self.own.gid)
@@ -326,14 +327,7 @@ def _kernel_copy(fin: int, fout: int) -> None:
         if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
             raise
     while chunk := os.read(fin, _CHUNK):
-        _write_all(fout, chunk)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+        write_all(fout, chunk)
 
 
 def _clear(path: str) -> None:

@@ -45,25 +45,17 @@ class CacheSpec:
 
 def parse_specs(values, *, export: bool) -> tuple:
     """buildx's --cache-to/--cache-from values (CSV fields; a bare value is a registry ref)."""
-    import csv
+    from lamina import csvattrs
 
     specs = []
     for text in values or ():
         if not text:
             continue
-        try:
-            fields = next(csv.reader([text]))
-        except (csv.Error, StopIteration):
-            raise UsageError(f"invalid value {text}") from None
+        fields = csvattrs.fields(text)
         if len(fields) == 1 and "=" not in fields[0]:
             specs.append(CacheSpec("registry", fields[0]))
             continue
-        attrs = {}
-        for field in fields:
-            key, eq, value = field.partition("=")
-            if not eq:
-                raise UsageError(f"invalid value {field}")
-            attrs[key.lower()] = value
+        attrs = dict(csvattrs.pairs(fields))
         kind = attrs.pop("type", "")
         if not kind:
             raise UsageError(f"type required for {text!r}".replace("'", '"'))

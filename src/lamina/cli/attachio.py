@@ -19,7 +19,8 @@ _CHUNK = 65536
 def terminal(system, rec, relay, keys: bytes, *, stdin: bool) -> bool:
     import select
 
-    from lamina.runtime.console import _RawMode as RawMode
+    from lamina.fdio import write_all
+    from lamina.runtime.console import RawMode
     from lamina.runtime.detachkeys import Scanner
 
     scanner = Scanner(keys)
@@ -41,7 +42,7 @@ def terminal(system, rec, relay, keys: bytes, *, stdin: bool) -> bool:
                         data = relay.recv(_CHUNK)
                         if not data:
                             return False
-                        _write_all(out_fd, data)
+                        write_all(out_fd, data)
                         continue
                     data = os.read(in_fd, _CHUNK)
                     if not data:  # EOF: a half-close, the output still comes
@@ -80,11 +81,6 @@ def _follow_size(system, rec):
         return signal.signal(signal.SIGWINCH, apply)
     except ValueError:
         return None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
 
 
 def from_log(system, rec, relay, keys: bytes, *, stdin: bool, sig_proxy: bool) -> bool:

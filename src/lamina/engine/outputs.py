@@ -13,11 +13,11 @@ docker driver's, behaviour); an output is written after the image is tagged.
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from dataclasses import dataclass
 
+from lamina import csvattrs
 from lamina.errors import UsageError
 
 TYPES = ("local", "tar", "oci", "docker", "registry", "image")
@@ -39,19 +39,12 @@ def parse_outputs(values, push: bool = False) -> tuple:
     for text in values or ():
         if not text:
             continue
-        try:
-            fields = next(csv.reader([text]))
-        except (csv.Error, StopIteration):
-            raise UsageError(f"invalid value {text}") from None
+        fields = csvattrs.fields(text)
         if len(fields) == 1 and fields[0] == text and not text.startswith("type="):
             outs.append(Output("tar", "-") if text == "-" else Output("local", text))
             continue
         kind, dest, attrs = "", "", []
-        for field in fields:
-            key, eq, value = field.partition("=")
-            if not eq:
-                raise UsageError(f"invalid value {field}")
-            key = key.strip().lower()
+        for key, value in csvattrs.pairs(fields):
             if key == "type":
                 kind = value
             elif key == "dest":

@@ -21,6 +21,8 @@ import signal
 import socket
 import struct
 
+from lamina.fdio import write_all
+
 _CHUNK = 65536
 
 
@@ -112,7 +114,7 @@ def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, s
     size_fd = next((fd for fd in (stdout_fd, stdin_fd) if os.isatty(fd)), None)
     if size_fd is not None:
         _copy_winsize(size_fd, master)
-    raw = _RawMode(stdin_fd if interactive and os.isatty(stdin_fd) else None)
+    raw = RawMode(stdin_fd if interactive and os.isatty(stdin_fd) else None)
     old_winch = None
     try:
         raw.__enter__()
@@ -212,8 +214,7 @@ def _write_all(fd: int, data: bytes, ok: bool) -> bool:
     if not ok:
         return False
     try:
-        while data:
-            data = data[os.write(fd, data):]
+        write_all(fd, data)
     except OSError:
         return False
     return True
@@ -255,14 +256,14 @@ def resize_process_tty(pid: int, height: int, width: int) -> bool:
     return False
 
 
-class _RawMode:
+class RawMode:
     """Raw mode on a tty fd (like docker's term.MakeRaw), restored on exit; a no-op for None."""
 
     def __init__(self, fd: int | None) -> None:
         self.fd = fd
         self.saved: list | None = None
 
-    def __enter__(self) -> _RawMode:
+    def __enter__(self) -> RawMode:
         if self.fd is not None:
             import termios
             import tty
