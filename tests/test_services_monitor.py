@@ -145,7 +145,9 @@ def _assert_nothing_left(root, cids=()) -> None:
 
 
 def _marker() -> str:
-    return str(5000 + int.from_bytes(os.urandom(2), "big"))
+    """A `sleep` argument no other process on the host has (another test, another run):
+    nine random digits, a sleep of years that the test ends."""
+    return str(10**8 + int.from_bytes(os.urandom(4), "big") % (9 * 10**8))
 
 
 # ----------------------------------------------------------------------------- run -d, stop, kill
@@ -159,7 +161,8 @@ def test_run_detached_returns_the_id_and_the_container_runs(root):
     assert _status(root, "svc1").startswith("Up ")
     assert _runc_state(root, cid) == "running"
     pid = int(_inspect(root, "svc1", "{{.State.Pid}}"))
-    assert _pids_with_cmdline("sleep", marker) == [pid]
+    # runc start has returned; its init execs `sleep` right after (a moment on a loaded machine)
+    assert _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the exec of sleep") == [pid]
     assert _inspect(root, "svc1", "{{.State.Status}} {{.State.Running}} {{.RestartCount}}") == "running true 0"
     assert lamina(root, "ps", "--format", "{{.Names}} {{.State}}").stdout.decode().split("\n").count(
         "svc1 running") == 1
@@ -280,7 +283,7 @@ def test_kill9_of_the_cli_during_run_d_leaves_nothing_half_done(root, delay):
     status = _status(root, f"cli9-{delay}")
     assert status == "" or status == "Created" or status.startswith(("Up ", "Exited ")), status
     if status.startswith("Up "):
-        assert _pids_with_cmdline("sleep", marker)
+        _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the exec of sleep")
     lamina(root, "rm", "-f", f"cli9-{delay}", check=False)
     assert not _pids_with_cmdline("sleep", marker)
     _assert_nothing_left(root)
@@ -316,7 +319,9 @@ def test_kill9_of_the_cli_during_stop_leaves_a_consistent_state(root):
 @requires_root
 def test_restart_on_failure_retries_twice(root):
     cid = _run_d(root, "--name", "rof", "--restart", "on-failure:2", "bb:1", "sh", "-c", "echo run; exit 3")
-    _wait_for(lambda: _status(root, "rof").startswith("Exited (3)"), what="the retries to end")
+    # (between a run's exit and its restart the record shows Exited for a moment: wait for the count too)
+    _wait_for(lambda: _status(root, "rof").startswith("Exited (3)") and _inspect(root, "rof", "{{.RestartCount}}") == "2",
+              what="the retries to end")
     assert _inspect(root, "rof", "{{.RestartCount}} {{.State.ExitCode}} {{json .HostConfig.RestartPolicy}}") == \
         '2 3 {"Name":"on-failure","MaximumRetryCount":2}'
     time.sleep(0.5)
@@ -435,10 +440,11 @@ def test_twenty_detached_containers_started_and_removed_leak_nothing(root):
     fds_before = len(os.listdir("/proc/self/fd"))
     names = [f"many{i}" for i in range(20)]
     errors: list[str] = []
+    marker = _marker()  # their `sleep` found by its own argument: never another test's or run's
 
     def start(batch):
         for name in batch:
-            p = lamina(root, "run", "-d", "--network", "none", "--name", name, "bb:1", "sleep", "1000", check=False)
+            p = lamina(root, "run", "-d", "--network", "none", "--name", name, "bb:1", "sleep", marker, check=False)
             if p.returncode != 0:
                 errors.append(p.stderr.decode())
 
@@ -463,7 +469,7 @@ def test_twenty_detached_containers_started_and_removed_leak_nothing(root):
     for t in threads:
         t.join()
     assert not errors
-    assert not _pids_with_cmdline("sleep", "1000")
+    assert not _pids_with_cmdline("sleep", marker)
     _assert_nothing_left(root, ids)
     assert not [c for c in ids if (root / "containers" / c).exists()]
     db = sqlite3.connect(root / "lamina.db")
@@ -485,7 +491,8 @@ def test_concurrent_starts_run_the_container_once(root):
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert all(out == b"conc\n" for out, _ in outs)
-    time.sleep(0.3)
+    _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the exec of sleep")
+    time.sleep(0.3)  # a second run of it would be there by now too
     assert len(_pids_with_cmdline("sleep", marker)) == 1
     assert _status(root, "conc").startswith("Up ")
     lamina(root, "rm", "-f", "conc")
