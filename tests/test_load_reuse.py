@@ -68,7 +68,7 @@ def test_second_load_does_not_write_the_layer_again(stores, layout, monkeypatch)
     def refuse(*a, **kw):
         raise AssertionError("unpacked a layer the store has")
 
-    monkeypatch.setattr(early.EarlyUnpack, "inline", classmethod(refuse))
+    monkeypatch.setattr(early.EarlyUnpack, "copying", classmethod(refuse))
     do_load(s, data)
     assert blob_stat(s, LAYER) == before  # same file: not rewritten, not replaced
     assert s.layers.get(Digest(sha256(LAYER))).dir == layer_dir

@@ -256,7 +256,7 @@ def test_a_layer_the_store_has_is_not_unpacked_again(stores, monkeypatch):
     def refuse(*a, **kw):
         raise AssertionError("unpacked a layer the store has")
 
-    monkeypatch.setattr(early.EarlyUnpack, "inline", classmethod(refuse))
+    monkeypatch.setattr(early.EarlyUnpack, "copying", classmethod(refuse))
     other = v20_config([LAYER_BIG]).replace(b'"sh"', b'"true"')
     do_load(s, v20_archive([LAYER_BIG], other, ["b:1"]))
     assert layer_file(s, "b:1", "data/big") == BIG

@@ -24,6 +24,7 @@ from lamina.archive.compression import open_stream
 from lamina.archive.inroot import InRoot, MissingPath, clean, join, remove_tree
 from lamina.archive.tarformat import (BLOCK, GO_INVALID_HEADER, GO_UNEXPECTED_EOF, MAX_PATH, MalformedTar,
                                       StrictTarInfo)
+from lamina.archive.tarstream import open_tar
 from lamina.errors import InvalidArchive, LaminaError, StoreError
 
 _CHUNK = 1 << 20
@@ -61,7 +62,7 @@ def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool, plain: bool 
         raise StoreError(f"cannot apply layer to {root}: {e.strerror}") from None
     try:
         try:
-            with tarfile.open(fileobj=f, mode="r|", tarinfo=StrictTarInfo) as tf:
+            with open_tar(f, StrictTarInfo) as tf:
                 while (ti := tf.next()) is not None:
                     tf.members = []  # stream mode would otherwise keep every header in memory
                     applier.entry(ti, tf.fileobj)
@@ -379,7 +380,7 @@ class _Applier:
 def _copy(data, fd: int, size: int, name: str) -> None:
     remaining = size
     while remaining:
-        chunk = data.read(min(_CHUNK, remaining))
+        chunk = data.read_some(min(_CHUNK, remaining))  # a ForwardReader: no copy when a chunk fits
         if not chunk:
             raise MalformedTar(f"tar stream is truncated inside the data of {name!r}", GO_UNEXPECTED_EOF)
         remaining -= len(chunk)

@@ -40,7 +40,6 @@ class EarlyUnpack:
         self.error: BaseException | None = None
         self._pipe: Pipe | None = None
         self._thread: threading.Thread | None = None
-        self._inline = False
 
     def _start(self, head: bytes) -> None:
         self.plain = _is_plain(head)  # its blob digest is its diff_id: no second hash needed
@@ -70,24 +69,24 @@ class EarlyUnpack:
             self.error = ValueError("no bytes")  # nothing was unpacked: not a layer
 
     @classmethod
-    def inline(cls, tmp_dir: str, source: BinaryIO, sink) -> "EarlyUnpack":
-        """Copy `source` to its end into `sink` (a blob writer) and unpack the same
-        bytes on the way, in this thread: no hand-over between threads, which on a
-        busy machine costs more than the overlap gains (each wait is a trip through
-        the run queue).  An unpacking failure is recorded, not raised (the rest is
-        still copied); a failure to read `source` or write `sink` is raised."""
+    def copying(cls, tmp_dir: str, source: BinaryIO, sink) -> "EarlyUnpack":
+        """Copy `source` to its end into `sink` (a blob writer) while the worker thread
+        unpacks the same chunks: reading, hashing and writing the blob overlap with
+        writing the files (a `load` took ~25% less time than doing both in one thread,
+        alternating with docker on 2 cores at a load average of 2-3).  A failure to
+        read `source` or write `sink` is raised, after the unpacker is stopped and its
+        tree removed; an unpacking failure is recorded (take() then says no)."""
         early = cls(tmp_dir)
-        early._inline = True
-        early._thread = threading.current_thread()  # started: take() may hand the tree over
         try:
-            tee = _Tee(source, sink)
-            early.head = tee.head() or b""
-            early.plain = _is_plain(early.head)
-            early._unpack(tee)
-            tee.drain()
-        except BaseException:
+            while chunk := source.read(CHUNK):
+                early.head = early.head or chunk[:8]
+                sink.write(chunk)
+                early.put(chunk)
+        except BaseException as e:
+            early.finish(e if isinstance(e, Exception) else Cancelled())
             early.discard()
             raise
+        early.finish()
         return early
 
     # -- consumer ---------------------------------------------------------------------
@@ -129,8 +128,7 @@ class EarlyUnpack:
         pipe = self._pipe
         if pipe is not None:
             pipe.close()
-        if not self._inline:
-            self.finish(Cancelled())
+        self.finish(Cancelled())
         if self.dir is not None:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
@@ -141,44 +139,3 @@ def _is_plain(head: bytes) -> bool:
 
     return sniff(head) == "tar"
 
-
-class _Tee:
-    """Reads `source` a chunk at a time, writes each chunk to `sink` as it is read,
-    and serves it in whatever pieces the reader asks for (tarfile's are 10 KiB: the
-    sink still sees 1 MiB writes)."""
-
-    def __init__(self, source: BinaryIO, sink) -> None:
-        self._source = source
-        self._sink = sink
-        self._buf = memoryview(b"")
-        self._first: bytes | None = None
-
-    def _fill(self) -> bool:
-        data = self._source.read(CHUNK)
-        if not data:
-            return False
-        self._sink.write(data)
-        if self._first is None:
-            self._first = data[:8]
-        self._buf = memoryview(data)
-        return True
-
-    def head(self) -> bytes | None:
-        if self._first is None and not self._buf:
-            self._fill()
-        return self._first
-
-    def read(self, n: int = -1) -> bytes:
-        if not self._buf and not self._fill():
-            return b""
-        if n is None or n < 0 or n >= len(self._buf):
-            out, self._buf = self._buf, memoryview(b"")
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return bytes(out)
-
-    def drain(self) -> None:
-        """The rest of `source` into `sink` (what was served is in it already)."""
-        self._buf = memoryview(b"")
-        while self._fill():
-            pass

@@ -20,7 +20,6 @@ from lamina.reference import Reference
 from lamina.store.images import LayerBlob
 from lamina.transfer.blobs import verify_stored_layer
 from lamina.transfer.progress import CountingReader, Progress
-from lamina.transfer.streams import inflating
 
 
 @dataclass(frozen=True)
@@ -78,10 +77,13 @@ class Installer:
         content = self.system.content
 
         def open_blob(j: int):
+            # inflated in this thread (LayerStore.ensure opens the layer stream): a thread
+            # of its own added a hand-over per chunk, which costs more than it overlaps on
+            # a busy 2-core machine (ISA-L's inflate is the cheap part of unpacking)
             d = plans[j].desc
             source = live if live is not None and j == i else content.open(d.digest)
-            return inflating(CountingReader(
-                source, lambda n: self.progress.progress(d.digest.short, self.unpacking, n, d.size)))
+            return CountingReader(
+                source, lambda n: self.progress.progress(d.digest.short, self.unpacking, n, d.size))
 
         try:
             records = self.system.layers.ensure([q.diff_id for q in plans[:i + 1]], open_blob)

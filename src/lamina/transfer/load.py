@@ -19,32 +19,19 @@ from typing import BinaryIO
 
 from lamina import oci
 from lamina.digest import Digest
-from lamina.errors import DigestMismatch, InvalidArchive, InvalidReference, LaminaError
-from lamina.reference import Reference, parse
+from lamina.errors import DigestMismatch, InvalidArchive, LaminaError
+from lamina.reference import Reference
 from lamina.store.content import BlobWriter
 from lamina.transfer import manifests
+from lamina.transfer.archived import ArchivedImage, docker_images, multi_platform, oci_images
 from lamina.transfer.install import Installer, plan_layers
-from lamina.transfer.platforms import host_platform, is_attestation
 from lamina.transfer.progress import Progress
 
 MAX_ENTRIES = 100_000
 SMALL = oci.MAX_DOCUMENT        # members up to 4 MiB (any config) stay in memory…
 MAX_SMALL_TOTAL = 512 << 20     # …up to this much in all
 MAX_LINK_DEPTH = 16
-MAX_INDEX_DEPTH = 4
 LAYER_TYPES = {"tar": oci.OCI_LAYER, "gzip": oci.OCI_LAYER_GZIP, "zstd": oci.OCI_LAYER_ZSTD}
-
-
-@dataclass(frozen=True)
-class ArchivedImage:
-    """One image of the archive: where its parts are, what it is called."""
-
-    config: str                     # archive path of the config
-    layers: tuple[str, ...]         # archive paths of the layer blobs, bottom first
-    tags: tuple[Reference, ...]
-    manifest: bytes | None = None   # the OCI manifest to keep, when the archive has one that fits
-    layer_types: tuple[str, ...] = ()
-    index_tags: tuple[Reference, ...] = ()  # a member of a multi-platform index these tags stand for
 
 
 @dataclass(frozen=True)
@@ -73,11 +60,11 @@ class Archive:
 
         from lamina.archive.extract import open_layer_stream
         from lamina.archive.tarformat import StrictTarInfo
+        from lamina.archive.tarstream import open_tar
 
         entries, small_total = 0, 0
         try:
-            with tarfile.open(fileobj=open_layer_stream(stream), mode="r|", tarinfo=StrictTarInfo,
-                              bufsize=1 << 20) as tf:
+            with open_tar(open_layer_stream(stream), StrictTarInfo) as tf:
                 while (ti := tf.next()) is not None:
                     tf.members = []
                     entries += 1
@@ -89,12 +76,12 @@ class Archive:
                         target = ti.linkname if ti.islnk() else posixpath.join(posixpath.dirname(name), ti.linkname)
                         self.links[name] = scoped(target)
                     elif ti.isreg():
-                        f = tf.extractfile(ti)
+                        f = tf.extractfile(ti) if ti.sparse is not None else tf.fileobj.member(ti.size)
                         if ti.size <= SMALL:
                             small_total += ti.size
                             if small_total > MAX_SMALL_TOTAL:
                                 raise InvalidArchive("archive has too many small files")
-                            self.small[name] = f.read()
+                            self.small[name] = _read_all(f, ti.size)
                         else:
                             self._spool(name, f, ti.size)
         except tarfile.TarError as e:
@@ -129,7 +116,7 @@ class Archive:
             self.heads[name] = head
             return
         w = self.big[name] = self.content.writer()
-        early = self.early[name] = EarlyUnpack.inline(self._tmp_dir, f, w)
+        early = self.early[name] = EarlyUnpack.copying(self._tmp_dir, f, w)
         self.heads[name] = early.head
 
     def _stored_layer_blob(self, name: str, size: int) -> Digest | None:
@@ -200,6 +187,14 @@ class Archive:
             early.discard()  # the trees not moved in as layers
 
 
+def _read_all(f, size: int) -> bytes:
+    parts = []
+    while size and (data := f.read(size)):
+        parts.append(data)
+        size -= len(data)
+    return b"".join(parts)
+
+
 def member_name(name: str) -> str:
     """A member's name, refused when it is absolute or climbs out of the archive."""
     parts = [p for p in name.split("/") if p not in ("", ".")]
@@ -213,108 +208,13 @@ def scoped(path: str) -> str:
     return posixpath.normpath("/" + path).lstrip("/")
 
 
-# -- the two formats --------------------------------------------------------------------
-def docker_images(archive: Archive) -> list[ArchivedImage]:
-    items = oci.parse_json(archive.document("manifest.json", "manifest"), "manifest.json", InvalidArchive)
-    if not isinstance(items, list):
-        raise InvalidArchive("manifest.json is not a list of images")
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("Config"), str) \
-                or not isinstance(item.get("Layers"), list) or not all(isinstance(l, str) for l in item["Layers"]):
-            raise InvalidArchive(f"manifest.json entry {i} is malformed")
-        tags = []
-        for t in item.get("RepoTags") or []:
-            try:
-                ref = parse(str(t), default_tag=False)
-            except InvalidReference:
-                raise InvalidArchive(f"invalid tag {str(t)[:200]!r} in manifest.json") from None
-            if ref.tag is None:
-                raise InvalidArchive(f"invalid tag {t!r} in manifest.json: want name:tag")
-            tags.append(ref)
-        out.append(ArchivedImage(item["Config"], tuple(item["Layers"]), tuple(tags)))
-    return out
-
-
-def oci_images(archive: Archive) -> list[ArchivedImage]:
-    def blob(desc: oci.Descriptor, what: str) -> bytes:
-        data = archive.document(f"blobs/sha256/{desc.digest.hex}", what)
-        if Digest.of_bytes(data) != desc.digest or len(data) != desc.size:
-            raise InvalidArchive(f"{what} {desc.digest} in the archive does not match its descriptor")
-        return data
-
-    raw = archive.document("index.json", "index")
-    _, index = manifests.classify(raw, oci.OCI_INDEX, "index.json", InvalidArchive)
-    out = []
-    # (entry, depth, the tags of the index it is a member of, whether it takes them itself)
-    todo = [(e, 0, (), False) for e in manifests.index_entries(index, "index.json", InvalidArchive)]
-    while todo:
-        entry, depth, index_tags, tagged = todo.pop(0)
-        what = f"manifest {entry.descriptor.digest}"
-        data = blob(entry.descriptor, "manifest")
-        media_type, doc = manifests.classify(data, entry.descriptor.media_type, what, InvalidArchive)
-        if media_type in oci.INDEX_TYPES:  # every platform's image: the tag names the host's (else the first)
-            if depth >= MAX_INDEX_DEPTH:
-                raise InvalidArchive(f"{what}: indexes nested too deep")
-            entries = [e for e in manifests.index_entries(doc, what, InvalidArchive)
-                       if not is_attestation(e.platform) and _present(archive, e)]  # a save may hold some only
-            tags = _named(entry) or index_tags
-            host = next((e for e in entries if host_platform().matches(e.platform)), entries[0] if entries else None)
-            todo += [(e, depth + 1, tags, e is host and (tagged or not index_tags)) for e in entries]
-            continue
-        m = manifests.image_manifest(data, media_type, doc, what, InvalidArchive)
-        tags = _named(entry) if not index_tags else (index_tags if tagged else ())
-        blob(m.config, "config")
-        out.append(ArchivedImage(f"blobs/sha256/{m.config.digest.hex}",
-                                 tuple(f"blobs/sha256/{l.digest.hex}" for l in m.layers), tags,
-                                 manifest=data, layer_types=tuple(l.media_type for l in m.layers),
-                                 index_tags=index_tags))
-    return out
-
-
-def _present(archive: Archive, entry) -> bool:
-    try:
-        archive.resolve(f"blobs/sha256/{entry.descriptor.digest.hex}")
-        return True
-    except InvalidArchive:
-        return False
-
-
-def _named(entry) -> tuple[Reference, ...]:
-    """The tag an index entry's annotations give (containerd's name, else the OCI ref name
-    when it is a whole reference)."""
-    name = entry.annotations.get("io.containerd.image.name") or entry.annotations.get(
-        "org.opencontainers.image.ref.name", "")
-    if "/" in name or ":" in name:
-        try:
-            ref = parse(name)
-            return (ref,) if ref.tag else ()
-        except InvalidReference:
-            return ()
-    return ()
-
-
-def _multi_platform(archive: Archive) -> bool:
-    """Whether index.json names an index (a multi-platform image): then it is read rather
-    than manifest.json, which lists one platform's image only."""
-    if "index.json" not in archive.small:
-        return False
-    try:
-        _, index = manifests.classify(archive.document("index.json", "index"), oci.OCI_INDEX, "index.json",
-                                      InvalidArchive)
-        return any(e.descriptor.media_type in oci.INDEX_TYPES
-                   for e in manifests.index_entries(index, "index.json", InvalidArchive))
-    except InvalidArchive:
-        return False
-
-
 # -- loading ------------------------------------------------------------------------------
 def load(system, stream: BinaryIO, progress: Progress) -> list[Loaded]:
     archive = Archive(system)
     try:
         with system.lease("load"):
             archive.read(stream)
-            if _multi_platform(archive):
+            if multi_platform(archive):
                 images = oci_images(archive)
             elif "manifest.json" in archive.small or "manifest.json" in archive.links:
                 images = docker_images(archive)

@@ -70,7 +70,8 @@ class Pipe:
                 else:
                     return b""
         if n is None or n < 0 or n >= len(self._rest):
-            data, self._rest = bytes(self._rest), memoryview(b"")
+            whole = len(self._rest) == len(self._rest.obj)  # a whole chunk is handed on as it is, no copy
+            data, self._rest = self._rest.obj if whole else bytes(self._rest), memoryview(b"")
         else:
             data, self._rest = bytes(self._rest[:n]), self._rest[n:]
         return data
