@@ -49,7 +49,7 @@ NEVER_ON_IMAGES = {"argparse", "dataclasses", "typing", "inspect", "ast", "re", 
                    "sqlite3", "secrets", "threading", "subprocess", "functools", "collections", "contextlib",
                    "lamina.snapshot", "lamina.runtime", "lamina.store.leases", "lamina.store.layers",
                    "lamina.store.containers", "lamina.engine.containers"}
-PS_MODULE_BUDGET = 33  # 30 in issue 9's second pass (42 before it; 39 when first written)
+PS_MODULE_BUDGET = 30  # 30 in issue 9's second and third passes (42 before them; 39 when first written)
 
 
 def probe(root: Path, *argv: str) -> dict:
@@ -96,7 +96,11 @@ def _ps_import_us(root: Path) -> int:
 def test_ps_import_time_within_budget(tmp_path):
     root = tmp_path / "store"
     probe(root, "ps")  # create the store first: its first opening is not what is measured
-    best = min(_ps_import_us(root) for _ in range(5))
+    best = _ps_import_us(root)
+    for _ in range(14):  # the best of up to 15: a busy machine slows some runs, never all
+        if best < 20_000:
+            break
+        best = min(best, _ps_import_us(root))
     # About 7.5 ms on the 2-core development VM in issue 9's second pass, 11 before it
     # (argparse + dataclasses + json alone were 20 ms); the budget allows for a slower or
     # busy machine, not for a heavy import (the module sets above are the exact guard).
@@ -280,3 +284,68 @@ def test_inspect_image_and_diff_import_no_heavy_stdlib(tmp_path, busybox_tar):
         got = probe(root, *argv)
         assert got["code"] == 0, argv
         assert not set(got["modules"]) & HEAVY_STDLIB, (argv, sorted(set(got["modules"]) & HEAVY_STDLIB))
+        if argv[0] == "diff":  # reads the upper dir: mounts nothing
+            assert "lamina.snapshot.mount" not in got["modules"]
+        if argv[0] == "inspect":  # an image's (a tag: no container's name): no container code
+            assert not {"lamina.engine.containers", "lamina.store.containers"} & set(got["modules"])
+    got = probe(root, "inspect", "/ctr", "bb:1")  # a container's name, with docker's leading /
+    assert got["code"] == 0 and "lamina.engine.containers" in got["modules"]
+
+
+# Every SQL statement a command runs, as SQLite saw it (connections made through store/db.py).
+TRACE_PROBE = """
+import io, sys
+sys.path[0] = {src!r}
+from lamina.store import db
+real, statements = db.sqlite3, []
+
+class Traced:
+    def __getattr__(self, name):
+        return getattr(real, name)
+
+    def connect(self, *args, **kwargs):
+        conn = real.connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+db.sqlite3 = Traced()
+from lamina.cli.main import main
+out, sys.stdout = sys.stdout, io.StringIO()
+code = main({argv!r})
+sys.stdout = out
+import json
+print(json.dumps({{"code": code, "statements": statements}}))
+"""
+
+
+def traced(root: Path, *argv: str) -> dict:
+    code = TRACE_PROBE.format(src=SRC, argv=["--root", str(root), *argv])
+    p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.splitlines()[-1])
+    # "-- ...": what SQLite ran inside a statement (pragma_journal_mode's PRAGMA), not one more
+    got["statements"] = [s for s in got["statements"] if not s.startswith("--")]
+    return got
+
+
+@requires_root
+def test_a_read_verb_opens_the_store_in_few_statements(tmp_path, busybox_tar):
+    """Opening a store is four statements (two settings, the schema version and journal
+    mode in one, what an interrupted command left in one); `ps` then lists, and asks
+    whether a container's image name still names its image once per name, not per container."""
+    root = tmp_path / "store"
+    lamina = [sys.executable, "-m", "lamina", "--root", str(root)]
+    subprocess.run(lamina + ["import", str(busybox_tar), "bb:1"], check=True, capture_output=True)
+    for i in range(3):
+        subprocess.run(lamina + ["create", "--name", f"c{i}", "bb:1", "true"], check=True, capture_output=True)
+    got = traced(root, "images", "-q")
+    assert got["code"] == 0
+    opening = got["statements"][:4]
+    assert opening[:2] == ["PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"], opening
+    assert "FROM meta" in opening[2] and "pragma_journal_mode" in opening[2], opening
+    assert opening[3].startswith("SELECT EXISTS"), opening
+    got = traced(root, "ps", "-a")
+    assert got["code"] == 0
+    assert len(got["statements"]) == 4 + 1 + 2, got["statements"]
+    got = traced(root, "inspect", "bb:1")  # a tag names no container: the containers are not asked
+    assert got["code"] == 0 and not [s for s in got["statements"][4:] if "FROM containers" in s], got

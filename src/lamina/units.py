@@ -1,4 +1,5 @@
-"""Sizes as docker prints them (go-units), shared by the CLI, the build log and pull/push progress."""
+"""Sizes and times as docker prints them (go-units; Go's RFC 3339), shared by the CLI, the
+Engine API, the build log and pull/push progress."""
 
 from __future__ import annotations
 
@@ -92,3 +93,20 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def rfc3339(epoch: float | None) -> str:
+    """Go's RFC 3339 with nanoseconds, as the Engine API writes times (zero time for none)."""
+    if not epoch:
+        return "0001-01-01T00:00:00Z"
+    # datetime.fromtimestamp's split, without importing datetime (inspect's start-up time):
+    # whole seconds toward zero, microseconds rounded half-even, carried into the seconds
+    import time
+
+    whole = int(epoch)
+    us = round((epoch - whole) * 1e6)
+    if us >= 1000000:
+        us, whole = us - 1000000, whole + 1
+    elif us < 0:
+        us, whole = us + 1000000, whole - 1
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)) + f"{us:06d}000Z"

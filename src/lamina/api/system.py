@@ -99,7 +99,7 @@ def _machine_id() -> str:
 def _now_rfc3339() -> str:
     import time
 
-    from lamina.engine.containers import rfc3339
+    from lamina.units import rfc3339
 
     return rfc3339(time.time())
 

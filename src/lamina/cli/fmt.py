@@ -49,9 +49,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], out=None) -> No
     for r in all_rows:
         for i, cell in enumerate(r[:-1]):
             widths[i] = max(widths[i], len(cell) + 3, 10)
+    lines = []
     for r in all_rows:
         line = "".join(cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])) + (r[-1] if r else "")
-        out.write(line.rstrip() + "\n" if not r[-1] else line + "\n")
+        lines.append(line.rstrip() + "\n" if not r[-1] else line + "\n")
+    out.write("".join(lines))  # one write (one system call where stdout is unbuffered, as docker's)
 
 
 # In JSON text these characters only occur inside strings, where each is one escape

@@ -9,23 +9,6 @@ listing needs nothing beyond the store.
 from __future__ import annotations
 
 
-def rfc3339(epoch: float | None) -> str:
-    """Go's RFC 3339 with nanoseconds, as the Engine API writes times (zero time for none)."""
-    if not epoch:
-        return "0001-01-01T00:00:00Z"
-    # datetime.fromtimestamp's split, without importing datetime (inspect's start-up time):
-    # whole seconds toward zero, microseconds rounded half-even, carried into the seconds
-    import time
-
-    whole = int(epoch)
-    us = round((epoch - whole) * 1e6)
-    if us >= 1000000:
-        us, whole = us - 1000000, whole + 1
-    elif us < 0:
-        us, whole = us + 1000000, whole - 1
-    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole)) + f"{us:06d}000Z"
-
-
 def list_containers(system, *, all: bool = False, latest: bool = False, filters: dict | None = None,
                     limit: int = 0) -> list:
     """Container records, newest first: running ones, or every one with `all`; only the
@@ -92,6 +75,7 @@ def inspect_container(system, rec) -> dict:
     from lamina.runtime.hostopts import with_defaults as with_confinement_defaults
     from lamina.runtime.resources import with_defaults as with_limit_defaults
     from lamina.network import settings as network_settings
+    from lamina.units import rfc3339
 
     if isinstance(rec, str):
         rec = system.containers.resolve(rec)

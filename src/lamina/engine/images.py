@@ -149,8 +149,8 @@ def _history_ids(system, record, history: list) -> list[str]:
 def inspect_image(system, record) -> dict:
     """GET /images/{name}/json's document (Engine API 1.41) for a record or a name."""
     from lamina import oci
-    from lamina.engine.containers import rfc3339
     from lamina.image import Image
+    from lamina.units import rfc3339
 
     if isinstance(record, str):
         record = system.images.resolve(record)

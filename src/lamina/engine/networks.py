@@ -91,8 +91,8 @@ def _passes(system, item: dict, filters: dict) -> bool:
 def inspect(system, ref) -> dict:
     """GET /networks/{id}: docker's shape (Containers: the running members).  `ref`:
     a name or ID, or a Network."""
-    from lamina.engine.containers import rfc3339
     from lamina.network import bridge
+    from lamina.units import rfc3339
 
     net = ref if isinstance(ref, Network) else resolve(system, ref)
     if isinstance(net, str):

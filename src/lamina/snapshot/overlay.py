@@ -11,10 +11,9 @@ import os
 
 from lamina import rootless
 from lamina.snapshot import Mount, initlayer
-from lamina.snapshot.mount import is_mounted, mount, mount_all, unmount
 
-# shutil (which imports fnmatch and re) and typing where used: `diff` reads a container's
-# upper dir and needs neither
+# shutil (which imports fnmatch and re), typing and lamina.snapshot.mount where used: `diff`
+# reads a container's upper dir and needs none of them
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, Sequence
@@ -59,6 +58,8 @@ def _probe(store_root: str, marker: str, extra: str = "") -> bool:
         with open("/proc/filesystems") as f:
             if "overlay" not in f.read():
                 return False
+        from lamina.snapshot.mount import mount, unmount
+
         probe = tempfile.mkdtemp(dir=os.path.join(store_root, "tmp"), prefix=f"overlay-{os.getpid()}-")
         try:
             for d in ("lower", "upper", "work", "merged"):
@@ -104,6 +105,8 @@ class OverlaySnapshotter:
         return [Mount("overlay", "overlay", os.path.join(key, "rootfs"), options, cwd=self.root)]
 
     def mount(self, key: str, parent: Sequence) -> str:
+        from lamina.snapshot.mount import is_mounted, mount_all
+
         target = os.path.join(key, "rootfs")
         if not is_mounted(target):
             work = os.path.join(key, "work")
@@ -132,6 +135,8 @@ class OverlaySnapshotter:
         return unpacked
 
     def unmount(self, ctr_dir: str) -> None:
+        from lamina.snapshot.mount import unmount
+
         unmount(os.path.join(ctr_dir, "rootfs"))
 
     def lowers(self, layers: Sequence) -> list[str]:

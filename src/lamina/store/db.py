@@ -237,18 +237,21 @@ def connect(path: str) -> sqlite3.Connection:
 def _connect(path: str) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so writers queue
     # on the busy timeout instead of failing with "database is locked" mid-way.
+    # `timeout` is SQLite's busy handler itself (what PRAGMA busy_timeout sets).
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    row = None
+    # The schema's version and the journal mode in one statement: every command opens
+    # the store, and a read verb's whole run is a few ms.
+    schema = mode = None
     try:
-        row = conn.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
-    except sqlite3.OperationalError:
+        schema, mode = conn.execute(
+            "SELECT (SELECT v FROM meta WHERE k='schema'), (SELECT journal_mode FROM pragma_journal_mode)").fetchone()
+    except sqlite3.OperationalError:  # a new store: no meta table yet
         pass
-    if row is None or int(row[0]) < SCHEMA_VERSION:
+    if mode != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    if schema is None or int(schema) < SCHEMA_VERSION:
         # One script, one transaction: concurrent first runs and upgrades of an older
         # store are harmless (every statement is IF NOT EXISTS).
         conn.executescript(

@@ -96,8 +96,8 @@ def cmd_images(system, args) -> int:
     except InvalidReference:
         rows = []  # dockerd matches the argument as a pattern: a name no image can have lists nothing
     if args.quiet and not fmt.wants_template(args.format):  # docker: a --format wins over -q here
-        for *_, rec in rows:  # one line per row, so an ID twice for two tags, as docker's
-            print(str(rec.id) if args.no_trunc else rec.id.short)
+        # one line per row, so an ID twice for two tags, as docker's (in one write)
+        sys.stdout.write("".join(f"{rec.id if args.no_trunc else rec.id.short}\n" for *_, rec in rows))
         return 0
     if fmt.wants_template(args.format):
         from lamina.cli.formatctx import IMAGE_HEADERS, image_context
