@@ -346,6 +346,62 @@ def test_exec_leaves_no_scratch(ctr):
     assert not [n for n in os.listdir(ctr.root / "tmp") if n.startswith("exec-")]
 
 
+# The installed launcher's program (scripts/setup writes it): cli.main.launch, not main()
+LAUNCHER = "import sys\nsys.path[0] = {src!r}\nfrom lamina.cli.main import launch\nlaunch()\n"
+
+
+@requires_root
+def test_the_launcher_ends_exec_with_its_output_code_and_no_scratch(ctr):
+    """launch() runs exec without the collector and ends it with os._exit: the process's
+    exit code, what lamina itself printed (to a pipe: block-buffered) and the scratch
+    directory's removal are all there, with a tty (the collector back on) or without."""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+
+    def launch(*argv):
+        return subprocess.run([sys.executable, "-S", "-c", LAUNCHER.format(src=src), "--root", str(ctr.root),
+                               "exec", *argv], capture_output=True, text=True, timeout=60)
+
+    p = launch("svc", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (p.returncode, p.stdout, p.stderr) == (3, "out\n", "err\n")
+    missing = launch("svc", "nosuch")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (127, RECORDED["missing"][0] + "\n", "")
+    tty = launch("-t", "svc", "sh", "-c", "echo hi; exit 4")
+    assert (tty.returncode, tty.stdout) == (4, "hi\n")  # the pty's \r\n, as text
+    assert launch("-d", "svc", "true").returncode == 0
+    assert _scratch(ctr) == []
+
+
+# What `lamina exec CTR true` imports, counted as test_cli_startup counts ps's (python -S, sources first)
+EXEC_PROBE = """
+import sys
+sys.path[0] = {src!r}
+before = set(sys.modules)
+from lamina.cli.main import main
+code = main({argv!r})
+modules = sorted(set(sys.modules) - before)
+import json
+print(json.dumps({{"code": code, "modules": modules}}))
+"""
+NEVER_ON_EXEC = {"argparse", "dataclasses", "typing", "inspect", "ast", "re", "enum", "json", "signal", "datetime",
+                 "sqlite3", "subprocess", "threading", "ctypes", "termios", "tempfile", "shutil", "functools",
+                 "lamina.cli.runoptions",  # only for --env-file
+                 "lamina.runtime.console", "lamina.snapshot", "lamina.store.images", "lamina.network"}
+EXEC_MODULE_BUDGET = 42  # 39 when written (issue 12)
+
+
+@requires_root
+def test_exec_start_up_imports_stay_lean(ctr):
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    code = EXEC_PROBE.format(src=src, argv=["--root", str(ctr.root), "exec", "svc", "true"])
+    p = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout.splitlines()[-1])
+    assert got["code"] == 0
+    modules = set(got["modules"])
+    assert not modules & NEVER_ON_EXEC, sorted(modules & NEVER_ON_EXEC)
+    assert len(modules) <= EXEC_MODULE_BUDGET, sorted(modules)
+
+
 @requires_root
 def test_exec_killed_leaves_nothing_half_done(ctr):
     """kill -9 of the CLI during exec: the process goes on in the container (as docker's

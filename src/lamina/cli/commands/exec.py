@@ -42,7 +42,6 @@ def add_parsers(sub) -> None:
 
 
 def cmd_exec(system, args) -> int:
-    from lamina.cli.runoptions import read_env_file
     from lamina.cli.main import report
     from lamina.engine.exec import ExecOptions, exec_container
     from lamina.errors import ExecFailed, LaminaError, NotFound, UsageError
@@ -51,12 +50,15 @@ def cmd_exec(system, args) -> int:
         report(UsageError("the input device is not a TTY"), "")  # docker's CLI, before any request
         return 1
     env = []
-    try:
-        for path in args.env_file:
-            env += read_env_file(path)
-    except LaminaError as e:  # docker's exec (unlike run) prints it bare and exits 1
-        report(e, "")
-        return 1
+    if args.env_file:
+        from lamina.cli.runoptions import read_env_file
+
+        try:
+            for path in args.env_file:
+                env += read_env_file(path)
+        except LaminaError as e:  # docker's exec (unlike run) prints it bare and exits 1
+            report(e, "")
+            return 1
     for e in args.env:
         if "=" in e:
             env.append(e)
@@ -74,8 +76,11 @@ def cmd_exec(system, args) -> int:
                        privileged=args.privileged, detach_keys=keys)
     console_size = None
     if args.tty:
+        import gc
+
         from lamina.runtime.console import terminal_size
 
+        gc.enable()  # launch() starts exec without the collector; a terminal's relay may last hours
         console_size = terminal_size()
     try:
         return exec_container(system, args.container, opts, console_size=console_size)
