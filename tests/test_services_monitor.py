@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -144,6 +145,12 @@ def _assert_nothing_left(root, cids=()) -> None:
     assert p.returncode == 0 and p.stdout.decode().strip().endswith("ok"), p.stdout + p.stderr
 
 
+def _trap_set(root, name: str) -> None:
+    """Until the container's shell printed `ready` after its `trap`: PID 1 ignores a signal
+    it has no handler for, so one sent before that would be lost."""
+    _wait_for(lambda: b"ready" in lamina(root, "logs", name, check=False).stdout, what=f"{name}'s trap")
+
+
 def _marker() -> str:
     """A `sleep` argument no other process on the host has (another test, another run):
     nine random digits, a sleep of years that the test ends."""
@@ -173,7 +180,9 @@ def test_run_detached_returns_the_id_and_the_container_runs(root):
 
 @requires_root
 def test_stop_of_a_process_obeying_term_is_quick(root):
-    cid = _run_d(root, "--name", "term1", "bb:1", "sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.05; done")
+    cid = _run_d(root, "--name", "term1", "bb:1", "sh", "-c",
+                 "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done")
+    _trap_set(root, "term1")  # else the stop would wait its 10 s
     t0 = time.monotonic()
     assert lamina(root, "stop", "term1").stdout == b"term1\n"
     assert time.monotonic() - t0 < 5  # well inside the 10 s timeout
@@ -183,6 +192,41 @@ def test_stop_of_a_process_obeying_term_is_quick(root):
     # stop of a stopped container is no error (docker prints the name)
     assert lamina(root, "stop", "term1").stdout == b"term1\n"
     lamina(root, "rm", "term1")
+    _assert_nothing_left(root, [cid])
+
+
+@requires_root
+def test_stop_signals_a_monitors_init_itself_and_a_foreground_run_through_runc(root, tmp_path):
+    """A monitor's container is signalled without a `runc kill` (lamina/services.py
+    `_signal_init`); a foreground run (no monitor) still through the runtime."""
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "runc-logged"  # a runc by its name; exec keeps runc's own process
+    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\nexec {shutil.which('runc')} \"$@\"\n")
+    wrapper.chmod(0o755)
+    trap = ["sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done"]
+
+    def ready(name):  # its trap is set: TERM ends it with 0
+        return b"ready" in lamina(root, "logs", name, check=False).stdout
+
+    cid = _run_d(root, "--name", "direct1", "bb:1", *trap)
+    _wait_for(lambda: ready("direct1"), what="the trap")
+    assert lamina(root, "--runtime", wrapper, "stop", "direct1").stdout == b"direct1\n"
+    assert _status(root, "direct1").startswith("Exited (0) ")
+    assert not calls.exists() or " kill " not in calls.read_text()
+    lamina(root, "rm", "direct1")
+    front = subprocess.Popen(LAMINA + ["--root", str(root), "--runtime", str(wrapper), "run", "--network", "none",
+                                       "--name", "front1", "bb:1", *trap],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: ready("front1"), what="the foreground run's trap")
+        assert lamina(root, "--runtime", wrapper, "stop", "front1").stdout == b"front1\n"
+        assert front.wait(timeout=60) == 0
+    finally:
+        if front.poll() is None:
+            front.kill()
+            front.wait()
+    assert " kill " in calls.read_text()
+    lamina(root, "rm", "front1")
     _assert_nothing_left(root, [cid])
 
 
@@ -200,7 +244,9 @@ def test_stop_kills_after_the_timeout_a_process_ignoring_term(root):
 
 @requires_root
 def test_kill_signals_and_docker_texts(root):
-    cid = _run_d(root, "--name", "kill1", "bb:1", "sh", "-c", "trap 'exit 7' USR1; while :; do sleep 0.05; done")
+    cid = _run_d(root, "--name", "kill1", "bb:1", "sh", "-c",
+                 "trap 'exit 7' USR1; echo ready; while :; do sleep 0.05; done")
+    _trap_set(root, "kill1")
     p = lamina(root, "kill", "-s", "BOGUS", "kill1", check=False)
     assert (p.returncode, p.stderr) == (1, b"Error response from daemon: Invalid signal: BOGUS\n")
     assert lamina(root, "kill", "-s", "USR1", "kill1").stdout == b"kill1\n"
@@ -544,9 +590,10 @@ def test_python_api_runs_detached_and_stops(root):
     from lamina.client import Client
 
     with Client(str(root)) as client:
-        ct = client.containers.run("bb:1", ["sh", "-c", "trap 'exit 5' TERM; while :; do sleep 0.05; done"],
+        ct = client.containers.run("bb:1", ["sh", "-c", "trap 'exit 5' TERM; echo ready; while :; do sleep 0.05; done"],
                                    detach=True, network_mode="none", name="api1")
         assert ct.status == "running" and ct.name == "api1"
+        _trap_set(root, "api1")
         ct.stop()
         assert ct.status == "exited"
         assert ct.wait() == {"StatusCode": 5, "Error": None}
@@ -570,8 +617,9 @@ def test_kill9_of_the_monitor_during_the_back_off(root):
 @requires_root
 def test_stop_signal_and_stop_timeout_of_the_container(root):
     cid = _run_d(root, "--name", "sig1", "--stop-signal", "SIGUSR1", "bb:1", "sh", "-c",
-                 "trap 'exit 9' USR1; while :; do sleep 0.05; done")
+                 "trap 'exit 9' USR1; echo ready; while :; do sleep 0.05; done")
     assert _inspect(root, "sig1", "{{json .Config.StopSignal}}") == '"SIGUSR1"'
+    _trap_set(root, "sig1")
     lamina(root, "stop", "sig1")
     assert _status(root, "sig1").startswith("Exited (9)")
     cid2 = _run_d(root, "--name", "sig2", "--stop-timeout", "1", "bb:1", "sleep", _marker())

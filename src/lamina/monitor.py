@@ -53,7 +53,10 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str) -> int:
     if os.fork():
         os._exit(0)  # the CLI reaps this parent at once; the monitor is an orphan of init
     _detach((ready_fd, go_fd))
-    # booted while the CLI creates the container: the imports and the store first...
+    # booted while the CLI creates the container: the store first (the CLI closes its own
+    # while it waits: not as the last connection, which would checkpoint and drop the WAL
+    # that the next command then makes and syncs again), the imports...
+    system = open_system()
     import lamina.lifecycle  # noqa: F401
     import lamina.runner  # noqa: F401
     import lamina.runtime.detached  # noqa: F401
@@ -61,11 +64,12 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str) -> int:
     import lamina.runtime.seccomp  # noqa: F401
     import lamina.runtime.spec  # noqa: F401
     import lamina.runtime.watchdog  # noqa: F401
+    _preload()
     from lamina.errors import LaminaError
     from lamina.store import runstate
 
-    system = open_system()
-    system.runtime, system.snapshotter  # noqa: B018 - built now, not once the ID is there
+    # built now, not once the ID is there (the start reads images and layers)
+    system.runtime, system.snapshotter, system.images, system.layers, system.containers  # noqa: B018
     container_id = _read_id(go_fd)  # ...then the ID it is to run
     if not container_id:
         system.close()
@@ -96,6 +100,20 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str) -> int:
     finally:
         _tell(ready_fd, b"125 the container's monitor failed")  # no-op once told
         system.close()
+
+
+def _preload() -> None:
+    """What the start imports once it has the ID (its network, the rootfs walk, the
+    log writer), imported while the CLI still creates the container: off the path
+    between the ID and runc (~10 ms).  A monitor that keeps no network gives them
+    back with the hand-over's exec (lamina/handover.py)."""
+    import ctypes  # noqa: F401 - the subreaper's prctl, the namespaces' setns
+    import lamina.archive.inroot  # noqa: F401
+    import lamina.image  # noqa: F401
+    import lamina.logs.jsonfile  # noqa: F401
+    import lamina.logs.options  # noqa: F401
+    import lamina.network.endpoint  # noqa: F401
+    import lamina.network.resolvconf  # noqa: F401
 
 
 def _resume(root: str, runtime: str, rest: list[str]) -> int:
@@ -221,7 +239,6 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
     """Run the container, then --rm or restart it as its policy says.  `resumed`: the
     (exit code, start time, back-off delay) of a run the lean relay handed back."""
     from lamina.errors import LaminaError
-    from lamina.lifecycle import remove, start
     from lamina.services import should_restart
     from lamina.store import runstate
 
@@ -232,6 +249,8 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
             code, started_at, delay = resumed
             resumed = None
         else:
+            from lamina.lifecycle import start  # not for a resumed run that ends here: `stop` waits for it
+
             rec = system.containers.get(container_id)
             started_at = time.monotonic()
             watch = _Run(system, rec, ready_fd, started_at, delay)
@@ -243,6 +262,8 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
                 if first:
                     _tell(ready_fd, f"{e.exit_code} {e}".encode())
                     if rec.host_config.get("AutoRemove"):
+                        from lamina.lifecycle import remove
+
                         remove(system, system.containers.get(container_id), force=True)
                     return 1
             finally:
@@ -252,6 +273,8 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
         _died(system, rec, code)
         state = runstate.get(system.db, container_id)
         if rec.host_config.get("AutoRemove"):
+            from lamina.lifecycle import remove
+
             remove(system, rec, force=True, exited_cleanly=True)
             return 0
         if not should_restart(rec.host_config, code, state.restart_count, state.stop_requested):

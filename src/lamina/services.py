@@ -87,19 +87,27 @@ class Monitor:
         self.pid, self._ready, self._go = pid, ready_r, go_w
         return self
 
-    def start(self, rec) -> None:
+    def start(self, rec, waiting=None) -> None:
+        """Raises MonitorGone when it had died (killed while it waited) before it could
+        read the ID: the container is untouched, another monitor may run it.
+        `waiting()`: what the caller does once the ID is sent, while the container starts."""
+        gone = False
         try:
             try:
                 os.write(self._go, rec.id.encode() + b"\n")
             except BrokenPipeError:
-                pass  # it died booting: the ready pipe says so
+                gone = True  # it died booting or waiting: the ready pipe may say why
             os.close(self._go)
             self._go = None
+            if waiting is not None:
+                waiting()
             word = _read_all(self._ready)
         finally:
             self.cancel()
         if word.startswith(b"ok"):
             return
+        if gone and not word:
+            raise MonitorGone("the container's monitor exited before the container started")
         code, _, message = word.decode("utf-8", "replace").partition(" ")
         raise _start_error(int(code) if code.isdigit() else 125,
                            message.strip() or "the container's monitor exited before the container started")
@@ -112,6 +120,10 @@ class Monitor:
         if self.pid is not None:
             os.waitpid(self.pid, 0)  # it forks away at once: no zombie, no long wait
             self.pid = None
+
+
+class MonitorGone(RuntimeFailure):
+    """A booted monitor was gone before it got its container's ID."""
 
 
 def _python() -> str:
@@ -244,10 +256,43 @@ def halt(system, rec) -> None:
 def _signal(system, rec, sig: int) -> None:
     from lamina.recovery import _runtime_for
 
+    if _signal_init(system, rec, sig):
+        return
     try:
         _runtime_for(system, rec).kill(rec.id, sig)
     except RuntimeFailure:
         pass  # exited meanwhile (or not started yet): waiting tells
+
+
+def _signal_init(system, rec, sig: int) -> bool:
+    """What `runc kill` does (the signal to the container's init), without starting a
+    runtime process (~20 ms of `stop`): only for the init its monitor recorded, seen
+    to be the live monitor's child in another pid namespace, and signalled through a
+    pidfd taken before that check (a recycled pid cannot be hit).  False when any of
+    it does not hold (a foreground run, rootless, gone): the runtime does it then."""
+    from lamina import rootless
+
+    state = runstate.get(system.db, rec.id)
+    init, monitor = state.init_pid, state.monitor_pid
+    if not init or not monitor or rootless():
+        return False
+    try:
+        fd = os.pidfd_open(init)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{init}/stat", "rb") as f:
+            ppid = int(f.read().rpartition(b")")[2].split()[1])
+        if ppid != monitor or os.readlink(f"/proc/{init}/ns/pid") == os.readlink("/proc/self/ns/pid"):
+            return False
+        import _signal  # the C module: signal.py's enums cost ~4 ms
+
+        _signal.pidfd_send_signal(fd, sig)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+    finally:
+        os.close(fd)
 
 
 def wait_down(system, rec, timeout: float | None) -> bool:

@@ -80,9 +80,15 @@ def start(request, id: str) -> None:  # noqa: A002 - dockerd's path parameter
         return
     monitor = _take_warm()
     if monitor is not None:
-        monitor.start(rec)  # returns once it runs, or raises why it could not start
-    else:
-        engine_start(system, rec)
+        from lamina.services import MonitorGone
+
+        try:
+            monitor.start(rec)  # returns once it runs, or raises why it could not start
+            request.send_empty(204)
+            return
+        except MonitorGone:
+            pass  # killed while it waited (it had not read the ID): a fresh one runs it
+    engine_start(system, rec)
     request.send_empty(204)
 
 

@@ -75,7 +75,9 @@ def run_detached(system, args, opts) -> int:
         raise
     print(rec.id, flush=True)
     try:
-        monitor.start(rec)
+        # the store is closed while the container starts (the monitor has its own open:
+        # no checkpoint, no syncs at this command's exit)
+        monitor.start(rec, waiting=system.close)
     except LaminaError as e:  # docker: a failed start has no "See 'docker run --help'." line
         report(e, args.error_prefix, cli="run")
         return run_exit_code(e)
