@@ -93,17 +93,25 @@ class Service:
         return len(os.listdir(f"/proc/{self.proc.pid}/task"))
 
     def children(self) -> list[int]:
+        """Its child processes: each thread's (a worker thread's Popen is that thread's child)."""
+        out = []
         try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                return [int(p) for p in f.read().split()]
+            tasks = os.listdir(f"/proc/{self.proc.pid}/task")
         except OSError:
             return []
+        for task in tasks:
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                    out += [int(p) for p in f.read().split()]
+            except OSError:
+                continue  # the thread ended meanwhile
+        return sorted(out)
 
     def stop(self, check: bool = True) -> None:
         if self.proc.poll() is None:
             # a child that stays is a leak; one on its way out is not (the monitor the
             # service boots for the next run is its child until it forks away)
-            children, deadline = self.children(), time.time() + 3
+            children, deadline = self.children(), time.time() + 30
             while children and time.time() < deadline:
                 time.sleep(0.05)
                 children = self.children()

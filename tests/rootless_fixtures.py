@@ -12,6 +12,8 @@ rootless user, with the same arguments and the same CompletedProcess (bytes) bac
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -74,9 +76,43 @@ class User:
         return host_id == self.uid or self._subid_start <= host_id < self._subid_start + 65536
 
 
+def run_user(role: str) -> str:
+    """A test user's name for this run only (`lamina<role>-<pid>`): two test runs on one host
+    never share, or remove, each other's user.  One a killed run left is removed below."""
+    return f"lamina{role}-{os.getpid()}"
+
+
+def _sweep_stale_users() -> None:
+    """The users of runs that are gone (their pid no longer lives)."""
+    for pw in pwd.getpwall():
+        head, dash, pid = pw.pw_name.rpartition("-")
+        if dash and head.startswith("lamina") and pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                _remove_user(pw.pw_name)
+            except PermissionError:
+                pass  # alive
+
+
+@contextlib.contextmanager
+def _users_lock():
+    """/etc/passwd and /etc/sub[ug]id are edited by one test run at a time (a free subid
+    range is picked by reading the file, and remove_user rewrites it)."""
+    with open("/run/lamina-test-users.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def make_user(name: str, subids: bool) -> None:
-    if exists(name):  # a run killed before its teardown
-        remove_user(name)
+    with _users_lock():
+        _sweep_stale_users()
+        if exists(name):  # a run killed before its teardown
+            _remove_user(name)
+        _make_user(name, subids)
+
+
+def _make_user(name: str, subids: bool) -> None:
     _sh("useradd", "-m", "-s", "/bin/sh", name)
     for kind in ("subuid", "subgid"):  # Debian's useradd assigns ranges itself: made explicit either way
         for line in Path(f"/etc/{kind}").read_text().splitlines():
@@ -108,19 +144,32 @@ def exists(name: str) -> bool:
 
 
 def remove_user(name: str) -> None:
+    with _users_lock():
+        _remove_user(name)
+
+
+def _remove_user(name: str) -> None:
     uid = pwd.getpwnam(name).pw_uid
     # this test user's leftovers only (a monitor a failed test left), each by its pid
-    for pid in subprocess.run(["ps", "-u", str(uid), "-o", "pid="], capture_output=True, text=True).stdout.split():
+    for pid in _live_pids(uid):
         try:
-            os.kill(int(pid), 9)
+            os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    time.sleep(0.2)
+    deadline = time.monotonic() + 30  # userdel refuses a user with a live process
+    while _live_pids(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     _sh("userdel", "-r", name, check=False)
     shutil.rmtree(f"/run/user/{uid}", ignore_errors=True)
     for kind in ("subuid", "subgid"):
         lines = [line for line in Path(f"/etc/{kind}").read_text().splitlines() if not line.startswith(f"{name}:")]
         Path(f"/etc/{kind}").write_text("".join(line + "\n" for line in lines))
+
+
+def _live_pids(uid: int) -> list[int]:
+    """The user's processes, but zombies (dead already: their parent reaps them)."""
+    out = subprocess.run(["ps", "-u", str(uid), "-o", "pid=,stat="], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if line.split() and not line.split()[1].startswith("Z")]
 
 
 def python_for_users() -> list[str] | str:
@@ -275,7 +324,7 @@ def assert_confined(user: User, stores: list[Path], work: Path, canaries: dict[P
         assert uid in (0, user.uid), f"{p} is owned by host uid {uid}: written outside the store"
 
 
-ATTACK_USER = "laminaatk"
+ATTACK_USER = run_user("atk")
 
 
 @pytest.fixture(scope="module")

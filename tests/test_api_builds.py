@@ -164,3 +164,80 @@ def test_service_stays_small_after_builds(client, service):
         rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
     assert rss_kb < 40 * 1024, rss_kb
     assert service.children() == []
+
+
+def _processes_in_cgroup_of(short_id: str) -> list[int]:
+    """The processes of the container whose ID starts with `short_id` (its cgroup,
+    .../lamina/<id>): found by the container's own cgroup, never by a command line."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cgroup") as f:
+                groups = f.read()
+        except OSError:
+            continue
+        if any(line.rsplit("/lamina/", 1)[-1].startswith(short_id) for line in groups.splitlines()
+               if "/lamina/" in line):
+            out.append(int(entry))
+    return out
+
+
+def _naming(root, but: int) -> list[str]:
+    """Command lines of the processes that name the store (a watchdog, runc), but the service."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in (but, os.getpid()):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            if str(root).encode() in cmdline:
+                out.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return out
+
+
+def test_a_client_leaving_mid_build_stops_the_build(service, tmp_path):
+    """A raw client sends a build whose RUN prints once and then sleeps, and hangs up:
+    the service stops the build's process at once (not when the RUN ends), the step's
+    container goes with it, and the store passes `system check`."""
+    import socket
+    import tarfile
+
+    from api_fixtures import lamina
+
+    dockerfile = f"FROM {BASE}\nRUN echo started && sleep 600 && echo finished\n".encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    body = context.getvalue()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(120)
+    sock.connect(service.socket)
+    sock.sendall(b"POST /build?nocache=1 HTTP/1.1\r\nHost: lamina\r\nContent-Type: application/x-tar\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = b""
+    while b"started\\n" not in seen:  # the stream is JSON: {"stream": "started\\n"}
+        chunk = sock.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    short_id = seen.split(b"Running in ", 1)[1][:12].decode()
+    assert _processes_in_cgroup_of(short_id)  # the RUN is under way
+    assert service.children()  # and the build's process
+    sock.close()
+    deadline = time.monotonic() + 60  # far below the RUN's 600 s
+    while service.children() or _processes_in_cgroup_of(short_id) or _naming(service.root, service.proc.pid):
+        assert time.monotonic() < deadline, (service.children(), _processes_in_cgroup_of(short_id),
+                                             _naming(service.root, service.proc.pid))
+        time.sleep(0.1)
+    assert "finished" not in (service.root.parent / f"service-{service.root.name}.log").read_text()
+    check = lamina(service.root, "system", "check", timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert not [p for p in os.listdir(service.root / "tmp") if p.startswith("build-")]
+    status, listed = service.json("GET", "/containers/json?all=1")
+    assert status == 200 and not [c for c in listed if c["Id"].startswith(short_id)]
+    assert service.request("GET", "/_ping")[0] == 200  # the service goes on serving

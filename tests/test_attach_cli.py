@@ -129,15 +129,15 @@ def test_output_and_exit_code_without_tty(store):
 
 @requires_root
 def test_signals_forwarded_or_not(store):
-    script = 'trap "echo got-int; exit 8" INT; while true; do sleep 0.1; done'
+    script = 'trap "echo got-int; exit 8" INT; while true; do echo tick; sleep 0.1; done'
     lamina(store, "run", "-d", "--name", "trap", "busybox", "sh", "-c", script)
     client = Pty(store, "attach", "--sig-proxy=false", "trap")
-    time.sleep(1.5)
+    client.read_until(b"tick", timeout=60)  # it follows the output: its signal handling is set up
     client.send(b"\x03")  # the pty's ctrl-c: SIGINT to the client only
     assert client.wait() == -signal.SIGINT
     assert _status(store, "trap") == ["running", "0"]
     client = Pty(store, "attach", "trap")
-    time.sleep(1.5)
+    client.read_until(b"tick", timeout=60)
     client.send(b"\x03")
     client.read_until(b"got-int")
     assert client.wait() == 8

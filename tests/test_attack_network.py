@@ -178,8 +178,8 @@ import socket, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL, every interface
 s.settimeout(0.1)
 print('ready', flush=True)
-seen, end = 0, time.time() + 2.0
-while time.time() < end:
+seen, end = 0, time.time() + 5.0
+while time.time() < end and not seen:  # one is enough (the control); none in 5 s: isolated
     try:
         data = s.recv(65535)
     except socket.timeout:
@@ -198,7 +198,8 @@ def capture_loopback(root, network: str | None) -> int:
     try:
         assert proc.stdout.readline().strip() == b"ready", proc.stderr.read().decode()
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for _ in range(20):
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:  # all through its window, however late
             sender.sendto(marker, ("127.0.0.1", 9))  # loopback only
             time.sleep(0.02)
         sender.close()
@@ -267,13 +268,16 @@ def test_containers_reach_each_other_and_the_host_through_our_own_chains(root, f
         assert ipaddress.ip_address(gateway) in net and settings["MacAddress"].startswith("02:42:")
         # container -> container, across the bridge (through FORWARD: bridge netfilter is on)
         for _ in range(50):
-            p = lamina(root, "run", "--rm", "bb:1", "sh", "-c", f"echo over-the-bridge | nc {address} 7777",
-                       check=False)
+            # stdin a file, not a pipe: busybox nc sends it before it reads the socket (the listener,
+            # its stdin at EOF, half-closes at once; a client whose piped echo comes later under load
+            # would see that EOF first and leave without sending)
+            p = lamina(root, "run", "--rm", "bb:1", "sh", "-c",
+                       f"echo over-the-bridge > /tmp/m && nc {address} 7777 < /tmp/m", check=False)
             if p.returncode == 0:
                 break
             time.sleep(0.1)
-        got, _ = listener.communicate(timeout=30)
-        assert b"over-the-bridge" in got
+        got, err = listener.communicate(timeout=30)
+        assert b"over-the-bridge" in got, (got, err, p.returncode, p.stdout, p.stderr)
     finally:
         listener.kill()
         listener.wait()

@@ -61,6 +61,12 @@ def _context(tmp_path: Path, dockerfile: str, files: dict[str, str] | None = Non
     return d
 
 
+def _marker() -> str:
+    """A `sleep` argument no other process on the host has (another test, another run):
+    nine random digits, a sleep of years that the test ends."""
+    return str(10**8 + int.from_bytes(os.urandom(4), "big") % (9 * 10**8))
+
+
 def _pids_with_cmdline(*argv: str) -> list[int]:
     """Processes whose argv is exactly `argv` (the container's own process, not the
     front or the watchdog, whose argv merely contains it)."""
@@ -164,7 +170,7 @@ def _kill_front(front: subprocess.Popen) -> None:
 
 @pytest.mark.parametrize("driver", ["overlay", "copy"])
 def test_kill9_run_leaves_no_container_running(root, driver):
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     front = _start_front(root, "--storage-driver", driver, "run", "--name", "k9", "--network", "none", "bb:1",
                          "sleep", marker)
     try:
@@ -181,7 +187,7 @@ def test_kill9_run_leaves_no_container_running(root, driver):
 
 
 def test_kill9_run_rm_removes_the_container(root):
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     front = _start_front(root, "run", "--rm", "--name", "k9rm", "--network", "none", "bb:1", "sleep", marker)
     try:
         _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the container to start")
@@ -195,7 +201,7 @@ def test_kill9_run_rm_removes_the_container(root):
 
 
 def test_kill9_build_stops_its_run_step(root, tmp_path):
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     d = _context(tmp_path, f"FROM bb:1\nRUN --network=none sleep {marker}\n")
     front = _start_front(root, "build", "-t", "killed:1", d)
     try:
@@ -214,7 +220,7 @@ def test_kill9_run_it_leaves_no_container_running(root):
     """The -t path (runc detached, the front relays the pty) has the same watchdog."""
     import pty
 
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     pid, fd = pty.fork()
     if pid == 0:
         try:
@@ -239,7 +245,7 @@ def test_kill9_run_it_leaves_no_container_running(root):
 
 def test_kill9_run_releases_the_bridge_network(root):
     """The watchdog's cleanup releases the container's network (netns mount, veth)."""
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     front = _start_front(root, "run", "--name", "k9net", "bb:1", "sleep", marker)
     try:
         _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the container to start")
@@ -263,7 +269,7 @@ def test_kill9_run_releases_the_bridge_network(root):
 def test_dead_keeper_is_reaped_by_the_next_command(root):
     """Front and watchdog both killed (OOM, a kill of everything): the next command,
     not a lying `ps`, takes the container down."""
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     front = _start_front(root, "run", "--name", "k9both", "--network", "none", "bb:1", "sleep", marker)
     try:
         _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the container to start")
@@ -287,7 +293,7 @@ def test_dead_keeper_is_reaped_by_the_next_command(root):
 def test_watchdog_is_shielded_and_holds_nothing(root):
     """Own session (a terminal's Ctrl-C or hang-up does not reach it), cwd /, and no
     inherited fd but stdio on /dev/null and its pipe."""
-    marker = str(4000 + int.from_bytes(os.urandom(2), "big"))
+    marker = _marker()
     front = _start_front(root, "run", "--rm", "--name", "wdcheck", "--network", "none", "bb:1", "sleep", marker)
     try:
         _wait_for(lambda: _status(root, "wdcheck").startswith("Up"), what="the record to say Up")

@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -108,14 +109,20 @@ def sides(tmp_path_factory, busybox_tar):
             subprocess.run([*argv, "run", "-d", "--name", name, f"{tag}:1", "sh", "-c", SETUP], check=True,
                            capture_output=True)
         for argv, name in made.values():
-            for _ in range(300):
-                if subprocess.run([*argv, "exec", name, "test", "-e", "/ready"]).returncode == 0:
-                    break
+            _wait_ready([*argv, "exec", name, "test", "-e", "/ready"])
         yield made
     finally:
         for argv, name in made.values():
             subprocess.run([*argv, "rm", "-f", name], capture_output=True)
         subprocess.run([DOCKER, "rmi", f"{tag}:1"], capture_output=True)
+
+
+def _wait_ready(argv: list[str], timeout: float = 120) -> None:
+    """Until `argv` (an exec of `test -e /ready`) succeeds: the container's SETUP is done."""
+    deadline = time.monotonic() + timeout
+    while subprocess.run(argv, capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, f"not ready: {argv}"
+        time.sleep(0.1)
 
 
 def local_tree(root: Path) -> list:
@@ -268,9 +275,7 @@ def api(tmp_path_factory, busybox_tar):
     root = tmp_path_factory.mktemp("cp-api") / "root"
     assert lamina(root, "import", str(busybox_tar), "cpapi:1").returncode == 0
     assert lamina(root, "run", "-d", "--name", "cpapi", "cpapi:1", "sh", "-c", SETUP).returncode == 0
-    for _ in range(300):
-        if lamina(root, "exec", "cpapi", "test", "-e", "/ready").returncode == 0:
-            break
+    _wait_ready([*LAMINA, "--root", str(root), "exec", "cpapi", "test", "-e", "/ready"])
     svc = Service(root)
     try:
         yield svc, root

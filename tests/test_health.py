@@ -286,7 +286,9 @@ def test_probe_of_a_paused_container_fails(store):
     try:
         wait_health(store, "frozen", lambda h: h["Status"] == "healthy")
         lamina(store, "pause", "frozen", check=True)
-        health = wait_health(store, "frozen", lambda h: h["Status"] == "unhealthy")
+        # (a probe under way as the freezer bites may fail otherwise: wait for one that met the pause)
+        health = wait_health(store, "frozen", lambda h: h["Status"] == "unhealthy"
+                             and h["Log"][-1]["Output"].endswith(" is paused, unpause the container before exec"))
         assert (health["Log"][-1]["ExitCode"], health["Log"][-1]["Output"]) == (
             -1, f"Container {c.id} is paused, unpause the container before exec")
         lamina(store, "unpause", "frozen", check=True)

@@ -514,12 +514,19 @@ def test_stats_streams_until_interrupted(store) -> None:
     import signal
 
     lamina_cmd(store, "create", "--name", "still", "bb:1", "true")
+    import select
+
     p = subprocess.Popen([sys.executable, "-m", "lamina", "--root", str(store), "stats", "still"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        time.sleep(3.5)
+        seen, deadline = b"", time.monotonic() + 60
+        while seen.count(b"\033[2J\033[H") < 3:  # two whole rounds shown (and a third begun): it streams
+            assert time.monotonic() < deadline and p.poll() is None, seen
+            if select.select([p.stdout], [], [], 0.5)[0]:
+                seen += os.read(p.stdout.fileno(), 65536)
         p.send_signal(signal.SIGINT)
-        out, _ = p.communicate(timeout=10)
+        rest, _ = p.communicate(timeout=30)
+        out = (seen + rest).decode()
     finally:
         if p.poll() is None:
             p.kill()

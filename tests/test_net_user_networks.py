@@ -79,6 +79,12 @@ def root(tmp_path, busybox_tar):
         lamina(root, "network", "rm", line, check=False)
 
 
+# The given subnets of the tests below, this run's own: two runs on one host at once never
+# ask dockerd (which refuses an overlap with its own networks) or the host for the same one.
+_OCTET = 100 + int.from_bytes(os.urandom(1), "big") % 148
+NET_A, NET_B, NET_C = (f"10.{_OCTET + i}" for i in range(3))
+
+
 def net_name() -> str:
     return "h2t-" + uuid.uuid4().hex[:8]
 
@@ -358,10 +364,10 @@ def _expect(case: str, **names) -> tuple[str, int]:
 
 @requires_root
 def test_network_verbs_errors_as_docker(root):
-    net, nid = network(root, "--subnet", "10.231.0.0/16")
+    net, nid = network(root, "--subnet", f"{NET_A}.0.0/16")
     cases = {
         "create-duplicate": (["create", net], {"net": net}),
-        "create-overlap": (["create", "--subnet", "10.231.7.0/24", net_name()], {}),
+        "create-overlap": (["create", "--subnet", f"{NET_A}.7.0/24", net_name()], {}),
         "create-predefined": (["create", "bridge"], {}),
         "create-gateway-outside": (["create", "--subnet", "10.97.0.0/24", "--gateway", "10.96.0.1", "x"], {}),
         "create-gateway-alone": (["create", "--gateway", "10.96.0.1", "x"], {}),
@@ -395,8 +401,8 @@ def test_network_verbs_errors_as_docker(root):
 @requires_root
 def test_network_ls_and_inspect_shapes_as_docker(root):
     plain, pid = network(root)
-    labelled, lid = network(root, "--internal", "--label", "a=b", "--subnet", "10.232.0.0/24", "--gateway",
-                            "10.232.0.254")
+    labelled, lid = network(root, "--internal", "--label", "a=b", "--subnet", f"{NET_B}.0.0/24", "--gateway",
+                            f"{NET_B}.0.254")
     lines = out(lamina(root, "network", "ls")).splitlines()
     assert lines[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
     assert lines[0].index("NAME") == 15 and re.fullmatch(r"NETWORK ID {5}NAME {6,}DRIVER {4}SCOPE", lines[0])
@@ -413,14 +419,14 @@ def test_network_ls_and_inspect_shapes_as_docker(root):
     assert out(lamina(root, "network", "ls", "--no-trunc", "-q", "-f", f"name={plain}")) == f"{pid}\n"
     info = inspect_net(root, labelled)
     assert list(info) == INSPECT_KEYS
-    assert info["IPAM"] == {"Driver": "default", "Options": {}, "Config": [{"Subnet": "10.232.0.0/24",
-                                                                              "Gateway": "10.232.0.254"}]}
+    assert info["IPAM"] == {"Driver": "default", "Options": {}, "Config": [{"Subnet": f"{NET_B}.0.0/24",
+                                                                              "Gateway": f"{NET_B}.0.254"}]}
     assert (info["Internal"], info["Labels"], info["Containers"], info["Scope"]) == (True, {"a": "b"}, {}, "local")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", info["Created"])
     auto = inspect_net(root, plain)["IPAM"]["Config"]  # auto-picked: subnet and gateway shown, as docker's
     assert list(auto[0]) == ["Subnet", "Gateway"] and auto[0]["Gateway"].endswith(".1")
-    given = inspect_net(root, network(root, "--subnet", "10.233.0.0/16")[0])["IPAM"]["Config"]
-    assert given == [{"Subnet": "10.233.0.0/16"}]  # a given subnet alone: docker shows no gateway
+    given = inspect_net(root, network(root, "--subnet", f"{NET_C}.0.0/16")[0])["IPAM"]["Config"]
+    assert given == [{"Subnet": f"{NET_C}.0.0/16"}]  # a given subnet alone: docker shows no gateway
     assert out(lamina(root, "network", "inspect", "-f", "{{.Name}} {{.Driver}}", "bridge")) == "bridge bridge\n"
 
 
@@ -432,10 +438,10 @@ def test_recorded_docker_texts_and_shapes_still_hold(tmp_path):
         return p.stderr.strip(), p.returncode, p.stdout
 
     net = net_name()
-    nid = run("network", "create", "--subnet", "10.231.0.0/16", net)[2].strip()
+    nid = run("network", "create", "--subnet", f"{NET_A}.0.0/16", net)[2].strip()
     try:
         assert run("network", "create", net)[:2] == _expect("create-duplicate", net=net)
-        assert run("network", "create", "--subnet", "10.231.7.0/24", net_name())[:2] == _expect("create-overlap")
+        assert run("network", "create", "--subnet", f"{NET_A}.7.0/24", net_name())[:2] == _expect("create-overlap")
         assert run("network", "create", "bridge")[:2] == _expect("create-predefined")
         assert run("network", "rm", "bridge")[:2] == _expect("rm-predefined")
         assert run("network", "rm", "h2t-nosuch")[:2] == _expect("rm-unknown", net="h2t-nosuch")
@@ -445,7 +451,7 @@ def test_recorded_docker_texts_and_shapes_still_hold(tmp_path):
         assert run("network", "create", "-d", "bogus", "x")[:2] == _expect("create-bad-driver")
         assert run("network", "create", "--gateway", "10.96.0.1", "x")[:2] == _expect("create-gateway-alone")
         info = json.loads(run("network", "inspect", net)[2])[0]
-        assert list(info) == INSPECT_KEYS and info["IPAM"]["Config"] == [{"Subnet": "10.231.0.0/16"}]
+        assert list(info) == INSPECT_KEYS and info["IPAM"]["Config"] == [{"Subnet": f"{NET_A}.0.0/16"}]
         assert run("network", "ls")[2].splitlines()[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
         ctr = "h2t-ctr-" + uuid.uuid4().hex[:6]
         run("run", "-d", "--name", ctr, "--network", net, "lamina-test-runtime:busybox", "sleep", "60")

@@ -1,8 +1,8 @@
 """Rootless lamina (issue 16): an ordinary user runs lamina, which enters a user
 namespace of its own (lamina/userns.py) mapped to the user's subordinate ids.
 
-Fixtures make real test users (`laminatest`, `laminatest2` with subordinate ids,
-`laminatest3` without) and remove them, their homes and runtime dirs afterwards; lamina
+Fixtures make real test users (`laminatest-PID`, `laminatest2-PID` with subordinate ids,
+`laminatest3-PID` without: this run's own) and remove them, their homes and runtime dirs afterwards; lamina
 runs as them through runuser.  The repository's venv python may live under a root-only
 directory (pyenv in /root): lamina then runs on the system python of the same version
 with the checkout's src on its path, and the test module skips loudly when neither can
@@ -24,12 +24,12 @@ import pytest
 from conftest import REPO, requires_root
 from registry_fixtures import free_port, registry, basic_registry  # noqa: F401 - fixtures
 from rootless_fixtures import User, python_for_users as _python_for_users, subid_start as _subid_start
-from rootless_fixtures import make_user as _make_user, remove_user as _remove_user
+from rootless_fixtures import make_user as _make_user, remove_user as _remove_user, run_user
 
 pytestmark = [requires_root, pytest.mark.skipif(shutil.which("newuidmap") is None or shutil.which("runuser") is None,
                                                 reason="SKIPPED LOUDLY: newuidmap (uidmap) or runuser missing")]
 
-USER, USER2, NOSUB = "laminatest", "laminatest2", "laminatest3"
+USER, USER2, NOSUB = run_user("test"), run_user("test2"), run_user("test3")  # this run's own
 ROOT_LAMINA = [str(REPO / ".venv" / "bin" / "lamina")]
 
 
@@ -171,7 +171,7 @@ def test_publish_unprivileged_port_serves_a_page(user):
         user.ok("rm", "-f", name)
     assert not list((user.runtime / "lamina" / "slirp").iterdir())
     assert not list((user.runtime / "lamina" / "netns").iterdir())
-    deadline = time.time() + 5
+    deadline = time.time() + 30
     while any("slirp4netns" in p for p in _live_processes(user.uid)) and time.time() < deadline:
         time.sleep(0.05)
     assert not [p for p in _live_processes(user.uid) if "slirp4netns" in p]
@@ -276,7 +276,7 @@ def test_killed_monitor_leaves_nothing_running(user):
     holders = list((user.runtime / "lamina" / "userns").iterdir())
     assert len(holders) == 1
     os.kill(int(holders[0].name.split("-")[0]), 9)
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while _live_processes(user.uid) and time.time() < deadline:
         time.sleep(0.1)
     assert _live_processes(user.uid) == []  # the watchdog reaped the container; slirp4netns left on its exit-fd

@@ -109,14 +109,10 @@ def test_signal_from_outside_is_128_plus_n(runtime: CliRuntime, tmp_path: Path, 
     t = threading.Thread(target=lambda: result.append(runtime.run(cid, b, tty=False, interactive=False)))
     t.start()
     try:
-        for _ in range(200):
-            st = runtime.state(cid)
-            if st and st["status"] == "running":
-                break
-            time.sleep(0.02)
+        _wait_running(runtime, cid)
         runtime.kill(cid, "KILL")
     finally:
-        t.join(10)
+        t.join(60)
     assert result == [137]
     assert runtime.state(cid) is None
 
@@ -128,21 +124,26 @@ def test_runc_killed_container_is_cleaned_up(runtime: CliRuntime, tmp_path: Path
     t = threading.Thread(target=lambda: result.append(runtime.run(cid, b, tty=False, interactive=False)))
     t.start()
     try:
-        st = None
-        for _ in range(200):
-            st = runtime.state(cid)
-            if st and st["status"] == "running":
-                break
-            time.sleep(0.02)
-        assert st and st["status"] == "running"
+        st = _wait_running(runtime, cid)
         runc_pid = _find_process(["run", cid])
         os.kill(runc_pid, signal.SIGKILL)
     finally:
-        t.join(10)
+        t.join(60)
     assert result == [137]  # runc died of SIGKILL
     assert runtime.state(cid) is None  # run() deleted the orphaned container
     assert not os.path.exists(os.path.join(runtime.state_root, cid))
     assert _is_gone(st["pid"])
+
+
+def _wait_running(runtime: CliRuntime, cid: str, timeout: float = 60) -> dict:
+    """runc's state once it says running (a loaded machine may take seconds to get there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = runtime.state(cid)
+        if st and st["status"] == "running":
+            return st
+        assert time.monotonic() < deadline, f"{cid} not running: {st}"
+        time.sleep(0.02)
 
 
 def _find_process(words: list[str]) -> int:
@@ -159,8 +160,9 @@ def _find_process(words: list[str]) -> int:
     raise AssertionError(f"no process with {words}")
 
 
-def _is_gone(pid: int) -> bool:
-    for _ in range(100):
+def _is_gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
             with open(f"/proc/{pid}/status") as f:
                 state = next(line for line in f if line.startswith("State:"))

@@ -256,6 +256,42 @@ def test_inspect_mounts_and_in_use(root):
 
 
 @requires_root
+def test_listings_show_volumes_as_volumes(root, tmp_path):
+    """ps's .Mounts/.LocalVolumes and GET /containers/json's Mounts name a volume, as
+    dockerd 20.10 lists `create -v NAME:/n -v /anon -v DIR:/b:ro --mount type=tmpfs,...`:
+    "/var/tmp/robus…,,robustvol,64a68be258c5df…" 2 (a Go map's order) and
+    {"Type":"volume","Name":"robustvol",...,"Driver":"local","Mode":"z"}."""
+    from lamina.engine.summaries import container_summaries
+    from lamina.system import System
+
+    v, bind = vname(), tmp_path / "a-long-bind-directory"
+    bind.mkdir()
+    lamina(root, "create", "--name", "lst", "-v", f"{v}:/n", "-v", "/anon", "-v", f"{bind}:/b:ro",
+           "--mount", "type=tmpfs,target=/t", "bb:1", "true")
+    anon = json.loads(out(lamina(root, "inspect", "-f", "{{json .Mounts}}", "lst")))
+    anon = next(m["Name"] for m in anon if m["Destination"] == "/anon")
+    shown = out(lamina(root, "ps", "-a", "--format", "{{.Mounts}}|{{.LocalVolumes}}")).strip()
+    names, local = shown.split("|")
+    assert local == "2"
+    assert sorted(names.split(",")) == sorted([str(bind)[:14] + "…", "", v, anon[:14] + "…"])
+    shown = out(lamina(root, "ps", "-a", "--no-trunc", "--format", "{{.Mounts}}")).strip()
+    assert sorted(shown.split(",")) == sorted([str(bind), "", v, anon])
+    system = System(str(root))
+    try:
+        (item,) = container_summaries(system, system.containers.list())
+    finally:
+        system.close()
+    mounts = {m["Destination"]: m for m in item["Mounts"]}
+    assert mounts["/n"] == {"Type": "volume", "Name": v, "Source": f"{root}/volumes/{v}/_data", "Destination": "/n",
+                            "Driver": "local", "Mode": "z", "RW": True, "Propagation": ""}
+    assert (mounts["/anon"]["Type"], mounts["/anon"]["Name"]) == ("volume", anon)
+    assert mounts["/b"] == {"Type": "bind", "Source": str(bind), "Destination": "/b", "Mode": "ro", "RW": False,
+                            "Propagation": "rprivate"}
+    assert mounts["/t"]["Type"] == "tmpfs" and len(mounts) == 4
+    lamina(root, "rm", "-v", "lst")
+
+
+@requires_root
 def test_anonymous_volumes_go_with_rm_v_and_run_rm(root, tmp_path):
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -49,11 +49,32 @@ def get(request, id: str) -> None:  # noqa: A002
 def put(request, id: str) -> None:  # noqa: A002
     from lamina.engine.archive import put_archive
 
+    body = request.body()
     try:
-        put_archive(request.system, id, _path(request), request.body(),
+        put_archive(request.system, id, _path(request), body,
                     no_overwrite_dir_non_dir=request.q_bool("noOverwriteDirNonDir"),
                     copy_uid_gid=request.q_bool("copyUIDGID"))
     except BaseException:
         request.close_connection = True  # refused before (or while) the upload was read: its rest is no request
+        _drain(request, body)
         raise
     request.send_bytes(200, b"", content_type="text/plain; charset=utf-8")
+
+
+_DRAIN_LIMIT = 256 * 1024  # what Go's net/http reads of an unread body before it answers
+
+
+def _drain(request, body) -> None:
+    """Read some of a refused upload's rest, as dockerd's HTTP server does: a client
+    still sending a small tar then reads the answer (`No such container:path`)
+    instead of a broken pipe."""
+    try:
+        request.connection.settimeout(2.0)
+        left = _DRAIN_LIMIT
+        while left > 0:
+            chunk = body.read(min(65536, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+    except Exception:  # noqa: BLE001 - best effort (a cut or malformed rest): the refusal is the answer
+        pass

@@ -101,18 +101,17 @@ def container_ports(system, rec) -> list[dict]:
 def container_summaries(system, recs, *, size: bool = False) -> list[dict]:
     """GET /containers/json's items for `recs`, with Status, Ports, networks, mounts (and
     SizeRw/SizeRootFs with `size`)."""
-    from lamina.engine.containers import listed_image, size_of, status_text, summary
+    from lamina.engine.containers import listed_image, mounts, size_of, status_text, summary
     from lamina.network import settings
 
     out = []
     for rec in recs:
         item = summary(rec)
         networks = settings(system, rec).get("Networks") or {}
+        # inspect's rows: a named or anonymous volume is {"Type": "volume", "Name": ...}, as dockerd lists it
         item.update(Image=listed_image(system, rec), Ports=container_ports(system, rec),
                     Status=status_text(system, rec), NetworkSettings={"Networks": networks},
-                    Mounts=[{"Type": "bind", "Source": b.split(":")[0], "Destination": b.split(":")[1],
-                             "Mode": "", "RW": not b.endswith(":ro"), "Propagation": "rprivate"}
-                            for b in rec.host_config.get("Binds") or []])
+                    Mounts=mounts(system, rec))
         if size:
             item["SizeRw"], item["SizeRootFs"] = size_of(system, rec)
         out.append(item)

@@ -109,16 +109,6 @@ def disk_usage(system) -> dict:
     # need not be unpacked: an image's Size counts it all the same)
     layers_size = sum(i["Size"] - i["SharedSize"] for i in images) + sum(sizes.get(c, 0) for c in shared)
     containers = container_summaries(system, records, size=True)
-    volumes = usage(system)
-    if volumes:  # docker lists a container's volumes among its Mounts (df's LOCAL VOLUMES counts them)
-        from lamina.volumemounts import store as volume_store
-
-        store = volume_store(system)
-        for item in containers:
-            for m in store.mounts_of(item["Id"]):
-                item["Mounts"] = [x for x in item["Mounts"] if x.get("Source") != m.volume] + [{
-                    "Type": "volume", "Name": m.volume, "Source": store.mountpoint(m.volume),
-                    "Destination": m.destination, "Driver": "local", "Mode": m.mode, "RW": m.rw,
-                    "Propagation": ""}]
+    volumes = usage(system)  # the containers' Mounts list their volumes (df's LOCAL VOLUMES counts them)
     return {"LayersSize": layers_size, "Images": images, "Containers": containers,
             "Volumes": volumes, "BuildCache": [], "BuilderSize": 0}
