@@ -57,10 +57,10 @@ class Launch:
 
 
 def _foreground_log(system, rec, launch: Launch):
-    """The json-file writer of a foreground run (not -t) whose LogConfig asks for one
-    (lamina/logs: docker's default, so `logs` works after a plain `run`), or None
-    (--log-driver none, a build step, a -t run)."""
-    if launch.tty or (launch.host_config.get("LogConfig") or {}).get("Type") != "json-file":
+    """The json-file writer of a foreground run (with -t too: the pty's output) whose
+    LogConfig asks for one (lamina/logs: docker's default, so `logs` works after a plain
+    `run`), or None (--log-driver none, a build step)."""
+    if (launch.host_config.get("LogConfig") or {}).get("Type") != "json-file":
         return None
     from lamina.logs.options import open_writer
 

@@ -16,8 +16,13 @@ def list_containers(request) -> None:
 
     system = request.system
     filters = filters_of(request, KEYS)
-    limit = request.q("limit")
-    limit = int(limit) if limit and limit.lstrip("-").isdigit() else 0
+    limit = request.q("limit") or "0"
+    try:  # dockerd's strconv.Atoi, its refusal a plain 500
+        from lamina.runtime.resources import parse_int
+
+        limit = parse_int(limit)
+    except ValueError as e:
+        raise HTTPError(500, str(e).replace("ParseInt", "Atoi")) from None
     recs = engine_list(system, all=request.q_bool("all"), filters=filters, limit=limit)
     request.send_json(200, container_summaries(system, recs, size=request.q_bool("size")))
 

@@ -5,7 +5,7 @@ that moby's archive package built (format PAX, falling back to plain USTAR when 
 PAX record is needed), so our layers look like Docker's: type bits in the mode
 field, numeric ids, `PaxHeaders.0/<name>` extended headers with sorted records.
 
-Reading: `StrictTarInfo` plugs into `tarfile` (stream mode) and replaces the
+Reading: `StrictTarInfo` plugs into `tarfile` (read one member after the other) and replaces the
 parts of its header parsing that are unsafe or too lenient for hostile layers:
 the PAX parser (CPython's is regex-based, unbounded and, before 3.11.10, open to
 ReDoS, CVE-2024-6232), GNU long names and sparse maps (unbounded, CVE-2025-58183;
@@ -260,7 +260,7 @@ def pax_time_ns(text: str) -> int | None:
 class StrictTarInfo(tarfile.TarInfo):
     """A TarInfo whose parsing is bounded and whose errors are InvalidArchive.
 
-    Used as `tarfile.open(fileobj=f, mode="r|", tarinfo=StrictTarInfo)`.  Global PAX
+    Used as `tarstream.open_tar(f, StrictTarInfo)` (or tarfile.open's mode "r|").  Global PAX
     headers are validated and ignored, as moby does.  `mtime_ns`/`atime_ns` carry
     exact PAX times when present."""
 

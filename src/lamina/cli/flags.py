@@ -75,6 +75,7 @@ class Command:
         self.subcommands: dict[str, Command] | None = None
         self.sub_dest: str | None = None
         self._only: str | None = None
+        self.aliases: tuple[str, ...] = ()
 
     # -- declaring (argparse's names, the subset the verbs use)
 
@@ -113,11 +114,15 @@ class Command:
         return self
 
     def add_parser(self, name: str, help: str = "", usage: str | None = None, interspersed: bool = True,
-                   max_args: int | None = -1) -> Command:
+                   max_args: int | None = -1, aliases: tuple[str, ...] = ()) -> Command:
+        """`aliases`: cobra's, other names of the subcommand (`network list`); not in the help."""
         if self._only not in (None, name):
             return _UNUSED
         cmd = Command(name, help, usage, interspersed, parent=self, max_args=max_args)
         self.subcommands[name] = cmd
+        cmd.aliases = aliases
+        for alias in aliases:
+            self.subcommands[alias] = cmd
         return cmd
 
     # -- parsing
@@ -227,7 +232,7 @@ class Command:
             return
         if flag.kind == "int":
             try:
-                number = int(value)
+                number = _go_int(value)
             except ValueError:
                 raise self.fail(f'invalid argument "{value}" for "{flag.label()}" flag: '
                                 f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
@@ -294,6 +299,8 @@ class Command:
 
     def help_text(self) -> str:
         out = [f"\nUsage:  {self.usage()}\n\n{self.help}\n"]
+        if self.aliases:
+            out.append(f"\nAliases:\n  {', '.join((self.name, *self.aliases))}\n")
         shown = [f for f in self.flags if f.help != SUPPRESS]
         if shown:
             rows = []
@@ -310,10 +317,11 @@ class Command:
             width = max(len(r[0]) for r in rows) + 3
             out.append("\nOptions:\n")
             out += [f"  {name.ljust(width)}{text}".rstrip() + "\n" for name, text in rows]
-        if self.subcommands:
+        shown = {k: c for k, c in (self.subcommands or {}).items() if k == c.name}  # not the aliases
+        if shown:
             out.append("\nCommands:\n")
-            width = max(len(k) for k in self.subcommands) + 2
-            out += [f"  {k.ljust(width)}{c.help}\n" for k, c in self.subcommands.items()]
+            width = max(len(k) for k in shown) + 2
+            out += [f"  {k.ljust(width)}{c.help}\n" for k, c in shown.items()]
             out.append(f"\nRun '{self.path} COMMAND --help' for more information on a command.\n")
         return "".join(out)
 
@@ -341,6 +349,25 @@ _UNUSED = _Unused()
 def unused(parser) -> bool:
     """Is `parser` a verb this command line does not run (its flags need not be declared)?"""
     return parser is _UNUSED
+
+
+def _go_int(text: str) -> int:
+    """pflag's int: strconv.ParseInt(text, 0, 64) (0x1f, 0o17, 0b11, 017, 1_000; no spaces,
+    which Python's int() takes); ValueError when Go would refuse the syntax."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    base, digits = 10, body
+    if body[:2].lower() in ("0x", "0o", "0b"):
+        base, digits = {"x": 16, "o": 8, "b": 2}[body[1].lower()], body[2:]
+    elif body[:1] == "0" and len(body) > 1:
+        base, digits = 8, body[1:]
+    # Go's underscoreOK: each "_" between digits (a base prefix counts as one)
+    if "_" in body and (body[:1] == "_" or body[-1:] == "_" or "__" in body):
+        raise ValueError(text)
+    digits = digits.replace("_", "")
+    if not digits or not digits.isascii() or not digits.isalnum():
+        raise ValueError(text)
+    number = int(digits, base)
+    return -number if text[:1] == "-" else number
 
 
 def key_values(values: list[str]) -> dict:

@@ -96,20 +96,21 @@ class ConsoleSocket:
 
 
 def relay(master: int, pid: int, *, interactive: bool, stdin_fd: int = 0, stdout_fd: int = 1,
-          detach_keys: bytes = b"") -> int:
+          detach_keys: bytes = b"", sink=None) -> int:
     """Relay between our stdio and the pty `master` until our child `pid` (the
     container's init) exits; returns its raw wait status, reaped.  Typing `detach_keys`
-    raises runtime/detachkeys.Detached instead (the process goes on)."""
+    raises runtime/detachkeys.Detached instead (the process goes on).  `sink`: the
+    output also goes to its `write("stdout", data)` (a foreground run -t's json-file log)."""
     watch = _ExitWatch(pid)
     try:
         return _pump(master, watch, interactive=interactive, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                     detach_keys=detach_keys)
+                     detach_keys=detach_keys, sink=sink)
     finally:
         watch.close()
 
 
 def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, stdout_fd: int,
-          detach_keys: bytes = b"") -> int:
+          detach_keys: bytes = b"", sink=None) -> int:
     os.set_blocking(master, False)  # never block writing to a container that does not read
     size_fd = next((fd for fd in (stdout_fd, stdin_fd) if os.isatty(fd)), None)
     if size_fd is not None:
@@ -145,7 +146,7 @@ def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, s
             events = dict(poller.poll(watch.timeout_ms))
             if watch.exited(set(events)):
                 if master_open:
-                    _drain(master, stdout_fd, out_ok)
+                    _drain(master, stdout_fd, out_ok, sink)
                 return watch.reap()
             ev = events.get(master, 0)
             if ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
@@ -155,6 +156,8 @@ def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, s
                     _unregister(poller, master)
                 elif data:
                     out_ok = _write_all(stdout_fd, data, out_ok)
+                    if sink is not None:
+                        sink.write("stdout", data)
             if master_open and ev & select.POLLOUT and pending:
                 try:
                     pending = pending[os.write(master, pending):]
@@ -201,12 +204,14 @@ def _read(master: int) -> bytes | None:
         raise
 
 
-def _drain(master: int, stdout_fd: int, out_ok: bool) -> None:
+def _drain(master: int, stdout_fd: int, out_ok: bool, sink=None) -> None:
     while True:
         data = _read(master)
         if not data:
             return
         out_ok = _write_all(stdout_fd, data, out_ok)
+        if sink is not None:
+            sink.write("stdout", data)
 
 
 def _write_all(fd: int, data: bytes, ok: bool) -> bool:

@@ -73,8 +73,8 @@ class CliRuntime:
         """Create + start + wait in the foreground; returns the exit code as docker reports it
         (a signal n is 128+n).  `after_exit()`, when given, runs once the container exited
         and before the runtime deletes it (its cgroup still there: runtime/cgroups.py).
-        `log_sink` (without `tty`): the container's output is also written to its
-        `write(stream, data)` (the json-file log: runtime/tee.py).
+        `log_sink`: the container's output is also written to its `write(stream, data)`
+        (the json-file log: runtime/tee.py; with `tty`, the pty's output as "stdout").
 
         Without `tty`: one `runc run` in the foreground; the container gets our
         stdout/stderr (runc copies them) and our stdin only when `interactive`,
@@ -88,7 +88,7 @@ class CliRuntime:
         ok = False
         try:
             if tty:
-                code = self._run_tty(container_id, bundle_dir, log, interactive=interactive)
+                code = self._run_tty(container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink)
             else:
                 code = self._run_foreground(container_id, bundle_dir, log, interactive=interactive,
                                             keep=after_exit is not None, log_sink=log_sink)
@@ -135,7 +135,7 @@ class CliRuntime:
                 raise failure
         return code
 
-    def _run_tty(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool) -> int:
+    def _run_tty(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None) -> int:
         """runc hands a console to `--console-socket` only when it detaches, so:
         become a child subreaper (the container's init is re-parented to us when
         runc exits, which is the only way to get its exit status), `runc run
@@ -160,7 +160,7 @@ class CliRuntime:
                     forward.same_group = False
                     master = sock.receive_master()
                     try:
-                        status = console.relay(master, init, interactive=interactive)
+                        status = console.relay(master, init, interactive=interactive, sink=log_sink)
                     finally:
                         os.close(master)
                     init = None

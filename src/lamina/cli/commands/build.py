@@ -21,6 +21,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="Do not use cache when building the image")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the build output and print image ID on success")
     p.add_argument("--label", action="append", default=[], help="Set metadata for an image")
+    p.add_argument("--add-host", action="append", default=[], help="Add a custom host-to-IP mapping (host:ip)",
+                   validate=_valid_add_host)
     p.add_argument("--network", default="default",
                    help="Networking mode for the RUN instructions (default (the bridge)|host|none)")
     p.add_argument("--allow", action="append", default=[],
@@ -69,7 +71,8 @@ def cmd_build(_system, args) -> int:
         path=args.path, dockerfile=args.file, tags=tuple(args.tag), build_args=build_args,
         target=args.target, no_cache=args.no_cache, pull=args.pull, quiet=args.quiet,
         labels=dict(_kv(item) for item in args.label), network=args.network, secrets=tuple(args.secret),
-        allow=tuple(args.allow), platforms=_platforms(args.platform), **_shared_options(args))
+        allow=tuple(args.allow), platforms=_platforms(args.platform), extra_hosts=tuple(args.add_host),
+        **_shared_options(args))
     # the memo answers a cached rebuild without looking at its steps: not when they are explained
     outcome, fp = engine.probe(options, args.root) if not args.explain_cache else (None, None)
     if outcome is None:
@@ -104,6 +107,12 @@ def cmd_build(_system, args) -> int:
 
         print_last(args)
     return 0
+
+
+def _valid_add_host(value: str) -> str | None:
+    from lamina.network.options import valid_add_host  # only when the flag is given
+
+    return valid_add_host(value)
 
 
 def _shared_options(args) -> dict:

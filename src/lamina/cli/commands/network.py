@@ -26,7 +26,7 @@ def add_parsers(sub) -> None:
     c.add_argument("name", metavar="NETWORK")
     c.set_defaults(func=cmd_create, error_prefix=DAEMON_PREFIX)
 
-    c = nsub.add_parser("ls", help="List networks")
+    c = nsub.add_parser("ls", help="List networks", aliases=("list",))
     c.add_argument("-f", "--filter", action="append", default=[], help="Provide filter values (e.g. "
                                                                        "'driver=bridge')")
     c.add_argument("--format", default=None, help="Pretty-print networks using a Go template")
@@ -40,7 +40,7 @@ def add_parsers(sub) -> None:
     c.add_argument("networks", nargs="+", metavar="NETWORK")
     c.set_defaults(func=cmd_inspect)
 
-    c = nsub.add_parser("rm", help="Remove one or more networks")
+    c = nsub.add_parser("rm", help="Remove one or more networks", aliases=("remove",))
     c.add_argument("networks", nargs="+", metavar="NETWORK")
     c.set_defaults(func=cmd_rm)
 

@@ -25,7 +25,7 @@ def add_parsers(sub) -> None:
     c.add_argument("name", nargs="?", default=None, metavar="VOLUME")
     c.set_defaults(func=cmd_create, error_prefix=DAEMON_PREFIX)
 
-    c = vsub.add_parser("ls", help="List volumes")
+    c = vsub.add_parser("ls", help="List volumes", aliases=("list",))
     c.add_argument("-f", "--filter", action="append", default=[], help="Provide filter values (e.g. "
                                                                        "'dangling=true')")
     c.add_argument("--format", default=None, help="Pretty-print volumes using a Go template")
@@ -37,7 +37,7 @@ def add_parsers(sub) -> None:
     c.add_argument("volumes", nargs="+", metavar="VOLUME")
     c.set_defaults(func=cmd_inspect)
 
-    c = vsub.add_parser("rm", help="Remove one or more volumes")
+    c = vsub.add_parser("rm", help="Remove one or more volumes", aliases=("remove",))
     c.add_argument("-f", "--force", action="store_true", help="Force the removal of one or more volumes")
     c.add_argument("volumes", nargs="+", metavar="VOLUME")
     c.set_defaults(func=cmd_rm)
