@@ -18,6 +18,11 @@ IMAGE_HEADERS = {
 # `ps -s` without --format: docker's default table and a SIZE column
 PS_TABLE_WITH_SIZE = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t"
                       "{{.Names}}\t{{.Size}}")
+# docker 20.10's NewContainerFormat for `ps --format raw` (-s adds a size line)
+PS_RAW = ("container_id: {{.ID}}\nimage: {{.Image}}\ncommand: {{.Command}}\ncreated_at: {{.CreatedAt}}\n"
+          "state: {{- pad .State 1 0}}\nstatus: {{- pad .Status 1 0}}\nnames: {{.Names}}\n"
+          "labels: {{- pad .Labels 1 0}}\nports: {{- pad .Ports 1 0}}\n")
+PS_RAW_QUIET = "container_id: {{.ID}}"
 HISTORY_HEADERS = {
     "ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
     "Size": "SIZE", "Comment": "COMMENT",
@@ -34,8 +39,13 @@ def _struct(type_name: str, fields: dict, methods=None):
 def wants_size(args) -> bool:
     """ps measures sizes for -s, or when the format uses .Size: docker runs the template
     once to see which fields it reads, and `{{json .}}` reads them all."""
+    return bool(getattr(args, "size", False)) or wants_field(args, "Size")
+
+
+def wants_field(args, *names: str) -> bool:
+    """Whether the format may read one of `names` (a costly field is computed only then)."""
     fmt_text = getattr(args, "format", None) or ""
-    if getattr(args, "size", False) or ".Size" in fmt_text:
+    if any(f".{name}" in fmt_text for name in names):
         return True
     tight = "".join(fmt_text.split())
     return any(f"json.{end}" in tight for end in ("}}", "-}}", ")", "|"))
@@ -54,6 +64,22 @@ def ports_column(system, rec) -> str:
     from lamina.network.ports import display
 
     return display(published_ports(system, rec))
+
+
+def mounts_fields(system, rec, args) -> dict:
+    """ps's Mounts (each mount's volume name, else its source; 15 wide unless --no-trunc)
+    and LocalVolumes (the mounts of the "local" driver), from inspect's Mounts as docker's
+    CLI; none looked up when the format reads neither."""
+    if not wants_field(args, "Mounts", "LocalVolumes"):
+        return {}
+    from lamina.cli.fmt import ellipsis
+    from lamina.engine.containers import mounts
+
+    trunc = not getattr(args, "no_trunc", False)
+    rows = mounts(system, rec)
+    names = [m.get("Name") or m["Source"] for m in rows]
+    return {"Mounts": ",".join(ellipsis(n, 15) if trunc else n for n in names),
+            "LocalVolumes": str(sum(1 for m in rows if m.get("Driver") == "local"))}
 
 
 def container_size(system, rec) -> tuple[int, int]:

@@ -33,6 +33,7 @@ COMMANDS = {
     "update": ("update",),
     "layers": ("image", "layers"),
     "ui": ("ui",),
+    "management": ("container", "image"),  # after layers: `image diff` is its; the rest name verbs
 }
 _GLOBAL_WITH_VALUE = ("--root", "--storage-driver", "--runtime")
 
@@ -107,9 +108,17 @@ def report(error, prefix: str = "Error", verbatim: tuple[str, ...] = (), *, cli:
     sys.stderr.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """The verb's exit code.  `exiting`: a read verb's process ends right after (launch),
+    and the store is left to that exit to close."""
     argv = sys.argv[1:] if argv is None else argv
     verb = _verb(argv)
+    nested = None
+    if verb in ("container", "image"):  # docker's `container ls`, `image rm`: another verb's parser
+        from lamina.cli.commands.management import resolve
+
+        nested = resolve(argv, verb)
+        verb = nested[2] if nested else verb
     if verb is not None and not any(verb in verbs for verbs in COMMANDS.values()):
         sys.stderr.write(f"lamina: '{verb}' is not a lamina command.\nSee 'lamina --help'\n")
         return 1
@@ -123,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             report(e)
             return e.exit_code
     parser = build_parser(verb)
+    if nested:
+        from lamina.cli.commands.management import nest
+
+        nest(parser, *nested)
     args = flags.run(parser, argv)
     if isinstance(args, int):
         return args
@@ -163,13 +176,17 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 0
     finally:
-        if system is not None:
+        if system is not None and not exiting:
             system.close()
 
 
 # Verbs that only read the store and print: once main() returns, nothing is pending but
 # their output (the store is closed, no thread or atexit handler exists: checked below).
 _READ_VERBS = ("images", "ps", "inspect", "diff", "history", "version")
+# exec starts and ends as they do (~4 ms of its own start-up): once main() returns its runc is
+# reaped, its scratch directory removed and the store closed.  Its -t relay, which may last
+# hours, turns the collector back on (cli.commands.exec).
+_QUICK_VERBS = _READ_VERBS + ("exec",)
 
 
 def launch() -> None:
@@ -179,16 +196,26 @@ def launch() -> None:
     cycles worth collecting; its collections during the imports cost ~0.3 ms) and its
     process ends at once (os._exit, its output flushed) instead of through the
     interpreter's teardown, which frees every module and object one by one and runs a
-    last collection: ~2 ms of `lamina ps`'s ~16, nothing that anyone could observe.  Any
+    last collection: ~2 ms of `lamina ps`'s ~16, nothing that anyone could observe.  A
+    read verb does not close the store either: closing SQLite's last connection removes
+    the -wal and -shm files, which the next command makes again (~0.1 ms each way); the
+    exit drops its locks all the same, and what it may have written (a recovery) stays in
+    the WAL for the next command's close to checkpoint.  exec starts and ends the same
+    way, but closes the store (_QUICK_VERBS).  Any
     other verb, or one that started a thread or registered an atexit handler (a rootless
     lamina's user namespace), exits the usual way."""
-    read_only = _verb(sys.argv[1:]) in _READ_VERBS
-    if read_only:
+    verb = _verb(sys.argv[1:])
+    if verb in ("container", "image"):  # `container ls` is `ps`, as quick
+        from lamina.cli.commands.management import resolve
+
+        nested = resolve(sys.argv[1:], verb)
+        verb = nested[2] if nested else verb
+    if verb in _QUICK_VERBS:
         import gc
 
         gc.disable()
-    code = main()
-    if read_only and "threading" not in sys.modules and "atexit" not in sys.modules:
+    code = main(exiting=verb in _READ_VERBS)
+    if verb in _QUICK_VERBS and "threading" not in sys.modules and "atexit" not in sys.modules:
         try:
             sys.stdout.flush()
             sys.stderr.flush()

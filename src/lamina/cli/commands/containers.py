@@ -37,7 +37,9 @@ def add_parsers(sub) -> None:
     p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
     p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
-    p.add_argument("-l", "--latest", action="store_true", help="Show the latest created container")
+    p.add_argument("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states)")
+    p.add_argument("-l", "--latest", action="store_true",
+                   help="Show the latest created container (includes all states)")
     p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
     p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
     p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided",
@@ -263,25 +265,24 @@ def cmd_ps(system, args) -> int:
         from lamina.errors import DAEMON_PREFIX, LaminaError
 
         try:
-            recs = list_containers(system, all=args.all, latest=args.latest, filters=filters(args.filter))
+            recs = list_containers(system, all=args.all, limit=_limit(args), filters=filters(args.filter))
         except LaminaError as e:  # dockerd refused the filter: docker's CLI shows its words
             report(e, DAEMON_PREFIX)
             return e.exit_code
     else:
-        recs = list_containers(system, all=args.all, latest=args.latest)
-    if args.quiet:
-        if fmt.wants_template(args.format):  # unlike images and history, ps keeps -q
-            sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
-        for r in recs:
-            print(r.id if args.no_trunc else r.short_id)
+        recs = list_containers(system, all=args.all, limit=_limit(args))
+    if args.quiet and not fmt.wants_template(args.format):  # docker 20.10: a custom format beats -q
+        sys.stdout.write("".join(f"{r.id if args.no_trunc else r.short_id}\n" for r in recs))  # one write
         return 0
-    rows = []
+    rows, images = [], {}
     for r in recs:
         command = command_of(r.config)
         if not args.no_trunc:
             command = fmt.ellipsis(command, 20)
         # docker quotes COMMAND with Go's %q, escaping what an image put there
-        image = listed_image(system, r)
+        image = images.get((r.image_ref, r.image_id))
+        if image is None:  # asked once per name and image, not per container (two queries each)
+            image = images[r.image_ref, r.image_id] = listed_image(system, r)
         if image == r.image_id and not args.no_trunc:
             image = image.removeprefix("sha256:")[:12]  # docker's CLI: the short ID
         item = {"ID": r.id if args.no_trunc else r.short_id, "Image": image, "Command": go_quote(command),
@@ -293,8 +294,12 @@ def cmd_ps(system, args) -> int:
         from lamina.cli import formatctx
 
         template = args.format if fmt.wants_template(args.format) else formatctx.PS_TABLE_WITH_SIZE
+        if args.format == "raw":  # docker's RawFormatKey: one block per container, or its ID with -q
+            template = formatctx.PS_RAW_QUIET if args.quiet else \
+                formatctx.PS_RAW + ("size: {{.Size}}\n" if args.size else "")
         sized = formatctx.wants_size(args)
-        contexts = [formatctx.container_context(dict(item, Networks=formatctx.network_names(r)),
+        contexts = [formatctx.container_context(dict(item, Networks=formatctx.network_names(r),
+                                                     **formatctx.mounts_fields(system, r, args)),
                                                 dict(r.config.get("Labels") or {}),
                                                 formatctx.container_size(system, r) if sized else None)
                     for r, item in zip(recs, rows)]
@@ -303,6 +308,14 @@ def cmd_ps(system, args) -> int:
     fmt.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
               [[i["ID"], i["Image"], i["Command"], i["RunningFor"], i["Status"], i["Ports"], i["Names"]] for i in rows])
     return 0
+
+
+def _limit(args) -> int:
+    """The API's `limit` docker's CLI sends: -n N, else 1 for -l; none (0) for -n 0 or
+    below, as dockerd reads those (running containers only, unless -a)."""
+    if args.last == -1:
+        return 1 if args.latest else 0
+    return max(args.last, 0)
 
 
 def _ports_column(system, rec) -> str:
@@ -334,9 +347,9 @@ def cmd_diff(system, args) -> int:
     from lamina.engine.containers import diff
     from lamina.quoting import escape_controls  # file names are the container's: keep them off the terminal
 
-    out = sys.stdout
-    for change in diff(system, args.container):
-        out.write(f"{change.kind} {escape_controls(change.path)}\n")
+    # one write (one system call where stdout is unbuffered, as docker's)
+    sys.stdout.write("".join(f"{change.kind} {escape_controls(change.path)}\n"
+                             for change in diff(system, args.container)))
     return 0
 
 
@@ -374,24 +387,38 @@ def cmd_export(system, args) -> int:
     return 0
 
 
+def _image_only(name: str) -> bool:
+    """A name that only an image can have: a tag (`:`), a digest (`@`) or a repository
+    path (`/` past a container name's optional leading one)."""
+    return ":" in name or "@" in name or "/" in name[1:]
+
+
 def cmd_inspect(system, args) -> int:
     from lamina.cli import fmt
     from lamina.cli.main import report
-    from lamina.engine.containers import inspect_container
-    from lamina.engine.images import inspect_image
     from lamina.errors import LaminaError, NotFound
 
     items, code = [], 0
     for name in args.names:
         try:
             item = None
-            if args.type in (None, "container"):
+            # `inspect bb:1`: no container is ever named so (store.containers.validate_name), so
+            # an image's inspect neither asks the container store nor imports it
+            if args.type == "container" or (args.type is None and not _image_only(name)):
                 try:
-                    item = inspect_container(system, system.containers.resolve(name))
+                    rec = system.containers.resolve(name)
+                    # each engine module once its kind is found: `inspect IMAGE` needs no container code
+                    from lamina.engine.containers import inspect_container, size_of
+
+                    item = inspect_container(system, rec)
+                    if args.size:  # as GET /containers/{id}/json?size=1
+                        item["SizeRw"], item["SizeRootFs"] = size_of(system, rec)
                 except NotFound:
                     if args.type == "container":
                         raise
             if item is None:
+                from lamina.engine.images import inspect_image
+
                 item = inspect_image(system, system.images.resolve(name))
             items.append(item)
         except NotFound:
