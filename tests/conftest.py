@@ -20,6 +20,17 @@ def is_root() -> bool:
 
 requires_root = pytest.mark.skipif(not is_root(), reason="SKIPPED LOUDLY: needs root (mounts, runc)")
 
+DOCKER_CLI = "/usr/bin/docker"  # Debian's 20.10 CLI: the spec the side-by-side tests compare with
+
+
+def require_dockerd() -> None:
+    """Skip (loudly) a side-by-side test when dockerd does not answer: lamina never needs it."""
+    import subprocess
+
+    if not os.path.exists(DOCKER_CLI) or subprocess.run([DOCKER_CLI, "version"], capture_output=True,
+                                                        timeout=30).returncode != 0:
+        pytest.skip("SKIPPED LOUDLY: dockerd is not reachable")
+
 
 def _busybox_binary() -> Path:
     """Debian's static busybox, fetched once with apt-get download into .cache/."""

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import requires_root
+from conftest import require_dockerd, requires_root
 
 pytestmark = requires_root
 
@@ -65,9 +65,7 @@ def test_a_bad_entry_is_refused_as_docker(root, tmp_path, value, error):
 
 
 def test_docker_build_sees_the_same(tmp_path, busybox_tar):
-    if not os.path.exists(DOCKER) or subprocess.run([DOCKER, "version"], capture_output=True,
-                                                    timeout=30).returncode != 0:
-        pytest.skip("SKIPPED LOUDLY: dockerd is not reachable")
+    require_dockerd()
     tag = f"lamina-test-addhost-{uuid.uuid4().hex[:8]}"
     subprocess.run([DOCKER, "import", str(busybox_tar), f"{tag}:base"], capture_output=True, check=True, timeout=120)
     try:

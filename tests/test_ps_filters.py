@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from conftest import requires_root
+from conftest import require_dockerd, requires_root
 
 pytestmark = requires_root
 
@@ -193,16 +193,9 @@ def test_filters_through_the_engine_api(scenario):
         service.stop()
 
 
-def _dockerd() -> bool:
-    if not os.path.exists(DOCKER):
-        return False
-    return subprocess.run([DOCKER, "version"], capture_output=True, timeout=30).returncode == 0
-
-
 def test_docker_lists_the_same(scenario, busybox_tar):
     """The scenario made on dockerd itself (names with a unique prefix, removed after)."""
-    if not _dockerd():
-        pytest.skip("SKIPPED LOUDLY: dockerd is not reachable")
+    require_dockerd()
     tag = f"lamina-test-pf-{uuid.uuid4().hex[:8]}"
     docker = Scenario([DOCKER], f"{tag}:1", f"{tag}-vol", prefix=f"{tag}-")
     docker.run("import", str(busybox_tar), docker.image)

@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import requires_root
+from conftest import require_dockerd, requires_root
 
 pytestmark = requires_root
 
@@ -171,16 +171,9 @@ def test_the_api_limit(scenario):
         service.stop()
 
 
-def _dockerd() -> bool:
-    if not os.path.exists(DOCKER):
-        return False
-    return subprocess.run([DOCKER, "version"], capture_output=True, timeout=30).returncode == 0
-
-
 def test_docker_lists_the_same(scenario, busybox_tar):
     """The scenario made on dockerd itself (names with a unique prefix, removed after)."""
-    if not _dockerd():
-        pytest.skip("SKIPPED LOUDLY: dockerd is not reachable")
+    require_dockerd()
     tag = f"lamina-test-pl-{uuid.uuid4().hex[:8]}"
     docker = Scenario([DOCKER], f"{tag}:1", f"{tag}-")
     docker.run("import", str(busybox_tar), docker.image)

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import requires_root
+from conftest import require_dockerd, requires_root
 from test_cli_interactive import run_on_pty
 
 pytestmark = requires_root
@@ -75,9 +75,7 @@ def test_interactive_tty_run_keeps_its_log_and_none_keeps_nothing(root):
 
 
 def test_docker_logs_the_same(root, busybox_tar):
-    if not os.path.exists(DOCKER) or subprocess.run([DOCKER, "version"], capture_output=True,
-                                                    timeout=30).returncode != 0:
-        pytest.skip("SKIPPED LOUDLY: dockerd is not reachable")
+    require_dockerd()
     tag = f"lamina-test-ttylog-{uuid.uuid4().hex[:8]}"
     subprocess.run([DOCKER, "import", str(busybox_tar), f"{tag}:1"], capture_output=True, check=True, timeout=120)
     try:
