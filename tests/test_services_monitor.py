@@ -365,7 +365,6 @@ def test_kill9_of_the_cli_during_stop_leaves_a_consistent_state(root):
 @requires_root
 def test_restart_on_failure_retries_twice(root):
     cid = _run_d(root, "--name", "rof", "--restart", "on-failure:2", "bb:1", "sh", "-c", "echo run; exit 3")
-    # (between a run's exit and its restart the record shows Exited for a moment: wait for the count too)
     _wait_for(lambda: _status(root, "rof").startswith("Exited (3)") and _inspect(root, "rof", "{{.RestartCount}}") == "2",
               what="the retries to end")
     assert _inspect(root, "rof", "{{.RestartCount}} {{.State.ExitCode}} {{json .HostConfig.RestartPolicy}}") == \
@@ -376,6 +375,57 @@ def test_restart_on_failure_retries_twice(root):
     if log.exists():  # lamina/logs writes it
         assert log.read_text().count('"log":"run\\n"') == 3
     lamina(root, "rm", "rof")
+    _assert_nothing_left(root, [cid])
+
+
+@requires_root
+@pytest.mark.parametrize("script", ["exit 3", "sleep 0.3; exit 3"], ids=["runner", "lean-relay"])
+def test_a_restarting_container_never_reads_exited_between_its_runs(root, script):
+    """dockerd sets Restarting at the exit, under the container's lock: `exited` only once
+    the retries are over.  The store read directly (one snapshot per SELECT) and inspect/ps
+    polled until the final state; the assertions are on the states seen, never on timing.
+    A run that outlives the monitor's start ("sleep") exits through the lean relay."""
+    name = "rnx" + str(len(script))
+    cid = _run_d(root, "--name", name, "--restart", "on-failure:3", "bb:1", "sh", "-c", script)
+    rows, stop = set(), threading.Event()
+
+    def read_store():
+        db = sqlite3.connect(root / "lamina.db", timeout=60)
+        try:
+            while not stop.is_set():
+                rows.add(db.execute("SELECT c.state, r.restart_count, c.exit_code FROM containers c "
+                                    "LEFT JOIN container_runs r ON r.id=c.id WHERE c.id=?", (cid,)).fetchone())
+                time.sleep(0.001)
+        finally:
+            db.close()
+
+    reader = threading.Thread(target=read_store, daemon=True)
+    reader.start()
+    seen, deadline = [], time.monotonic() + 90
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"no final state: {seen[-20:]}"
+            seen.append(_inspect(root, name, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"))
+            if seen[-1] == "exited 3 3":
+                break
+            if _status(root, name).startswith("Exited"):
+                seen.append("ps: Exited")
+    finally:
+        stop.set()
+        reader.join()
+    # once it reads exited (inspect or ps), it is the final state: nothing but that follows
+    first_exit = next(i for i, s in enumerate(seen) if s.startswith(("exited", "ps: Exited")))
+    assert set(seen[first_exit:]) <= {"exited 3 3", "ps: Exited"}, seen
+    assert [r for r in rows if r[0] == "exited" and r[1] != 3] == [], sorted(rows, key=str)
+    assert [r for r in rows if r[0] == "restarting" and (r[2] != 3 or not r[1])] == [], sorted(rows, key=str)
+    def dies():  # lamina/engine/journal.py: docker's `die` at each of the four exits
+        import json
+
+        events = [json.loads(line) for line in (root / "events.jsonl").read_text().splitlines()]
+        return [e["Actor"]["Attributes"]["exitCode"] for e in events if e["Action"] == "die" and e["id"] == cid]
+    _wait_for(lambda: len(dies()) == 4, what="four die events")
+    assert dies() == ["3"] * 4
+    lamina(root, "rm", name)
     _assert_nothing_left(root, [cid])
 
 

@@ -54,14 +54,15 @@ def hand_over(run, lock_fd: int, outputs: dict[int, str], init: int) -> None:
             close()  # the caller opens it again
 
 
-def finish_run(system, rec, status: int, watchdog, deleting: int = 0) -> int:
+def finish_run(system, rec, status: int, watchdog, deleting: int = 0, restart=None) -> int:
     """What runtime/detached.py and runner.run_container do once the init exited, for
     the run handed over: the OOM-kill count, the runtime's delete, the network
     released, the rootfs unmounted, the exit code recorded, the watchdog let go.
     The exit is recorded last here (the runner records it before its cleanup): this
-    process imports what the cleanup needs as it goes, and a restart's Exited must
-    turn Restarting at once (ps, inspect's RestartCount).  `deleting`: the pid of the
-    runtime's delete the relay started, if it did."""
+    process imports what the cleanup needs as it goes, and the next start or --rm must
+    follow at once.  `restart`: the policy's decision (services.restarts_after) that
+    containers.set_exited takes in its transaction: Restarting, never Exited between.
+    `deleting`: the pid of the runtime's delete the relay started, if it did."""
     from lamina.network import mode, release
 
     code = os.waitstatus_to_exitcode(status)
@@ -87,7 +88,7 @@ def finish_run(system, rec, status: int, watchdog, deleting: int = 0) -> int:
                     release(system, rec.id)
                 system.snapshotter_for(rec).unmount(system.containers.path(rec.id))
             finally:
-                system.containers.set_exited(rec.id, code)
+                system.containers.set_exited(rec.id, code, restart)
                 if oom is not None:
                     oom.record(system.db, rec.id)
     finally:

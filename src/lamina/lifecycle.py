@@ -157,7 +157,7 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
     except LaminaError as e:
         # as dockerd: a start that failed leaves its code on the container (the command's
         # 126/127, else 128) unless the runtime already ran it and recorded one
-        if system.containers.get(rec.id).state != "exited" or e.exit_code in (126, 127):
+        if system.containers.get(rec.id).state not in ("exited", "restarting") or e.exit_code in (126, 127):
             system.containers.set_exit_code(rec.id, e.exit_code if e.exit_code in (126, 127) else 128)
         raise
 

@@ -18,9 +18,11 @@ interpreter to start.  With nothing else to do while the container runs, it exec
 its lean relay and is exec'd back once the container exited (lamina/handover.py:
 ~9 MB per container instead of ~13).  Otherwise it drains the container's output
 into the json-file log itself, runs the HEALTHCHECK
-on a thread (lamina/health.py), records the exit code, and after the runner's
-own cleanup (runc delete, unmount, network release) applies `--rm` or the restart
-policy with docker's back-off: 100 ms doubling to a minute, reset after 10 s up.
+on a thread (lamina/health.py), records the exit code (Restarting straight away when
+the restart policy brings it back: the decision and RestartCount+1 in the transaction
+that records the exit, as dockerd; never Exited between), and after the runner's own
+cleanup (runc delete, unmount, network release) applies `--rm` or the restart's
+back-off: 100 ms doubling to a minute, reset after 10 s up.
 A user's stop/kill/rm -f sets the "stopped by user" flag it reads: no restart.
 """
 
@@ -131,14 +133,15 @@ def _resume(root: str, runtime: str, rest: list[str]) -> int:
     system = System(root, runtime=runtime)
     try:
         rec = system.containers.get(container_id)
+        restart = None
         if rec.host_config.get("AutoRemove") or (rec.host_config.get("RestartPolicy") or {}).get("Name") \
                 not in (None, "", "no"):
-            # imported before the exit is recorded: Exited, then Restarting, must follow at once
+            # imported before the exit is recorded: the removal or the restart follows at once
             import lamina.engine.journal  # noqa: F401
             import lamina.lifecycle  # noqa: F401
-            import lamina.services  # noqa: F401
+            from lamina.services import restarts_after as restart  # Restarting at the exit, never Exited
         code = finish_run(system, rec, int(status), Watchdog.adopt(int(watchdog_pid), int(watchdog_fd)),
-                          int(deleting))
+                          int(deleting), restart)
         return _supervise(system, container_id, -1, resumed=(code, float(started_at), float(delay)))
     finally:
         try:
@@ -239,7 +242,6 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
     """Run the container, then --rm or restart it as its policy says.  `resumed`: the
     (exit code, start time, back-off delay) of a run the lean relay handed back."""
     from lamina.errors import LaminaError
-    from lamina.services import should_restart
     from lamina.store import runstate
 
     delay = 0.0
@@ -266,24 +268,23 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
 
                         remove(system, system.containers.get(container_id), force=True)
                     return 1
+                if not watch.exited:  # a restart that failed before its run's exit was recorded
+                    system.containers.set_exited(container_id, code, watch.restart)
             finally:
                 watch.stop_health()
         first = False
         rec = system.containers.get(container_id)
         _died(system, rec, code)
-        state = runstate.get(system.db, container_id)
         if rec.host_config.get("AutoRemove"):
             from lamina.lifecycle import remove
 
             remove(system, rec, force=True, exited_cleanly=True)
             return 0
-        if not should_restart(rec.host_config, code, state.restart_count, state.stop_requested):
+        if rec.state != "restarting":  # its exit was recorded as final: the policy's word, or a user's stop
             return 0
         # moby's restartmanager: 100 ms, doubled per restart up to a minute, reset after 10 s up
         delay = _BACKOFF_FIRST if delay == 0 or time.monotonic() - started_at >= _RESET_AFTER \
             else min(delay * 2, _BACKOFF_MAX)
-        system.containers.set_restarting(container_id, os.getpid())
-        runstate.update(system.db, container_id, restart_count=state.restart_count + 1, init_pid=None)
         if not _sleep_unless_stopped(system, container_id, delay):
             system.containers.set_exited(container_id, rec.exit_code or 0)
             return 0
@@ -323,6 +324,15 @@ class _Run:
         self.sink = _log_sink(system, rec)
         self._health = None
         self.watchdog = self.oom = self.finish = None  # the runner's (runner.py), for the hand-over
+        self.exited = False  # once the runner recorded this run's exit (through `restart`)
+
+    def restart(self, host_config: dict, code: int, restarts: int, stopped_by_user: bool) -> bool:
+        """The restart policy's word at this run's exit, asked by containers.set_exited
+        (runner.py) in the transaction that records it: Restarting then, never Exited."""
+        from lamina.services import restarts_after
+
+        self.exited = True
+        return restarts_after(host_config, code, restarts, stopped_by_user)
 
     def started(self, init_pid: int) -> None:
         from lamina.store import runstate

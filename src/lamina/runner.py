@@ -161,7 +161,8 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
         except BaseException:
             system.containers.set_exited(rec.id, 137)
             raise
-        system.containers.set_exited(rec.id, code)
+        # a monitor's run: Restarting at once when its policy brings it back (monitor.py)
+        system.containers.set_exited(rec.id, code, getattr(detached, "restart", None))
         if oom is not None:  # State.OOMKilled, as docker sets it at each exit
             oom.record(system.db, rec.id)
         if finish is not None:

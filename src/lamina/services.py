@@ -356,6 +356,12 @@ def should_restart(host_config: dict, code: int, restarts: int, stopped_by_user:
     return False
 
 
+def restarts_after(host_config: dict, code: int, restarts: int, stopped_by_user: bool) -> bool:
+    """The policy's word at a monitored run's exit, asked by containers.set_exited in the
+    transaction that records it (Restarting then, never Exited between): --rm never."""
+    return not host_config.get("AutoRemove") and should_restart(host_config, code, restarts, stopped_by_user)
+
+
 def starts_at_boot(rec, state) -> bool:
     """What docker's daemon restarts when it starts (`start --all`): `always`, and
     `unless-stopped` not stopped by a user; only containers not running."""

@@ -158,15 +158,28 @@ class ContainerStore:
             db.execute("UPDATE containers SET state='running', pid=?, started=?, exit_code=NULL, finished=NULL "
                        "WHERE id=?", (pid, time.time(), container_id))
 
-    def set_exited(self, container_id: str, code: int) -> None:
+    def set_exited(self, container_id: str, code: int, restart=None) -> bool:
+        """A run's exit.  `restart(host_config, code, restart_count, stopped_by_user)` (its
+        monitor's policy: lamina/services.py `restarts_after`) decides in the same
+        transaction, on the record as it is then (an `update --restart` meanwhile, a user's
+        stop), whether it comes back: then it is Restarting, kept by this process, with
+        RestartCount+1, never Exited in between (as dockerd decides under the container's
+        lock: moby daemon/monitor.go handleContainerExit).  True when restarting."""
         with transaction(self._db) as db:
-            db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, finished=? WHERE id=?",
-                       (code, time.time(), container_id))
-
-    def set_restarting(self, container_id: str, pid: int) -> None:
-        """Between two runs of a restart policy: its monitor `pid` keeps it (docker's Restarting)."""
-        with transaction(self._db) as db:
-            db.execute("UPDATE containers SET state='restarting', pid=? WHERE id=?", (pid, container_id))
+            again = False
+            if restart is not None:
+                row = db.execute("SELECT c.host_config, r.restart_count, r.stop_requested FROM containers c "
+                                 "LEFT JOIN container_runs r ON r.id=c.id WHERE c.id=?", (container_id,)).fetchone()
+                again = row is not None and restart(loads(row[0]), code, row[1] or 0, bool(row[2]))
+            if again:
+                db.execute("UPDATE containers SET state='restarting', pid=?, exit_code=?, finished=? WHERE id=?",
+                           (os.getpid(), code, time.time(), container_id))
+                db.execute("UPDATE container_runs SET restart_count=restart_count+1, init_pid=NULL WHERE id=?",
+                           (container_id,))
+            else:
+                db.execute("UPDATE containers SET state='exited', pid=NULL, exit_code=?, finished=? WHERE id=?",
+                           (code, time.time(), container_id))
+        return again
 
     def set_exit_code(self, container_id: str, code: int) -> None:
         """A start that failed: its code, the state left as it was (docker's `created`)."""
