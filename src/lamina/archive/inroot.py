@@ -25,7 +25,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import OrderedDict
 
 from lamina.errors import InvalidArchive
 
@@ -70,7 +69,7 @@ def clean(name: str) -> list[str]:
 class InRoot:
     def __init__(self, root: str, *, max_fds: int = 128) -> None:
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._fds: dict[str, int] = {}  # insertion order is the LRU order (no collections: run's start path)
         self._resolved: dict[str, str] = {}
         self._retired: list[int] = []
         self._max_fds = max_fds
@@ -98,8 +97,7 @@ class InRoot:
     def _remember(self, real: str, fd: int) -> None:
         self._fds[real] = fd
         if len(self._fds) > self._max_fds:
-            _, old = self._fds.popitem(last=False)
-            os.close(old)
+            os.close(self._fds.pop(next(iter(self._fds))))
 
     def dir_fd(self, real: str) -> int:
         """The fd of the directory at real path `real` (no symlinks followed).
@@ -109,7 +107,7 @@ class InRoot:
             return self.root_fd
         fd = self._fds.get(real)
         if fd is not None:
-            self._fds.move_to_end(real)
+            self._fds[real] = self._fds.pop(real)  # most recently used: last
             return fd
         missing: list[str] = []
         base = real
@@ -135,7 +133,7 @@ class InRoot:
         """Open (and cache) the directory `name` in parent_fd, known as `real`."""
         fd = self._fds.get(real)
         if fd is not None:
-            self._fds.move_to_end(real)
+            self._fds[real] = self._fds.pop(real)  # most recently used: last
             return fd
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
         self._remember(real, fd)

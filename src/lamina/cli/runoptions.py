@@ -19,7 +19,6 @@ def run_options(args):
     from lamina.cli.flags import key_values
     from lamina.lifecycle import RunOptions, parse_volume
     from lamina.cli.commands.exec import healthcheck_from
-    from lamina.runtime.seccomp import security_options
 
     env = []
     for path in args.env_file:
@@ -75,7 +74,7 @@ def run_options(args):
         user=args.user, hostname=args.hostname, network=args.network,
         binds=binds, tty=args.tty, interactive=args.interactive,
         name=args.name, auto_remove=args.rm, labels=labels,
-        security_opt=tuple(security_options(args.security_opt)), host=host, exposed_ports=exposed,
+        security_opt=_security_options(args.security_opt), host=host, exposed_ports=exposed,
         config={**net_config, **stop_config, **_detached_config(args)}, aliases=aliases,
         healthcheck=healthcheck_from(args),
     )
@@ -87,6 +86,14 @@ def _detached_config(args) -> dict:
     if not getattr(args, "detach", False):
         return {}
     return {"AttachStdin": False, "AttachStdout": False, "AttachStderr": False, "StdinOnce": False}
+
+
+def _security_options(values) -> tuple:
+    if not values:  # runtime/seccomp.py only when --security-opt is given (create builds no spec)
+        return ()
+    from lamina.runtime.seccomp import security_options
+
+    return tuple(security_options(values))
 
 
 def read_env_file(path: str) -> list[str]:
@@ -119,9 +126,13 @@ def image_for_run(system, args):
     find image` on stderr."""
     from lamina.cli.commands.registry import stderr_notice
     from lamina.engine.containers import image_for_run as engine_image_for_run
-    from lamina.transfer.progress import for_stream
 
-    record = engine_image_for_run(system, args.image, pull=args.pull, progress=for_stream(sys.stderr),
+    def progress():  # transfer/progress.py only when the image is pulled
+        from lamina.transfer.progress import for_stream
+
+        return for_stream(sys.stderr)
+
+    record = engine_image_for_run(system, args.image, pull=args.pull, progress_for=progress,
                                   notice=stderr_notice, platform=getattr(args, "platform", None))
     if not getattr(args, "platform", None):
         from lamina.engine.containers import platform_warning

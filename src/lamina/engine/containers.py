@@ -144,10 +144,11 @@ def _log_path(rec, ctr_dir: str) -> str:
 
 
 def image_for_run(system, name: str, *, pull: str = "missing", progress=None, notice=None,
-                  platform: str | None = None):
+                  platform: str | None = None, progress_for=None):
     """The image record to run, pulled first when missing (unless `pull` is "never");
     an invalid reference is an error, never a pull.  `platform` (run --platform): the
-    member of a multi-platform tag, or an image whose config says that platform."""
+    member of a multi-platform tag, or an image whose config says that platform.
+    `progress_for`: makes the pull's progress sink, called only when one is pulled."""
     from lamina.errors import NoSuchImage
     from lamina.reference import parse
 
@@ -163,6 +164,8 @@ def image_for_run(system, name: str, *, pull: str = "missing", progress=None, no
         parse(name)
     from lamina.engine.images import ensure_image
 
+    if progress is None and progress_for is not None:
+        progress = progress_for()
     if progress is None:
         from lamina.transfer.progress import QuietProgress
 

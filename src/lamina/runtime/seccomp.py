@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno
 import os
-from functools import lru_cache
 
 from lamina.errors import OptionError, RuntimeFailure
 
@@ -168,11 +167,18 @@ def linux_seccomp(option: str, capabilities) -> dict | None:
     return resolve(profile, capabilities)
 
 
-@lru_cache(maxsize=8)
+_DEFAULTS: dict = {}  # a dict, not functools.lru_cache: functools costs ~2 ms of every run's start
+
+
 def _default_for(capabilities: tuple[str, ...]) -> dict | None:
     # One dict per capability set, shared by every spec built in this process:
     # config.json only serialises it, nothing may modify it.
-    return resolve(default_profile(), capabilities)
+    found = _DEFAULTS.get(capabilities)
+    if found is None:
+        if len(_DEFAULTS) >= 8:  # bounded, as the lru_cache was, for a long-lived API server
+            _DEFAULTS.clear()
+        found = _DEFAULTS[capabilities] = resolve(default_profile(), capabilities)
+    return found
 
 
 def resolve(profile: dict, capabilities, *, machine: str | None = None, kernel: tuple[int, int] | None = None):
@@ -255,9 +261,8 @@ def _parse_kernel(text: str) -> tuple[int, int]:
         raise RuntimeFailure(f"seccomp profile: invalid kernel version {text!r}") from None
 
 
-@lru_cache(maxsize=1)
 def _kernel_version() -> tuple[int, int]:
-    return _parse_kernel(os.uname().release)
+    return _parse_kernel(os.uname().release)  # one uname per call: cheaper than importing functools
 
 
 # ---------------------------------------------------------------- --security-opt
