@@ -151,7 +151,9 @@ def wait(request, id: str) -> None:  # noqa: A002
         try:
             rec = system.containers.get(rec.id)
         except NoSuchContainer:  # removed (--rm): its monitor journaled the exit code first
-            code = _died_code(system, rec.id, since_ns, code)
+            from lamina.engine.journal import died_code
+
+            code = died_code(system.root, rec.id, since_ns, code)
             break
         code = rec.exit_code or 0
         if condition == "not-running" and not rec.running:
@@ -169,16 +171,6 @@ def wait(request, id: str) -> None:  # noqa: A002
     # the next run's monitor boots now, not while this container exits and is removed
     # (two interpreters at once slow both) nor on the next start's time
     _warm_monitor(system)
-
-
-def _died_code(system, container_id: str, since_ns: int, default: int) -> int:
-    from lamina.engine.journal import read
-
-    for event in reversed(read(system.root, since_ns)):
-        if event.get("Action") == "die" and event.get("id") == container_id:
-            code = event["Actor"]["Attributes"].get("exitCode", "")
-            return int(code) if code.lstrip("-").isdigit() else default
-    return default
 
 
 def remove(request, id: str) -> None:  # noqa: A002

@@ -91,8 +91,18 @@ def forward_signal(system, rec, sig: int) -> None:
         pass
 
 
-def exit_code(system, rec) -> int:
-    """The exit code of the run attached to, once it is over (docker's wait next-exit)."""
+def exit_code(system, rec, since_ns: int | None = None) -> int:
+    """The exit code of the run attached to, once it is over (docker's wait next-exit);
+    with `since_ns` (when it started), also once --rm removed it."""
     from lamina import services
+    from lamina.errors import NoSuchContainer
 
-    return services.wait(system, rec)
+    code = services.wait(system, rec)
+    if since_ns is not None:
+        try:
+            system.containers.get(rec.id)
+        except NoSuchContainer:  # removed: its monitor journaled the code first
+            from lamina.engine.journal import died_code
+
+            return died_code(system.root, rec.id, since_ns, code)
+    return code

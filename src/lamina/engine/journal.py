@@ -52,6 +52,16 @@ def read(root: str, since_ns: int = 0, until_ns: int | None = None) -> list[dict
     return [e for e in out if e.get("timeNano", 0) >= since_ns and (until_ns is None or e["timeNano"] <= until_ns)]
 
 
+def died_code(root: str, container_id: str, since_ns: int, default: int) -> int:
+    """The exit code of the container's last `die` since since_ns (a --rm container's,
+    once its record is gone), or `default`."""
+    for event in reversed(read(root, since_ns)):
+        if event.get("Action") == "die" and event.get("id") == container_id:
+            code = event["Actor"]["Attributes"].get("exitCode", "")
+            return int(code) if code.lstrip("-").isdigit() else default
+    return default
+
+
 def tail(root: str, offset: int | None) -> tuple[list[dict], int]:
     """Events appended to the journal after byte `offset` (None: its current end), and
     the new offset (a rotation starts over at the new file's beginning)."""

@@ -52,6 +52,9 @@ def cmd_attach(system, args) -> int:
     except LaminaError as e:
         report(e, "")
         return e.exit_code
+    import time
+
+    since_ns = time.time_ns()  # a --rm container's code is journaled before its removal
     stdin = not args.no_stdin and bool(rec.config.get("OpenStdin"))
     relay = engine.connect_relay(system, rec) if stdin or engine.uses_relay(rec) else None
     if relay is not None and engine.uses_relay(rec):
@@ -65,4 +68,4 @@ def cmd_attach(system, args) -> int:
     if detached:
         sys.stderr.write("read escape sequence\n")
         return 1
-    return engine.exit_code(system, rec)
+    return engine.exit_code(system, rec, since_ns)
