@@ -116,6 +116,19 @@ def test_tty_shell_detach_keys_then_exit(store):
 
 
 @requires_root
+def test_the_exit_code_of_a_removed_rm_container(store):
+    """--rm removes the container at its exit: attach still ends with its code (docker
+    20.10's attach does), read from the `die` event its monitor journaled before."""
+    lamina(store, "run", "-dit", "--rm", "--name", "gone", "busybox", "sh")
+    client = Pty(store, "attach", "gone")
+    client.send(b"echo st''ill\n")
+    client.read_until(b"still")
+    client.send(b"exit 6\n")
+    assert client.wait() == 6
+    assert lamina(store, "inspect", "gone", check=False).returncode == 1
+
+
+@requires_root
 def test_output_and_exit_code_without_tty(store):
     lamina(store, "run", "-d", "--name", "job", "busybox", "sh", "-c", "sleep 1; echo out; echo err >&2; exit 3")
     p = lamina(store, "attach", "job", check=False)
