@@ -10,8 +10,7 @@ and each client gets only its own build's output.  Here: the query checked and
 turned into the worker's options (dockerd's 400s before anything is read), the body
 fed to the worker's stdin, its log pipe turned into stream messages, and its
 outcome (a pipe of its own) into the closing messages.  A client that goes away closes the log
-pipe; its socket's EOF is seen even while the log is quiet, and the worker is then killed
-(a RUN step's container with it, by its watchdog): a killed build is one the store recovers from.
+pipe: the build stops at its next log line (the running step finishes first).
 """
 
 from __future__ import annotations
@@ -100,9 +99,7 @@ def build(request) -> None:
         feeder = threading.Thread(target=_feed, args=(body, worker.stdin, request), name="lamina-build-context",
                                   daemon=True)
         feeder.start()
-        gone = _relay(worker.stdout, stream, _Departure(request, feeder))
-        if gone:
-            worker.kill()  # its watchdog takes a RUN step's container down; the next open sweeps the rest
+        gone = _relay(worker.stdout, stream)
         answer = result.read()
     worker.wait()
     feeder.join()
@@ -151,39 +148,12 @@ def _feed(body, sink, request) -> None:
             pass
 
 
-class _Departure:
-    """Whether the client hung up while the log is quiet (a RUN that prints nothing for a
-    while): its socket reads EOF.  Watched once the context is in (the body keeps it
-    readable until then) and until the client sends anything else."""
-
-    def __init__(self, request, feeder) -> None:
-        self._request, self._feeder, self._watching = request, feeder, True
-
-    def wait(self, log) -> bool:
-        """Until `log` has data (False), or the client is gone (True)."""
-        import select
-
-        while True:
-            watch = self._watching and not self._feeder.is_alive()
-            fds = [log, self._request.connection] if watch else [log]
-            readable, _, _ = select.select(fds, [], [], None if watch or not self._watching else 0.2)
-            if log in readable:
-                return False
-            if watch and readable:
-                if self._request.client_gone():
-                    return True
-                self._watching = False  # it sent more: http.server's business, not ours
-
-
-def _relay(log, stream, departure=None) -> bool:
+def _relay(log, stream) -> bool:
     """The worker's log lines as stream messages until it closes its end; True when the
-    client went away (the pipe is closed then: the worker's next line fails, or `departure`
-    saw the socket close first: the caller stops the worker)."""
+    client went away (the pipe is closed then: the worker's next line fails)."""
     partial = b""
     try:
         while True:
-            if departure is not None and departure.wait(log):
-                return True
             data = log.read(65536)
             if not data:
                 break
