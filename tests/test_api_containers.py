@@ -93,8 +93,10 @@ def test_cli_run_detached_with_a_port_ps_logs_exec_top_stop_wait_rm(cli, service
         assert fetch(f"http://127.0.0.1:{port}/passwd").startswith(b"root:x:0:0")
         ps = docker(cli, service, "ps", "--format", "{{.ID}} {{.Names}} {{.Ports}} {{.Status}}").stdout
         assert f"{cid[:12]} {name} 127.0.0.1:{port}->80/tcp Up" in ps
-        logs = docker(cli, service, "logs", name)
-        assert logs.stdout == "booted\n" and logs.stderr == "warn\n"  # the multiplexed streams, apart
+        deadline = time.monotonic() + 20  # the monitor writes the log as it drains the output: poll
+        while (logs := docker(cli, service, "logs", name)).stdout != "booted\n" or logs.stderr != "warn\n":
+            assert time.monotonic() < deadline, (logs.stdout, logs.stderr)  # the multiplexed streams, apart
+            time.sleep(0.1)
         out = docker(cli, service, "exec", name, "sh", "-c", "echo in-$HOSTNAME; echo oops >&2; exit 3", check=False)
         assert (out.returncode, out.stdout, out.stderr) == (3, f"in-{cid[:12]}\n", "oops\n")
         missing = docker(cli, service, "exec", name, "nonexistent-cmd", check=False)

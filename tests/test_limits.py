@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -404,8 +405,10 @@ def test_oom_killed_container_exits_137_and_says_so(store, live_docker) -> None:
 
 
 # 100 sleepers forked by a subshell: past the limit its forks fail (it gives up), the
-# sleepers it made stay; then the container's own pids figures
-FORK_MANY = ["sh", "-c", "( i=0; while [ $i -lt 100 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null; "
+# sleepers it made stay; then the container's own pids figures. The sleep's length is this
+# run's own, so a look at the host's processes finds only these sleepers.
+SLEEPER = f"sleep {random.randint(100_000_000, 999_999_999)}"
+FORK_MANY = ["sh", "-c", f"( i=0; while [ $i -lt 100 ]; do {SLEEPER} & i=$((i+1)); done ) 2>/dev/null; "
                          "cat /sys/fs/cgroup/pids/pids.current /sys/fs/cgroup/pids/pids.events"]
 
 
@@ -417,13 +420,19 @@ def test_pids_limit_stops_a_fork_loop(store, live_docker) -> None:
     current, events = out.splitlines()
     assert 10 < int(current) <= 20  # sh, cat and the sleepers made before a fork was refused
     assert int(events.split()[1]) > 0  # pids.events `max N`: refused forks
+    assert SLEEPER not in _host_commands()  # lamina's --rm returned after its sleepers were gone
     if live_docker:
         theirs = docker("run", "--rm", "--pids-limit", "20", DOCKER_IMAGE, *FORK_MANY, check=True).stdout
         assert theirs.splitlines()[0] == current
-    # the host is unaffected: it forks as before, and no sleeper of the container is left
-    assert subprocess.run(["true"]).returncode == 0
-    host_processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    assert "sleep 30" not in host_processes  # the whole command line: another test's `sleep 300` is no sleeper
+        deadline = time.monotonic() + 20  # dockerd reaps its container's sleepers in its own time
+        while SLEEPER in _host_commands():
+            assert time.monotonic() < deadline, "docker's sleepers outlived their container"
+            time.sleep(0.1)
+    assert subprocess.run(["true"]).returncode == 0  # the host is unaffected: it forks as before
+
+
+def _host_commands() -> list[str]:
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
 
 
 # ------------------------------------------------------------------ stats
