@@ -18,7 +18,7 @@ from pathlib import Path
 import report
 import workloads as W
 from env import PREFIX, REPO, Bases, CmdError, Docker, Lamina, Podman, apt_install, log, rootfs_tar
-from timing import VariantResult, alternate, hyperfine
+from timing import Settle, VariantResult, alternate, hyperfine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUSY = 1.5    # 1-minute load average per CPU at a workload's start above which its figures are
@@ -147,9 +147,12 @@ def main(argv=None) -> int:
                     hf.update(hyperfine(active, runs=max(5, wl.runs), export=str(export)))
                     log("  hyperfine (back to back, no shell): "
                         + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in hf.items()))
+            settle = Settle() if wl.settle else None
             if results is None:
                 results = alternate(wl.variants(), runs=wl.runs, warmup=wl.warmup, budget_s=wl.budget_s,
-                                    log=log, after=after)
+                                    log=log, after=after, settle=settle)
+            if settle is not None:
+                wl.info["settle_wait_s"] = round(settle.waited_s, 1)
             if wl.teardown:
                 try:
                     wl.teardown()

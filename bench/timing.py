@@ -111,14 +111,52 @@ class VariantResult:
         return statistics.median(self.samples) if self.samples else None
 
 
+class Settle:
+    """The same disk state before every timed run of a heavy workload, for every tool.
+
+    The root ext4 of the development VM has no journal.  Without one, ext4 does not hand
+    out an inode freed less than a minute ago (RECENTCY_MIN, 60 s; 360 s while the inode
+    table block holding it is still dirty): each create scans past every such inode of
+    its block group, a buffer-cache lookup each (fs/ext4/ialloc.c, recently_deleted and
+    find_inode_bit).  After a clean-up removed 20,000 files, whoever creates files next in
+    those groups pays seconds of kernel time, and a previous run's dirty pages, written
+    back during the next run, cost that run disk bandwidth.  So before each timed run:
+    `sync` (the previous run's data and the freed inodes' table blocks go to disk: the
+    window is then 60 s, not 360 s), then wait until WINDOW_S after the last untimed
+    set-up or clean-up step ended (they are what delete).  Elsewhere (a journalled ext4,
+    xfs) the wait is not needed, and costs only time.
+    """
+
+    WINDOW_S = 62.0  # RECENTCY_MIN plus a second for dtime's whole seconds
+
+    def __init__(self):
+        self.mark = 0.0       # time.time() when the last untimed step that may delete ended
+        self.waited_s = 0.0   # slept in all (sync not counted)
+
+    def touched(self) -> None:
+        self.mark = time.time()
+
+    def __call__(self) -> None:
+        subprocess.run(["sync"], check=False)
+        left = self.mark + self.WINDOW_S - time.time()
+        if left > 0:
+            self.waited_s += left
+            time.sleep(left)
+
+
 def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: float,
               log: Callable[[str], None],
-              after: Optional[Callable[[list[Variant]], None]] = None) -> dict[str, VariantResult]:
+              after: Optional[Callable[[list[Variant]], None]] = None,
+              settle: Optional[Settle] = None) -> dict[str, VariantResult]:
     """Run every variant warmup+runs times, alternating A B A B ...; keep the measured runs.
 
     A variant that fails (non-zero exit, time-out, exception in its set-up) is dropped with a
     note; the others go on. Past budget_s, no new round starts once each variant has at
     least one measured run. after(variants still running) is called before the teardowns.
+
+    With `settle`, a round is: the previous round's clean-ups, every variant's prepare,
+    then each timed run after settle() (sync, and the wait for inodes freed by those
+    steps to be reusable): one wait per round, the same state for every variant.
     """
     results = {v.name: VariantResult() for v in variants}
     active: list[Variant] = []
@@ -135,7 +173,10 @@ def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: floa
         except Exception as e:  # noqa: BLE001 - reported, not raised
             results[v.name].note = f"set-up failed: {e}"
             log(f"  {v.name}: set-up failed: {e}")
+    if settle is not None:
+        settle.touched()
     deadline = time.monotonic() + budget_s
+    pending: list[tuple[Variant, int]] = []  # settle: clean-ups deferred to the round's end
     try:
         for i in range(warmup + runs):
             if not active:
@@ -146,46 +187,88 @@ def alternate(variants: list[Variant], *, runs: int, warmup: int, budget_s: floa
                                             f"{len(results[v.name].samples)} run(s)")
                 log(f"  time budget reached after {i - warmup} measured round(s)")
                 break
-            for v in list(active):
-                res = results[v.name]
-                kind = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
-                try:
-                    if v.prepare:
+            kind = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
+            ready = list(active)
+            if settle is not None:
+                _cleanups(pending)
+                for v in list(ready):
+                    try:
+                        if v.prepare:
+                            v.prepare(i)
+                    except Exception as e:  # noqa: BLE001
+                        _drop(v, results, active, log, kind, f"failed: {e}")
+                        ready.remove(v)
+                        _quiet(v.cleanup, i)
+                settle.touched()
+            for v in ready:
+                if settle is None and v.prepare:
+                    try:
                         v.prepare(i)
-                    s = run_timed(v.command(i), timeout=v.timeout, env=v.env, cwd=v.cwd)
-                    if v.check and i == 0 and s.rc == 0 and not s.timed_out:
-                        try:
-                            v.check(i)
-                        except Exception as e:  # noqa: BLE001
-                            raise RuntimeError(f"wrong result: {e}") from None
-                except Exception as e:  # noqa: BLE001
-                    res.note = str(e) if isinstance(e, RuntimeError) else f"failed: {e}"
-                    active.remove(v)
-                    log(f"  {v.name:16} {kind}: {res.note}")
+                    except Exception as e:  # noqa: BLE001
+                        _drop(v, results, active, log, kind, f"failed: {e}")
+                        _quiet(v.cleanup, i)
+                        continue
+                if settle is not None:
+                    settle()
+                ok = _timed(v, i, results[v.name], active, log, kind, warmup)
+                if settle is not None and ok:
+                    pending.append((v, i))
+                else:
                     _quiet(v.cleanup, i)
-                    continue
-                _quiet(v.cleanup, i)
-                if s.timed_out:
-                    res.note = f"timed out after {v.timeout:.0f}s"
-                elif s.rc != 0:
-                    res.note = f"failed (exit {s.rc}): {s.stderr_tail}"
-                if res.note and (s.timed_out or s.rc != 0):
-                    active.remove(v)
-                    log(f"  {v.name:16} {kind}: {res.note}")
-                    continue
-                res.max_rss_kb = max(res.max_rss_kb, s.max_rss_kb)
-                if i >= warmup:
-                    res.samples.append(s.seconds)
-                log(f"  {v.name:16} {kind}: {s.seconds:8.3f}s  maxrss {s.max_rss_kb / 1024:6.1f} MB")
+        _cleanups(pending)
         if after and active:
             try:
                 after(list(active))
             except Exception as e:  # noqa: BLE001
                 log(f"  after the runs: {e}")
     finally:
+        _cleanups(pending)
         for v in started:
             _quiet(v.teardown)
     return results
+
+
+def _drop(v: Variant, results: dict, active: list, log, kind: str, note: str) -> None:
+    results[v.name].note = note
+    if v in active:
+        active.remove(v)
+    log(f"  {v.name:16} {kind}: {note}")
+
+
+def _timed(v: Variant, i: int, res: VariantResult, active: list, log, kind: str, warmup: int) -> bool:
+    """One timed run of v (and its check after the first); False if v was dropped (its
+    clean-up is then the caller's, at once)."""
+    try:
+        s = run_timed(v.command(i), timeout=v.timeout, env=v.env, cwd=v.cwd)
+        if v.check and i == 0 and s.rc == 0 and not s.timed_out:
+            try:
+                v.check(i)
+            except Exception as e:  # noqa: BLE001
+                raise RuntimeError(f"wrong result: {e}") from None
+    except Exception as e:  # noqa: BLE001
+        res.note = str(e) if isinstance(e, RuntimeError) else f"failed: {e}"
+        active.remove(v)
+        log(f"  {v.name:16} {kind}: {res.note}")
+        return False
+    if s.timed_out:
+        res.note = f"timed out after {v.timeout:.0f}s"
+    elif s.rc != 0:
+        res.note = f"failed (exit {s.rc}): {s.stderr_tail}"
+    if res.note and (s.timed_out or s.rc != 0):
+        active.remove(v)
+        log(f"  {v.name:16} {kind}: {res.note}")
+        return False
+    res.max_rss_kb = max(res.max_rss_kb, s.max_rss_kb)
+    if i >= warmup:
+        res.samples.append(s.seconds)
+    log(f"  {v.name:16} {kind}: {s.seconds:8.3f}s  maxrss {s.max_rss_kb / 1024:6.1f} MB")
+    return True
+
+
+def _cleanups(pending: list) -> None:
+    while pending:
+        v, i = pending.pop(0)
+        _quiet(v.cleanup, i)
 
 
 def _quiet(fn, *args) -> None:

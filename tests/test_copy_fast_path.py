@@ -16,6 +16,8 @@ import stat
 import subprocess
 import sys
 
+import pytest
+
 from conftest import requires_root
 
 LAMINA = [sys.executable, "-m", "lamina"]
@@ -128,3 +130,39 @@ def test_fresh_copy_layer_is_the_walked_layer(tmp_path, busybox_tar):
                  "ls -l /fresh/big /owned/big | cut -c1-10; cat /fresh/link; stat -c '%u:%g' /owned/sub/f3; "
                  "stat -c %i /fresh/hard /fresh/sub/f3 | uniq | wc -l")
     assert out.split() == ["-rwsr-xr-x", "-rw-r-----", "x", "7:8", "1"]
+
+
+def test_layer_writer_thread_keeps_the_order_and_hands_back_errors():
+    from lamina.builder.teetar import Behind
+
+    class Sink:
+        def __init__(self):
+            self.parts = []
+
+        def write(self, data):
+            self.parts.append(bytes(data))
+
+    sink = Sink()
+    chunks = [bytes([i % 251]) * (i * 37) for i in range(300)]
+    with Behind(sink) as behind:
+        for chunk in chunks:
+            behind.write(chunk)
+        behind.close()
+    assert b"".join(sink.parts) == b"".join(chunks)
+
+    class Full:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        with Behind(Full()) as behind:
+            for _ in range(100):  # the thread's error comes back from a later write or from close
+                behind.write(b"x" * 4096)
+            behind.close()
+    assert not behind.thread.is_alive()
+
+    with pytest.raises(RuntimeError):
+        with Behind(Sink()) as behind:
+            behind.write(b"partial")
+            raise RuntimeError("the copy failed")
+    assert not behind.thread.is_alive()  # stopped before the blob it writes is aborted

@@ -27,7 +27,8 @@ from lamina.builder import instructions as I
 from lamina.builder.cache import ContentHasher, hash_sources
 from lamina.builder.commit import commit, layer_from_container
 from lamina.builder.context import BuildContext
-from lamina.builder.fileops import Writer, ownership, parse_chmod
+from lamina.builder.chmod import parse_chmod
+from lamina.builder.fileops import Writer, ownership
 from lamina.errors import BuildError, LaminaError
 
 _URL_PREFIXES = ("http://", "https://")
@@ -161,23 +162,25 @@ def _copy_fresh(b, ctr, parent, own, ctx, matched, inline, downloads, dest: str,
     """Copy into the fresh directory through the upper dir; with `tee`, the layer tar
     is written at the same time (no second read of the data)."""
     from lamina.builder.commit import register_layer
-    from lamina.builder.teetar import TarTee
+    from lamina.builder.teetar import Behind, TarTee
     from lamina.snapshot.placement import Spreader
 
     upper = os.path.join(ctr.dir, "upper")
     w = Writer(upper, own)
     w.spread = Spreader(b.system.root)  # new dirs where creates are cheap (ext4 without a journal)
-    with b.system.content.writer() as blob:
-        t = TarTee(blob, upper) if tee else None
+    with b.system.content.writer() as blob, Behind(blob) as behind:
+        t = TarTee(behind, upper) if tee else None
         if t is not None and t.existing():
             w.tee = t
         _write_all(w, ctx, matched, inline, downloads, dest, True, extract=not tee, where=where, hashes=hashes,
                    walk=walk, files=files)
         w.restore_dir_times()
         if w.tee is None:
+            behind.close()
             blob.abort()
             return layer_from_container(b.system, ctr.snap, ctr.dir, parent, epoch=b.req.epoch)
         w.tee.finish()
+        behind.close()  # the blob holds every byte: its hash is final
         w.tee.restore_times()
         diff_id = blob.commit()
     return register_layer(b.system, ctr.snap, ctr.dir, parent, diff_id, blob.size,

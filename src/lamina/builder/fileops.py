@@ -273,6 +273,13 @@ class Writer:
             return h.hexdigest()
         # The tar header needs the size first: copy exactly what fstat says.
         size = st.st_size
+        if size < self.tee.FLUSH:  # most files: one read, one write, one append to the tar
+            chunk = _read_exactly(fin, size, src)
+            if h is not None:
+                h.update(chunk)
+            write_all(fout, chunk)
+            self.tee.small_file(dst, self._bits(st.st_mode, False), *self.own.ids(st), st.st_mtime_ns, chunk)
+            return h.hexdigest() if h is not None else ""
         self.tee.file_header(dst, self._bits(st.st_mode, False), *self.own.ids(st), size, st.st_mtime_ns)
         left = size
         while left:
@@ -318,6 +325,16 @@ class Writer:
             self.tee.pad(len(data))
 
 
+def _read_exactly(fd: int, size: int, src: str) -> bytes:
+    data = os.read(fd, size) if size else b""
+    while len(data) < size:  # a short read (not from a local disk): the rest, or the file shrank
+        more = os.read(fd, size - len(data))
+        if not more:
+            raise BuildError(f"{src}: the file shrank while it was copied")
+        data += more
+    return data
+
+
 def _kernel_copy(fin: int, fout: int) -> None:
     try:
         while os.copy_file_range(fin, fout, 1 << 30):
@@ -344,65 +361,3 @@ def _clear(path: str) -> None:
 
 def _remove(path: str) -> None:
     _clear(path)
-
-
-# --------------------------------------------------------------------- --chmod
-
-
-def parse_chmod(text: str) -> Callable[[int, bool], int]:
-    """Octal (`755`) or symbolic (`u=rwX,go=rX`, `+x`) like chmod(1) / BuildKit 1.14."""
-    if text and all(c in "01234567" for c in text):
-        value = int(text, 8)
-        if value > 0o7777:
-            raise BuildError(f"invalid chmod parameter: {text}")
-        return lambda bits, is_dir: value
-    clauses = []
-    for clause in text.split(","):
-        i = 0
-        who = ""
-        while i < len(clause) and clause[i] in "ugoa":
-            who += clause[i]
-            i += 1
-        ops = clause[i:]
-        if not ops or ops[0] not in "+-=":
-            raise BuildError(f"invalid chmod parameter: {text}")
-        parsed = []
-        while ops:
-            op, ops = ops[0], ops[1:]
-            perms = ""
-            while ops and ops[0] not in "+-=":
-                if ops[0] not in "rwxXst":
-                    raise BuildError(f"invalid chmod parameter: {text}")
-                perms += ops[0]
-                ops = ops[1:]
-            parsed.append((op, perms))
-        clauses.append((who or "a", parsed))
-
-    def apply(bits: int, is_dir: bool) -> int:
-        for who, ops in clauses:
-            mask = 0
-            for w in who:
-                mask |= {"u": 0o4700, "g": 0o2070, "o": 0o0007, "a": 0o6777}[w]
-            for op, perms in ops:
-                value = 0
-                for p in perms:
-                    if p == "r":
-                        value |= 0o444
-                    elif p == "w":
-                        value |= 0o222
-                    elif p == "x" or (p == "X" and (is_dir or bits & 0o111)):
-                        value |= 0o111
-                    elif p == "s":
-                        value |= 0o6000
-                    elif p == "t":
-                        value |= 0o1000
-                value &= mask | (0o1000 if "t" in perms and ("o" in who or "a" in who) else 0)
-                if op == "+":
-                    bits |= value
-                elif op == "-":
-                    bits &= ~value
-                else:
-                    bits = (bits & ~(mask & 0o7777)) | value
-        return bits & 0o7777
-
-    return apply

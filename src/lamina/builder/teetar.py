@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 
 from lamina.archive import whiteout as wh
 from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
-
 
 
 class TarTee(TarOut):
@@ -71,6 +71,18 @@ class TarTee(TarOut):
         self.unpacked += size
         self.write(encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9))
 
+    def small_file(self, path: str, bits: int, uid: int, gid: int, mtime_ns: int, data: bytes) -> None:
+        """Header, data and padding of a file read in one piece, in one append (a COPY of
+        many small files spends its time in per-call overhead)."""
+        size = len(data)
+        self.unpacked += size
+        buf = self.buf
+        buf += encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9)
+        buf += data
+        buf += bytes(-size % 512)
+        if len(buf) >= self.FLUSH:
+            self.flush()
+
     def data(self, chunk: bytes) -> None:
         if len(chunk) >= self.FLUSH:
             self.flush()
@@ -100,3 +112,50 @@ class TarTee(TarOut):
         minor = os.minor(st.st_rdev) if kind != FIFO else 0
         self.write(encode_header(self.arc(path), kind, stat.S_IFMT(mode) | bits, uid, gid, 0,
                                  st.st_mtime_ns // 10**9, "", major, minor))
+
+
+class Behind:
+    """A writer that writes to `out` on a thread of its own: the layer blob's sha256 and
+    its file writes (both release the GIL) run beside the copy instead of after each
+    file's.  One thread, in order: the blob is the same bytes.  Use as a context
+    manager; `close()` waits for the last write and raises what the thread met."""
+
+    def __init__(self, out) -> None:
+        from lamina.transfer.streams import Pipe
+
+        self.out = out
+        self.pipe = Pipe(8)  # a few flushes ahead: the writer keeps up, memory stays small
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="lamina-layer-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while chunk := self.pipe.read():
+                self.out.write(chunk)
+        except BaseException as e:  # noqa: BLE001 - handed to the writing thread
+            self.error = e
+            self.pipe.close()  # the next put raises Cancelled
+
+    def write(self, data) -> None:
+        from lamina.transfer.streams import Cancelled
+
+        try:
+            self.pipe.put(data)
+        except Cancelled:
+            raise self.error or OSError("layer writer stopped") from None
+
+    def close(self) -> None:
+        self.pipe.finish()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> "Behind":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # stopped before the blob can be aborted under it (what is queued is dropped)
+        self.pipe.close()
+        self.pipe.finish()
+        self.thread.join()
