@@ -23,6 +23,7 @@ _MAGIC = (
     (b"\xfd7zXZ\x00", "xz"),
 )
 _BUFFER = 1 << 20
+_FILES = (io.BufferedReader, io.FileIO, io.BytesIO)  # whose readinto is the file's own
 
 
 def sniff(head: bytes) -> str:
@@ -48,6 +49,8 @@ class _Prefixed(io.RawIOBase):
             buf[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        if isinstance(self._f, _FILES):  # straight into the buffer: a load's archive is read with one copy less
+            return self._f.readinto(buf) or 0
         data = self._f.read(len(buf))
         n = len(data)
         buf[:n] = data

@@ -12,7 +12,7 @@ import os
 
 from lamina.digest import CHUNK, Digest, VerifyingReader
 from lamina.errors import DigestMismatch, NotFound, StoreError
-from lamina.oci import MAX_DOCUMENT
+from lamina.leanjson import MAX_DOCUMENT
 
 TYPE_CHECKING = False  # hashlib (OpenSSL) and typing only where used: reading a blob needs neither
 if TYPE_CHECKING:
@@ -48,15 +48,22 @@ class BlobWriter:
     def flush(self) -> None:
         self._file.flush()
 
-    def commit(self) -> Digest:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+    def verify(self) -> Digest:
+        """The digest of what was written, checked against the expected digest and size
+        (commit() checks it first; a caller may check before, to act on verified bytes
+        while the blob is made durable)."""
         digest = Digest.from_hex(self._hash.hexdigest())
         if self._expected is not None and digest != self._expected:
             raise DigestMismatch(f"blob {self._expected}: content hashes to {digest}")
         if self._expected_size is not None and self.size != self._expected_size:
             raise DigestMismatch(f"blob {digest}: size {self.size}, expected {self._expected_size}")
+        return digest
+
+    def commit(self) -> Digest:
+        digest = self.verify()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
         self._store.protect(digest)
         # the verified copy replaces a stored one, which may have rotted on disk
         final = self._store.path(digest)

@@ -24,8 +24,11 @@ def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
                tee=None) -> int | None:
     """Copy `reader` into the store as blob `desc`.  With `diff_id`, also check the
     decompressed content; returns its size then.  `tee` (a Pipe) gets every byte
-    too, for a layer unpacked while it downloads.  Raises DigestMismatch with a
+    too, for a layer unpacked while it downloads (a Pipe is finished once the bytes
+    are verified, before the blob is made durable).  Raises DigestMismatch with a
     short reason ("digest mismatch …", "size mismatch …") for the caller to frame."""
+    from lamina.transfer.streams import Pipe
+
     counted = CountingReader(reader, on_bytes)
     try:
         with content.writer(desc.digest, desc.size) as w:
@@ -41,6 +44,13 @@ def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
                 tee_reader.drain()  # bytes after the compressed stream still count for the digest
             if w.size != desc.size:
                 raise DigestMismatch(f"size mismatch (got {w.size} bytes, expected {desc.size})")
+            if isinstance(tee, Pipe):
+                # the bytes are verified: the unpacker may finish (its layer is checked by
+                # its own diff_id) while this thread makes the blob durable (an fsync of
+                # the whole blob, which no longer delays the layer).  An EarlyUnpack's
+                # finish() waits for its unpacker: it is finished after, as before.
+                w.verify()
+                tee.finish()
             w.commit()
             return uncompressed
     except DigestMismatch as e:

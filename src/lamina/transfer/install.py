@@ -77,13 +77,15 @@ class Installer:
         content = self.system.content
 
         def open_blob(j: int):
-            # inflated in this thread (LayerStore.ensure opens the layer stream): a thread
-            # of its own added a hand-over per chunk, which costs more than it overlaps on
-            # a busy 2-core machine (ISA-L's inflate is the cheap part of unpacking)
+            # a stored blob is inflated in this thread (LayerStore.ensure opens the layer
+            # stream): a thread of its own added a hand-over per chunk, which costs more
+            # than it overlaps on a busy 2-core machine; a `live` one comes inflated by the
+            # thread that downloads it (streams.InflatingPipe), which counts the blob's bytes
             d = plans[j].desc
             source = live if live is not None and j == i else content.open(d.digest)
-            return CountingReader(
-                source, lambda n: self.progress.progress(d.digest.short, self.unpacking, n, d.size))
+            fed = getattr(source, "fed", None)
+            return CountingReader(source, lambda n: self.progress.progress(
+                d.digest.short, self.unpacking, n if fed is None else source.fed, d.size))
 
         try:
             records = self.system.layers.ensure([q.diff_id for q in plans[:i + 1]], open_blob)

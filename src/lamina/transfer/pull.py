@@ -24,11 +24,11 @@ from lamina.transfer.blobs import store_blob
 from lamina.transfer.install import Installer, LayerPlan, plan_layers
 from lamina.transfer.platforms import Platform, host_platform, is_attestation
 from lamina.transfer.progress import Progress
-from lamina.transfer.streams import Cancelled, Pipe
+from lamina.transfer.streams import Cancelled, InflatingPipe, Pipe
 
 MAX_CONCURRENT_DOWNLOADS = 3  # dockerd's default
 MAX_INDEX_DEPTH = 4
-STREAM_CHUNKS = 32            # MiB of a streamed layer held between download and unpack
+STREAM_CHUNKS = 32            # MiB of a streamed layer held between download (which inflates it) and unpack
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class Puller:
                 if p.download:
                     self.progress.status(p.item, "Pulling fs layer")
                     if p.unpack and not taps:
-                        taps[p.desc.digest] = Pipe(STREAM_CHUNKS)
+                        taps[p.desc.digest] = InflatingPipe(STREAM_CHUNKS)
                     elif p.unpack:
                         early[p.desc.digest] = EarlyUnpack(self.system.tmp_dir)
                     tee = taps.get(p.desc.digest) or early.get(p.desc.digest)
