@@ -16,24 +16,27 @@ MS_REC = 16384
 _LIBC = None
 
 
+class _Calls:
+    def __init__(self) -> None:
+        from lamina import libc
+
+        self.mount = libc.function("mount", libc.CharP, libc.CharP, libc.CharP, libc.ULong, libc.CharP)
+        self.umount2 = libc.function("umount2", libc.CharP, libc.Int)
+
+
 def _libc():
-    """libc's mount/umount2 through ctypes, loaded on the first call: importing ctypes
-    costs milliseconds that `diff` and `inspect` (which import this module) never use."""
+    """libc's mount/umount2 (lamina/libc.py), loaded on the first call: `diff` and
+    `inspect` (which import this module) never need them."""
     global _LIBC
     if _LIBC is None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
-        libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
-        _LIBC = libc
+        _LIBC = _Calls()
     return _LIBC
 
 
 def _errno() -> int:
-    import ctypes
+    from lamina.libc import errno
 
-    return ctypes.get_errno()
+    return errno()
 
 
 def mount(source: str, target: str, fstype: str, data: str, *, cwd: str | None = None, flags: int = 0) -> None:
