@@ -236,7 +236,7 @@ def test_leanjson_writes_what_json_writes():
 def test_go_dumps_writes_what_go_json_wrote():
     import re
 
-    from lamina.cli import fmt
+    from lamina import leanjson
     from lamina.leanjson import Unsupported, go_dumps
 
     value = [{"Cmd": ["/bin/ec ho", "\x1b[31m\x07\x9b\x7f\\\"q", "t\tn\n", "\u2028x\u202e", "é…", "\b\f<>&", "\ud800"],
@@ -245,7 +245,7 @@ def test_go_dumps_writes_what_go_json_wrote():
         for html in (True, False):
             text = json.dumps(value, indent=indent, ensure_ascii=False,
                               separators=(",", ":") if indent is None else None)
-            want = re.sub(fmt._JSON_FIXUPS if html else fmt._JSON_FIXUPS_NO_HTML, fmt._json_fixup, text)
+            want = re.sub(leanjson._JSON_FIXUPS if html else leanjson._JSON_FIXUPS_NO_HTML, leanjson._json_fixup, text)
             assert go_dumps(value, indent, html) == want
     with pytest.raises(Unsupported):
         go_dumps({"x": object()})
@@ -288,6 +288,11 @@ def test_inspect_image_and_diff_import_no_heavy_stdlib(tmp_path, busybox_tar):
             assert "lamina.snapshot.mount" not in got["modules"]
         if argv[0] == "inspect":  # an image's (a tag: no container's name): no container code
             assert not {"lamina.engine.containers", "lamina.store.containers"} & set(got["modules"])
+            # nor the image store, the image value, oci or the listings' formatting: its row, tags and config
+            assert not {"lamina.store.images", "lamina.image", "lamina.oci", "lamina.cli.fmt",
+                        "lamina.engine.images"} & set(got["modules"]), sorted(got["modules"])
+        if argv[0] in ("inspect", "ps"):  # each in a module of its own, without run's verbs
+            assert "lamina.cli.commands.containers" not in got["modules"]
     got = probe(root, "inspect", "/ctr", "bb:1")  # a container's name, with docker's leading /
     assert got["code"] == 0 and "lamina.engine.containers" in got["modules"]
 

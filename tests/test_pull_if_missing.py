@@ -54,3 +54,28 @@ def test_build_from_a_missing_image_pulls_it_through_the_same_function(stores, r
     built = s.images.config(s.images.resolve("built:1").id)
     assert built["config"]["Labels"] == {"pulled": "yes"}
     assert built["rootfs"] == s.images.config(image)["rootfs"]  # on the pulled layers
+
+
+def test_run_pull_always_pulls_a_present_image(stores, registry, docker_config, capsys):
+    """`run/create --pull always` pulls first, the image here or not, as docker's CLI does
+    (checked with the 20.10 and 28 clients on a loopback registry): the pull's lines on
+    stderr, no `Unable to find image`, and the container on what the tag names now."""
+    ref = f"{registry.host}/always/img:latest"
+    src = stores("src")
+    old = make_image(src, [LAYER], ref)
+    Pusher(src, QuietProgress()).push(parse(ref))
+    s = stores("dst")
+    assert main(["--root", s.root, "pull", ref]) == 0
+    assert s.images.resolve(ref).id == old
+    new = make_image(src, [LAYER, tar_bytes({"etc/new.txt": b"v2\n"})], ref)
+    Pusher(src, QuietProgress()).push(parse(ref))
+    capsys.readouterr()
+    assert main(["--root", s.root, "create", "--pull", "missing", ref, "true"]) == 0  # present: no pull
+    assert "Pulling from" not in capsys.readouterr().err
+    assert main(["--root", s.root, "create", "--pull", "always", ref, "true"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("latest: Pulling from always/img\n"), captured.err
+    assert f"Status: Downloaded newer image for {ref}\n" in captured.err and "Unable to find" not in captured.err
+    assert s.containers.resolve(captured.out.strip()).image_id == str(new) != str(old)
+    assert main(["--root", s.root, "create", "--pull", "always", ref, "true"]) == 0  # up to date: pulled all the same
+    assert f"Status: Image is up to date for {ref}\n" in capsys.readouterr().err

@@ -619,7 +619,7 @@ def test_detached_health_shows_in_ps(root):
 
 def test_ps_status_strings_are_dockers():
     """moby's State.String() over records (no container needed)."""
-    from lamina.cli.commands.containers import _status
+    from lamina.cli.commands.ps import _status
     from lamina.store.containers import ContainerRecord
 
     now = time.time()

@@ -6,10 +6,18 @@ cost more start-up time than `lamina ps` has for everything else.  The C scanner
 under json (`_json.make_scanner`) decodes on its own, given the options json's
 decoder would pass it; anything it does not accept (bad JSON) goes to `json.loads`
 for the same value or the same JSONDecodeError.  `dumps` likewise drives json's
-C encoder as `json.dumps(obj)` does, byte for byte.
+C encoder as `json.dumps(obj)` does, byte for byte.  `go_json` writes JSON as Go's
+encoding/json does (docker's output), and `parse_json`/`loads_document` read untrusted
+documents (configs, manifests) within a size and a nesting bound.
 """
 
 from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from lamina.errors import LaminaError
 
 try:
     from _json import make_scanner as _make_scanner
@@ -36,6 +44,8 @@ except ImportError:
     _make_encoder = None
 
 _scan = _make_scanner(_Options) if _make_scanner is not None else None
+MAX_DOCUMENT = 4 << 20  # manifests, indexes and configs larger than 4 MiB are refused
+MAX_DEPTH = 64  # nesting of a manifest, index or config (real ones nest < 10)
 _WS = " \t\n\r"
 
 
@@ -146,7 +156,7 @@ def _key(k, html: bool) -> str:
 
 def go_dumps(obj, indent: int | None = None, html: bool = True) -> str:
     """json.dumps(obj, indent=indent, ensure_ascii=False, compact when indent is None)
-    with Go's escapes, as cli/fmt.go_json writes it; raises Unsupported for a value
+    with Go's escapes, as go_json below writes it; raises Unsupported for a value
     json.dumps would need a default= or a type check for."""
     parts: list[str] = []
     add = parts.append
@@ -186,3 +196,80 @@ def go_dumps(obj, indent: int | None = None, html: bool = True) -> str:
 
     write(obj, 0)
     return "".join(parts)
+
+
+# In JSON text these characters only occur inside strings, where each is one escape
+# pair (`\\x`) or a raw character: matched pairwise so `\\\\b` stays a backslash + b.
+_JSON_FIXUPS = "\\\\.|[<>&\x7f-\x9f\u2028\u2029\ud800-\udfff]"  # compiled on first use: re costs ms
+_JSON_FIXUPS_NO_HTML = "\\\\.|[\x7f-\x9f\u2028\u2029\ud800-\udfff]"
+
+
+def _json_fixup(m) -> str:
+    text = m.group()
+    if text in ("\\b", "\\f"):
+        return "\\u0008" if text == "\\b" else "\\u000c"  # Go (before 1.22) has no short forms for these
+    if len(text) == 2:
+        return text
+    if "\ud800" <= text <= "\udfff":
+        return "\\ufffd"  # a lone surrogate: Go writes U+FFFD for invalid text
+    return f"\\u{ord(text):04x}"
+
+
+def go_json(obj, indent: int | None = None, html: bool = True) -> str:
+    """JSON the way Go's encoding/json writes it: HTML characters (unless html=False,
+    an Encoder with SetEscapeHTML(false)), U+2028/U+2029 and controls escaped.  Unlike
+    Go, DEL and C1 controls are escaped too (the same JSON value; a raw C1 CSI from an
+    image could still drive a terminal)."""
+    try:  # the same text without importing json and re (inspect's start-up time)
+        return go_dumps(obj, indent, html)
+    except Unsupported:
+        pass
+    import json
+    import re
+
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, separators=(",", ":") if indent is None else None)
+    return re.sub(_JSON_FIXUPS if html else _JSON_FIXUPS_NO_HTML, _json_fixup, text)
+
+
+def parse_json(raw: bytes, what: str, error: type[LaminaError] | None = None) -> Any:
+    """Untrusted JSON (a manifest, index, config, archive manifest) -> value, or
+    `error` naming `what`: invalid text, or nesting so deep that the decoder
+    (or a later json.dumps in `inspect`) would overflow the stack.  `error` is
+    StoreError unless given (errors is imported only to raise it)."""
+    if error is None:
+        from lamina.errors import StoreError as error
+    if len(raw) > MAX_DOCUMENT:
+        raise error(f"{what} is larger than 4 MiB")
+    try:
+        doc = loads(raw)
+    except RecursionError:
+        raise error(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"{what} is not valid JSON: {e}") from None
+    if _depth(doc) > MAX_DEPTH:
+        raise error(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    return doc
+
+
+def _depth(doc: Any) -> int:
+    """Nesting depth, walked without recursion (only containers are visited)."""
+    deepest = 0
+    todo = [(doc, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                break
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        todo.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
+    return deepest
+
+
+def loads_document(raw: bytes, what: str, error: type[LaminaError] | None = None) -> dict:
+    doc = parse_json(raw, what, error)
+    if not isinstance(doc, dict):
+        if error is None:
+            from lamina.errors import StoreError as error
+        raise error(f"{what} is not a JSON object")
+    return doc

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 from lamina.digest import Digest
-from lamina.errors import LaminaError, StoreError
-from lamina.leanjson import loads
+# untrusted documents parsed (leanjson: `inspect IMAGE` parses a config without this module)
+from lamina.leanjson import MAX_DOCUMENT, loads_document, parse_json  # noqa: F401
 from lamina.record import record
 
 TYPE_CHECKING = False  # json and typing are imported where used: `images` and `inspect` read only
@@ -33,7 +33,6 @@ MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 # Docker's PATH for a container (and a build stage) whose image sets none.
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-MAX_DOCUMENT = 4 << 20  # manifests, indexes and configs larger than 4 MiB are refused
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
 
@@ -84,48 +83,6 @@ def dumps(obj: Any) -> bytes:
     import json
 
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-MAX_DEPTH = 64  # nesting of a manifest, index or config (real ones nest < 10)
-
-
-def parse_json(raw: bytes, what: str, error: type[LaminaError] = StoreError) -> Any:
-    """Untrusted JSON (a manifest, index, config, archive manifest) -> value, or
-    `error` naming `what`: invalid text, or nesting so deep that the decoder
-    (or a later json.dumps in `inspect`) would overflow the stack."""
-    if len(raw) > MAX_DOCUMENT:
-        raise error(f"{what} is larger than 4 MiB")
-    try:
-        doc = loads(raw)
-    except RecursionError:
-        raise error(f"{what} is nested more than {MAX_DEPTH} levels deep") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise error(f"{what} is not valid JSON: {e}") from None
-    if _depth(doc) > MAX_DEPTH:
-        raise error(f"{what} is nested more than {MAX_DEPTH} levels deep")
-    return doc
-
-
-def _depth(doc: Any) -> int:
-    """Nesting depth, walked without recursion (only containers are visited)."""
-    deepest = 0
-    todo = [(doc, 1)]
-    while todo:
-        value, depth = todo.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > MAX_DEPTH:
-                break
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-        todo.extend((v, depth + 1) for v in items if isinstance(v, (dict, list)))
-    return deepest
-
-
-def loads_document(raw: bytes, what: str, error: type[LaminaError] = StoreError) -> dict:
-    doc = parse_json(raw, what, error)
-    if not isinstance(doc, dict):
-        raise error(f"{what} is not a JSON object")
-    return doc
 
 
 @record

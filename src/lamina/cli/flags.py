@@ -132,21 +132,9 @@ class Command:
         return f"{self.parent.path} {self.name}" if self.parent else self.name
 
     def usage(self) -> str:
-        if self._usage is not None:
-            return f"{self.path} {self._usage}".rstrip()
-        parts = ["[OPTIONS]"] if self.flags else []
-        if self.subcommands is not None:
-            parts.append("COMMAND")
-        for _dest, nargs, metavar in self.positionals:
-            if nargs == "?":
-                parts.append(f"[{metavar}]")
-            elif nargs == "+":
-                parts.append(f"{metavar} [{metavar}...]")
-            elif nargs in ("*", REMAINDER):
-                parts.append(f"[{metavar}...]")
-            else:
-                parts.append(metavar)
-        return " ".join([self.path] + parts)
+        from lamina.cli.flaghelp import usage  # the texts of --help and of errors: only when shown
+
+        return usage(self)
 
     def fail(self, message: str) -> UsageExit:
         return UsageExit(f"{message}\nSee '{self.path} --help'.\n", 125)
@@ -279,56 +267,19 @@ class Command:
                 k += 1
 
     def _count_error(self, lo: int, hi: int | None) -> str:
-        def n(k: int) -> str:
-            return f"{k} argument" + ("" if k == 1 else "s")
+        from lamina.cli.flaghelp import count_error
 
-        if hi == 0:
-            what = "accepts no arguments"
-        elif hi is None:
-            what = f"requires at least {n(lo)}"
-        elif lo == hi:
-            what = f"requires exactly {n(lo)}"
-        elif lo == 0:
-            what = f"requires at most {n(hi)}"
-        else:
-            what = f"requires at least {lo} and at most {n(hi)}"
-        return (f'"{self.path}" {what}.\nSee \'{self.path} --help\'.\n\n'
-                f"Usage:  {self.usage()}\n\n{self.help}\n")
-
-    # -- help
+        return count_error(self, lo, hi)
 
     def help_text(self) -> str:
-        out = [f"\nUsage:  {self.usage()}\n\n{self.help}\n"]
-        if self.aliases:
-            out.append(f"\nAliases:\n  {', '.join((self.name, *self.aliases))}\n")
-        shown = [f for f in self.flags if f.help != SUPPRESS]
-        if shown:
-            rows = []
-            for f in sorted(shown, key=lambda f: f.long or f.short):
-                kind = {"str": " string", "list": " list", "int": " int"}.get(f.kind, "")
-                if f.metavar and f.kind != "bool":
-                    kind = f" {f.metavar}"
-                name = (f"-{f.short}, " if f.short else "    ") + (f"--{f.long}" if f.long else "") + kind
-                text = f.help or ""
-                if f.default not in (None, False, "", []) and f.kind != "list":
-                    shown_default = "true" if f.default is True else f.default  # as Go prints it
-                    text += f' (default "{f.default}")' if f.kind == "str" else f" (default {shown_default})"
-                rows.append((name, text))
-            width = max(len(r[0]) for r in rows) + 3
-            out.append("\nOptions:\n")
-            out += [f"  {name.ljust(width)}{text}".rstrip() + "\n" for name, text in rows]
-        shown = {k: c for k, c in (self.subcommands or {}).items() if k == c.name}  # not the aliases
-        if shown:
-            out.append("\nCommands:\n")
-            width = max(len(k) for k in shown) + 2
-            out += [f"  {k.ljust(width)}{c.help}\n" for k, c in shown.items()]
-            out.append(f"\nRun '{self.path} COMMAND --help' for more information on a command.\n")
-        return "".join(out)
+        from lamina.cli.flaghelp import help_text
+
+        return help_text(self)
 
 
 class _Unused:
     """A verb the command line does not run, declared by the module of one it does
-    (`ps` shares a module with `run` and its ~80 flags): its declarations cost nothing."""
+    (`start` shares a module with `run` and its ~80 flags): its declarations cost nothing."""
 
     def add_argument(self, *names, **options) -> None:
         pass

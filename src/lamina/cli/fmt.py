@@ -56,39 +56,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], out=None) -> No
     out.write("".join(lines))  # one write (one system call where stdout is unbuffered, as docker's)
 
 
-# In JSON text these characters only occur inside strings, where each is one escape
-# pair (`\\x`) or a raw character: matched pairwise so `\\\\b` stays a backslash + b.
-_JSON_FIXUPS = "\\\\.|[<>&\x7f-\x9f\u2028\u2029\ud800-\udfff]"  # compiled on first use: re costs ms
-_JSON_FIXUPS_NO_HTML = "\\\\.|[\x7f-\x9f\u2028\u2029\ud800-\udfff]"
-
-
-def _json_fixup(m) -> str:
-    text = m.group()
-    if text in ("\\b", "\\f"):
-        return "\\u0008" if text == "\\b" else "\\u000c"  # Go (before 1.22) has no short forms for these
-    if len(text) == 2:
-        return text
-    if "\ud800" <= text <= "\udfff":
-        return "\\ufffd"  # a lone surrogate: Go writes U+FFFD for invalid text
-    return f"\\u{ord(text):04x}"
-
-
 def go_json(obj, indent: int | None = None, html: bool = True) -> str:
-    """JSON the way Go's encoding/json writes it: HTML characters (unless html=False,
-    an Encoder with SetEscapeHTML(false)), U+2028/U+2029 and controls escaped.  Unlike
-    Go, DEL and C1 controls are escaped too (the same JSON value; a raw C1 CSI from an
-    image could still drive a terminal)."""
-    from lamina.leanjson import Unsupported, go_dumps
+    """JSON the way Go's encoding/json writes it (lamina.leanjson.go_json)."""
+    from lamina.leanjson import go_json as _go_json
 
-    try:  # the same text without importing json and re (inspect's start-up time)
-        return go_dumps(obj, indent, html)
-    except Unsupported:
-        pass
-    import json
-    import re
-
-    text = json.dumps(obj, indent=indent, ensure_ascii=False, separators=(",", ":") if indent is None else None)
-    return re.sub(_JSON_FIXUPS if html else _JSON_FIXUPS_NO_HTML, _json_fixup, text)
+    return _go_json(obj, indent, html)
 
 
 def _escape_value(text: str) -> str:
@@ -108,9 +80,12 @@ def wants_template(format_text: str | None) -> bool:
 
 
 def _listing_template(format_text: str):
-    """docker's formatter preFormat: `table` prefix, spaces trimmed, `\\t` and `\\n` read as tab and newline."""
+    """docker's formatter preFormat: `table` prefix, spaces trimmed, `\\t` and `\\n` read as tab and newline;
+    `json` is `{{json .}}`, as docker's CLI since 23 reads it (20.10's printed the word)."""
     from lamina.gotemplate import parse
 
+    if format_text == "json":
+        format_text = "{{json .}}"
     is_table = format_text.startswith("table")
     text = (format_text[5:] if is_table else format_text).strip(" ")
     return is_table, parse(text.replace("\\t", "\t").replace("\\n", "\n"))
@@ -197,7 +172,9 @@ _SLICE_FIELDS = frozenset(("Cmd", "Entrypoint", "Env", "OnBuild", "Shell", "Args
 
 # Pointer fields that are omitted when nil: (field, the struct's key, a field telling that struct).
 _OMITTED_POINTERS = (("Healthcheck", "Config", "Cmd"), ("Healthcheck", "ContainerConfig", "Cmd"),
-                     ("Health", "State", "Status"))
+                     ("Health", "State", "Status"),
+                     # a container's sizes without -s: `{{.SizeRw}}` prints <nil> (the top object: key "")
+                     ("SizeRw", "", "State"), ("SizeRootFs", "", "State"))
 
 # Go fields of docker's inspect types whose JSON name differs.
 _GO_NAMES = {"ID": "Id"}
@@ -295,6 +272,9 @@ def print_inspect(items: list) -> None:
 def print_inspected(items: list, format_text: str | None, code: int) -> int:
     """The end of every `inspect` verb: what was found, as JSON or through `-f`; the
     exit code is 1 when a name was not found (`code`) or the template failed."""
+    if format_text == "json":  # docker's CLI since 23: the array in one line (20.10's printed the word)
+        sys.stdout.write(go_json(items) + "\n")
+        return code
     if format_text:
         return print_inspect_template(format_text, items) or code
     print_inspect(items)

@@ -16,7 +16,9 @@ from lamina.cli import flags
 # Each module under lamina.cli.commands has add_parsers(subparsers) for these verbs.
 COMMANDS = {
     "images": ("import", "images", "tag", "rmi", "history"),
-    "containers": ("run", "create", "start", "ps", "rm", "diff", "commit", "export", "inspect"),
+    "containers": ("run", "create", "start", "rm", "diff", "commit", "export"),
+    "ps": ("ps",),
+    "inspect": ("inspect",),
     "system": ("system", "version", "info"),
     "registry": ("pull", "push", "login", "logout"),
     "archive": ("save", "load"),
@@ -51,6 +53,18 @@ def _verb(argv: list[str]) -> str | None:
             continue
         return a
     return None
+
+
+def _command(argv: list[str]) -> tuple[str | None, tuple | None]:
+    """The verb to run and, for docker's `container ls`, `image rm` (another verb's
+    parser under a longer name), management.resolve's (group, name, verb)."""
+    verb = _verb(argv)
+    if verb not in ("container", "image"):
+        return verb, None
+    from lamina.cli.commands.management import resolve
+
+    nested = resolve(argv, verb)
+    return (nested[2] if nested else verb), nested
 
 
 def build_parser(verb: str | None = None) -> flags.Command:
@@ -108,17 +122,12 @@ def report(error, prefix: str = "Error", verbatim: tuple[str, ...] = (), *, cli:
     sys.stderr.flush()
 
 
-def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False, command: tuple | None = None) -> int:
     """The verb's exit code.  `exiting`: a read verb's process ends right after (launch),
-    and the store is left to that exit to close."""
+    and the store is left to that exit to close.  `command`: _command(argv), when the
+    caller (launch) has it already."""
     argv = sys.argv[1:] if argv is None else argv
-    verb = _verb(argv)
-    nested = None
-    if verb in ("container", "image"):  # docker's `container ls`, `image rm`: another verb's parser
-        from lamina.cli.commands.management import resolve
-
-        nested = resolve(argv, verb)
-        verb = nested[2] if nested else verb
+    verb, nested = command or _command(argv)
     if verb is not None and not any(verb in verbs for verbs in COMMANDS.values()):
         sys.stderr.write(f"lamina: '{verb}' is not a lamina command.\nSee 'lamina --help'\n")
         return 1
@@ -180,50 +189,53 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
             system.close()
 
 
-# Verbs that only read the store and print: once main() returns, nothing is pending but
-# their output (the store is closed, no thread or atexit handler exists: checked below).
-_READ_VERBS = ("images", "ps", "inspect", "diff", "history", "version")
-# exec starts and ends as they do (~4 ms of its own start-up): once main() returns its runc is
-# reaped, its scratch directory removed and the store closed.  Its -t relay, which may last
-# hours, turns the collector back on (cli.commands.exec).
-_QUICK_VERBS = _READ_VERBS + ("exec",)
-# create and run (issues 9 and 12) end as a read verb does, collector on: once main() returns
-# the container is created, or has run and been released (or handed to its monitor), and
-# nothing is left but the store's close.  As the last connection's, that close checkpoints
-# with four fdatasyncs (~3 ms) and removes the WAL, whose making the next write pays for
-# again (~2 ms); the commits stay in the WAL instead (synchronous=NORMAL: as durable as
-# any commit between two checkpoints), for a later command's close to checkpoint.
-_WRITE_QUICK_VERBS = ("create", "run")
+# How a verb ends (launch): (collector off, store left open, quick exit).  Any other verb
+# ends the usual way: collector on, store closed, the interpreter's own exit.
+# - The read verbs only read the store and print: once main() returns, nothing is pending
+#   but their output (no thread or atexit handler exists: checked in launch).
+_READ = (True, True, True)
+# - exec starts and ends as they do (~4 ms of its own start-up): once main() returns its runc
+#   is reaped, its scratch directory removed and the store closed.  Its -t relay, which may
+#   last hours, turns the collector back on (cli.commands.exec).
+_EXEC = (True, False, True)
+# - create, run and rm (issues 9 and 12), collector on: once main() returns the container is
+#   created, or has run and been released (or handed to its monitor), or is gone, and nothing
+#   is left but the store's close.  As the last connection's, that close checkpoints with four
+#   fdatasyncs (~3 ms) and removes the WAL, whose making the next write pays for again (~2 ms);
+#   the commits stay in the WAL instead (synchronous=NORMAL: as durable as any commit between
+#   two checkpoints), for a later command's close (or SQLite's auto-checkpoint) to checkpoint.
+_WRITE = (False, True, True)
+_ENDINGS = {"images": _READ, "ps": _READ, "inspect": _READ, "diff": _READ, "history": _READ, "version": _READ,
+            "exec": _EXEC, "create": _WRITE, "run": _WRITE, "rm": _WRITE}
 
 
 def launch() -> None:
-    """The `lamina` command (the launcher scripts/setup installs): main(), then the exit.
+    """The `lamina` command (the launcher scripts/setup installs): main(), then the exit,
+    as _ENDINGS has it for the verb (`container ls` is `ps`, as quick).
 
-    A read verb runs without the cyclic garbage collector (its few milliseconds make no
-    cycles worth collecting; its collections during the imports cost ~0.3 ms) and its
-    process ends at once (os._exit, its output flushed) instead of through the
-    interpreter's teardown, which frees every module and object one by one and runs a
-    last collection: ~2 ms of `lamina ps`'s ~16, nothing that anyone could observe.  A
-    read verb does not close the store either: closing SQLite's last connection removes
-    the -wal and -shm files, which the next command makes again (~0.1 ms each way); the
-    exit drops its locks all the same, and what it may have written (a recovery) stays in
-    the WAL for the next command's close to checkpoint.  exec starts and ends the same
-    way, but closes the store (_QUICK_VERBS); create and run with the collector on, and
-    without closing it (_WRITE_QUICK_VERBS).  Any other verb, or one that started a thread
-    or registered an atexit handler (a rootless lamina's user namespace), exits the usual way."""
-    verb = _verb(sys.argv[1:])
-    if verb in ("container", "image"):  # `container ls` is `ps`, as quick
-        from lamina.cli.commands.management import resolve
-
-        nested = resolve(sys.argv[1:], verb)
-        verb = nested[2] if nested else verb
-    if verb in _QUICK_VERBS:
+    Without the cyclic garbage collector: a read verb's few milliseconds make no cycles
+    worth collecting, and its collections during the imports cost ~0.3 ms.  A quick exit
+    (os._exit, the output flushed) instead of the interpreter's teardown, which frees every
+    module and object one by one and runs a last collection: ~2 ms of `lamina ps`'s ~16,
+    nothing that anyone could observe.  The store left open: closing SQLite's last
+    connection removes the -wal and -shm files, which the next command makes again (~0.1 ms
+    each way); the exit drops its locks all the same, and what it may have written (a
+    recovery) stays in the WAL for the next command's close to checkpoint.  A verb that
+    started a thread or registered an atexit handler (a rootless lamina's user namespace)
+    exits the usual way."""
+    argv = sys.argv[1:]
+    command = _command(argv)
+    gc_off, keep_store, quick = _ENDINGS.get(command[0], (False, False, False))
+    if gc_off:
         import gc
 
         gc.disable()
-    code = main(exiting=verb in _READ_VERBS or verb in _WRITE_QUICK_VERBS)
-    if (verb in _QUICK_VERBS or verb in _WRITE_QUICK_VERBS) and "threading" not in sys.modules \
-            and "atexit" not in sys.modules:
+    if command[0] == "run":  # a foreground container's watchdog is left to this process's end
+        from lamina.runtime.watchdog import reap_at_exit
+
+        reap_at_exit()
+    code = main(argv, exiting=keep_store, command=command)
+    if quick and "threading" not in sys.modules and "atexit" not in sys.modules:
         try:
             sys.stdout.flush()
             sys.stderr.flush()

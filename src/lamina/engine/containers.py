@@ -152,6 +152,10 @@ def image_for_run(system, name: str, *, pull: str = "missing", progress=None, no
     from lamina.errors import NoSuchImage
     from lamina.reference import parse
 
+    if pull == "always":  # docker's CLI pulls first, the image here or not (no `Unable to find image`)
+        from lamina.engine.images import pull as pull_image
+
+        pull_image(system, parse(name), progress=_progress(progress, progress_for), platform=platform)
     try:
         if platform:
             from lamina.transfer.multiplatform import image_for_platform
@@ -164,13 +168,18 @@ def image_for_run(system, name: str, *, pull: str = "missing", progress=None, no
         parse(name)
     from lamina.engine.images import ensure_image
 
+    return ensure_image(system, name, progress=_progress(progress, progress_for), notice=notice, platform=platform)
+
+
+def _progress(progress, progress_for):
+    """A pull's progress sink: the one given, else progress_for's, else none shown."""
     if progress is None and progress_for is not None:
         progress = progress_for()
     if progress is None:
         from lamina.transfer.progress import QuietProgress
 
         progress = QuietProgress()
-    return ensure_image(system, name, progress=progress, notice=notice, platform=platform)
+    return progress
 
 
 def platform_warning(system, record) -> str | None:

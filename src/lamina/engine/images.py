@@ -147,58 +147,18 @@ def _history_ids(system, record, history: list) -> list[str]:
 
 
 def inspect_image(system, record) -> dict:
-    """GET /images/{name}/json's document (Engine API 1.41) for a record or a name."""
-    from lamina import oci
-    from lamina.image import Image
-    from lamina.units import rfc3339
+    """GET /images/{name}/json's document for a record or a name (engine/imageinspect.py:
+    `lamina inspect IMAGE` reads it without this module)."""
+    from lamina.engine.imageinspect import inspect_image
 
-    if isinstance(record, str):
-        record = system.images.resolve(record)
-    image = Image.load(system, record.id)
-    config = image.config
-    tags = [familiar(t) for t in sorted(system.images.tags_of(record.id))]  # as docker's reference store
-    digests = [familiar(d) for d in system.images.digests_of(record.id)]
-    last_tag = system.db.execute("SELECT MAX(tagged) FROM tags WHERE image_id=?", (str(record.id),)).fetchone()[0]
-    return {
-        "Id": str(record.id),
-        "RepoTags": tags,
-        "RepoDigests": digests,
-        "Parent": record.parent or "",
-        "Comment": _comment(config),
-        "Created": config.get("created", ""),
-        "Container": config.get("container", ""),
-        "ContainerConfig": config.get("container_config") or oci.empty_container_config(),
-        "DockerVersion": config.get("docker_version", ""),
-        "Author": config.get("author", ""),
-        "Config": config.get("config") or oci.empty_container_config(),
-        "Architecture": config.get("architecture", ""),
-        **({"Variant": config["variant"]} if config.get("variant") else {}),
-        "Os": config.get("os", ""),
-        "Size": record.size,
-        "VirtualSize": record.size,
-        "GraphDriver": {"Data": None, "Name": system.snapshotter_name},
-        "RootFS": {"Type": "layers", "Layers": [str(d) for d in image.diff_ids]},
-        "Metadata": {"LastTagTime": rfc3339(last_tag) if last_tag else "0001-01-01T00:00:00Z"},
-    }
-
-
-def _comment(config: dict) -> str:
-    """The image's comment, else its last history entry's: where docker's commit
-    keeps `-m` (the config has no `comment`)."""
-    if config.get("comment"):
-        return config["comment"]
-    history = config.get("history") or []
-    return (history[-1].get("comment") or "") if history else ""
+    return inspect_image(system, record)
 
 
 def familiar(name: str) -> str:
     """A stored `name:tag` or `name@digest` as docker shows it (`busybox:latest`)."""
-    from lamina.reference import parse
+    from lamina.engine.imageinspect import familiar
 
-    if "@" in name:
-        repo, _, digest = name.partition("@")
-        return f"{parse(repo).familiar_repository}@{digest}"
-    return parse(name).familiar
+    return familiar(name)
 
 
 def _resolve_as_daemon(system, name: str):

@@ -14,10 +14,10 @@ from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import Conflict, InvalidReference, NoSuchImage, StoreError
 from lamina.record import record
-from lamina.reference import Reference, is_id_prefix, looks_like_id
+from lamina.reference import Reference
 from lamina.store.content import ContentStore
 from lamina.store.db import transaction
-from lamina.store.tags import named_image
+from lamina.store.tags import image_row
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -121,21 +121,8 @@ class ImageStore:
 
     def resolve(self, text: str) -> ImageRecord:
         """Find an image the way docker does: a full ID, then a name[:tag]
-        (or name@digest), then a unique ID prefix."""
-        if looks_like_id(text):
-            return self.get(Digest("sha256:" + text.removeprefix("sha256:")))
-        named = named_image(self._db, text)
-        if named is not None:
-            return self.get(Digest(named))
-        if is_id_prefix(text):
-            prefix = "sha256:" + text.removeprefix("sha256:")
-            rows = self._db.execute(
-                "SELECT id, manifest, parent, created, size FROM images WHERE id >= ? AND id < ? LIMIT 2",
-                (prefix, prefix + "g"),
-            ).fetchall()
-            if len(rows) == 1:
-                return _record(rows[0])
-        raise NoSuchImage(text)
+        (or name@digest), then a unique ID prefix (store/tags.py: image_row)."""
+        return _record(image_row(self._db, text))
 
     def list(self) -> list[ImageRecord]:
         rows = self._db.execute("SELECT id, manifest, parent, created, size FROM images ORDER BY created DESC, added DESC")
