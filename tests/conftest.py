@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -112,3 +113,102 @@ def stores(tmp_path):
     yield new
     for s in made:
         s.close()
+
+
+# ----------------------------------------------------------------------------- leak check at the end
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The run fails, loudly, when mounts are left under its temp root (pytest's
+    basetemp: `--basetemp`, scripts/test's $LAMINA_TEST_TMP) or network namespace
+    entries of its stores' containers are left, once its own teardown is over (session
+    fixtures are finalised before this hook).  Another run's, outside the basetemp, never
+    counts.  A grace ($LAMINA_TEST_LEAK_GRACE seconds, 15) for keepers still finishing
+    their cleanup on a loaded machine."""
+    import time
+
+    basetemp = _basetemp(session.config)
+    if basetemp is None:
+        return
+    deadline = time.monotonic() + float(os.environ.get("LAMINA_TEST_LEAK_GRACE", "15"))
+    while True:
+        mounts, namespaces = _mounts_under(basetemp), _netns_of_stores(basetemp)
+        if not (mounts or namespaces) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if not (mounts or namespaces):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"LEAKED after the test run (under {basetemp}):"]
+    lines += [f"  mount: {m}" for m in mounts] + [f"  network namespace: {n}" for n in namespaces]
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line, red=True, bold=True)
+        else:
+            print(line)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _basetemp(config) -> Path | None:
+    if config.option.basetemp:
+        return Path(os.path.abspath(config.option.basetemp))
+    factory = getattr(config, "_tmp_path_factory", None)  # pytest's own, once a test asked for one
+    made = getattr(factory, "_basetemp", None)
+    return Path(made) if made is not None else None
+
+
+def _mounts_under(top: Path) -> list[str]:
+    """Mount points at or below `top`, from /proc/self/mountinfo (octal escapes undone)."""
+    prefix = str(top).rstrip("/") + "/"
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if point == prefix[:-1] or point.startswith(prefix):
+                found.append(point)
+    return found
+
+
+def _netns_of_stores(top: Path) -> list[str]:
+    """Entries in lamina's netns dir named by a container of a store under `top` (the
+    stores' events journals name every container they made, removed ones too)."""
+    from lamina import runtime_root
+
+    netns_dir = Path(runtime_root()) / "netns"
+    try:
+        entries = set(os.listdir(netns_dir))
+    except OSError:
+        return []
+    if not entries:
+        return []
+    ids = set()
+    for store in _stores_under(top):
+        for name in ("events.jsonl.1", "events.jsonl"):
+            try:
+                with open(store / name, "rb") as f:
+                    for line in f:
+                        if b'"Type": "container"' in line:
+                            ids.update(re.findall(rb'"id": "([0-9a-f]{64})"', line))
+            except OSError:
+                pass
+        try:
+            ids.update(n.encode() for n in os.listdir(store / "containers"))
+        except OSError:
+            pass
+    return sorted(str(netns_dir / n) for n in entries if n.encode() in ids)
+
+
+def _stores_under(top: Path, depth: int = 4):
+    """lamina store roots (a dir holding lamina.db) up to `depth` levels below `top`;
+    never below a store, never through a symlink (the extraction tests' trees are deep)."""
+    try:
+        with os.scandir(top) as it:
+            subdirs = [e for e in it if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    if (top / "lamina.db").exists():
+        yield top
+        return
+    if depth:
+        for e in subdirs:
+            yield from _stores_under(Path(e.path), depth - 1)
