@@ -88,9 +88,7 @@ def finish_run(system, rec, status: int, watchdog, deleting: int = 0, restart=No
                     release(system, rec.id)
                 system.snapshotter_for(rec).unmount(system.containers.path(rec.id))
             finally:
-                system.containers.set_exited(rec.id, code, restart)
-                if oom is not None:
-                    oom.record(system.db, rec.id)
+                system.containers.set_exited(rec.id, code, restart, None if oom is None else oom.killed)
     finally:
         watchdog.done()
     return code

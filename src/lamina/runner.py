@@ -159,12 +159,14 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
                     code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
                                               interactive=launch.interactive, after_exit=oom)
         except BaseException:
-            system.containers.set_exited(rec.id, 137)
+            # a monitor's restart that failed to start ends with its last run's code, as dockerd's
+            failed = getattr(detached, "last_code", None)
+            system.containers.set_exited(rec.id, 137 if failed is None else failed)
             raise
-        # a monitor's run: Restarting at once when its policy brings it back (monitor.py)
-        system.containers.set_exited(rec.id, code, getattr(detached, "restart", None))
-        if oom is not None:  # State.OOMKilled, as docker sets it at each exit
-            oom.record(system.db, rec.id)
+        # a monitor's run: Restarting at once when its policy brings it back (monitor.py);
+        # State.OOMKilled, as docker sets it at each exit, in the same transaction
+        system.containers.set_exited(rec.id, code, getattr(detached, "restart", None),
+                                     None if oom is None else oom.killed)
         if finish is not None:
             finish()
         return code

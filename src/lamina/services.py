@@ -62,7 +62,7 @@ class Monitor:
         finally:
             os.close(ready_w)
             os.close(go_r)
-        self._ready, self._go = ready_r, go_w
+        self._ready, self._go, self._tie = ready_r, go_w, None
 
     @classmethod
     def forked(cls, child) -> Monitor:
@@ -84,20 +84,25 @@ class Monitor:
         os.close(ready_w)
         os.close(go_r)
         self = cls.__new__(cls)
-        self.pid, self._ready, self._go = pid, ready_r, go_w
+        self.pid, self._ready, self._go, self._tie = pid, ready_r, go_w, None
         return self
 
-    def start(self, rec, waiting=None) -> None:
+    def start(self, rec, waiting=None, *, tied: bool = False) -> None:
         """Raises MonitorGone when it had died (killed while it waited) before it could
         read the ID: the container is untouched, another monitor may run it.
-        `waiting()`: what the caller does once the ID is sent, while the container starts."""
+        `waiting()`: what the caller does once the ID is sent, while the container starts.
+        `tied` (a monitor forked with it): the ID's pipe stays open, the tie that ends
+        the run if this process ends without `detached()` (lamina/tether.py)."""
         gone = False
         try:
             try:
                 os.write(self._go, rec.id.encode() + b"\n")
             except BrokenPipeError:
                 gone = True  # it died booting or waiting: the ready pipe may say why
-            os.close(self._go)
+            if tied and not gone:
+                self._tie = self._go  # closed with this process: the kernel's word that it ended
+            else:
+                os.close(self._go)
             self._go = None
             if waiting is not None:
                 waiting()
@@ -111,6 +116,25 @@ class Monitor:
         code, _, message = word.decode("utf-8", "replace").partition(" ")
         raise _start_error(int(code) if code.isdigit() else 125,
                            message.strip() or "the container's monitor exited before the container started")
+
+    def answered(self, timeout: float) -> bool:
+        """Whether its answer (started, or why not) is there to read, waiting up to
+        `timeout` seconds: for a start's `waiting()`."""
+        import select
+
+        ready = select.poll()
+        ready.register(self._ready, select.POLLIN)
+        return bool(ready.poll(int(timeout * 1000)))
+
+    def detached(self) -> None:
+        """A tied run's client detached: the container runs on (lamina/tether.py)."""
+        tie, self._tie = self._tie, None
+        if tie is not None:
+            try:
+                os.write(tie, b"d")  # lamina/tether.py's RELEASE
+            except OSError:
+                pass
+            os.close(tie)
 
     def cancel(self) -> None:
         for fd in (self._go, self._ready):
@@ -323,17 +347,28 @@ def wait_down(system, rec, timeout: float | None) -> bool:
 
 def wait(system, rec) -> int:
     """docker wait: block until it exits; its exit code (also when --rm removes it
-    right after: the code was recorded first)."""
+    right after: the code was recorded first).  A container its restart policy brings
+    back counts as running, so the wait ends at its next exit, Restarting or not (as
+    dockerd's condition "not-running": its waiters are woken at every exit)."""
     from lamina.errors import NoSuchContainer
 
+    before = rec  # as the caller resolved it: an exit since then ends the wait
     while True:
         try:
             rec = system.containers.get(rec.id)
         except NoSuchContainer:
             return rec.exit_code or 0
-        if not rec.running:
+        if not rec.running or exited_since(rec, before):
             return rec.exit_code or 0
         wait_down(system, rec, 0.05)
+
+
+def exited_since(rec, before) -> bool:
+    """Whether `rec`, read again after `before`, recorded a run's exit since: also an
+    exit its restart policy follows with a new run (state Restarting, or running again
+    once that run ended too)."""
+    return rec.finished is not None and rec.state != "running" \
+        and (rec.finished, rec.started) != (before.finished, before.started)
 
 
 # ---------------------------------------------------------------------- restart policy

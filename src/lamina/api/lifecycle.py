@@ -140,8 +140,9 @@ def wait(request, id: str) -> None:  # noqa: A002
     if condition not in ("not-running", "next-exit", "removed"):
         raise HTTPError(400, f"invalid condition: {condition!r}")
     system = request.system
-    rec = system.containers.resolve(id)
-    first_finished, first_started = rec.finished, rec.started
+    from lamina.services import exited_since
+
+    before = rec = system.containers.resolve(id)
     since_ns = time.time_ns() - 10**9
     stream = request.stream_json()
     stream.begin()
@@ -156,10 +157,11 @@ def wait(request, id: str) -> None:  # noqa: A002
             code = died_code(system.root, rec.id, since_ns, code)
             break
         code = rec.exit_code or 0
-        if condition == "not-running" and not rec.running:
+        # dockerd wakes its waiters at every exit, also one its restart policy follows
+        # with a new run (Restarting): "not-running" ends there too, as "next-exit" does
+        if condition == "not-running" and (not rec.running or exited_since(rec, before)):
             break
-        if condition == "next-exit" and not rec.running and (rec.finished != first_finished
-                                                                or rec.started != first_started):
+        if condition == "next-exit" and exited_since(rec, before):
             break
         if request.client_gone():
             raise ClientGone("wait abandoned")

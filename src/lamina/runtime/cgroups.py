@@ -176,8 +176,8 @@ def net_bytes(pid: int) -> tuple[int, int]:
 
 class OomProbe:
     """The runtime's `after_exit` for a memory-limited container: reads its cgroup's
-    OOM-kill count between the exit and the deletion, then records State.OOMKilled
-    (store/runstate.py: docker resets it at each start, sets it on an OOM event)."""
+    OOM-kill count between the exit and the deletion: `killed`, State.OOMKilled, which
+    the exit's record carries (store/containers.py `set_exited`)."""
 
     def __init__(self, cgroups_path: str) -> None:
         self.cgroups_path = cgroups_path
@@ -185,11 +185,6 @@ class OomProbe:
 
     def __call__(self) -> None:
         self.killed = oom_kills(self.cgroups_path) > 0
-
-    def record(self, db, container_id: str) -> None:
-        from lamina.store import runstate
-
-        runstate.update(db, container_id, oom_killed=self.killed)
 
 
 def remove(cgroups_path: str) -> None:

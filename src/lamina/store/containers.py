@@ -158,15 +158,21 @@ class ContainerStore:
             db.execute("UPDATE containers SET state='running', pid=?, started=?, exit_code=NULL, finished=NULL "
                        "WHERE id=?", (pid, time.time(), container_id))
 
-    def set_exited(self, container_id: str, code: int, restart=None) -> bool:
+    def set_exited(self, container_id: str, code: int, restart=None, oom_killed: bool | None = None) -> bool:
         """A run's exit.  `restart(host_config, code, restart_count, stopped_by_user)` (its
         monitor's policy: lamina/services.py `restarts_after`) decides in the same
         transaction, on the record as it is then (an `update --restart` meanwhile, a user's
         stop), whether it comes back: then it is Restarting, kept by this process, with
         RestartCount+1, never Exited in between (as dockerd decides under the container's
-        lock: moby daemon/monitor.go handleContainerExit).  True when restarting."""
+        lock: moby daemon/monitor.go handleContainerExit).  True when restarting.
+        `oom_killed`: State.OOMKilled of this run (a memory-limited one's), recorded with
+        its exit: no reader sees the exit with the previous run's word."""
         with transaction(self._db) as db:
             again = False
+            if oom_killed is not None:  # store/runstate.py's row, made on first use
+                db.execute("INSERT OR IGNORE INTO container_runs(id) SELECT id FROM containers WHERE id=?",
+                           (container_id,))
+                db.execute("UPDATE container_runs SET oom_killed=? WHERE id=?", (int(oom_killed), container_id))
             if restart is not None:
                 row = db.execute("SELECT c.host_config, r.restart_count, r.stop_requested FROM containers c "
                                  "LEFT JOIN container_runs r ON r.id=c.id WHERE c.id=?", (container_id,)).fetchone()
