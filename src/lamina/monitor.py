@@ -23,7 +23,8 @@ the restart policy brings it back: the decision and RestartCount+1 in the transa
 that records the exit, as dockerd; never Exited between), and after the runner's own
 cleanup (runc delete, unmount, network release) applies `--rm` or the restart's
 back-off: 100 ms doubling to a minute, reset after 10 s up.
-A user's stop/kill/rm -f sets the "stopped by user" flag it reads: no restart.
+A user's stop/kill/rm -f sets the "stopped by user" flag it reads: no restart; a
+restart that fails to start ends it too (Exited with the last run's code, as dockerd).
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ def main(args: list[str]) -> int:
     return serve(open_system, int(ready), int(go), mode)
 
 
-def serve(open_system, ready_fd: int, go_fd: int, mode: str) -> int:
+def serve(open_system, ready_fd: int, go_fd: int, mode: str, *, tied: bool = False) -> int:
     """The monitor's life: `open_system()` gives its store (its own: never a connection
     of the process it was forked from).  Also entered in a child `run -d` forks
-    before it opens the store (lamina/services.py `Monitor.forked`)."""
+    before it opens the store (lamina/services.py `Monitor.forked`).  `tied`: a
+    foreground run's, killed if its CLI vanishes without detaching (lamina/tether.py)."""
     if os.fork():
         os._exit(0)  # the CLI reaps this parent at once; the monitor is an orphan of init
-    _detach((ready_fd, go_fd))
+    from lamina.monitorproc import detach, hold_namespace, sole_monitor
+
+    detach((ready_fd, go_fd))
     # booted while the CLI creates the container: the store first (the CLI closes its own
     # while it waits: not as the last connection, which would checkpoint and drop the WAL
     # that the next command then makes and syncs again), the imports...
@@ -72,21 +76,26 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str) -> int:
 
     # built now, not once the ID is there (the start reads images and layers)
     system.runtime, system.snapshotter, system.images, system.layers, system.containers  # noqa: B018
-    container_id = _read_id(go_fd)  # ...then the ID it is to run
+    container_id = _read_id(go_fd, keep=tied)  # ...then the ID it is to run
     if not container_id:
         system.close()
         return 0  # the CLI failed to create it, or died: nothing to keep
+    tether = None
+    if tied:
+        from lamina.tether import Tether
+
+        tether = Tether(go_fd)
     try:
-        if not _sole_monitor(system, container_id):
+        if not sole_monitor(system, container_id, _LOCK):
             _tell(ready_fd, b"ok")  # another monitor keeps it running: docker's start of a running one
             return 0
         fields = {"monitor_pid": os.getpid(), "stop_requested": 0, "init_pid": None, "error": ""}
         if mode == "start":
             fields["restart_count"] = 0  # a user's start resets docker's RestartCount
         runstate.update(system.db, container_id, **fields)
-        held = _hold_namespace()
+        held = hold_namespace()
         try:
-            return _supervise(system, container_id, ready_fd)
+            return _supervise(system, container_id, ready_fd, tether=tether)
         finally:
             runstate.update(system.db, container_id, monitor_pid=None, init_pid=None)
             if held:
@@ -109,7 +118,7 @@ def _preload() -> None:
     log writer), imported while the CLI still creates the container: off the path
     between the ID and runc (~10 ms).  A monitor that keeps no network gives them
     back with the hand-over's exec (lamina/handover.py)."""
-    import ctypes  # noqa: F401 - the subreaper's prctl, the namespaces' setns
+    import lamina.libc  # noqa: F401 - the subreaper's prctl, the namespaces' setns
     import lamina.archive.inroot  # noqa: F401
     import lamina.image  # noqa: F401
     import lamina.logs.jsonfile  # noqa: F401
@@ -150,76 +159,17 @@ def _resume(root: str, runtime: str, rest: list[str]) -> int:
             system.close()
 
 
-def _hold_namespace() -> str | None:
-    """A rootless lamina's monitor keeps the user namespace its command made: later
-    commands join it (lamina/userns.py) to see this container's mounts."""
-    from lamina import rootless
-
-    if not rootless():
-        return None
-    from lamina.userns import hold
-
-    return hold()
-
-
-def _read_id(fd: int) -> str:
+def _read_id(fd: int, keep: bool = False) -> str:
     data = b""
     while not data.endswith(b"\n"):
-        chunk = os.read(fd, 128)
+        chunk = os.read(fd, 1 if keep else 128)  # kept: what follows the ID is the tether's
         if not chunk:
             break
         data += chunk
-    os.close(fd)
+    if not keep or not data.endswith(b"\n"):
+        os.close(fd)
     text = data.decode("ascii", "replace").strip()
     return text if data.endswith(b"\n") and len(text) == 64 and text.isalnum() else ""
-
-
-def _detach(keep: tuple[int, ...]) -> None:
-    os.setsid()  # out of the CLI's session: its terminal's hang-up and ^C do not reach us
-    os.chdir("/")
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
-    for fd in keep:
-        os.set_inheritable(fd, False)  # runc and the container never get them
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
-def _sole_monitor(system, container_id: str) -> bool:
-    """Take the container's monitor lock (held until we exit, never inherited): two
-    concurrent starts must not run it twice (the second runner would unmount the
-    first's rootfs).  False when another keeps it running; a monitor that is only
-    finishing (cleanup, --rm) is waited for."""
-    import fcntl
-
-    try:
-        fd = os.open(os.path.join(system.containers.path(container_id), "monitor.lock"),
-                     os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
-    except FileNotFoundError:
-        from lamina.errors import NoSuchContainer
-
-        raise NoSuchContainer(container_id) from None
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if system.containers.get(container_id).running or time.monotonic() > deadline:
-                os.close(fd)
-                return False
-            time.sleep(0.02)
-    _LOCK.append(fd)
-    if system.containers.get(container_id).running:  # a foreground front runs it
-        return False
-    return True
 
 
 _LOCK: list[int] = []
@@ -238,9 +188,10 @@ def _tell(fd: int, word: bytes) -> None:
     os.close(fd)
 
 
-def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None = None) -> int:
+def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None = None, tether=None) -> int:
     """Run the container, then --rm or restart it as its policy says.  `resumed`: the
-    (exit code, start time, back-off delay) of a run the lean relay handed back."""
+    (exit code, start time, back-off delay) of a run the lean relay handed back;
+    `tether`: the first run's tie to a foreground CLI."""
     from lamina.errors import LaminaError
     from lamina.store import runstate
 
@@ -255,7 +206,8 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
 
             rec = system.containers.get(container_id)
             started_at = time.monotonic()
-            watch = _Run(system, rec, ready_fd, started_at, delay)
+            watch = _Run(system, rec, ready_fd, started_at, delay, tether if first else None)
+            watch.last_code = None if first else code  # what a failed restart ends with (runner.py)
             try:
                 code = start(system, rec, detached=watch)
             except LaminaError as e:
@@ -268,8 +220,9 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
 
                         remove(system, system.containers.get(container_id), force=True)
                     return 1
-                if not watch.exited:  # a restart that failed before its run's exit was recorded
-                    system.containers.set_exited(container_id, code, watch.restart)
+                if not watch.exited:  # a restart that failed to start: dockerd gives its policy up
+                    system.containers.set_exited(container_id, watch.last_code)
+                    return 0
             finally:
                 watch.stop_health()
         first = False
@@ -316,7 +269,8 @@ class _Run:
     """What one run of the container hands the runner: where its output goes and
     what happens once it runs (ready word, init pid, health checks)."""
 
-    def __init__(self, system, rec, ready_fd: int, started_at: float = 0.0, delay: float = 0.0) -> None:
+    def __init__(self, system, rec, ready_fd: int, started_at: float = 0.0, delay: float = 0.0,
+                 tether=None) -> None:
         self.system = system
         self.rec = rec
         self.ready_fd = ready_fd
@@ -325,6 +279,7 @@ class _Run:
         self._health = None
         self.watchdog = self.oom = self.finish = None  # the runner's (runner.py), for the hand-over
         self.exited = False  # once the runner recorded this run's exit (through `restart`)
+        self.tether = tether
 
     def restart(self, host_config: dict, code: int, restarts: int, stopped_by_user: bool) -> bool:
         """The restart policy's word at this run's exit, asked by containers.set_exited
@@ -332,25 +287,31 @@ class _Run:
         from lamina.services import restarts_after
 
         self.exited = True
-        return restarts_after(host_config, code, restarts, stopped_by_user)
+        cut = self.tether is not None and self.tether.release()  # its CLI killed: no restart
+        return restarts_after(host_config, code, restarts, stopped_by_user or cut)
 
     def started(self, init_pid: int) -> None:
         from lamina.store import runstate
 
         runstate.update(self.system.db, self.rec.id, init_pid=init_pid, error="")
         _tell(self.ready_fd, b"ok")
+        if self.tether is not None:
+            self.tether.started(init_pid)
         if _has_healthcheck(self.rec.config):
-            self._health = _start_health(self.system, self.rec.id)
+            from lamina.health import start_thread
+
+            self._health = start_thread(self.system, self.rec)
         if not self._lean():
             _give_back_memory()
 
     def _lean(self) -> bool:
         """Whether nothing but relaying the output needs this process while the container
-        runs: no health checks, no stdin relay (-i), no hook after the run, not rootless
-        (its user namespace is held here)."""
+        runs: no health checks, no stdin relay (-i), no tie to a CLI, no hook after the run,
+        not rootless (its user namespace is held here)."""
         from lamina import rootless
 
-        return self._health is None and not self.rec.config.get("OpenStdin") and self.finish is None \
+        return self._health is None and not self.rec.config.get("OpenStdin") and self.tether is None \
+            and self.finish is None \
             and self.watchdog is not None and bool(_LOCK) and not rootless()
 
     def keep(self, outputs: dict[int, str], init: int, sink) -> int:
@@ -367,10 +328,10 @@ class _Run:
         return relay(outputs, init, sink)
 
     def stop_health(self) -> None:
+        if self.tether is not None:
+            self.tether.release()
         if self._health is not None:
-            stop, thread = self._health
-            stop.set()
-            thread.join(timeout=5)
+            self._health()  # health.start_thread's stop
             self._health = None
         close = getattr(self.sink, "close", None)
         if close is not None:
@@ -383,15 +344,15 @@ class _Run:
 def _give_back_memory() -> None:
     """The monitor lives as long as its container: what starting it allocated and
     freed (the bundle, the seccomp profile, imports' garbage) goes back to the
-    system (glibc keeps freed heap otherwise).  ctypes is loaded already (the
-    subreaper's prctl)."""
+    system (glibc keeps freed heap otherwise), through lamina/libc.py (loaded
+    already: the subreaper's prctl)."""
     import gc
 
     gc.collect()
     try:
-        import ctypes
+        from lamina import libc
 
-        ctypes.CDLL(None).malloc_trim(0)
+        libc.function("malloc_trim", libc.ULong)(0)
     except (OSError, AttributeError):
         pass  # not glibc
 
@@ -413,32 +374,6 @@ def _log_sink(system, rec):
 def _has_healthcheck(config: dict) -> bool:
     test = (config.get("Healthcheck") or {}).get("Test") or []
     return bool(test) and test[0] != "NONE"
-
-
-def _start_health(system, container_id: str):
-    """lamina/health.py's loop on a thread, with its own store connection."""
-    import threading
-
-    try:
-        from lamina.health import run_health_loop
-    except ImportError:  # no health checks (yet): the container runs without them
-        return None
-    from lamina.system import System
-
-    stop = threading.Event()
-
-    def loop() -> None:
-        own = System(system.root, runtime=system.runtime.path)
-        try:
-            run_health_loop(own, container_id, stop)
-        except Exception:
-            pass  # a failing health loop never takes the container down
-        finally:
-            own.close()
-
-    thread = threading.Thread(target=loop, name="health", daemon=True)
-    thread.start()
-    return stop, thread
 
 
 if __name__ == "__main__":

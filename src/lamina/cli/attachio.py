@@ -83,7 +83,9 @@ def _follow_size(system, rec):
         return None
 
 
-def from_log(system, rec, relay, keys: bytes, *, stdin: bool, sig_proxy: bool) -> bool:
+def from_log(system, rec, relay, keys: bytes, *, stdin: bool, sig_proxy: bool, tail: int = 0, alive=None) -> bool:
+    """`tail`, `alive`: the log's entries already there to print (-1: all) and what says
+    that more may come (engine/attach.py's, by default)."""
     import queue
     import threading
 
@@ -107,7 +109,7 @@ def from_log(system, rec, relay, keys: bytes, *, stdin: bool, sig_proxy: bool) -
                 pass
     else:  # a ctrl-c ends this client only, by the signal, as docker's
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-    alive = engine.output_alive(system, rec)
+    alive = alive or engine.output_alive(system, rec)
 
     def going() -> bool:
         while not signals.empty():
@@ -116,7 +118,7 @@ def from_log(system, rec, relay, keys: bytes, *, stdin: bool, sig_proxy: bool) -
 
     printer = Printer(sys.stdout.buffer, sys.stderr.buffer)
     sys.stdout.flush()
-    follow(path, printer, going, tail=0)
+    follow(path, printer, going, tail=tail)
     return detached.is_set()
 
 

@@ -106,3 +106,42 @@ def exit_code(system, rec, since_ns: int | None = None) -> int:
 
             return died_code(system.root, rec.id, since_ns, code)
     return code
+
+
+def first_run_going(system, rec):
+    """A callable telling whether the first run of `rec` (created, never started) has not
+    exited yet: a foreground run under a restart policy is followed until then."""
+    from lamina.errors import NoSuchContainer
+
+    def going() -> bool:
+        try:
+            return system.containers.get(rec.id).finished is None
+        except NoSuchContainer:
+            return False
+
+    return going
+
+
+def first_exit_code(system, rec, since_ns: int, poll: float = 0.05) -> int:
+    """The exit code of the first run of `rec` (created, never started; started after
+    `since_ns`), once it is over: docker's `run` ends there even when the restart policy
+    brings it back.  Its `die` event (the monitor journals one at each exit: by then the
+    record may hold a later run's), or the recorded code when its monitor left none."""
+    from lamina.engine.journal import read
+    from lamina.errors import NoSuchContainer
+    from lamina.services import keeper
+
+    going = first_run_going(system, rec)
+    while True:
+        if not going():  # its exit is recorded; the die event follows it
+            for event in read(system.root, since_ns):
+                if event.get("Action") == "die" and event.get("id") == rec.id:
+                    code = event["Actor"]["Attributes"].get("exitCode", "")
+                    return int(code) if code.lstrip("-").isdigit() else 0
+            try:
+                now = system.containers.get(rec.id)
+            except NoSuchContainer:
+                return rec.exit_code or 0
+            if keeper(system, now) is None:
+                return now.exit_code or 0
+        time.sleep(poll)

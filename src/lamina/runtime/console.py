@@ -26,8 +26,12 @@ from lamina.fdio import write_all
 _CHUNK = 65536
 
 
+_handed: tuple[int, int] | None = None
+
+
 def terminal_size(fds: tuple[int, ...] = (1, 0, 2)) -> tuple[int, int] | None:
-    """(rows, cols) of the first terminal among `fds`, for RunSpec.console_size."""
+    """(rows, cols) of the first terminal among `fds`, for RunSpec.console_size; else
+    the size handed to this process (hand_size)."""
     for fd in fds:
         try:
             size = os.get_terminal_size(fd)
@@ -35,7 +39,15 @@ def terminal_size(fds: tuple[int, ...] = (1, 0, 2)) -> tuple[int, int] | None:
             continue
         if size.lines and size.columns:
             return size.lines, size.columns
-    return None
+    return _handed
+
+
+def hand_size(size: tuple[int, int] | None) -> None:
+    """The size of the terminal a `run -it` client attaches from, for the monitor it
+    forked (its stdio is /dev/null): the container's first size, so a command that asks
+    at once (`stty size`) does not race the client's resize."""
+    global _handed
+    _handed = size
 
 
 class ConsoleSocket:

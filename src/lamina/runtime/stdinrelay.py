@@ -188,6 +188,14 @@ class StdinRelay:
             self.target = None
 
     def close(self) -> None:
+        while self.tty and not self.served:  # a client that connected before the start, not
+            try:                             # accepted yet: a short run's output is its
+                conn, _ = self.listener.accept()
+            except OSError:
+                break
+            self.clients[conn.fileno()] = conn
+            self.outq[conn.fileno()] = self.backlog
+            self.served = True
         for fd, conn in self.clients.items():
             if self.outq.get(fd):  # the last output (the shell's goodbye) before the close
                 try:

@@ -1,4 +1,4 @@
-"""Container verbs: run, start, ps, rm, diff, commit, export, inspect."""
+"""Container verbs: run, create, start, rm, diff, commit, export (ps and inspect: their own modules)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import sys
 
 
 def add_parsers(sub) -> None:
-    from lamina.cli.flags import REMAINDER, valid_filter
+    from lamina.cli.flags import REMAINDER
     from lamina.errors import DAEMON_PREFIX  # loaded by the store anyway
     p = sub.add_parser("run", help="Run a command in a new container", usage="[OPTIONS] IMAGE [COMMAND] [ARG...]",
                        interspersed=False)
     _run_flags(p)
+    p.add_argument("--detach-keys", default="", help="Override the key sequence for detaching a container")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=REMAINDER, metavar="COMMAND [ARG...]")
     # docker's texts: dockerd's refusals as "Error response from daemon: …", inside run's
@@ -32,19 +33,6 @@ def add_parsers(sub) -> None:
                         "unless-stopped), e.g. after a reboot")
     p.add_argument("containers", nargs="*", metavar="CONTAINER")  # "+" unless --all: cmd_start checks
     p.set_defaults(func=cmd_start, error_prefix=DAEMON_PREFIX, count_error=lambda p=p: p._count_error(1, None))
-
-    p = sub.add_parser("ps", help="List containers")
-    p.add_argument("-a", "--all", action="store_true", help="Show all containers (default shows just running)")
-    p.add_argument("-q", "--quiet", action="store_true", help="Only display container IDs")
-    p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
-    p.add_argument("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states)")
-    p.add_argument("-l", "--latest", action="store_true",
-                   help="Show the latest created container (includes all states)")
-    p.add_argument("--format", default=None, help="Pretty-print containers using a Go template")
-    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes")
-    p.add_argument("-f", "--filter", action="append", default=[], help="Filter output based on conditions provided",
-                   metavar="filter", validate=valid_filter)
-    p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser("rm", help="Remove one or more containers")
     p.add_argument("-f", "--force", action="store_true", help="Force the removal of a running container")
@@ -71,18 +59,12 @@ def add_parsers(sub) -> None:
     p.add_argument("container", metavar="CONTAINER")
     p.set_defaults(func=cmd_export, error_prefix=DAEMON_PREFIX)
 
-    p = sub.add_parser("inspect", help="Return low-level information on containers or images")
-    p.add_argument("-f", "--format", default=None, help="Format the output using the given Go template")
-    p.add_argument("--type", choices=("container", "image"), default=None, help="Return JSON for specified type")
-    p.add_argument("-s", "--size", action="store_true", help="Display total file sizes if the type is container")
-    p.add_argument("names", nargs="+", metavar="NAME|ID")
-    p.set_defaults(func=cmd_inspect)
 
 
 def _run_flags(p) -> None:
     from lamina.cli.flags import unused, valid_env
 
-    if unused(p):  # `ps`, `inspect`, ...: run's flag groups are not imported for them
+    if unused(p):  # `start`, `rm`, `diff`, ...: run's flag groups are not imported for them
         return
     from lamina.cli.commands.exec import health_flags
     from lamina.cli.limitflags import add_flags as add_resource_flags
@@ -173,8 +155,20 @@ def cmd_create(system, args) -> int:
     return 0
 
 
+def _attached_tty(args) -> bool:
+    """run -it on a terminal: run under a monitor, attached (the detach keys leave it running)."""
+    return args.tty and args.interactive and not args.detach and sys.stdin.isatty()
+
+
+def _followed(args) -> bool:
+    """A foreground run with a restart policy (and a json-file log to follow): under a
+    monitor, which applies the policy, as dockerd runs it (-it on a terminal: attached)."""
+    return not args.detach and (args.restart or "no").partition(":")[0] not in ("", "no") \
+        and (args.log_driver or "json-file") == "json-file"
+
+
 def _before_run(args) -> None:
-    if args.detach:  # its monitor forks off before the store is opened: cli/commands/services.py
+    if args.detach or _attached_tty(args) or _followed(args):  # its monitor forks off before the store is opened
         from lamina.cli.commands.services import fork_monitor
 
         fork_monitor(args)
@@ -195,6 +189,14 @@ def cmd_run(system, args) -> int:
         from lamina.cli.commands.services import run_detached
 
         return run_detached(system, args, opts)
+    if _attached_tty(args):
+        from lamina.cli.commands.services import run_attached
+
+        return run_attached(system, args, opts)
+    if _followed(args):
+        from lamina.cli.commands.services import run_followed
+
+        return run_followed(system, args, opts)
     record = image_for_run(system, args)
     warning = system.runtime.security_warning()  # cached per runtime binary: no process here
     if warning:
@@ -243,85 +245,6 @@ def cmd_start(system, args) -> int:
         report(f"failed to start containers: {', '.join(failed)}")
         return 1
     return code
-
-
-# --------------------------------------------------------------------------- inspect-ish
-
-
-def _status(rec, system=None) -> str:
-    from lamina.engine.containers import status_text
-
-    return status_text(system, rec)
-
-
-def cmd_ps(system, args) -> int:
-    from lamina.cli import fmt
-    from lamina.engine.containers import command_of, list_containers, listed_image
-    from lamina.quoting import go_quote
-
-    if args.filter:  # engine/containerfilters.py: dockerd's filters, imported only for them
-        from lamina.cli.flags import filters
-        from lamina.cli.main import report
-        from lamina.errors import DAEMON_PREFIX, LaminaError
-
-        try:
-            recs = list_containers(system, all=args.all, limit=_limit(args), filters=filters(args.filter))
-        except LaminaError as e:  # dockerd refused the filter: docker's CLI shows its words
-            report(e, DAEMON_PREFIX)
-            return e.exit_code
-    else:
-        recs = list_containers(system, all=args.all, limit=_limit(args))
-    if args.quiet and not fmt.wants_template(args.format):  # docker 20.10: a custom format beats -q
-        sys.stdout.write("".join(f"{r.id if args.no_trunc else r.short_id}\n" for r in recs))  # one write
-        return 0
-    rows, images = [], {}
-    for r in recs:
-        command = command_of(r.config)
-        if not args.no_trunc:
-            command = fmt.ellipsis(command, 20)
-        # docker quotes COMMAND with Go's %q, escaping what an image put there
-        image = images.get((r.image_ref, r.image_id))
-        if image is None:  # asked once per name and image, not per container (two queries each)
-            image = images[r.image_ref, r.image_id] = listed_image(system, r)
-        if image == r.image_id and not args.no_trunc:
-            image = image.removeprefix("sha256:")[:12]  # docker's CLI: the short ID
-        item = {"ID": r.id if args.no_trunc else r.short_id, "Image": image, "Command": go_quote(command),
-                "CreatedAt": fmt.go_time(r.created), "RunningFor": fmt.since(r.created), "Status": _status(r, system),
-                "Ports": _ports_column(system, r) if r.running else "", "Names": r.name, "State": r.state,
-                "Labels": "", "Mounts": "", "Networks": ""}
-        rows.append(item)
-    if fmt.wants_template(args.format) or getattr(args, "size", False):
-        from lamina.cli import formatctx
-
-        template = args.format if fmt.wants_template(args.format) else formatctx.PS_TABLE_WITH_SIZE
-        if args.format == "raw":  # docker's RawFormatKey: one block per container, or its ID with -q
-            template = formatctx.PS_RAW_QUIET if args.quiet else \
-                formatctx.PS_RAW + ("size: {{.Size}}\n" if args.size else "")
-        sized = formatctx.wants_size(args)
-        contexts = [formatctx.container_context(dict(item, Networks=formatctx.network_names(r),
-                                                     **formatctx.mounts_fields(system, r, args)),
-                                                dict(r.config.get("Labels") or {}),
-                                                formatctx.container_size(system, r) if sized else None)
-                    for r, item in zip(recs, rows)]
-        return fmt.print_listing(template, contexts, formatctx.CONTAINER_HEADERS,
-                                 parse_error="failed to parse template", exec_error="failed to execute template")
-    fmt.table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"],
-              [[i["ID"], i["Image"], i["Command"], i["RunningFor"], i["Status"], i["Ports"], i["Names"]] for i in rows])
-    return 0
-
-
-def _limit(args) -> int:
-    """The API's `limit` docker's CLI sends: -n N, else 1 for -l; none (0) for -n 0 or
-    below, as dockerd reads those (running containers only, unless -a)."""
-    if args.last == -1:
-        return 1 if args.latest else 0
-    return max(args.last, 0)
-
-
-def _ports_column(system, rec) -> str:
-    from lamina.cli.formatctx import ports_column  # for running containers only
-
-    return ports_column(system, rec)
 
 
 def cmd_rm(system, args) -> int:
@@ -385,46 +308,3 @@ def cmd_export(system, args) -> int:
         engine.export(system, rec, sys.stdout.buffer)
         sys.stdout.flush()
     return 0
-
-
-def _image_only(name: str) -> bool:
-    """A name that only an image can have: a tag (`:`), a digest (`@`) or a repository
-    path (`/` past a container name's optional leading one)."""
-    return ":" in name or "@" in name or "/" in name[1:]
-
-
-def cmd_inspect(system, args) -> int:
-    from lamina.cli import fmt
-    from lamina.cli.main import report
-    from lamina.errors import LaminaError, NotFound
-
-    items, code = [], 0
-    for name in args.names:
-        try:
-            item = None
-            # `inspect bb:1`: no container is ever named so (store.containers.validate_name), so
-            # an image's inspect neither asks the container store nor imports it
-            if args.type == "container" or (args.type is None and not _image_only(name)):
-                try:
-                    rec = system.containers.resolve(name)
-                    # each engine module once its kind is found: `inspect IMAGE` needs no container code
-                    from lamina.engine.containers import inspect_container, size_of
-
-                    item = inspect_container(system, rec)
-                    if args.size:  # as GET /containers/{id}/json?size=1
-                        item["SizeRw"], item["SizeRootFs"] = size_of(system, rec)
-                except NotFound:
-                    if args.type == "container":
-                        raise
-            if item is None:
-                from lamina.engine.images import inspect_image
-
-                item = inspect_image(system, system.images.resolve(name))
-            items.append(item)
-        except NotFound:
-            report(f"No such {'object' if args.type is None else args.type}: {name}")
-            code = 1
-        except LaminaError as e:
-            report(e)
-            code = 1
-    return fmt.print_inspected(items, args.format, code)

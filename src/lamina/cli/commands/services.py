@@ -36,32 +36,41 @@ def add_parsers(sub) -> None:
 
 
 def fork_monitor(args) -> None:
-    """run -d, before the store is opened: the container's monitor forks off now and
-    boots (imports, its own store) while this process finds the image and creates the
-    container (lamina/monitor.py)."""
+    """run -d (and run -it), before the store is opened: the container's monitor forks
+    off now and boots (imports, its own store) while this process finds the image and
+    creates the container (lamina/monitor.py)."""
     from lamina.services import Monitor
+
+    size = None
+    if not args.detach:  # run -it: the container's first size is this terminal's
+        from lamina.runtime.console import terminal_size
+
+        size = terminal_size()
 
     def child(ready_fd: int, go_fd: int) -> int:
         from lamina.monitor import serve
+
+        if size is not None:
+            from lamina.runtime.console import hand_size
+
+            hand_size(size)
 
         def open_system():
             from lamina.system import System
 
             return System(args.root, storage_driver=args.storage_driver, runtime=args.runtime)
 
-        return serve(open_system, ready_fd, go_fd, "start")
+        # a foreground run's monitor kills it if this CLI vanishes without detaching
+        return serve(open_system, ready_fd, go_fd, "start", tied=not args.detach)
 
     args.monitor = Monitor.forked(child)
 
 
-def run_detached(system, args, opts) -> int:
-    """run -d: the monitor boots while the image is found and the container created;
-    docker's CLI prints the ID once created, then starts it."""
+def _create_for_monitor(system, args, opts):
+    """The monitor forked (or, not yet, prepared) and the container created: (monitor, rec)."""
     from lamina.cli.runoptions import image_for_run
-    from lamina.cli.main import report
     from lamina.engine import containers as engine
     from lamina.engine.services import prepare_start
-    from lamina.errors import LaminaError, run_exit_code
 
     monitor = getattr(args, "monitor", None) or prepare_start(system)
     try:
@@ -73,6 +82,16 @@ def run_detached(system, args, opts) -> int:
     except BaseException:
         monitor.cancel()
         raise
+    return monitor, rec
+
+
+def run_detached(system, args, opts) -> int:
+    """run -d: the monitor boots while the image is found and the container created;
+    docker's CLI prints the ID once created, then starts it."""
+    from lamina.cli.main import report
+    from lamina.errors import LaminaError, run_exit_code
+
+    monitor, rec = _create_for_monitor(system, args, opts)
     print(rec.id, flush=True)
     try:
         # the store is closed while the container starts (the monitor has its own open:
@@ -82,6 +101,91 @@ def run_detached(system, args, opts) -> int:
         report(e, args.error_prefix, cli="run")
         return run_exit_code(e)
     return 0
+
+
+def _start_tied(system, args, opts, *, relay: bool):
+    """The container created and started under its monitor, tied to this process
+    (lamina/tether.py), connected to its relay first when `relay` (nothing it writes
+    before we attach is missed): (monitor, rec, relay connection or None), or the exit
+    code of a start that failed."""
+    from lamina.cli.main import report
+    from lamina.engine import attach as engine
+    from lamina.errors import LaminaError, run_exit_code
+    from lamina.runtime.stdinrelay import connect
+
+    monitor, rec = _create_for_monitor(system, args, opts)
+    bundle, conn = engine.relay_dir(system, rec), None
+
+    def connecting() -> None:  # while the monitor starts it: its relay listens before the runtime runs
+        nonlocal conn
+        while conn is None and not monitor.answered(0.01):
+            conn = connect(bundle)
+
+    try:
+        monitor.start(rec, waiting=connecting if relay else None, tied=True)
+    except LaminaError as e:  # docker: a failed start has no "See 'docker run --help'." line
+        if conn is not None:
+            conn.close()
+        report(e, args.error_prefix, cli="run")
+        return run_exit_code(e)
+    if relay and conn is None:
+        conn = engine.connect_relay(system, rec)
+    return monitor, rec, conn
+
+
+def _restarts(rec) -> bool:
+    return (rec.host_config.get("RestartPolicy") or {}).get("Name") not in (None, "", "no")
+
+
+def run_attached(system, args, opts) -> int:
+    """run -it: as dockerd runs it, the container under a monitor with this terminal
+    attached (connected before it starts: nothing it writes is missed), so the detach
+    keys can leave it running (docker's CLI then exits 0, silently); otherwise the
+    container's exit code once it is over (--rm: once removed; with a restart policy,
+    its first exit's)."""
+    import time
+
+    from lamina.cli.attachio import terminal
+    from lamina.cli.commands.attach import detach_keys
+    from lamina.engine import attach as engine
+
+    keys = detach_keys(args.detach_keys)
+    since_ns = time.time_ns()
+    started = _start_tied(system, args, opts, relay=True)
+    if isinstance(started, int):
+        return started
+    monitor, rec, relay = started
+    if relay is not None and terminal(system, rec, relay, keys, stdin=True):
+        monitor.detached()  # else this process's end, however it comes, ends the container
+        return 0
+    if _restarts(rec):
+        return engine.first_exit_code(system, rec, since_ns)
+    return engine.exit_code(system, rec, since_ns)
+
+
+def run_followed(system, args, opts) -> int:
+    """A foreground run with a restart policy, without a terminal to attach: as dockerd
+    runs it, under a monitor, which applies the policy; this process prints its output
+    from its json-file log, from the first line, forwards the signals it gets to it
+    (docker's --sig-proxy), sends stdin (-i) through the monitor's relay, and ends at
+    its first exit with that exit code (docker's CLI waits for that one only)."""
+    import time
+
+    from lamina.cli.attachio import from_log
+    from lamina.cli.commands.attach import detach_keys
+    from lamina.engine import attach as engine
+
+    keys = detach_keys(args.detach_keys)
+    since_ns = time.time_ns()
+    started = _start_tied(system, args, opts, relay=args.interactive)
+    if isinstance(started, int):
+        return started
+    monitor, rec, relay = started
+    if from_log(system, rec, relay, keys, stdin=args.interactive, sig_proxy=True, tail=-1,
+                alive=engine.first_run_going(system, rec)):
+        monitor.detached()
+        return 0
+    return engine.first_exit_code(system, rec, since_ns)
 
 
 def _each(args, op, *, show=True) -> int:
