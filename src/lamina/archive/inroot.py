@@ -18,6 +18,10 @@ The tree only changes through the caller, so the caches go stale only when the
 caller removes or replaces a directory or a symlink; it must then call `forget()`.
 Even a stale cache cannot lead outside the root: it can only point at a directory
 that was inside the root when it was opened.
+
+A container's mounts (`graft`: its volumes and binds, for `cp`) are directories of
+their own at a real path: the walk goes on in the mount's directory there, as in the
+container, and `..` of the mount point is its parent in the root.
 """
 
 from __future__ import annotations
@@ -73,13 +77,38 @@ class InRoot:
         self._resolved: dict[str, str] = {}
         self._retired: list[int] = []
         self._max_fds = max_fds
+        self._mounts: dict[str, int] = {}  # real path of a mount point -> its directory's fd (graft)
         self.made_dirs: list[str] = []  # missing parents we created (real paths)
 
     # ------------------------------------------------------------------ fds
     def close(self) -> None:
         self.forget()
         self.release()
+        for fd in self._mounts.values():
+            os.close(fd)
+        self._mounts.clear()
         os.close(self.root_fd)
+
+    def graft(self, real: str, fd: int) -> None:
+        """A directory mounted at real path `real` (a container's volume or bind: the
+        caller opened its source, a host path it trusts); the tree owns `fd` then."""
+        self.forget()
+        old = self._mounts.pop(real, None)
+        if old is not None:
+            os.close(old)
+        self._mounts[real] = fd
+
+    def mount_at(self, real: str) -> int | None:
+        """The fd of the directory mounted at exactly `real`, None when none is."""
+        return self._mounts.get(real)
+
+    def mount_of(self, real: str) -> str | None:
+        """The mount point `real` is at or below (the deepest), None when in the root's own tree."""
+        found = None
+        for point in self._mounts:
+            if (real == point or real.startswith(point + "/")) and (found is None or len(point) > len(found)):
+                found = point
+        return found
 
     def release(self) -> None:
         """Close fds retired by forget(); call when no fd from dir_fd() is in use."""
@@ -109,15 +138,18 @@ class InRoot:
         if fd is not None:
             self._fds[real] = self._fds.pop(real)  # most recently used: last
             return fd
+        fd = self._mounts.get(real)
+        if fd is not None:
+            return fd
         missing: list[str] = []
         base = real
-        while base and base not in self._fds:
+        while base and base not in self._fds and base not in self._mounts:
             base, _, name = base.rpartition("/")
             missing.append(name)
-        fd = self._fds[base] if base else self.root_fd
+        fd = self._fds[base] if base in self._fds else self._mounts[base] if base else self.root_fd
         opened = -1
         try:
-            for name in reversed(missing):
+            for name in reversed(missing):  # no mount point among them: the climb stopped at the first
                 child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 if opened >= 0:
                     os.close(opened)  # intermediate levels are not cached (bounded fd use)
@@ -131,6 +163,8 @@ class InRoot:
 
     def open_dir(self, parent_fd: int, name: str, real: str) -> int:
         """Open (and cache) the directory `name` in parent_fd, known as `real`."""
+        if real in self._mounts:
+            return self._mounts[real]
         fd = self._fds.get(real)
         if fd is not None:
             self._fds[real] = self._fds.pop(real)  # most recently used: last
@@ -180,7 +214,7 @@ class InRoot:
                 real = real.rpartition("/")[0]  # clamped: ".." of the root is the root
                 continue
             child = join(real, name)
-            if child in self._fds:
+            if child in self._fds or child in self._mounts:
                 real = child
                 continue
             pfd = self.dir_fd(real)

@@ -5,8 +5,11 @@ and absolute links stay inside it), on its mounted rootfs: the running container
 own mount, or one made for the call and undone after it.  A running container can
 change its tree under the call, so nothing is opened by a host path below the root:
 every read and write goes through directory fds walked with O_NOFOLLOW (_Target,
-layertar.write_entry, extract.apply_layer on the directory's fd).  Volumes and binds
-are not seen (they are mounted in the container's namespace only)."""
+layertar.write_entry, extract.apply_layer on the directory's fd).  The container's
+volumes and bind mounts are seen as in the container, as dockerd mounts them for the
+call: a path at or below a mount point is walked on in the mount's source directory
+(inroot.py `graft`), confined there as in the root.  (A mount below a copied
+directory is not followed: its mount point's own directory is copied.)"""
 
 from __future__ import annotations
 
@@ -44,8 +47,8 @@ class _Target:
     so a running container swapping a directory for a symlink cannot make a read
     or a write leave its tree (CVE-2018-15664)."""
 
-    def __init__(self, rootfs: str, path: str, name: str) -> None:
-        from lamina.archive.inroot import InRoot, MissingPath, clean
+    def __init__(self, rootfs: str, path: str, name: str, mounts=()) -> None:
+        from lamina.archive.inroot import InRoot, MissingPath, clean, join
 
         self.rootfs, self.path, self.container = rootfs, path, name
         parts = clean(path)
@@ -54,7 +57,10 @@ class _Target:
         self.name = "." if path.endswith("/.") else (parts[-1] if parts else "/")  # filepath.Base(absPath)
         self.tree, self.fd = InRoot(rootfs), -1
         try:
+            self.writable = _graft(self.tree, mounts)
             parent = self.tree.resolve(parts if whole else parts[:-1], create=False, entry=path)
+            if not whole and self.tree.mount_at(join(parent, parts[-1])) is not None:
+                parent, whole = join(parent, parts[-1]), True  # a mount point: its source directory
             self.fd = os.dup(self.tree.dir_fd(parent))  # the tree's own fds are evicted as it walks on
             self.base = "." if whole else parts[-1]
             self.st = os.stat(self.base, dir_fd=self.fd, follow_symlinks=False)
@@ -111,6 +117,31 @@ class _Target:
         return "/" + (f"{parent}/{name}" if parent else name)
 
 
+def _graft(tree, mounts) -> dict[str, bool]:
+    """The container's mounts [(destination, source, writable)] grafted into `tree` at
+    the real path each destination has in the root (its links followed there, as the
+    runtime's mount did); {real mount point: writable}.  A source that is gone or not
+    a directory (a file bind) is left out: the root's own entry is seen there."""
+    from lamina.archive.inroot import MissingPath, clean, join
+
+    writable = {}
+    for destination, source, rw in sorted(mounts, key=lambda m: len(clean(m[0]))):  # outer ones first
+        parts = clean(destination)
+        if not parts:
+            continue
+        try:
+            parent = tree.resolve(parts[:-1], create=False, entry=destination)
+        except (MissingPath, OSError, InvalidArchive):  # the runtime makes missing ones in its own mount
+            parent = "/".join(parts[:-1])
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # a host path the user chose
+        except OSError:
+            continue
+        tree.graft(join(parent, parts[-1]), fd)
+        writable[join(parent, parts[-1])] = rw
+    return writable
+
+
 def _go_time(ns: int) -> str:
     """Go's RFC 3339 with nanoseconds, trailing zeros trimmed, as encoding/json writes a time."""
     import time
@@ -141,9 +172,13 @@ def _go_mode_bits(mode: int) -> int:
 def _target(system, name: str, path: str):
     if not path.startswith("/"):
         path = "/" + path
+    from lamina.volumemounts import inspect_mounts
+
     rec = system.containers.resolve(name)
+    mounts = [(m["Destination"], m["Source"], m["RW"]) for m in inspect_mounts(system, rec)
+              if m["Type"] in ("bind", "volume")]
     with mounted_rootfs(system, rec) as rootfs:
-        target = _Target(rootfs, path, name)
+        target = _Target(rootfs, path, name, mounts)
         try:
             yield target
         finally:
@@ -193,8 +228,6 @@ def put_archive(system, name: str, path: str, body, *, no_overwrite_dir_non_dir:
     from lamina.runtime.rootfs import lookup_user
 
     rec = system.containers.resolve(name)
-    if (rec.host_config or {}).get("ReadonlyRootfs"):
-        raise LaminaError("container rootfs is marked read-only")  # (volumes are not seen here: no exception)
     user = (rec.config or {}).get("User") if copy_uid_gid else None
     with _target(system, name, path) as target:
         owners = True
@@ -209,6 +242,11 @@ def put_archive(system, name: str, path: str, body, *, no_overwrite_dir_non_dir:
         except (NotADir, OSError, InvalidArchive):  # a non-directory; a link loop
             raise InvalidParameter("extraction point is not a directory") from None
         try:
+            point = target.tree.mount_of(real)  # dockerd's checks, in its order, once resolved
+            if point is not None and not target.writable[point]:
+                raise LaminaError("mounted volume is marked read-only")
+            if point is None and (rec.host_config or {}).get("ReadonlyRootfs"):
+                raise LaminaError("container rootfs is marked read-only")
             apply_layer(body, f"/proc/self/fd/{fd}", overlay_whiteouts=False, plain=True,  # Untar, not a layer
                         owners=owners, where="/" + real, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
         except InvalidArchive as e:  # dockerd's words: its untar runs as a child process
