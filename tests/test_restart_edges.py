@@ -10,15 +10,14 @@ from test_services_monitor (its module store fixture, `root`).
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 
 import pytest
 
 from api_fixtures import serve_store
 from conftest import is_root, requires_root
-from test_services_monitor import _assert_nothing_left, _inspect, _run_d, _wait_for, lamina, root  # noqa: F401
+from test_services_monitor import (_assert_nothing_left, _inspect, _run_d, _wait_for, lamina, root,  # noqa: F401
+                                   rows_seen)
 
 
 @requires_root
@@ -112,27 +111,10 @@ def test_a_restart_that_fails_to_start_ends_the_policy_as_dockerd(root, tmp_path
 def test_oom_killed_is_recorded_in_the_exits_transaction(root):
     """The store read directly (one snapshot per SELECT) while a memory-limited container
     is OOM-killed: its exit is never seen without OOMKilled."""
-    rows, stop = set(), threading.Event()
     cid = _run_d(root, "--name", "oom2", "-m", "8m", "bb:1", "sh", "-c",
                  "sleep 0.3; x=a; while :; do x=$x$x; done")
-
-    def read_store():
-        db = sqlite3.connect(root / "lamina.db", timeout=60)
-        try:
-            while not stop.is_set():
-                rows.add(db.execute("SELECT c.state, c.exit_code, r.oom_killed FROM containers c "
-                                    "LEFT JOIN container_runs r ON r.id=c.id WHERE c.id=?", (cid,)).fetchone())
-                time.sleep(0.001)
-        finally:
-            db.close()
-
-    reader = threading.Thread(target=read_store, daemon=True)
-    reader.start()
-    try:
+    with rows_seen(root, cid, "c.state, c.exit_code, r.oom_killed") as rows:
         _wait_for(lambda: _inspect(root, "oom2", "{{.State.Status}}") == "exited", timeout=60, what="the OOM kill")
-    finally:
-        stop.set()
-        reader.join()
     assert _inspect(root, "oom2", "{{.State.OOMKilled}} {{.State.ExitCode}}") == "true 137"
     assert [r for r in rows if r[0] == "exited" and not r[2]] == [], sorted(rows, key=str)
     lamina(root, "rm", "oom2")

@@ -20,19 +20,9 @@ import time
 import pytest
 
 from conftest import requires_root
-from test_attach_cli import Pty, _status, lamina
+from test_attach_cli import Pty, _status, lamina, store  # noqa: F401 (its busybox store fixture)
 
 pytestmark = requires_root
-
-
-@pytest.fixture
-def store(tmp_path, busybox_tar):
-    root = tmp_path / "store"
-    lamina(root, "import", busybox_tar, "busybox:latest")
-    yield root
-    ids = lamina(root, "ps", "-aq", check=False).stdout.split()
-    if ids:
-        lamina(root, "rm", "-f", *ids, check=False)
 
 
 def _monitor_pid(root, name) -> int:

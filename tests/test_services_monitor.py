@@ -8,6 +8,7 @@ must pass and nothing may be left: mounts, runc state, cgroups, processes, rows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -53,6 +54,32 @@ def _wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def rows_seen(root, cid: str, columns: str):
+    """Every distinct row of `columns` (of containers c, container_runs r) the container
+    has while the block runs, read from the store every millisecond on a thread: states
+    too brief for an inspect poll to catch."""
+    rows, stop = set(), threading.Event()
+
+    def read_store():
+        db = sqlite3.connect(root / "lamina.db", timeout=60)
+        try:
+            while not stop.is_set():
+                rows.add(db.execute(f"SELECT {columns} FROM containers c LEFT JOIN container_runs r "
+                                    "ON r.id=c.id WHERE c.id=?", (cid,)).fetchone())
+                time.sleep(0.001)
+        finally:
+            db.close()
+
+    reader = threading.Thread(target=read_store, daemon=True)
+    reader.start()
+    try:
+        yield rows
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _status(root, name: str) -> str:
@@ -387,22 +414,8 @@ def test_a_restarting_container_never_reads_exited_between_its_runs(root, script
     A run that outlives the monitor's start ("sleep") exits through the lean relay."""
     name = "rnx" + str(len(script))
     cid = _run_d(root, "--name", name, "--restart", "on-failure:3", "bb:1", "sh", "-c", script)
-    rows, stop = set(), threading.Event()
-
-    def read_store():
-        db = sqlite3.connect(root / "lamina.db", timeout=60)
-        try:
-            while not stop.is_set():
-                rows.add(db.execute("SELECT c.state, r.restart_count, c.exit_code FROM containers c "
-                                    "LEFT JOIN container_runs r ON r.id=c.id WHERE c.id=?", (cid,)).fetchone())
-                time.sleep(0.001)
-        finally:
-            db.close()
-
-    reader = threading.Thread(target=read_store, daemon=True)
-    reader.start()
     seen, deadline = [], time.monotonic() + 90
-    try:
+    with rows_seen(root, cid, "c.state, r.restart_count, c.exit_code") as rows:
         while True:
             assert time.monotonic() < deadline, f"no final state: {seen[-20:]}"
             seen.append(_inspect(root, name, "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"))
@@ -410,9 +423,6 @@ def test_a_restarting_container_never_reads_exited_between_its_runs(root, script
                 break
             if _status(root, name).startswith("Exited"):
                 seen.append("ps: Exited")
-    finally:
-        stop.set()
-        reader.join()
     # once it reads exited (inspect or ps), it is the final state: nothing but that follows
     first_exit = next(i for i, s in enumerate(seen) if s.startswith(("exited", "ps: Exited")))
     assert set(seen[first_exit:]) <= {"exited 3 3", "ps: Exited"}, seen

@@ -215,26 +215,32 @@ def test_pull_layer_that_is_not_its_diff_id_is_never_visible(stores, registry): 
 # --------------------------------------------------------------------- inflate: ISA-L or the standard library
 
 
+def without_isal(monkeypatch) -> None:
+    """Imports of python-isal fail for the test, as where it is not installed: the standard
+    library's zlib inflates."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_isal(name, *a, **kw):
+        if name == "isal" or name.startswith("isal."):
+            raise ImportError(name)
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_isal)
+
+
 @pytest.mark.parametrize("isal", [True, False])
 def test_gzip_layers_read_the_same_with_or_without_isal(isal, monkeypatch):
     """python-isal (the `fast` extra) inflates when installed; the standard library is the
     fallback: the same bytes, and a cut or corrupt stream is the same kind of error."""
-    import builtins
-
     from lamina.archive.compression import open_stream
     from lamina.archive.tarformat import MalformedTar
 
     if isal:
         pytest.importorskip("isal")
     else:
-        real_import = builtins.__import__
-
-        def no_isal(name, *a, **kw):
-            if name == "isal" or name.startswith("isal."):
-                raise ImportError(name)
-            return real_import(name, *a, **kw)
-
-        monkeypatch.setattr(builtins, "__import__", no_isal)
+        without_isal(monkeypatch)
     z = gzip.compress(LAYER_BIG, 1, mtime=0)
     assert open_stream(io.BytesIO(z)).read() == LAYER_BIG
     assert open_stream(io.BytesIO(z + z)).read() == LAYER_BIG * 2  # concatenated members, as Go reads them

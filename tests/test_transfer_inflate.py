@@ -5,7 +5,6 @@ nothing."""
 
 from __future__ import annotations
 
-import builtins
 import gzip
 import io
 import os
@@ -17,6 +16,7 @@ import pytest
 from conftest import requires_root
 from registry_fixtures import registry  # noqa: F401  (fixture)
 from registry_fixtures import assert_store_ok, push_raw_image, tar_bytes
+from test_transfer_early import without_isal
 
 from lamina.archive.compression import open_stream
 from lamina.archive.tarformat import MalformedTar
@@ -35,14 +35,7 @@ def inflater(request, monkeypatch):
     if request.param == "isal":
         pytest.importorskip("isal")
     else:
-        real_import = builtins.__import__
-
-        def no_isal(name, *a, **kw):
-            if name == "isal" or name.startswith("isal."):
-                raise ImportError(name)
-            return real_import(name, *a, **kw)
-
-        monkeypatch.setattr(builtins, "__import__", no_isal)
+        without_isal(monkeypatch)
     return request.param
 
 
