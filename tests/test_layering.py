@@ -17,7 +17,8 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "lamina"
 
 # What the store may build on: the value types and helpers below it, and the archive code.
-BELOW_STORE = {"errors", "record", "leanjson", "digest", "reference", "oci", "quoting", "units", "archive"}
+BELOW_STORE = {"errors", "record", "leanjson", "digest", "reference", "oci", "quoting", "units", "archive", "libc",
+               "writeback"}
 # Above the builder: what drives it.  "Core" is everything else but the builder itself.
 DRIVERS = {"engine", "cli", "client", "__main__"}
 

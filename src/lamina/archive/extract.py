@@ -24,10 +24,12 @@ from lamina.archive.compression import open_stream
 from lamina.archive.inroot import InRoot, MissingPath, clean, join, remove_tree
 from lamina.archive.tarformat import (BLOCK, GO_INVALID_HEADER, GO_UNEXPECTED_EOF, MAX_PATH, MalformedTar,
                                       StrictTarInfo)
+from lamina import writeback
 from lamina.archive.tarstream import open_tar
 from lamina.errors import InvalidArchive, LaminaError, StoreError
 
 _CHUNK = 1 << 20
+_WRITEBACK_MIN = 64 << 10  # smaller files: a syscall each is not worth it
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
 _STORE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
@@ -387,6 +389,8 @@ def _copy(data, fd: int, size: int, name: str) -> None:
         view = memoryview(chunk)
         while view:
             view = view[os.write(fd, view) :]
+    if size >= _WRITEBACK_MIN:
+        writeback.start(fd)  # the layer's final syncfs finds it written (writeback.py)
 
 
 def _check_end(stream) -> None:

@@ -14,6 +14,8 @@ from lamina.digest import CHUNK, Digest, VerifyingReader
 from lamina.errors import DigestMismatch, NotFound, StoreError
 from lamina.leanjson import MAX_DOCUMENT
 
+_WRITEBACK_STEP = 16 << 20  # a big blob's writeback started every 16 MiB (lamina/writeback.py)
+
 TYPE_CHECKING = False  # hashlib (OpenSSL) and typing only where used: reading a blob needs neither
 if TYPE_CHECKING:
     from typing import BinaryIO, Iterator
@@ -34,6 +36,7 @@ class BlobWriter:
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
+        self._flushed = 0  # bytes whose writeback was started
         self.digest: Digest | None = None
 
     def write(self, data: bytes) -> int:
@@ -43,7 +46,14 @@ class BlobWriter:
             )
         self._hash.update(data)
         self.size += len(data)
-        return self._file.write(data)
+        written = self._file.write(data)
+        if self.size - self._flushed >= _WRITEBACK_STEP:
+            from lamina import writeback
+
+            self._file.flush()
+            writeback.start(self._file.fileno(), self._flushed, self.size - self._flushed)  # commit's fsync finds it written
+            self._flushed = self.size
+        return written
 
     def flush(self) -> None:
         self._file.flush()
