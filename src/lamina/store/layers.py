@@ -227,13 +227,12 @@ class _ChainLock:
 
 def _syncfs(path: str) -> None:
     """Flush the filesystem holding `path` once, instead of fsync per file."""
-    import ctypes
+    from lamina import libc
 
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.syncfs(fd) != 0:
-            err = ctypes.get_errno()
+        if libc.function("syncfs", libc.Int)(fd) != 0:
+            err = libc.errno()
             if err not in (errno.ENOSYS,):
                 raise StoreError(f"syncfs {path}: {os.strerror(err)}")
     finally:
