@@ -67,17 +67,19 @@ class TarTee(TarOut):
         for path, atime_ns, mtime_ns in reversed(self._made):
             os.utime(path, ns=(atime_ns, mtime_ns), follow_symlinks=False)
 
-    def file_header(self, path: str, bits: int, uid: int, gid: int, size: int, mtime_ns: int) -> None:
+    def _reg_header(self, path: str, bits: int, uid: int, gid: int, size: int, mtime_ns: int) -> bytes:
         self.unpacked += size
-        self.write(encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9))
+        return encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9)
+
+    def file_header(self, path: str, bits: int, uid: int, gid: int, size: int, mtime_ns: int) -> None:
+        self.write(self._reg_header(path, bits, uid, gid, size, mtime_ns))
 
     def small_file(self, path: str, bits: int, uid: int, gid: int, mtime_ns: int, data: bytes) -> None:
         """Header, data and padding of a file read in one piece, in one append (a COPY of
         many small files spends its time in per-call overhead)."""
         size = len(data)
-        self.unpacked += size
         buf = self.buf
-        buf += encode_header(self.arc(path), REG, stat.S_IFREG | bits, uid, gid, size, mtime_ns // 10**9)
+        buf += self._reg_header(path, bits, uid, gid, size, mtime_ns)
         buf += data
         buf += bytes(-size % 512)
         if len(buf) >= self.FLUSH:
