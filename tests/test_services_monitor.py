@@ -206,6 +206,22 @@ def test_run_detached_returns_the_id_and_the_container_runs(root):
 
 
 @requires_root
+@pytest.mark.parametrize("how", ["--root", "LAMINA_ROOT"])
+def test_run_d_with_a_relative_store_root(root, how):
+    # the monitor leaves the CLI's directory for /: a relative root must name the same store there
+    # (it once opened a new, empty store below / and answered "No such container", exit 125)
+    rel = os.path.relpath(root, root.parent)
+    name = f"relroot-{how.strip('-').lower()}"
+    argv = LAMINA + (["--root", rel] if how == "--root" else []) + ["run", "-d", "--name", name, "bb:1", "sleep", "30"]
+    env = dict(os.environ, LAMINA_ROOT=rel) if how == "LAMINA_ROOT" else None
+    p = subprocess.run(argv, cwd=root.parent, env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr.decode()
+    assert _status(root, name).startswith("Up ")
+    assert not os.path.exists(os.path.join("/", rel))  # nothing made outside the store
+    lamina(root, "rm", "-f", name)
+
+
+@requires_root
 def test_stop_of_a_process_obeying_term_is_quick(root):
     cid = _run_d(root, "--name", "term1", "bb:1", "sh", "-c",
                  "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done")

@@ -47,6 +47,10 @@ def fork_monitor(args) -> None:
 
         size = terminal_size()
 
+    from lamina import store_root
+
+    root = store_root(args.root)  # absolute now: the monitor leaves this directory for /
+
     def child(ready_fd: int, go_fd: int) -> int:
         from lamina.monitor import serve
 
@@ -58,7 +62,7 @@ def fork_monitor(args) -> None:
         def open_system():
             from lamina.system import System
 
-            return System(args.root, storage_driver=args.storage_driver, runtime=args.runtime)
+            return System(root, storage_driver=args.storage_driver, runtime=args.runtime)
 
         # a foreground run's monitor kills it if this CLI vanishes without detaching
         return serve(open_system, ready_fd, go_fd, "start", tied=not args.detach)
