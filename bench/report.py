@@ -12,7 +12,8 @@ from typing import Optional
 from timing import VariantResult
 
 LABELS = {"lamina": "lamina", "docker": "Docker", "docker_buildkit": "Docker BuildKit",
-          "docker_host_net": "Docker --network host", "podman": "Podman"}
+          "docker_host_net": "Docker --network host", "podman": "Podman",
+          "runc_alone": "runc alone (lamina's config.json)"}
 
 
 def _r(x: Optional[float], nd: int = 4) -> Optional[float]:
@@ -102,6 +103,8 @@ def summary(entries: dict, order: list[str], hide: frozenset = frozenset()) -> s
             notes.append(f"docker --network host {_s(e['docker_host_net_s'])}")
         if e.get("podman_s") is not None:
             notes.append(f"podman {_s(e['podman_s'])}")
+        if e.get("runc_alone_s") is not None and e.get("docker_s"):
+            notes.append(f"runc alone {_s(e['runc_alone_s'])} = {e['runc_alone_s'] / e['docker_s']:.2f}x docker")
         if e.get("hyperfine_s"):
             notes.append("hyperfine: " + ", ".join(f"{LABELS.get(k, k)} {_s(v)}" for k, v in e["hyperfine_s"].items()))
         if e.get("changes"):
