@@ -91,3 +91,15 @@ def detached(lamina: Lamina, workdir: Path, ref: str, ensure, skip=None) -> Vari
                    prepare=lambda i: floor.bundle(i, ["sleep", "100"]), command=command,
                    cleanup=floor.remove)
 
+
+def exec_true(lamina: Lamina, container: str, skip=None) -> Variant:
+    """`runc exec CTR true` into lamina's running container `container` (the process of its
+    config.json with `true` for its arguments), as lamina's own exec asks runc."""
+    runc = shutil.which("runc") or "runc"
+    cid: list[str] = []
+
+    def setup() -> None:
+        cid[:] = [lamina.run("inspect", "-f", "{{.Id}}", container, timeout=60).stdout.decode().strip()]
+
+    return Variant("runc_alone", skip=skip, setup=setup, timeout=60,
+                   command=lambda i: [runc, "--root", str(Path(lamina.root) / "runtime" / "runc"), "exec", cid[0], "true"])

@@ -306,9 +306,12 @@ def w_exec(ctx: Ctx) -> Workload:
         return dict(setup=setup, command=lambda i: tool.cmd("exec", name, "true"),
                     teardown=lambda: tool.run("rm", "-f", name, timeout=60, check=False))
 
-    return Workload("exec", "exec CTR true", lambda: ctx.variants(
-        make, lamina_verbs=("import", "run", "exec"), timeout=60), target=0.3, stateless=True,
-        runs=3 if ctx.quick else 10, budget_s=120)
+    def variants():  # after lamina's, whose set-up starts the container runc execs into
+        return ctx.variants(make, lamina_verbs=("import", "run", "exec"), timeout=60) + [
+            runcfloor.exec_true(ctx.lamina, f"{PREFIX}-exec-lamina", skip=ctx.docker.reason)]
+
+    return Workload("exec", "exec CTR true", variants, target=0.3, stateless=True,
+                    runs=3 if ctx.quick else 10, budget_s=120)
 
 
 def w_logs(ctx: Ctx) -> Workload:
