@@ -326,7 +326,7 @@ def inprocess(tmp_path):
 
     from lamina.api import routes
     from lamina.api.listen import open_listener
-    from lamina.api.server import Service as ApiService
+    from lamina.api.service import Service as ApiService
 
     def echo_framed(request, id):  # noqa: A002 - as dockerd's {id}
         conn = request.hijack()

@@ -17,7 +17,7 @@ from test_archive_support import tree_state
 from lamina.archive.changes import Change, changes_between
 from lamina.archive.extract import apply_layer
 from lamina.archive.layertar import write_layer_from_changes, write_layer_from_upper, write_tree
-from lamina.archive.tarformat import encode_header
+from lamina.archive.tarwriter import encode_header
 from lamina.digest import EMPTY_LAYER_DIFF_ID
 
 pytestmark = requires_root

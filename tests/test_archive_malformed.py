@@ -18,7 +18,7 @@ from conftest import requires_root
 from test_archive_support import Dir, Entry, File, Symlink, tar_bytes
 
 from lamina.archive.extract import apply_layer, open_layer_stream
-from lamina.archive.inroot import remove_tree
+from lamina.archive.rmtree import remove_tree
 from lamina.archive.layertar import write_tree
 from lamina.digest import HashingReader
 from lamina.errors import InvalidArchive

@@ -373,7 +373,7 @@ def test_hosts_names_as_libnetwork():
 @requires_root
 def test_export_names_come_from_the_containers_files_not_the_hosts(tmp_path):
     from lamina.archive.layertar import write_tree
-    from lamina.runtime.rootfs import id_names
+    from lamina.runtime.idnames import id_names
 
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
@@ -398,7 +398,7 @@ def test_export_names_come_from_the_containers_files_not_the_hosts(tmp_path):
 
 
 def test_long_owner_names_go_to_pax_records():
-    from lamina.archive.tarformat import encode_header, REG
+    from lamina.archive.tarwriter import encode_header, REG
 
     long = "u" * 40
     data = encode_header("f", REG, 0o644, 5, 6, 0, 0, uname=long, gname="ü") + bytes(1024)
@@ -408,7 +408,7 @@ def test_long_owner_names_go_to_pax_records():
 
 
 def test_symlinked_passwd_is_resolved_inside_the_root(tmp_path):
-    from lamina.runtime.rootfs import id_names
+    from lamina.runtime.idnames import id_names
 
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)

@@ -30,7 +30,7 @@ def lamina(root, *args):
 
 
 def test_plain_header_is_the_general_encoders():
-    from lamina.archive import tarformat as t
+    from lamina.archive import tarwriter as t
 
     rng = random.Random(15)
     for _ in range(3000):

@@ -53,3 +53,39 @@ def test_mount_and_unmount_a_tmpfs(tmp_path):
     finally:
         assert umount2(target.encode(), 2) == 0
     assert umount2(target.encode(), 2) == -1 and libc.errno() == errno.EINVAL  # not mounted any more
+
+
+def test_byref_passes_an_int_for_the_call_to_fill_in():
+    """prctl's PR_GET_PDEATHSIG writes the signal set by PR_SET_PDEATHSIG through the pointer
+    (in a child: the setting would outlive the test in this process)."""
+    code = ("from lamina import libc; prctl = libc.function('prctl'); "
+            "assert prctl(1, 15, 0, 0, 0) == 0, libc.errno(); "  # PR_SET_PDEATHSIG, SIGTERM
+            "sig = libc.Int(0); assert prctl(2, libc.byref(sig), 0, 0, 0) == 0; print(sig.value)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")})
+    assert out.stdout.strip() == "15"
+
+
+def test_ctypes_is_imported_by_libc_py_only():
+    import re
+
+    src = os.path.join(os.path.dirname(__file__), "..", "src", "lamina")
+    importers = []
+    for folder, _, files in os.walk(src):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    if re.search(r"^\s*(import ctypes|from ctypes\b)", f.read(), re.M):
+                        importers.append(os.path.relpath(path, src))
+    assert importers == ["libc.py"]
+
+
+def test_the_dns_server_s_subreaper_switch_through_libc():
+    """network/dns.py reads and sets PR_SET_CHILD_SUBREAPER (its server must be init's orphan)."""
+    code = ("import sys; from lamina.network.dns import _subreaper; "
+            "print(_subreaper(None), _subreaper(True), _subreaper(None), _subreaper(False), _subreaper(None), "
+            "'ctypes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": os.path.join(os.path.dirname(__file__), "..", "src")})
+    assert out.stdout.split() == ["False", "True", "True", "False", "False", "False"]

@@ -76,6 +76,11 @@ ERRORS = [
     (["status=bogus"], "Error response from daemon: Invalid filter 'status=bogus'\n"),
     (["status=exit"], "Error response from daemon: Invalid filter 'status=exit'\n"),
     (["exited=x"], 'Error response from daemon: strconv.Atoi: parsing "x": invalid syntax\n'),
+    # Go reads digits left to right: past uint64 is "out of range" before the bad character
+    (["exited=99999999999999999999x"], 'Error response from daemon: strconv.Atoi: parsing '
+                                       '"99999999999999999999x": value out of range\n'),
+    (["exited=18446744073709551615x"], 'Error response from daemon: strconv.Atoi: parsing '
+                                       '"18446744073709551615x": invalid syntax\n'),
     (["health=bogus"], "Error response from daemon: Unrecognised filter value for health: bogus\n"),
     (["before=nope"], "Error response from daemon: no such container nope\n"),
     (["is-task=x"], "Error response from daemon: Invalid filter 'is-task=[x]'\n"),

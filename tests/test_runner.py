@@ -162,7 +162,8 @@ def test_a_failure_before_the_runtime_leaves_nothing_mounted_or_attached(tmp_pat
 def test_a_build_steps_tmpfs_mounts_come_last_in_the_bundle(tmp_path):
     """RUN --mount=type=tmpfs goes through RunSpec like every other mount (no
     post-hoc edit of config.json), after the binds, as the builder had it."""
-    from lamina.runtime.spec import BindMount, RunSpec, TmpfsMount, build_spec
+    from lamina.runtime.spec import RunSpec, build_spec
+    from lamina.runtime.specmounts import BindMount, TmpfsMount
 
     spec = RunSpec(args=("true",), rootfs=str(tmp_path), mounts=(BindMount("/src", "/cache"),),
                    tmpfs=(TmpfsMount("/t", 1 << 20), TmpfsMount("/u")))

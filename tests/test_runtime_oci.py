@@ -21,7 +21,8 @@ from conftest import requires_root
 from lamina.errors import ContainerCommandNotExecutable, ContainerCommandNotFound, RuntimeFailure
 from lamina.runtime.oci import CliRuntime, _crun_works, select_runtime
 from lamina.runtime.rootfs import lookup_user
-from lamina.runtime.spec import BindMount, RunSpec, write_bundle
+from lamina.runtime.spec import RunSpec, write_bundle
+from lamina.runtime.specmounts import BindMount
 
 pytestmark = [requires_root, pytest.mark.root]
 _ids = count()

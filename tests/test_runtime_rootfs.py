@@ -150,6 +150,28 @@ def test_huge_numbers_are_names_like_go_atoi_overflow(root: Path) -> None:
             lookup_user(str(root), spec)
 
 
+def test_one_go_integer_parser_three_forms() -> None:
+    """lamina.strconv.parse_int is strconv.ParseInt(s, 10, 64); with "Atoi", strconv.Atoi (the
+    `exited` filter, log-opt max-file: dockerd's texts, checked in test_ps_filters);
+    rootfs.atoi, the same parse answering None (libcontainer: not a number, a name)."""
+    from lamina.strconv import parse_int
+    from lamina.runtime.rootfs import atoi
+
+    for text, value in (("0", 0), ("-0", 0), ("+5", 5), ("007", 7), ("0" * 5000 + "1", 1),
+                        ("9223372036854775807", 2**63 - 1), ("-9223372036854775808", -2**63)):
+        assert parse_int(text) == parse_int(text, "Atoi") == atoi(text) == value
+    for text, why in (("", "invalid syntax"), ("+", "invalid syntax"), ("1_0", "invalid syntax"),
+                      (" 7", "invalid syntax"), ("\u0663", "invalid syntax"), ("12a", "invalid syntax"),
+                      ("18446744073709551615x", "invalid syntax"), ("9223372036854775808", "value out of range"),
+                      ("-9223372036854775809", "value out of range"), ("9" * 5000, "value out of range"),
+                      ("99999999999999999999x", "value out of range")):
+        assert atoi(text) is None
+        for func in ("ParseInt", "Atoi"):
+            with pytest.raises(ValueError) as e:
+                parse_int(text, func)
+            assert str(e.value) == f'strconv.{func}: parsing "{text}": {why}'
+
+
 def test_home_from_passwd(busybox_rootfs: Path) -> None:
     assert lookup_user(str(busybox_rootfs), "app").home == "/home/app"
     assert lookup_user(str(busybox_rootfs), "4242").home == "/"

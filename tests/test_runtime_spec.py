@@ -19,13 +19,13 @@ from lamina.runtime.spec import (
     MASKED_PATHS,
     NOFILE,
     READONLY_PATHS,
-    BindMount,
     RunSpec,
     build_spec,
     check_command,
     container_env,
     write_bundle,
 )
+from lamina.runtime.specmounts import BindMount
 
 DOCKER_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

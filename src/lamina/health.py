@@ -126,7 +126,7 @@ def _read(ctr_dir: str) -> dict | None:
 
 
 def _write(ctr_dir: str, state: dict) -> None:
-    from lamina.runtime.spec import compact_json
+    from lamina.leanjson import dumps
 
     state = {"Status": state.get("Status"), "FailingStreak": state.get("FailingStreak", 0),
              "Log": state.get("Log") or []}  # docker's key order
@@ -134,7 +134,7 @@ def _write(ctr_dir: str, state: dict) -> None:
     tmp = f"{path}.{os.getpid()}.{id(state)}.tmp"
     try:
         with open(tmp, "w") as f:
-            f.write(compact_json(state))
+            f.write(dumps(state, separators=(",", ":")))
         os.replace(tmp, path)
     except OSError:
         try:  # the container was removed under us: nothing to record

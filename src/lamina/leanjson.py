@@ -82,21 +82,23 @@ def _not_json(value):
     raise _NotJSON  # json.dumps below raises the real TypeError
 
 
-def dumps(obj) -> str:
-    """json.dumps(obj) with its defaults (ASCII, `, ` and `: `), the same bytes: what
-    JSONEncoder.encode runs, the C encoder; anything else goes to json.dumps."""
+def dumps(obj, separators: tuple[str, str] = (", ", ": ")) -> str:
+    """json.dumps(obj, separators=separators) with json's other defaults (ASCII), the
+    same bytes: what JSONEncoder.encode runs, the C encoder; anything else goes to
+    json.dumps.  `(",", ":")` writes the compact form (config.json on every start)."""
     if _make_encoder is not None:
         if isinstance(obj, str):
             return _ascii(obj)
+        item_sep, key_sep = separators
         try:
             # JSONEncoder.iterencode's arguments: markers, default, encoder, indent,
             # key_separator, item_separator, sort_keys, skipkeys, allow_nan
-            return "".join(_make_encoder({}, _not_json, _ascii, None, ": ", ", ", False, False, True)(obj, 0))
+            return "".join(_make_encoder({}, _not_json, _ascii, None, key_sep, item_sep, False, False, True)(obj, 0))
         except Exception:  # noqa: BLE001 - json.dumps gives the same text or the real error
             pass
     import json
 
-    return json.dumps(obj)
+    return json.dumps(obj, separators=separators)
 
 
 # -- writing as Go's encoding/json does (cli/fmt.go_json), without json or re --------

@@ -7,7 +7,9 @@ struct), and a monitor's first mount more; these few function pointers ~0.1 ms.
 They are what ctypes' own `CDLL(None, use_errno=True).name` is made of: a `CFuncPtr`
 class with cdecl and errno flags, an int result, a handle of the running program.
 `errno()` is the calling thread's errno as the last of these calls left it (ctypes'
-`get_errno`).
+`get_errno`); `byref(Int(0))` passes an int's address, for the calls that fill one in
+(give such a function no `argtypes`: ints then go as C ints, as ctypes passes them).
+This module is the one place lamina imports ctypes (its fallback below).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ try:
         _handle = _ctypes.dlopen(None, 0)  # the running program: libc's symbols, as CDLL(None)
 
     errno = _ctypes.get_errno
+    byref = _ctypes.byref
 
     def function(name: str, *argtypes):
         """libc's `name` (int result), its arguments converted as `argtypes` say when given."""
@@ -42,7 +45,7 @@ try:
 except (ImportError, AttributeError):  # an interpreter without these internals: ctypes itself
     import ctypes
 
-    Int, ULong, CharP, errno = ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p, ctypes.get_errno
+    Int, ULong, CharP, errno, byref = ctypes.c_int, ctypes.c_ulong, ctypes.c_char_p, ctypes.get_errno, ctypes.byref
 
     def function(name: str, *argtypes):
         f = getattr(ctypes.CDLL(None, use_errno=True), name)

@@ -37,7 +37,7 @@ def abandoned_temp_files(system) -> list[str]:
 
 def recover(system) -> int:
     """Remove abandoned temp files and half-unpacked layers; returns how many."""
-    from lamina.archive.inroot import remove_path
+    from lamina.archive.rmtree import remove_path
 
     n = system.layers.cleanup_incomplete()
     for path in abandoned_temp_files(system):

@@ -180,7 +180,7 @@ def attach(system, container_id: str, specs, image_volumes, taken=()) -> None:
 def for_start(system, rec) -> tuple[tuple, tuple, object]:
     """What a start adds to the host binds: (bind mounts: the volumes and --mount
     binds, tmpfs mounts of --mount, the copy-up `prepare` hook or None)."""
-    from lamina.runtime.spec import BindMount, TmpfsMount
+    from lamina.runtime.specmounts import BindMount, TmpfsMount
 
     vols = store(system)
     binds, tmpfs = [], []
@@ -226,7 +226,8 @@ def copy_up(rootfs: str, path: str, data_dir: str) -> bool:
     """Copy the directory at `path` in the rootfs (resolved inside it) into the
     volume's `data_dir` if that is empty: into a private directory beside it, then
     renamed over the empty one, so a killed copy never leaves a half-filled volume."""
-    from lamina.archive.inroot import InRoot, find_dir, remove_path
+    from lamina.archive.inroot import InRoot, find_dir
+    from lamina.archive.rmtree import remove_path
     from lamina.runtime.process import spawn
 
     try:
@@ -270,7 +271,7 @@ def copy_up(rootfs: str, path: str, data_dir: str) -> bool:
 
 def _sweep_copies(vol_dir: str) -> None:
     """What a killed copy-up left beside a volume's _data (its writer is gone)."""
-    from lamina.archive.inroot import remove_path
+    from lamina.archive.rmtree import remove_path
     from lamina.store.db import pid_alive
 
     for name in os.listdir(vol_dir):

@@ -1,7 +1,7 @@
 """The build context: a directory the build reads COPY/ADD sources from, and nothing else.
 
 Sources are context-relative paths.  A path that climbs out (`../x`) is refused;
-wildcards follow Go's filepath.Match one component at a time; `.dockerignore`d
+wildcards follow Go's filepath.Match one component at a time (goglob.py); `.dockerignore`d
 paths are invisible.
 
 Every path is resolved inside the context root one component at a time with
@@ -125,9 +125,11 @@ class BuildContext:
         return Source(rel, real, stat.S_ISDIR(st.st_mode))
 
     def _glob(self, parts: list[str], base: str) -> list[str]:
+        from lamina.builder.goglob import go_glob, unescape  # a wildcard's only
+
         head, rest = parts[0], parts[1:]
         if not _MAGIC.search(head):
-            names = [_unescape(head)]
+            names = [unescape(head)]
         else:
             rx = go_glob(head)
             real = self._dir(base)
@@ -325,39 +327,6 @@ def _climbs_out(path: str) -> bool:
         elif part not in ("", "."):
             depth += 1
     return False
-
-
-def go_glob(pattern: str) -> re.Pattern[str]:
-    """Go's filepath.Match for one path component, as a regex."""
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\" and i < n:
-            out.append(re.escape(pattern[i]))
-            i += 1
-        elif ch == "[":
-            j = pattern.find("]", i + 1)
-            if j < 0:
-                raise BuildError(f"syntax error in pattern: {pattern}")
-            body = pattern[i:j]
-            if body.startswith("^"):
-                body = "^" + body[1:].replace("\\", "\\\\")
-            else:
-                body = body.replace("\\", "\\\\")
-            out.append(f"[{body}]")
-            i = j + 1
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.S)
-
-
-def _unescape(part: str) -> str:
-    return re.sub(r"\\(.)", r"\1", part)
 
 
 # --------------------------------------------------------------------- the Dockerfile, .dockerignore

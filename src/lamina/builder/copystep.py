@@ -3,9 +3,8 @@
 Docker's destination rules: a relative destination is under WORKDIR; one ending
 in `/`, several sources or a wildcard mean "into this directory"; a directory
 source copies its content; a single file onto an existing directory lands inside
-it.  ADD extracts local tar archives (plain, gzip, bzip2, xz — by content, not
-name) with the confined layer extractor, and downloads http(s) URLs (mode 0600,
-`--checksum` verified).  The cache key covers the content, never mtimes.
+it.  ADD extracts local tar archives and downloads http(s) URLs (addsources.py).
+The cache key covers the content, never mtimes.
 
 Sources are hashed twice at most but each hash covers one read: a lookup key from
 the sources as they are before the step (cache.hash_sources), and, when the step
@@ -24,12 +23,13 @@ from contextlib import ExitStack
 
 from lamina.builder import configchanges as cc
 from lamina.builder import instructions as I
+from lamina.builder.addsources import add_archive, download
 from lamina.builder.cache import ContentHasher, hash_sources
 from lamina.builder.commit import commit, layer_from_container
 from lamina.builder.context import BuildContext
 from lamina.builder.chmod import parse_chmod
 from lamina.builder.fileops import Writer, ownership
-from lamina.errors import BuildError, LaminaError
+from lamina.errors import BuildError
 
 _URL_PREFIXES = ("http://", "https://")
 
@@ -67,7 +67,7 @@ def copy_step(b, state, ins) -> None:
             matched += found
         inline = [(h.name, _heredoc_data(b, state, h, ins.line)) for h in ins.heredocs]
         checksum = b.expand(state, ins.checksum, ins.line) if ins.checksum else None
-        downloads = [_download(u, checksum, where, b.system.tmp_dir, cleanups) for u in urls]
+        downloads = [download(u, checksum, where, b.system.tmp_dir, cleanups) for u in urls]
         if downloads:
             b.memoizable = False  # a URL is fetched again by every build
         if checksum and not urls:
@@ -302,7 +302,7 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
                 if hashes is not None:
                     hashes.append("dir:" + w.hasher.hexdigest())
                 continue
-            if extract and _add_archive(w, ctx, src, dest, where):
+            if extract and add_archive(w, ctx, src, dest, where):
                 if hashes is not None:
                     hashes.append("file:" + w.hasher.hexdigest())
                 continue
@@ -325,88 +325,3 @@ def _write_all(w: Writer, ctx, matched, inline, downloads, dest: str, into_dir: 
         if str(e).startswith(where):
             raise
         raise BuildError(f"{where}: copy failed: {e}") from None
-
-
-# --------------------------------------------------------------------- ADD archives
-
-
-def _add_archive(w: Writer, ctx, src, dest: str, where: str) -> bool:
-    """ADD of a local tar archive (maybe compressed; judged by content): extract it into
-    `dest` and feed w.hasher from the same read.  False (nothing done) if `src` is not
-    an archive.  The file is opened once, through the context's no-follow walk."""
-    from lamina.archive.extract import apply_layer, open_layer_stream
-    from lamina.digest import HashingReader
-
-    fd = ctx.open_file(src.follow)
-    with os.fdopen(fd, "rb") as f:
-        if not _is_archive(f):
-            return False
-        st = os.fstat(f.fileno())
-        f.seek(0)
-        reader = HashingReader(f)
-        try:
-            apply_layer(open_layer_stream(reader), w.resolve_dir(dest), overlay_whiteouts=False)
-        except LaminaError as e:
-            raise BuildError(f"{where}: ADD {posixpath.basename(src.rel)}: {e}") from None
-        reader.drain()  # what the extractor left unread is part of the file's hash
-    if w.hasher is not None:
-        w.hasher.add("", st, data_digest=reader.digest().hex)
-    return True
-
-
-def _is_archive(f) -> bool:
-    """A tar stream, maybe compressed (gzip, bzip2, xz), judged by content."""
-    from lamina.archive.compression import open_stream
-    from lamina.builder.stdincontext import is_tar_header
-
-    try:
-        head = f.read(6)
-        f.seek(0)
-        if head.startswith(b"\x1f\x8b") or head.startswith(b"BZh") or head.startswith(b"\xfd7zXZ\x00"):
-            try:
-                block = open_stream(f).read(512)
-            except LaminaError:
-                return False
-        else:
-            block = f.read(512)
-    except OSError:
-        return False
-    return len(block) == 512 and is_tar_header(block)
-
-
-# --------------------------------------------------------------------- ADD URLs
-
-
-def _download(url: str, checksum: str | None, where: str, tmp_dir: str, cleanups: list):
-    """(file name, local path, sha256 hex, mtime) of a downloaded URL."""
-    import email.utils
-    import tempfile
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    name = posixpath.basename(urllib.parse.urlparse(url).path) or "__unnamed__"
-    fd, path = tempfile.mkstemp(dir=tmp_dir, prefix=f"build-{os.getpid()}-url-")
-    cleanups.append(lambda: os.path.exists(path) and os.unlink(path))
-    h = hashlib.sha256()
-    mtime = None
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            while chunk := resp.read(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
-            modified = resp.headers.get("Last-Modified")
-            if modified:
-                try:
-                    mtime = email.utils.parsedate_to_datetime(modified).timestamp()
-                except (TypeError, ValueError):
-                    mtime = None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise BuildError(f"{where}: ADD {url}: download failed: {getattr(e, 'reason', e)}") from None
-    if checksum:
-        algo, _, want = checksum.partition(":")
-        if algo != "sha256" or not want:
-            raise BuildError(f"{where}: unsupported checksum {checksum!r} (want sha256:<hex>)")
-        if want.lower() != h.hexdigest():
-            raise BuildError(f"{where}: ADD {url}: digest mismatch sha256:{h.hexdigest()}: expected {checksum}")
-    return name, path, h.hexdigest(), mtime

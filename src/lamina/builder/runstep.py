@@ -87,7 +87,7 @@ class StepContainer:
         --add-host lines in /etc/hosts); a build killed with -9 must not leave its step
         running (the watchdog)."""
         from lamina.runner import Launch, run_container
-        from lamina.runtime.spec import BindMount, TmpfsMount
+        from lamina.runtime.specmounts import BindMount, TmpfsMount
 
         cwd = workdir or "/"
         launch = Launch(

@@ -5,7 +5,7 @@ directory): the step's upper dir then holds only the parents overlay copied up
 plus what the COPY writes, so the layer is exactly "the upper dir as it stands
 before the copy" followed by every entry as the Writer creates it.  Headers
 follow archive.layertar's conventions (names without `./`, directories with a
-trailing `/`, numeric owners, whole-second mtimes, PAX via tarformat), so the
+trailing `/`, numeric owners, whole-second mtimes, PAX via tarwriter), so the
 result is the layer `write_layer_from_upper` would have produced, without
 reading 280 MB back from disk.
 """
@@ -17,7 +17,7 @@ import stat
 import threading
 
 from lamina.archive import whiteout as wh
-from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
+from lamina.archive.tarwriter import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
 
 
 class TarTee(TarOut):

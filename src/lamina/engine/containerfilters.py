@@ -226,13 +226,14 @@ def _uint16(text: str) -> int:
 
 
 def _atoi(text: str) -> int:
-    """Go's strconv.Atoi, with its error as dockerd returns it for `exited`."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or any(c not in "0123456789" for c in digits):
-        raise LaminaError(f'strconv.Atoi: parsing "{text}": invalid syntax')
-    if not -(1 << 63) <= int(text) < (1 << 63):
-        raise LaminaError(f'strconv.Atoi: parsing "{text}": value out of range')
-    return int(text)
+    """Go's strconv.Atoi (lamina.strconv's), its error raised as the engine's error,
+    as dockerd returns it for `exited`."""
+    from lamina.strconv import parse_int
+
+    try:
+        return parse_int(text, "Atoi")
+    except ValueError as e:
+        raise LaminaError(str(e)) from None
 
 
 def _state(system, rec) -> str:

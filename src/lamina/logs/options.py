@@ -58,7 +58,9 @@ def limits(config: dict) -> tuple[int | None, int]:
             raise ValueError("max-size must be a positive number")
     max_file = 1
     if "max-file" in config:
-        max_file = _atoi(config["max-file"])
+        from lamina.strconv import parse_int
+
+        max_file = parse_int(config["max-file"], "Atoi")  # jsonfilelog's strconv.Atoi
         if max_file < 1:
             raise ValueError("max-file cannot be less than 1")
     if "compress" in config:
@@ -91,16 +93,6 @@ def from_human_size(text: str) -> int:
     if number.count(".") > 1:
         raise ValueError(f'strconv.ParseFloat: parsing "{number}": invalid syntax')
     return int(float(number) * _DECIMAL[unit])
-
-
-def _atoi(text: str) -> int:
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or not digits.isascii() or not digits.isdigit():
-        raise ValueError(f'strconv.Atoi: parsing "{text}": invalid syntax')
-    value = int(text)
-    if not -2**63 <= value < 2**63:
-        raise ValueError(f'strconv.Atoi: parsing "{text}": value out of range')
-    return value
 
 
 def _parse_bool(text: str) -> bool:

@@ -179,14 +179,14 @@ def _notify(*, start: bool) -> None:
 
 def _subreaper(value: bool | None) -> bool:
     """PR_GET_CHILD_SUBREAPER when `value` is None, else PR_SET_CHILD_SUBREAPER."""
-    import ctypes
+    from lamina import libc
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.function("prctl")  # no argtypes: the GET's second argument is an int's address
     if value is None:
-        flag = ctypes.c_int(0)
-        libc.prctl(37, ctypes.byref(flag), 0, 0, 0)
+        flag = libc.Int(0)
+        prctl(37, libc.byref(flag), 0, 0, 0)
         return bool(flag.value)
-    libc.prctl(36, int(value), 0, 0, 0)
+    prctl(36, int(value), 0, 0, 0)
     return value
 
 

@@ -18,7 +18,7 @@ _CANDIDATES = ("/usr/bin/tini-static", "/usr/libexec/docker/docker-init", "/usr/
 
 def with_init(args: tuple[str, ...], binds: tuple) -> tuple[tuple[str, ...], tuple]:
     """(args, binds) of a container started with --init."""
-    from lamina.runtime.spec import BindMount
+    from lamina.runtime.specmounts import BindMount
 
     return (INIT_PATH, "--", *args), (*binds, BindMount(init_binary(), INIT_PATH, True))
 

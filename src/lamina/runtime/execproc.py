@@ -171,7 +171,7 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
     could not start it, and TimeoutError once the process, still running after
     `timeout` seconds (a health probe's), has been killed."""
     from lamina.runtime.process import ForwardSignals, kill_and_reap, spawn
-    from lamina.runtime.spec import compact_json
+    from lamina.leanjson import dumps
 
     if detach and process.get("terminal"):  # nobody reads a detached exec's tty: run it without one
         process = dict(process, terminal=False)
@@ -179,7 +179,7 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
         spec = os.path.join(d.path, "process.json")
         fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, compact_json(process).encode())
+            os.write(fd, dumps(process, separators=(",", ":")).encode())
         finally:
             os.close(fd)
         log = os.path.join(d.path, "runtime.log")

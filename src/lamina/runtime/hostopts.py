@@ -192,7 +192,7 @@ def apply_host(config: dict, host: dict, rootfs: str) -> None:
         mounts += sorted(added, key=lambda m: posixpath.normpath(m["destination"]).count("/"))
         config["mounts"] = mounts
     if host.get("GroupAdd"):
-        from lamina.runtime.rootfs import lookup_groups
+        from lamina.runtime.idnames import lookup_groups
 
         user = process["user"]
         extra = lookup_groups(rootfs, host["GroupAdd"])

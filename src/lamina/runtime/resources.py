@@ -13,6 +13,8 @@ the run path stays lean).
 
 from __future__ import annotations
 
+from lamina.strconv import parse_int  # api/ takes it from here too
+
 MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
 CPU_PERIOD = 100000           # the period dockerd writes for --cpus (100 ms)
 ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
@@ -53,17 +55,6 @@ def valid_size(value: str) -> str | None:
 
 def valid_swap(value: str) -> str | None:
     return None if value == "-1" else valid_size(value)
-
-
-def parse_int(text: str) -> int:
-    """strconv.ParseInt(text, 10, 64), with Go's error text (Python's int() takes `1_0` and spaces)."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    if not digits or not (digits.isdigit() and digits.isascii()):
-        raise ValueError(f'strconv.ParseInt: parsing "{text}": invalid syntax')
-    value = int(text)
-    if not -(1 << 63) <= value < (1 << 63):
-        raise ValueError(f'strconv.ParseInt: parsing "{text}": value out of range')
-    return value
 
 
 def valid_uint16(value: str) -> str | None:

@@ -4,7 +4,8 @@ Everything here treats the rootfs as hostile: symlinks are resolved one
 component at a time and re-rooted at the rootfs (an absolute target means "from
 the container's /", never the host's), files are opened with O_NOFOLLOW and
 checked to be regular, and sizes are bounded.  `/etc/passwd` and `/etc/group`
-are parsed by hand: pwd/grp would consult the *host's* NSS.
+are parsed by hand: pwd/grp would consult the *host's* NSS (`read_db`, `parse_db`:
+runtime/idnames.py reads other names with them: `--group-add`, an export's owners).
 
 The user and command semantics copy what Docker 20.10 + runc 1.1 do
 (libcontainer/user.GetExecUser, Go 1.19 exec.LookPath), including their error
@@ -29,7 +30,7 @@ MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS: the same budget the kernel gives a pat
 MAX_ID = 2**31 - 1  # runc's maxID; a larger uid/gid once wrapped to root (CVE-2024-40635)
 MAX_DB_FILE = 4 << 20  # /etc/passwd, /etc/group: bigger than this is an attack, not a distro
 
-_RANGE_ERROR = f"uids and gids must be in range 0-{MAX_ID}"
+RANGE_ERROR = f"uids and gids must be in range 0-{MAX_ID}"
 
 
 def resolve_in_root(rootfs: str, path: str) -> str:
@@ -161,14 +162,14 @@ def lookup_user(rootfs: str, user_spec: str) -> UserIds:
     """
     user_arg, _, rest = user_spec.partition(":")
     group_arg = rest.split(":", 1)[0]  # Go's parseLine ignores further fields
-    uid_arg = _atoi(user_arg)
-    gid_arg = _atoi(group_arg)
+    uid_arg = atoi(user_arg)
+    gid_arg = atoi(group_arg)
 
-    passwd = _read_db(rootfs, "/etc/passwd", user_spec)
+    passwd = read_db(rootfs, "/etc/passwd", user_spec)
     uid, gid, home, matched = 0, 0, "/", ""
     entry = None
     if passwd is not None:
-        for e in _parse(passwd, group=False):
+        for e in parse_db(passwd, group=False):
             name, e_uid = e[0], e[1]
             if (user_arg == "" and e_uid == 0) or (uid_arg is not None and e_uid == uid_arg) or (
                 uid_arg is None and user_arg != "" and name == user_arg
@@ -184,10 +185,10 @@ def lookup_user(rootfs: str, user_spec: str) -> UserIds:
 
     sgids: list[int] = []
     if group_arg != "" or matched:
-        groups = _read_db(rootfs, "/etc/group", user_spec)
+        groups = read_db(rootfs, "/etc/group", user_spec)
         found = []
         if groups is not None:
-            for g_name, g_id, _, _, members in _parse(groups, group=True):
+            for g_name, g_id, _, _, members in parse_db(groups, group=True):
                 if group_arg == "":
                     hit = matched in members
                 elif gid_arg is not None:
@@ -209,58 +210,23 @@ def lookup_user(rootfs: str, user_spec: str) -> UserIds:
     # Checked on the result so ids read from a hostile passwd file are covered too.
     for value in (uid, gid, *sgids):
         if not 0 <= value <= MAX_ID:
-            raise RuntimeFailure(_RANGE_ERROR)
+            raise RuntimeFailure(RANGE_ERROR)
     return UserIds(uid=uid, gid=gid, additional_gids=(gid, *sgids), home=home)
 
 
-def lookup_groups(rootfs: str, names) -> list[int]:
-    """`--group-add` values as gids (libcontainer's GetAdditionalGroups): a group of the
-    image's /etc/group by name or gid, else a number; anything else is refused."""
-    groups = _parse(_read_db(rootfs, "/etc/group", "") or b"", group=True)
-    out: list[int] = []
-    for name in names:
-        gid = next((g[1] for g in groups if name in (g[0], str(g[1]))), None)
-        if gid is None:
-            gid = _atoi(name)
-            if gid is None:
-                raise RuntimeFailure(f"Unable to find group {name}: no matching entries in group file")
-            if not 0 <= gid <= MAX_ID:
-                raise RuntimeFailure(_RANGE_ERROR)
-        if gid not in out:
-            out.append(gid)
-    return out
+def atoi(text: str) -> int | None:
+    """Go's strconv.Atoi as libcontainer uses it: a user or group that parses is an id,
+    anything else (`1_000`, ` 7`, non-ASCII digits, past int64) a name.  The parse is
+    lamina.strconv.parse_int's; only the answer differs: None, not an error."""
+    from lamina.strconv import parse_int
 
-
-def id_names(rootfs: str) -> tuple[dict[int, str], dict[int, str]]:
-    """(uid -> user name, gid -> group name) from the image's own /etc/passwd and
-    /etc/group, first entry winning as in Go's os/user; a file that cannot be read
-    gives no names (docker's export then leaves uname/gname empty)."""
-    out: list[dict[int, str]] = []
-    for path, group in (("/etc/passwd", False), ("/etc/group", True)):
-        try:
-            data = _read_db(rootfs, path, "")
-        except RuntimeFailure:  # not a regular file, or too big
-            data = None
-        names: dict[int, str] = {}
-        for entry in _parse(data or b"", group=group):
-            names.setdefault(entry[1], entry[0])
-        out.append(names)
-    return out[0], out[1]
-
-
-def _atoi(text: str) -> int | None:
-    """Go's strconv.Atoi: optional sign then ASCII digits (Python's int() also takes
-    '1_000', ' 7' and non-ASCII digits, which would make names numeric)."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    # > 19 digits overflows Go's int64 (Atoi fails: the text is then a name); the
-    # length check also keeps int() clear of its 4300-digit ValueError.
-    if not digits or len(digits) > 19 or not digits.isascii() or not digits.isdigit():
+    try:
+        return parse_int(text, "Atoi")
+    except ValueError:
         return None
-    value = int(text)
-    return value if -(2**63) <= value < 2**63 else None
 
 
-def _read_db(rootfs: str, path: str, user_spec: str) -> bytes | None:
+def read_db(rootfs: str, path: str, user_spec: str) -> bytes | None:
     """Contents of an /etc database file, or None when the image has none.
 
     Like libcontainer, a file that cannot be opened counts as absent (then only
@@ -300,7 +266,7 @@ def _db_error(user_spec: str, path: str, why: str) -> NoReturn:
     raise RuntimeFailure(f"unable to find user {user_spec}: {path} in the image {why}")
 
 
-def _parse(data: bytes, *, group: bool) -> list[_Entry]:
+def parse_db(data: bytes, *, group: bool) -> list[_Entry]:
     """passwd: name:pass:uid:gid:gecos:home:shell; group: name:pass:gid:member,member.
 
     A line whose numeric fields are not numbers is skipped: Go's parser would
@@ -314,13 +280,13 @@ def _parse(data: bytes, *, group: bool) -> list[_Entry]:
         f = line.decode("utf-8", "surrogateescape").split(":")
         f += [""] * (7 - len(f))
         if group:
-            gid = _atoi(f[2])
+            gid = atoi(f[2])
             if gid is None:
                 continue
             members = tuple(m for m in f[3].split(",") if m)
             out.append((f[0], gid, gid, "", members))
         else:
-            uid, gid = _atoi(f[2]), _atoi(f[3])
+            uid, gid = atoi(f[2]), atoi(f[3])
             if uid is None or gid is None:
                 continue
             out.append((f[0], uid, gid, f[5], ()))

@@ -25,6 +25,11 @@ import posixpath
 from lamina.errors import ContainerCommandNotFound, RuntimeFailure
 from lamina.record import record
 from lamina.runtime.rootfs import DEFAULT_PATH, UserIds, find_executable, resolved_workdir_is_proc
+from lamina.runtime.specmounts import bind_views, config_mounts
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lamina.runtime.specmounts import BindMount, TmpfsMount
 
 OCI_VERSION = "1.0.2-dev"  # what runc 1.1 and dockerd 20.10 write
 NOFILE = 1048576
@@ -74,23 +79,6 @@ _HOST_KEYS = ("CapAdd", "CapDrop", "Privileged", "SecurityOpt", "MaskedPaths", "
               "Sysctls", "ShmSize", "GroupAdd")
 
 ROOT = UserIds(uid=0, gid=0, additional_gids=(0,), home="/root")
-
-
-@record
-class BindMount:
-    """A host path bound into the container (`-v src:dst[:ro]`)."""
-
-    source: str
-    destination: str
-    readonly: bool = False
-
-
-@record
-class TmpfsMount:
-    """A private tmpfs (a build's `RUN --mount=type=tmpfs`)."""
-
-    destination: str
-    size: int | None = None
 
 
 @record
@@ -197,7 +185,7 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
         "ociVersion": OCI_VERSION,
         "process": process,
         "root": {"path": spec.rootfs, "readonly": spec.readonly_rootfs},
-        "mounts": _mounts(spec) + [_tmpfs(m) for m in spec.tmpfs],
+        "mounts": config_mounts(spec),
         "linux": linux,
     }
     if spec.hostname:
@@ -227,7 +215,9 @@ def write_bundle(bundle_dir: str, spec: RunSpec) -> str:
     os.makedirs(bundle_dir, mode=0o700, exist_ok=True)
     path = os.path.join(bundle_dir, "config.json")
     tmp = path + ".tmp"
-    data = compact_json(config).encode()
+    from lamina.leanjson import dumps
+
+    data = dumps(config, separators=(",", ":")).encode()
     # No fsync: a bundle is rebuilt for every start, losing it in a crash costs nothing.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -249,13 +239,7 @@ def check_command(spec: RunSpec) -> str:
     _validate(spec)  # first: a NUL byte would otherwise reach a path syscall below
     env = container_env(spec.env, spec.hostname, spec.terminal)
     path = next((e[5:] for e in env if e.startswith("PATH=")), None)
-    return find_executable(spec.rootfs, spec.args[0], path, spec.cwd, mounts=_bind_views(spec))
-
-
-def _bind_views(spec: RunSpec) -> tuple[tuple[str, str], ...]:
-    """(destination, source) of the bind mounts, in the order runc makes them: a
-    command on a `-v` mount is found (docker runs it)."""
-    return tuple((m["destination"], m["source"]) for m in _mounts(spec) if m["type"] == "bind")
+    return find_executable(spec.rootfs, spec.args[0], path, spec.cwd, mounts=bind_views(spec))
 
 
 def current_nofile_hard() -> int:
@@ -345,72 +329,6 @@ def _under_proc(path: str) -> bool:
     return clean == "/proc" or clean.startswith("/proc/")
 
 
-def _default_mounts() -> list[dict]:
-    """Docker's default mounts, in Docker's order."""
-    return [
-        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-        {
-            "destination": "/dev",
-            "type": "tmpfs",
-            "source": "tmpfs",
-            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
-        },
-        {
-            "destination": "/dev/pts",
-            "type": "devpts",
-            "source": "devpts",
-            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
-        },
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-        {
-            "destination": "/sys/fs/cgroup",
-            "type": "cgroup",
-            "source": "cgroup",
-            "options": ["ro", "nosuid", "noexec", "nodev"],
-        },
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {
-            "destination": "/dev/shm",
-            "type": "tmpfs",
-            "source": "shm",
-            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"],
-        },
-    ]
-
-
-def _bind(source: str, destination: str, readonly: bool) -> dict:
-    options = ["rbind", "ro", "rprivate"] if readonly else ["rbind", "rprivate"]
-    return {"destination": destination, "type": "bind", "source": source, "options": options}
-
-
-def _tmpfs(m: TmpfsMount) -> dict:
-    options = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
-    return {"destination": m.destination, "type": "tmpfs", "source": "tmpfs", "options": options}
-
-
-def _mounts(spec: RunSpec) -> list[dict]:
-    user = [_bind(m.source, m.destination, m.readonly) for m in spec.mounts]
-    taken = {posixpath.normpath(m["destination"]) for m in user}
-    # Like Docker: the network files are read-only exactly when the rootfs is.
-    for src, dst in (
-        (spec.resolv_conf_file, "/etc/resolv.conf"),
-        (spec.hostname_file, "/etc/hostname"),
-        (spec.hosts_file, "/etc/hosts"),
-    ):
-        if src and dst not in taken:
-            user.append(_bind(src, dst, spec.readonly_rootfs))
-    # A user mount replaces the default at the same place; one on /dev replaces all of /dev/*.
-    over_dev = "/dev" in taken
-    defaults = [
-        m
-        for m in _default_mounts()
-        if m["destination"] not in taken and not (over_dev and m["destination"].startswith("/dev/"))
-    ]
-    # Parents before children (Docker sorts by depth); sorted() is stable for equal depths.
-    user.sort(key=lambda m: posixpath.normpath(m["destination"]).count("/"))
-    return defaults + user
-
-
 def _device_rules() -> list[dict]:
     """Docker's device cgroup allow-list (runc appends its own defaults after it)."""
 
@@ -427,22 +345,3 @@ def _device_rules() -> list[dict]:
         allow(5, 1),  # /dev/console
         {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},  # /dev/fuse
     ]
-
-
-def compact_json(value) -> str:
-    """json.dumps(value, separators=(",", ":")) through json's C encoder, without
-    importing the json package (it imports re): config.json is written on every start."""
-    try:
-        from _json import encode_basestring_ascii, make_encoder
-    except ImportError:  # an interpreter without the C accelerator
-        make_encoder = None
-    if make_encoder is None or isinstance(value, str):
-        import json
-
-        return json.dumps(value, separators=(",", ":"))
-
-    def unsupported(o):
-        raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
-
-    encode = make_encoder({}, unsupported, encode_basestring_ascii, None, ":", ",", False, False, True)
-    return "".join(encode(value, 0))

@@ -117,7 +117,7 @@ def _is_right(fd: int, name: str, kind: str, arg) -> bool:
 def _settle(fd: int, name: str, kind: str, arg) -> None:
     if _is_right(fd, name, kind, arg):
         return
-    from lamina.archive.inroot import remove_tree  # only to fix a path: `diff` reads the layer as made
+    from lamina.archive.rmtree import remove_tree  # only to fix a path: `diff` reads the layer as made
 
     remove_tree(fd, name)  # no-follow: a symlink is unlinked, never its target; a no-op when missing
     try:

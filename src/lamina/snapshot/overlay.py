@@ -153,7 +153,7 @@ class OverlaySnapshotter:
         write_layer_from_upper(os.path.join(ctr_dir, "upper"), out, clamp=clamp)
 
     def remove(self, ctr_dir: str) -> None:
-        from lamina.archive.inroot import remove_path  # lighter than shutil
+        from lamina.archive.rmtree import remove_path  # lighter than shutil
 
         self.unmount(ctr_dir)
         try:

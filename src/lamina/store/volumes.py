@@ -191,7 +191,7 @@ class VolumeStore:
         self.remove_dir(name)
 
     def remove_dir(self, name: str) -> None:
-        from lamina.archive.inroot import remove_path
+        from lamina.archive.rmtree import remove_path
 
         check_name(name)  # never a path outside the volumes directory, whatever a row says
         try:

@@ -22,7 +22,7 @@ def cmd_service(system, args) -> int:
     import signal
 
     from lamina.api.listen import open_listener
-    from lamina.api.server import Service
+    from lamina.api.service import Service
     from lamina.errors import UsageError
 
     if args.timeout < 0:
