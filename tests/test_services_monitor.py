@@ -643,6 +643,49 @@ def test_detached_health_shows_in_ps(root):
     _assert_nothing_left(root, [good, bad])
 
 
+@requires_root
+def test_a_probe_orphaned_by_its_runc_does_not_hold_the_container(root, tmp_path):
+    """A health probe whose `runc exec` dies before it (killed: a timeout's last resort)
+    is an orphan in the container's pid namespace.  Adopted by the monitor (a subreaper
+    for the whole run, before), its zombie was reaped by nobody, and the killed init
+    waited for it for ever (zap_pid_ns_processes): `rm -f` hung, mounts leaked.  The
+    monitor is a subreaper only while runc starts the container: the orphan goes to
+    the host's init, which reaps it."""
+    marker = _marker()
+    wrapper = tmp_path / "runc-dies-first"  # a runc by its name, whose `exec` dies before its process
+    wrapper.write_text("#!/bin/sh\n"
+                       'case " $* " in *" exec "*)\n'
+                       f'  {shutil.which("runc")} "$@" & sleep 1; kill -9 $!; exit 0;;\n'
+                       "esac\n"
+                       f'exec {shutil.which("runc")} "$@"\n')
+    wrapper.chmod(0o755)
+    p = lamina(root, "--runtime", wrapper, "run", "-d", "--network", "none", "--name", "orphans",
+               "--health-cmd", f"sleep {marker}", "--health-interval", "200ms", "bb:1", "sleep", _marker())
+    cid = p.stdout.decode().strip()
+    monitor = int(sqlite3.connect(root / "lamina.db").execute(
+        "SELECT monitor_pid FROM container_runs WHERE id=?", (cid,)).fetchone()[0])
+
+    def orphaned_probes():  # probes whose runc is gone: parent neither runc nor the wrapper
+        out = []
+        for pid in _pids_with_cmdline("sleep", marker):
+            try:
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if b"runc" not in parent:
+                out.append(ppid)
+        return out
+
+    parents = _wait_for(orphaned_probes, what="a probe whose runc was killed")
+    assert monitor not in parents  # not adopted by the monitor
+    t0 = time.monotonic()
+    lamina(root, "rm", "-f", "orphans", timeout=60)
+    assert time.monotonic() - t0 < 30
+    _wait_for(lambda: not _pids_with_cmdline("sleep", marker), what="the probes to go with the container")
+    _assert_nothing_left(root, [cid])
+
+
 def test_ps_status_strings_are_dockers():
     """moby's State.String() over records (no container needed)."""
     from lamina.cli.commands.ps import _status

@@ -138,6 +138,14 @@ class ContainerCommandNotExecutable(RuntimeFailure):
     http_status = 400
 
 
+class MountTypeMismatch(RuntimeFailure):
+    """The runtime could not bind a file onto a directory or the reverse: `run` exits
+    125 as for any runtime error, the container keeps 127 (dockerd's ENOTDIR case)."""
+
+    state_exit_code = 127
+    http_status = 400
+
+
 class ExecFailed(LaminaError):
     """`exec` could not start its process: docker prints the text on stdout (it is
     the exec's output stream) and exits 126, 127 for a command that is not found."""

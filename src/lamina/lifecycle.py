@@ -15,7 +15,7 @@ from lamina.digest import Digest
 from lamina.errors import Conflict, InvalidParameter, LaminaError, RuntimeFailure
 from lamina.network import MODES as NETWORK_MODES, release
 from lamina.record import record
-from lamina.runtime.spec import BindMount
+from lamina.runtime.specmounts import BindMount
 
 
 @record
@@ -152,14 +152,39 @@ def start(system, rec, *, tty: bool | None = None, interactive: bool | None = No
     its monitor: lamina/monitor.py); returns its exit code."""
     if rec.running and detached is None:  # a monitor's restart finds its own record restarting
         raise Conflict(f"container {rec.short_id} is already running")
+    _make_bind_sources(rec)
     try:
         return _start(system, rec, tty, interactive, detached)
     except LaminaError as e:
-        # as dockerd: a start that failed leaves its code on the container (the command's
-        # 126/127, else 128) unless the runtime already ran it and recorded one
-        if system.containers.get(rec.id).state not in ("exited", "restarting") or e.exit_code in (126, 127):
-            system.containers.set_exit_code(rec.id, e.exit_code if e.exit_code in (126, 127) else 128)
+        from lamina.store import runstate
+
+        # as dockerd: a start that failed leaves its error and code on the container (the
+        # command's 126/127, else 128 where it had none) unless a run already recorded one
+        now = system.containers.get(rec.id)
+        code = getattr(e, "state_exit_code", e.exit_code)
+        if code in (126, 127) or (rec.state != "restarting" and not now.exit_code):
+            system.containers.set_exit_code(rec.id, code if code in (126, 127) else 128)
+        runstate.update(system.db, rec.id, error=str(e))
         raise
+
+
+def _make_bind_sources(rec) -> None:
+    """A `-v` bind source that is gone made again (0755), as dockerd's every start does."""
+    for bind in rec.host_config.get("Binds") or ():
+        if bind.startswith("/"):
+            source = _parse_bind(bind).source
+            if not os.path.exists(source):
+                os.makedirs(source, 0o755, exist_ok=True)
+
+
+def check_mount_sources(rec) -> None:
+    """A user's `start` (not a restart, nor a policy's) refuses a `--mount` bind whose
+    source is gone before it touches the container (dockerd's ContainerStart runs
+    verifyContainerSettings first): State stays as it was, no code, no error."""
+    for m in rec.host_config.get("Mounts") or ():
+        if m.get("Type") == "bind" and not os.path.exists(m.get("Source") or ""):
+            raise InvalidParameter(f'invalid mount config for type "bind": bind source path does not exist: '
+                                   f'{m.get("Source")}')
 
 
 def _start(system, rec, tty, interactive, detached=None) -> int:
@@ -244,7 +269,7 @@ def remove(system, rec, *, force: bool = False, exited_cleanly: bool = False, vo
 def remove_dir(ctr_dir: str) -> None:
     """Delete a container's directory on fds, no-follow (its upper layer is the
     container's own content), however deep the tree."""
-    from lamina.archive.inroot import remove_path
+    from lamina.archive.rmtree import remove_path
     from lamina.errors import StoreError
 
     try:

@@ -6,7 +6,9 @@ Podman's conmon): `python -S -c ... ROOT RUNTIME READY_FD GO_FD start|boot`
 reaps at once), starts a new session, puts its stdio on /dev/null and closes
 every fd it inherited but its two pipes; it imports what it needs and opens the
 store, then reads the container's ID on the go pipe (`run -d` creates the
-container meanwhile: EOF instead means there is none to run).  Then it runs the container through
+container meanwhile: EOF instead means there is none to run; on the default bridge the CLI
+then attaches its network, and the endpoint follows the ID: network/handoff.py).  Then it
+runs the container through
 the one runner (lamina/runner.py `run_container`, detached: runtime/detached.py)
 as a child subreaper, so the container's init is its child and its exit status
 is known; the runner's watchdog reaps the container if the monitor is killed.
@@ -14,7 +16,8 @@ is known; the runner's watchdog reaps the container if the monitor is killed.
 Once the container runs it writes "ok" on the ready pipe (or the exit code and
 runc's message when it could not start) and closes it: the CLI returns then.
 `run -d` forks it instead (`serve`, before the CLI opens its store): no second
-interpreter to start.  With nothing else to do while the container runs, it execs
+interpreter to start, no fork away (its CLI exits right after).  With nothing else to
+do while the container runs, it execs
 its lean relay and is exec'd back once the container exited (lamina/handover.py:
 ~9 MB per container instead of ~13).  Otherwise it drains the container's output
 into the json-file log itself, runs the HEALTHCHECK
@@ -49,14 +52,17 @@ def main(args: list[str]) -> int:
     return serve(open_system, int(ready), int(go), mode)
 
 
-def serve(open_system, ready_fd: int, go_fd: int, mode: str, *, tied: bool = False) -> int:
+def serve(open_system, ready_fd: int, go_fd: int, mode: str, *, tied: bool = False, forked: bool = False,
+          handed_network: bool = False) -> int:
     """The monitor's life: `open_system()` gives its store (its own: never a connection
     of the process it was forked from).  Also entered in a child `run -d` forks
     before it opens the store (lamina/services.py `Monitor.forked`).  `tied`: a
-    foreground run's, killed if its CLI vanishes without detaching (lamina/tether.py)."""
-    if os.fork():
+    foreground run's, killed if its CLI vanishes without detaching (lamina/tether.py).
+    `forked` (that child): no fork away, its CLI knows our pid (services.Monitor.keeper);
+    `handed_network`: the CLI is expected to attach the network itself (network/handoff.py)."""
+    if not forked and os.fork():
         os._exit(0)  # the CLI reaps this parent at once; the monitor is an orphan of init
-    from lamina.monitorproc import detach, hold_namespace, sole_monitor
+    from lamina.monitorproc import detach, hold_namespace, read_id, sole_monitor
 
     detach((ready_fd, go_fd))
     # booted while the CLI creates the container: the store first (the CLI closes its own
@@ -70,13 +76,13 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str, *, tied: bool = Fal
     import lamina.runtime.seccomp  # noqa: F401
     import lamina.runtime.spec  # noqa: F401
     import lamina.runtime.watchdog  # noqa: F401
-    _preload()
+    _preload(network=not handed_network)
     from lamina.errors import LaminaError
     from lamina.store import runstate
 
     # built now, not once the ID is there (the start reads images and layers)
     system.runtime, system.snapshotter, system.images, system.layers, system.containers  # noqa: B018
-    container_id = _read_id(go_fd, keep=tied)  # ...then the ID it is to run
+    container_id, pending = read_id(go_fd, keep=tied)  # ...then the ID it is to run
     if not container_id:
         system.close()
         return 0  # the CLI failed to create it, or died: nothing to keep
@@ -95,7 +101,7 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str, *, tied: bool = Fal
         runstate.update(system.db, container_id, **fields)
         held = hold_namespace()
         try:
-            return _supervise(system, container_id, ready_fd, tether=tether)
+            return _supervise(system, container_id, ready_fd, tether=tether, pending=pending)
         finally:
             runstate.update(system.db, container_id, monitor_pid=None, init_pid=None)
             if held:
@@ -110,20 +116,25 @@ def serve(open_system, ready_fd: int, go_fd: int, mode: str, *, tied: bool = Fal
         return 1
     finally:
         _tell(ready_fd, b"125 the container's monitor failed")  # no-op once told
+        if pending is not None:  # the CLI's attach, unused: not started here
+            pending.drop(system, container_id)
         system.close()
 
 
-def _preload() -> None:
+def _preload(network: bool = True) -> None:
     """What the start imports once it has the ID (its network, the rootfs walk, the
     log writer), imported while the CLI still creates the container: off the path
     between the ID and runc (~10 ms).  A monitor that keeps no network gives them
-    back with the hand-over's exec (lamina/handover.py)."""
+    back with the hand-over's exec (lamina/handover.py).  Not the attach code when
+    the CLI attaches the network (`network` False): its endpoint's value only."""
     import lamina.libc  # noqa: F401 - the subreaper's prctl, the namespaces' setns
     import lamina.archive.inroot  # noqa: F401
     import lamina.image  # noqa: F401
     import lamina.logs.jsonfile  # noqa: F401
     import lamina.logs.options  # noqa: F401
-    import lamina.network.endpoint  # noqa: F401
+    import lamina.network.endpointrecord  # noqa: F401
+    if network:
+        import lamina.network.endpoint  # noqa: F401
     import lamina.network.resolvconf  # noqa: F401
 
 
@@ -159,19 +170,6 @@ def _resume(root: str, runtime: str, rest: list[str]) -> int:
             system.close()
 
 
-def _read_id(fd: int, keep: bool = False) -> str:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = os.read(fd, 1 if keep else 128)  # kept: what follows the ID is the tether's
-        if not chunk:
-            break
-        data += chunk
-    if not keep or not data.endswith(b"\n"):
-        os.close(fd)
-    text = data.decode("ascii", "replace").strip()
-    return text if data.endswith(b"\n") and len(text) == 64 and text.isalnum() else ""
-
-
 _LOCK: list[int] = []
 _told: list[bool] = []
 
@@ -188,12 +186,12 @@ def _tell(fd: int, word: bytes) -> None:
     os.close(fd)
 
 
-def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None = None, tether=None) -> int:
+def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None = None, tether=None,
+               pending=None) -> int:
     """Run the container, then --rm or restart it as its policy says.  `resumed`: the
     (exit code, start time, back-off delay) of a run the lean relay handed back;
     `tether`: the first run's tie to a foreground CLI."""
     from lamina.errors import LaminaError
-    from lamina.store import runstate
 
     delay = 0.0
     first = resumed is None
@@ -207,12 +205,12 @@ def _supervise(system, container_id: str, ready_fd: int, resumed: tuple | None =
             rec = system.containers.get(container_id)
             started_at = time.monotonic()
             watch = _Run(system, rec, ready_fd, started_at, delay, tether if first else None)
+            watch.pending, pending = pending, None
             watch.last_code = None if first else code  # what a failed restart ends with (runner.py)
             try:
                 code = start(system, rec, detached=watch)
             except LaminaError as e:
-                code = e.exit_code if e.exit_code in (126, 127) else 128
-                runstate.update(system.db, container_id, error=str(e))
+                code = e.exit_code if e.exit_code in (126, 127) else 128  # State.Error: lifecycle.start's
                 if first:
                     _tell(ready_fd, f"{e.exit_code} {e}".encode())
                     if rec.host_config.get("AutoRemove"):
@@ -279,7 +277,17 @@ class _Run:
         self._health = None
         self.watchdog = self.oom = self.finish = None  # the runner's (runner.py), for the hand-over
         self.exited = False  # once the runner recorded this run's exit (through `restart`)
+        self.ran = False  # once the runtime started it: a later error is not a refused start (runner.py)
         self.tether = tether
+        self.pending = None  # the first run's network, attached by the CLI (network/handoff.py)
+
+    def attach(self, system, container_id: str, network: str, rec=None):
+        """The runner's attach (runner.py): the endpoint the CLI attached, when it did."""
+        from lamina.network import attach
+
+        pending, self.pending = self.pending, None
+        ep = pending.take(system, container_id) if pending is not None else None
+        return ep if ep is not None else attach(system, container_id, network, rec=rec)
 
     def restart(self, host_config: dict, code: int, restarts: int, stopped_by_user: bool) -> bool:
         """The restart policy's word at this run's exit, asked by containers.set_exited
@@ -293,6 +301,7 @@ class _Run:
     def started(self, init_pid: int) -> None:
         from lamina.store import runstate
 
+        self.ran = True
         runstate.update(self.system.db, self.rec.id, init_pid=init_pid, error="")
         _tell(self.ready_fd, b"ok")
         if self.tether is not None:
@@ -328,6 +337,9 @@ class _Run:
         return relay(outputs, init, sink)
 
     def stop_health(self) -> None:
+        if self.pending is not None:  # it did not get as far as its network
+            self.pending.drop(self.system, self.rec.id)
+            self.pending = None
         if self.tether is not None:
             self.tether.release()
         if self._health is not None:

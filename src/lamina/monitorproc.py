@@ -1,6 +1,7 @@
 """The monitor as a process (lamina/monitor.py): out of the CLI's session with none of
-its fds, its container's only keeper (the monitor lock), and, rootless, the holder of
-the user namespace its container's mounts live in."""
+its fds, told its container's ID (and maybe its network) on a pipe, its container's only
+keeper (the monitor lock), and, rootless, the holder of the user namespace its
+container's mounts live in."""
 
 from __future__ import annotations
 
@@ -26,6 +27,28 @@ def detach(keep: tuple[int, ...]) -> None:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def read_id(fd: int, keep: bool = False):
+    """What the go pipe `fd` says: (the container's ID, "" for none; the endpoint to come
+    after it, a network/handoff.py `Pending`, or None).  "ID\\n", or "ID net\\n" when the
+    CLI attaches the network; `fd` is closed unless something follows (`keep`: a tether's)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1)  # what follows the ID is the tether's, or the network's
+        if not chunk:
+            break
+        data += chunk
+    text, _, net = data.decode("ascii", "replace").strip().partition(" ")
+    ok = data.endswith(b"\n") and len(text) == 64 and text.isalnum()
+    pending = None
+    if ok and net == "net" and not keep:
+        from lamina.network.handoff import Pending
+
+        pending = Pending(fd)
+    elif not keep or not ok:
+        os.close(fd)
+    return (text if ok else ""), pending
 
 
 def sole_monitor(system, container_id: str, held: list[int]) -> bool:

@@ -17,7 +17,7 @@ import os
 import sys
 
 from lamina import rootless
-from lamina.errors import RuntimeFailure
+from lamina.errors import LaminaError, RuntimeFailure
 from lamina.network import attach, mode, release
 from lamina.record import record
 
@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
     from typing import Callable, ContextManager, Sequence
 
-    from lamina.runtime.spec import BindMount, TmpfsMount
+    from lamina.runtime.specmounts import BindMount, TmpfsMount
 
     Prepare = Callable[[str], Callable[[], None] | None]
 
@@ -99,7 +99,8 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
         user = lookup_user(rootfs, launch.user)
         network = mode(launch.network)
         if network not in ("host", "none"):  # before the runtime starts: config.json names its namespace
-            endpoint = attach(system, rec.id, network, rec=rec)  # bridge, a user network or container:NAME
+            # bridge, a user network or container:NAME (a monitor's first run: maybe attached by its CLI)
+            endpoint = (getattr(detached, "attach", None) or attach)(system, rec.id, network, rec=rec)
             if (launch.host_config.get("PortBindings") or launch.host_config.get("PublishAllPorts")) \
                     and not network.startswith("container:") and not rootless():  # rootless: slirp4netns's
                 from lamina.network.portmap import publish  # -p/-P: rules to the address just attached
@@ -158,10 +159,15 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
                 with output:
                     code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
                                               interactive=launch.interactive, after_exit=oom)
-        except BaseException:
+        except BaseException as e:
             # a monitor's restart that failed to start ends with its last run's code, as dockerd's
             failed = getattr(detached, "last_code", None)
-            system.containers.set_exited(rec.id, 137 if failed is None else failed)
+            if failed is None and isinstance(e, LaminaError) and not getattr(detached, "ran", False):
+                # the runtime refused to start it (its errors come only before the container
+                # runs): dockerd leaves it as it was, Created, or Exited with its last times
+                system.containers.unstart(rec)
+            else:
+                system.containers.set_exited(rec.id, 137 if failed is None else failed)
             raise
         # a monitor's run: Restarting at once when its policy brings it back (monitor.py);
         # State.OOMKilled, as docker sets it at each exit, in the same transaction

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 import time
 
-from lamina.errors import Conflict, InvalidParameter, RuntimeFailure
+from lamina.errors import Conflict, RuntimeFailure
 from lamina.store import runstate
 
-_SIGKILL, _SIGTERM = 9, 15  # Linux's numbers (the signal module's enum costs `run -d` ~4 ms)
+_SIGKILL = 9  # Linux's number (the signal module's enum costs `run -d` ~4 ms)
 
 BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from lamina.monitor import main; "
         "sys.exit(main(sys.argv[2:]))")
@@ -62,14 +62,16 @@ class Monitor:
         finally:
             os.close(ready_w)
             os.close(go_r)
-        self._ready, self._go, self._tie = ready_r, go_w, None
+        self._ready, self._go, self._tie, self._forked = ready_r, go_w, None, False
 
     @classmethod
     def forked(cls, child) -> Monitor:
         """The same, forked from this process instead of exec'd: no interpreter to start,
         nothing imported twice (`run -d`, ~20 ms).  Only for a single-threaded process
         that has not opened its store yet (SQLite's state must not cross a fork): the
-        child runs `child(ready_fd, go_fd)` (lamina/monitor.py `serve`) and exits."""
+        child runs `child(ready_fd, go_fd)` (lamina/monitor.py `serve`) and exits.  It does
+        not fork away (~1 ms): `pid` is the monitor's own, and it stays this process's
+        child, reaped here only if it ended already (`cancel`; a CLI exits right after)."""
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         pid = os.fork()
@@ -84,19 +86,27 @@ class Monitor:
         os.close(ready_w)
         os.close(go_r)
         self = cls.__new__(cls)
-        self.pid, self._ready, self._go, self._tie = pid, ready_r, go_w, None
+        self.pid, self._ready, self._go, self._tie, self._forked = pid, ready_r, go_w, None, True
         return self
 
-    def start(self, rec, waiting=None, *, tied: bool = False) -> None:
+    def keeper(self) -> int | None:
+        """A forked monitor's pid (an exec'd one forks away from `pid`: None)."""
+        return self.pid if self._forked else None
+
+    def start(self, rec, waiting=None, *, tied: bool = False, network=None) -> None:
         """Raises MonitorGone when it had died (killed while it waited) before it could
         read the ID: the container is untouched, another monitor may run it.
         `waiting()`: what the caller does once the ID is sent, while the container starts.
         `tied` (a monitor forked with it): the ID's pipe stays open, the tie that ends
-        the run if this process ends without `detached()` (lamina/tether.py)."""
+        the run if this process ends without `detached()` (lamina/tether.py).
+        `network()`: attaches the container's network here meanwhile, the line for the
+        monitor (lamina/network/handoff.py)."""
         gone = False
         try:
             try:
-                os.write(self._go, rec.id.encode() + b"\n")
+                os.write(self._go, rec.id.encode() + (b" net\n" if network is not None else b"\n"))
+                if network is not None:
+                    os.write(self._go, network())
             except BrokenPipeError:
                 gone = True  # it died booting or waiting: the ready pipe may say why
             if tied and not gone:
@@ -142,7 +152,8 @@ class Monitor:
                 os.close(fd)
         self._go = self._ready = None
         if self.pid is not None:
-            os.waitpid(self.pid, 0)  # it forks away at once: no zombie, no long wait
+            # an exec'd one forks away at once: no zombie, no long wait; a forked one runs on
+            os.waitpid(self.pid, os.WNOHANG if self._forked else 0)
             self.pid = None
 
 
@@ -184,41 +195,6 @@ def _start_error(code: int, message: str):
     return RuntimeFailure(message)
 
 
-# ---------------------------------------------------------------------- signals
-
-
-def parse_signal(text: str | int) -> int:
-    """docker's signal names (`KILL`, `SIGKILL`, `9`); InvalidParameter as dockerd's."""
-    import signal  # not at the top: its enum would cost `run -d` ~4 ms
-
-    if isinstance(text, int):
-        return text
-    name = text.upper().removeprefix("SIG")
-    if text.isdigit():
-        num = int(text)
-        if 0 < num < 65:
-            return num
-    elif name.startswith("RTMIN") or name.startswith("RTMAX"):
-        base, _, off = name.partition("+") if "+" in name else name.partition("-")
-        sign = -1 if "-" in name else 1
-        num = (signal.SIGRTMIN if base == "RTMIN" else signal.SIGRTMAX) + sign * int(off or 0)
-        return int(num)
-    else:
-        sig = getattr(signal.Signals, f"SIG{name}", None) if name.isalnum() else None
-        if sig is not None:
-            return int(sig)
-    raise InvalidParameter(f"Invalid signal: {text}")
-
-
-def stop_signal(rec) -> int:
-    """The image's (or --stop-signal's) StopSignal, SIGTERM when none."""
-    text = rec.config.get("StopSignal") or "SIGTERM"
-    try:
-        return parse_signal(text)
-    except InvalidParameter:
-        return _SIGTERM
-
-
 # ---------------------------------------------------------------------- stop, kill, wait
 
 
@@ -238,6 +214,8 @@ def stop(system, rec, timeout: float | None = None) -> None:
     """docker stop: StopSignal, SIGKILL after `timeout` seconds (the container's
     StopTimeout, else 10; negative waits for ever), then wait until its keeper has
     cleaned up.  No restart follows.  A stopped container is no error."""
+    from lamina.signals import stop_signal
+
     if not rec.running:
         return
     runstate.update(system.db, rec.id, stop_requested=1)
@@ -255,6 +233,8 @@ def stop(system, rec, timeout: float | None = None) -> None:
 def kill(system, rec, sig: str | int = "KILL") -> None:
     """docker kill: `sig` to the container's init (a restarting container just stops
     restarting).  Not running: docker's Conflict."""
+    from lamina.signals import parse_signal
+
     num = parse_signal(sig)
     if not rec.running:
         raise Conflict(f"Cannot kill container: {rec.name}: Container {rec.id} is not running")
@@ -345,11 +325,14 @@ def wait_down(system, rec, timeout: float | None) -> bool:
             return keeper(system, rec) is None
 
 
-def wait(system, rec) -> int:
+def wait(system, rec, died=None) -> int:
     """docker wait: block until it exits; its exit code (also when --rm removes it
     right after: the code was recorded first).  A container its restart policy brings
     back counts as running, so the wait ends at its next exit, Restarting or not (as
-    dockerd's condition "not-running": its waiters are woken at every exit)."""
+    dockerd's condition "not-running": its waiters are woken at every exit).  An exit
+    whose Restarting window fell between two looks (a loaded machine: the next run
+    clears the record's exit) is still seen by `died()`: the code of a `die` event
+    journaled since the wait began, or None (engine/journal.py `die_watch`)."""
     from lamina.errors import NoSuchContainer
 
     before = rec  # as the caller resolved it: an exit since then ends the wait
@@ -360,6 +343,9 @@ def wait(system, rec) -> int:
             return rec.exit_code or 0
         if not rec.running or exited_since(rec, before):
             return rec.exit_code or 0
+        code = None if died is None else died()
+        if code is not None:
+            return code
         wait_down(system, rec, 0.05)
 
 

@@ -140,9 +140,11 @@ def wait(request, id: str) -> None:  # noqa: A002
     if condition not in ("not-running", "next-exit", "removed"):
         raise HTTPError(400, f"invalid condition: {condition!r}")
     system = request.system
+    from lamina.engine.journal import die_watch
     from lamina.services import exited_since
 
     before = rec = system.containers.resolve(id)
+    died = die_watch(system.root, rec.id)  # an exit whose Restarting window fell between two looks
     since_ns = time.time_ns() - 10**9
     stream = request.stream_json()
     stream.begin()
@@ -162,6 +164,9 @@ def wait(request, id: str) -> None:  # noqa: A002
         if condition == "not-running" and (not rec.running or exited_since(rec, before)):
             break
         if condition == "next-exit" and exited_since(rec, before):
+            break
+        if condition != "removed" and (seen := died()) is not None:
+            code = seen
             break
         if request.client_gone():
             raise ClientGone("wait abandoned")

@@ -21,7 +21,9 @@ from typing import BinaryIO
 
 from lamina.archive import whiteout as wh
 from lamina.archive.compression import open_stream
-from lamina.archive.inroot import InRoot, MissingPath, clean, join, remove_tree
+from lamina.archive.entrymeta import check_ids, set_fd_metadata, set_path_metadata, times
+from lamina.archive.inroot import InRoot, MissingPath, clean, join
+from lamina.archive.rmtree import remove_tree
 from lamina.archive.tarformat import (BLOCK, GO_INVALID_HEADER, GO_UNEXPECTED_EOF, MAX_PATH, MalformedTar,
                                       StrictTarInfo)
 from lamina import writeback
@@ -31,7 +33,6 @@ from lamina.errors import InvalidArchive, LaminaError, StoreError
 _CHUNK = 1 << 20
 _WRITEBACK_MIN = 64 << 10  # smaller files: a syscall each is not worth it
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_IGNORED_XATTR_ERRORS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP)
 _STORE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 _NODE_TYPES = {tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
 
@@ -43,7 +44,7 @@ def open_layer_stream(f: BinaryIO) -> BinaryIO:
 
 def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool, plain: bool = False,
                 owners: bool | tuple[int, int] = True, where: str | None = None,
-                no_overwrite_dir_non_dir: bool = False) -> int:
+                no_overwrite_dir_non_dir: bool = False, graft=None) -> int:
     """Write the uncompressed tar stream `f` into the directory `root`.
 
     overlay_whiteouts=True: `root` is an overlay lower dir; whiteouts become 0:0 char
@@ -55,6 +56,8 @@ def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool, plain: bool 
     a (uid, gid) owns everything by them (moby's ChownOpts: `docker cp -a`).
     `no_overwrite_dir_non_dir`: an entry never replaces a directory with a
     non-directory or the reverse (an error instead, as moby's option).
+    `graft(tree)`: adds mounts to the extraction's InRoot first (docker cp: the
+    container's volumes and binds below `root`; inroot.py `check_write`).
     The stream is read to its end (so a hashing reader sees every byte).  Returns
     the number of regular-file bytes written."""
     try:
@@ -63,6 +66,8 @@ def apply_layer(f: BinaryIO, root: str, *, overlay_whiteouts: bool, plain: bool 
     except OSError as e:
         raise StoreError(f"cannot apply layer to {root}: {e.strerror}") from None
     try:
+        if graft is not None:
+            graft(applier.tree)
         try:
             with open_tar(f, StrictTarInfo) as tf:
                 while (ti := tf.next()) is not None:
@@ -137,6 +142,8 @@ class _Applier:
             return
         preal = self.tree.resolve(parts[:-1], create=True, entry=name)
         real = join(preal, base)
+        if self.tree.guarded:
+            self.tree.check_write(real, os.path.join(self.where, real), ti.isdir())
         kind = ti.type
         if kind == tarfile.DIRTYPE:
             self._directory(ti, parts, preal, base, real)
@@ -200,8 +207,8 @@ class _Applier:
                 os.mkdir(base, 0o700, dir_fd=pfd)
         fd = self.tree.open_dir(pfd, base, real)
         self.tree.note(parts, real)
-        self._owner_mode_xattrs(ti, fd)
-        self.dir_times[real] = _times(ti)  # set last: creating children bumps the mtime
+        set_fd_metadata(ti, fd, self._ids(ti))
+        self.dir_times[real] = times(ti)  # set last: creating children bumps the mtime
 
     def _file(self, ti, preal: str, base: str, data) -> None:
         pfd = self.tree.dir_fd(preal)
@@ -217,8 +224,8 @@ class _Applier:
                     os.lseek(fd, offset, os.SEEK_SET)
                     _copy(data, fd, length, ti.name)
                 os.ftruncate(fd, ti.size)
-            self._owner_mode_xattrs(ti, fd)
-            os.utime(fd, ns=_times(ti))
+            set_fd_metadata(ti, fd, self._ids(ti))
+            os.utime(fd, ns=times(ti))
         finally:
             os.close(fd)
         self.written += ti.size
@@ -228,7 +235,7 @@ class _Applier:
             raise InvalidArchive(f'invalid symlink "{os.path.join(self.where, *clean(ti.name))}" -> "{ti.linkname}"')
         pfd = self.tree.dir_fd(preal)
         self._create(lambda: os.symlink(ti.linkname, base, dir_fd=pfd), pfd, base, real)
-        self._path_metadata(ti, pfd, base, chmod=False)
+        set_path_metadata(ti, pfd, base, self._ids(ti), chmod=False)
 
     def _node(self, ti, preal: str, base: str, real: str) -> None:
         pfd = self.tree.dir_fd(preal)
@@ -240,7 +247,7 @@ class _Applier:
             if rootless():  # no device can be made in a user namespace: skipped, as moby's archive does there
                 return
         self._create(lambda: os.mknod(base, mode, dev, dir_fd=pfd), pfd, base, real)
-        self._path_metadata(ti, pfd, base, chmod=True)
+        set_path_metadata(ti, pfd, base, self._ids(ti), chmod=True)
 
     def _hardlink(self, ti, preal: str, base: str, real: str) -> None:
         target = clean(ti.linkname)
@@ -273,7 +280,7 @@ class _Applier:
         finally:
             os.close(tfd)
         # moby applies the header's metadata to the (shared) inode too, except through a symlink
-        self._path_metadata(ti, pfd, base, chmod=not stat.S_ISLNK(tst.st_mode))
+        set_path_metadata(ti, pfd, base, self._ids(ti), chmod=not stat.S_ISLNK(tst.st_mode))
 
     def _aufs_link_source(self, ti, name: str, data) -> None:
         """Old aufs layers keep hardlink sources in /.wh..wh.plnk; stage them in a hidden
@@ -307,7 +314,7 @@ class _Applier:
         pfd = self.tree.dir_fd(preal)
         if self.overlay:
             self._create(lambda: os.mknod(victim, stat.S_IFCHR, 0, dir_fd=pfd), pfd, victim, real)
-            _check_ids(ti)
+            check_ids(ti)
             os.chown(victim, ti.uid, ti.gid, dir_fd=pfd, follow_symlinks=False)
         elif real not in self.created:  # whiteouts hide lower layers only, never this one
             self._make_room(pfd, victim, real, keep_dir=False)
@@ -339,41 +346,27 @@ class _Applier:
         if removed:
             self.tree.forget()
 
-    # ------------------------------------------------------------------ metadata
-    def _owner_mode_xattrs(self, ti, fd: int) -> None:
-        """chown first (it clears setuid bits and file capabilities), then chmod, then xattrs."""
-        if self.owners:
-            os.fchown(fd, *self._ids(ti))
-        os.fchmod(fd, ti.mode & 0o7777)
-        for key, value in _xattrs(ti):
-            _set_xattr(fd, key, value, follow=True)
-
-    def _ids(self, ti) -> tuple[int, int]:
+    # ------------------------------------------------------------------ metadata (entrymeta.py)
+    def _ids(self, ti) -> tuple[int, int] | None:
+        """The owner to give the entry: None leaves it the caller's (owners=False)."""
+        if not self.owners:
+            return None
         if isinstance(self.owners, tuple):
             return self.owners
-        _check_ids(ti)
+        check_ids(ti)
         return ti.uid, ti.gid
-
-    def _path_metadata(self, ti, pfd: int, base: str, *, chmod: bool) -> None:
-        if self.owners:
-            os.chown(base, *self._ids(ti), dir_fd=pfd, follow_symlinks=False)
-        if chmod:  # there is no lchmod: never chmod a symlink (it would follow)
-            os.chmod(base, ti.mode & 0o7777, dir_fd=pfd, follow_symlinks=False)
-        for key, value in _xattrs(ti):
-            _set_xattr(wh.fd_path(pfd, base), key, value, follow=False)
-        os.utime(base, ns=_times(ti), dir_fd=pfd, follow_symlinks=False)
 
     # ------------------------------------------------------------------ end
     def finish(self) -> None:
         if self.aufs_links is not None:
             remove_tree(self.tree.root_fd, self.aufs_links)
             self.tree.forget()
-        for real, times in self.dir_times.items():
+        for real, ns in self.dir_times.items():
             try:
                 fd = self.tree.dir_fd(real)
             except OSError:
                 continue  # replaced later in the stream by a non-directory
-            os.utime(fd, ns=times)
+            os.utime(fd, ns=ns)
 
     def close(self) -> None:
         self.tree.close()
@@ -411,34 +404,3 @@ def _climbs_out(where: str, parent: list[str], target: str) -> bool:
     lexically to the link's directory (an absolute one too) is not under `where`."""
     joined = os.path.normpath("/" + "/".join([where, *parent, target]).lstrip("/"))
     return not joined.startswith(os.path.normpath(where))
-
-
-def _check_ids(ti) -> None:
-    if not (0 <= ti.uid <= 0xFFFFFFFE and 0 <= ti.gid <= 0xFFFFFFFE):
-        raise InvalidArchive(f"tar entry {ti.name!r}: invalid owner {ti.uid}:{ti.gid}")
-
-
-def _times(ti) -> tuple[int, int]:
-    """(atime, mtime) in ns; atime = max(atime, mtime) as moby does."""
-    mtime = ti.mtime_ns if ti.mtime_ns is not None else int(ti.mtime) * 1_000_000_000
-    atime = ti.atime_ns if ti.atime_ns is not None else mtime
-    return max(atime, mtime), mtime
-
-
-def _xattrs(ti):
-    for key, value in ti.pax_headers.items():
-        if key.startswith("SCHILY.xattr."):
-            name = key[len("SCHILY.xattr.") :]
-            if not name.startswith(wh.OVERLAY_XATTR_PREFIXES):
-                yield name, value.encode("utf-8", "surrogateescape")
-
-
-def _set_xattr(target, name: str, value: bytes, *, follow: bool) -> None:
-    try:
-        if isinstance(target, int):
-            os.setxattr(target, name, value)
-        else:
-            os.setxattr(target, name, value, follow_symlinks=follow)
-    except OSError as e:
-        if e.errno not in _IGNORED_XATTR_ERRORS:  # EPERM/ENOTSUP are best effort, as in moby
-            raise

@@ -78,6 +78,9 @@ class InRoot:
         self._retired: list[int] = []
         self._max_fds = max_fds
         self._mounts: dict[str, int] = {}  # real path of a mount point -> its directory's fd (graft)
+        self._files: dict[str, tuple[int, str]] = {}  # a file bind's real path -> (its source's dir fd, name)
+        self._readonly: set[str] = set()  # read-only mount points (a write below one is refused: check_write)
+        self.guarded = False  # a write through this tree asks check_write first (a cp into a container)
         self.made_dirs: list[str] = []  # missing parents we created (real paths)
 
     # ------------------------------------------------------------------ fds
@@ -87,16 +90,56 @@ class InRoot:
         for fd in self._mounts.values():
             os.close(fd)
         self._mounts.clear()
+        for fd, _ in self._files.values():
+            os.close(fd)
+        self._files.clear()
         os.close(self.root_fd)
 
-    def graft(self, real: str, fd: int) -> None:
+    def graft(self, real: str, fd: int, *, readonly: bool = False) -> None:
         """A directory mounted at real path `real` (a container's volume or bind: the
-        caller opened its source, a host path it trusts); the tree owns `fd` then."""
+        caller opened its source, a host path it trusts); the tree owns `fd` then.
+        `readonly`: check_write refuses what is at or below it."""
         self.forget()
         old = self._mounts.pop(real, None)
         if old is not None:
             os.close(old)
         self._mounts[real] = fd
+        if readonly:
+            self._readonly.add(real)
+            self.guarded = True
+
+    def check_write(self, real: str, where: str, is_dir: bool) -> None:
+        """Refuse an entry written at real path `real` (`where` names it in the container)
+        as the kernel refuses it in the container's mounts: below a read-only mount
+        (EROFS), or over a file bind (EBUSY: the mount point cannot be unlinked)."""
+        if real in self._files:
+            raise InvalidArchive(f"unlinkat {where}: device or resource busy")
+        if self._readonly and self.mount_of(real) in self._readonly:  # the deepest mount decides
+            raise InvalidArchive(f"{'lchown' if is_dir else 'open'} {where}: read-only file system")
+
+    def graft_file(self, real: str, dir_fd: int, name: str) -> None:
+        """A file bound at real path `real`: `name` in the directory open at `dir_fd`
+        (its source's, a host path the caller trusts); the tree owns `dir_fd` then."""
+        old = self._files.pop(real, None)
+        if old is not None:
+            os.close(old[0])
+        self._files[real] = (dir_fd, name)
+        self.guarded = True
+
+    def file_at(self, real: str) -> tuple[int, str] | None:
+        return self._files.get(real)  # (directory fd, name) of the file bound at exactly `real`
+
+    def mounts_below(self, real: str) -> dict[str, int | tuple[int, str]]:
+        """The mounts strictly below real path `real`, by their path relative to it: a
+        directory's fd, or a file bind's (directory fd, name) (an archive walk of `real`
+        goes on in them, as in the container)."""
+        prefix = real + "/" if real else ""
+        found: dict[str, int | tuple[int, str]] = {}
+        for mounts in (self._mounts, self._files):
+            for point, value in mounts.items():
+                if point.startswith(prefix) and point != real:
+                    found[point[len(prefix):]] = value
+        return found
 
     def mount_at(self, real: str) -> int | None:
         """The fd of the directory mounted at exactly `real`, None when none is."""
@@ -319,63 +362,3 @@ def resolve_leaf(tree: InRoot, path: str, *, create: bool = True) -> tuple[str, 
 def host_path(root: str, real: str) -> str:
     """The host path of a real path `resolve` returned ("" is the root itself)."""
     return os.path.join(root, real) if real else root
-
-
-_MAX_OPEN_LEVELS = 64
-
-
-def remove_tree(parent_fd: int, name: str) -> None:
-    """`rm -rf name` inside parent_fd: never follows symlinks, no recursion, and at
-    most _MAX_OPEN_LEVELS fds however deep the tree (shutil.rmtree recurses and
-    fails on the deep trees a hostile layer can build through symlinks)."""
-    try:
-        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(name, dir_fd=parent_fd)
-        return
-    top = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    # (fd, name in its parent, children still to remove)
-    stack: list[tuple[int, str, list[tuple[str, bool]]]] = [(top, name, _children(top))]
-    try:
-        while stack:
-            fd, dirname, pending = stack[-1]
-            if pending:
-                child, is_dir = pending.pop()
-                if not is_dir:
-                    os.unlink(child, dir_fd=fd)
-                elif len(stack) < _MAX_OPEN_LEVELS:
-                    cfd = os.open(child, _DIR_FLAGS, dir_fd=fd)
-                    stack.append((cfd, child, _children(cfd)))
-                else:  # too deep: move the subtree up to the top dir and finish it from there
-                    os.rename(child, f".lamina-rm-{os.urandom(16).hex()}", src_dir_fd=fd, dst_dir_fd=top)
-                continue
-            if len(stack) == 1:
-                pending.extend(_children(top))  # subtrees moved up meanwhile
-                if pending:
-                    continue
-            stack.pop()
-            os.close(fd)
-            if stack:
-                os.rmdir(dirname, dir_fd=stack[-1][0])
-    finally:
-        for fd, _, _ in stack:
-            os.close(fd)
-    os.rmdir(name, dir_fd=parent_fd)
-
-
-def remove_path(path: str) -> None:
-    """remove_tree of `path`, whose parent is a trusted store directory (a container
-    dir, a temp dir): everything below it is walked on fds, no-follow."""
-    parent, name = os.path.split(path.rstrip("/"))
-    fd = os.open(parent or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        remove_tree(fd, name)
-    finally:
-        os.close(fd)
-
-
-def _children(fd: int) -> list[tuple[str, bool]]:
-    with os.scandir(fd) as it:
-        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]

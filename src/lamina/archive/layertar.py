@@ -21,7 +21,7 @@ from typing import BinaryIO, Sequence
 from lamina.archive import whiteout as wh
 from lamina.archive.changes import Change
 from lamina.archive.inroot import InRoot, join
-from lamina.archive.tarformat import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
+from lamina.archive.tarwriter import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarOut, encode_header
 from lamina.errors import StoreError
 
 _CHUNK = 1 << 20
@@ -134,37 +134,52 @@ def _walk(root: str, writer: "_Writer") -> None:
         os.close(root_fd)
 
 
-def _walk_fd(root_fd: int, top: str, writer: "_Writer") -> None:
+def _walk_fd(root_fd: int, top: str, writer: "_Writer", mounts: dict | None = None) -> None:
     """Pre-order, sorted walk of the directory open at `root_fd` (not closed here),
     its entries named `top` + their relative path, with an explicit stack (no
     recursion limit).  Only the deepest _OPEN_LEVELS directories keep an fd; a
     shallower one is reopened through ".." of its child when the walk climbs back
     to it.  A `writer.tolerant` walk leaves out entries that vanish or change type
-    under it (a running container's tree)."""
+    under it (a running container's tree).  `mounts` {relative path: directory fd,
+    or a file's (directory fd, name)}: what is mounted there (a container's volumes
+    and binds, for `cp`), walked instead of the entry, on its own fds, no-follow."""
     st = os.fstat(root_fd)
-    # [fd or -1, archive prefix, remaining sorted entries, (st_dev, st_ino)]
-    stack: list[list] = [[root_fd, top, iter(_listing(root_fd, writer.tolerant)), (st.st_dev, st.st_ino)]]
+    # [fd or -1, archive prefix, remaining sorted entries, (st_dev, st_ino), relative prefix, kept open]
+    stack: list[list] = [[root_fd, top, iter(_listing(root_fd, writer.tolerant)), (st.st_dev, st.st_ino), "",
+                          False]]
     try:
         while stack:
-            fd, prefix, entries, _ = stack[-1]
+            fd, prefix, entries, _, rel, _ = stack[-1]
             for name, st in entries:
                 arc = prefix + name
+                mounted = mounts.get(rel + name) if mounts else None
                 try:
-                    if not stat.S_ISDIR(st.st_mode):
+                    if isinstance(mounted, tuple):  # a file bind: its source's entry, under this name
+                        st = os.stat(mounted[1], dir_fd=mounted[0], follow_symlinks=False)
+                        if not stat.S_ISDIR(st.st_mode):
+                            writer.other(mounted[0], mounted[1], arc, st)
+                            continue
+                        child = os.open(mounted[1], _DIR_FLAGS, dir_fd=mounted[0])
+                    elif mounted is not None:  # a directory mounted here: the walk goes on in it
+                        child = os.open(".", _DIR_FLAGS, dir_fd=mounted)  # an fd of our own, read from the start
+                    elif not stat.S_ISDIR(st.st_mode):
                         writer.other(fd, name, arc, st)
                         continue
-                    child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    else:
+                        child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except (OSError, _Changed) as e:
                     if writer.tolerant and (isinstance(e, _Changed) or e.errno in RACE_ERRNOS):
                         continue
                     raise
+                if mounted is not None:  # ".." of a mount's directory is not this one: never reopened so
+                    stack[-1][5] = True
                 cst = os.fstat(child)
-                stack.append([child, arc + "/", iter(()), (cst.st_dev, cst.st_ino)])
+                stack.append([child, arc + "/", iter(()), (cst.st_dev, cst.st_ino), rel + name + "/", False])
                 writer.directory(child, arc, cst)
                 stack[-1][2] = iter(_listing(child, writer.tolerant))
                 if len(stack) > _OPEN_LEVELS:
                     shallow = stack[-_OPEN_LEVELS - 1]
-                    if shallow[0] not in (-1, root_fd):
+                    if shallow[0] not in (-1, root_fd) and not shallow[5]:
                         os.close(shallow[0])
                         shallow[0] = -1
                 break
@@ -185,13 +200,14 @@ def _walk_fd(root_fd: int, top: str, writer: "_Writer") -> None:
 
 
 def write_entry(dir_fd: int, name: str, arcname: str, out: BinaryIO, *,
-                owner_names: tuple[dict, dict] | None = None) -> None:
+                owner_names: tuple[dict, dict] | None = None, mounts: dict | None = None) -> None:
     """`name` in the directory open at `dir_fd` ("." for that directory itself) as a
     tar named `arcname`: a directory with its contents below `arcname/` ("" names
     the directory `/`), anything else as its one entry (docker cp's GET archive).
     Every open is relative to `dir_fd` with O_NOFOLLOW, so a running container that
     swaps a directory for a symlink cannot send the walk out of its tree; entries
-    that vanish or change type meanwhile are left out, as moby's tar leaves them."""
+    that vanish or change type meanwhile are left out, as moby's tar leaves them.
+    `mounts`: what is mounted below the directory (_walk_fd)."""
     writer = _Writer(out, whiteouts=False, owner_names=owner_names)
     writer.tolerant = True
     st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -199,7 +215,7 @@ def write_entry(dir_fd: int, name: str, arcname: str, out: BinaryIO, *,
         fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
         try:
             writer.directory(fd, arcname, os.fstat(fd))
-            _walk_fd(fd, arcname + "/", writer)
+            _walk_fd(fd, arcname + "/", writer, mounts)
         finally:
             os.close(fd)
     else:

@@ -8,8 +8,10 @@ every read and write goes through directory fds walked with O_NOFOLLOW (_Target,
 layertar.write_entry, extract.apply_layer on the directory's fd).  The container's
 volumes and bind mounts are seen as in the container, as dockerd mounts them for the
 call: a path at or below a mount point is walked on in the mount's source directory
-(inroot.py `graft`), confined there as in the root.  (A mount below a copied
-directory is not followed: its mount point's own directory is copied.)"""
+(inroot.py `graft`), confined there as in the root; a file bind is its source file; a
+copied directory's walk goes on in the mounts below it (layertar's `mounts`).  Its
+--tmpfs mounts are not followed, as dockerd 20.10 does not: they live only in the
+container's mount namespace, dockerd's walk sees their empty mount points."""
 
 from __future__ import annotations
 
@@ -61,8 +63,13 @@ class _Target:
             parent = self.tree.resolve(parts if whole else parts[:-1], create=False, entry=path)
             if not whole and self.tree.mount_at(join(parent, parts[-1])) is not None:
                 parent, whole = join(parent, parts[-1]), True  # a mount point: its source directory
-            self.fd = os.dup(self.tree.dir_fd(parent))  # the tree's own fds are evicted as it walks on
-            self.base = "." if whole else parts[-1]
+            self.real = parent if whole else join(parent, parts[-1])  # what a walk of a directory starts at
+            bound = None if whole else self.tree.file_at(self.real)
+            if bound is not None:  # a file bind: its source file
+                self.fd, self.base = os.dup(bound[0]), bound[1]
+            else:
+                self.fd = os.dup(self.tree.dir_fd(parent))  # the tree's own fds are evicted as it walks on
+                self.base = "." if whole else parts[-1]
             self.st = os.stat(self.base, dir_fd=self.fd, follow_symlinks=False)
         except (MissingPath, OSError, InvalidArchive, ValueError) as e:
             self.close()
@@ -120,8 +127,9 @@ class _Target:
 def _graft(tree, mounts) -> dict[str, bool]:
     """The container's mounts [(destination, source, writable)] grafted into `tree` at
     the real path each destination has in the root (its links followed there, as the
-    runtime's mount did); {real mount point: writable}.  A source that is gone or not
-    a directory (a file bind) is left out: the root's own entry is seen there."""
+    runtime's mount did); {real mount point: writable}.  A file bind is grafted as
+    its source's directory and name; a source that is gone is left out: the root's own
+    entry is seen there."""
     from lamina.archive.inroot import MissingPath, clean, join
 
     writable = {}
@@ -135,11 +143,32 @@ def _graft(tree, mounts) -> dict[str, bool]:
             parent = "/".join(parts[:-1])
         try:
             fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # a host path the user chose
+        except NotADirectoryError:  # a file bind: the file its source names (links followed, as mount(2))
+            real = os.path.realpath(source)
+            try:
+                fd = os.open(os.path.dirname(real), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            tree.graft_file(join(parent, parts[-1]), fd, os.path.basename(real))
+            writable[join(parent, parts[-1])] = rw
+            continue
         except OSError:
             continue
         tree.graft(join(parent, parts[-1]), fd)
         writable[join(parent, parts[-1])] = rw
     return writable
+
+
+def _graft_below(target: _Target, real: str, tree) -> None:
+    """The mounts below the directory at real path `real` into `tree`, the extraction's
+    own (rooted at that directory): an entry written there lands in the mount, as in
+    the container; read-only ones and file binds refused (inroot.py `check_write`)."""
+    for rel, mounted in target.tree.mounts_below(real).items():
+        point = f"{real}/{rel}" if real else rel
+        if isinstance(mounted, tuple):
+            tree.graft_file(rel, os.dup(mounted[0]), mounted[1])
+        else:
+            tree.graft(rel, os.dup(mounted), readonly=not target.writable.get(point, True))
 
 
 def _go_time(ns: int) -> str:
@@ -197,7 +226,7 @@ def get_archive(system, name: str, path: str, begin, *, arcname: str | None = No
     `/`: entries named from `/`).  `arcname` names the entries instead (the CLI's
     rebase: docker cp renames them to the destination's name)."""
     from lamina.archive.layertar import RACE_ERRNOS, write_entry
-    from lamina.runtime.rootfs import id_names
+    from lamina.runtime.idnames import id_names
 
     with _target(system, name, path) as target:
         out = begin(target.stat())
@@ -206,7 +235,7 @@ def get_archive(system, name: str, path: str, begin, *, arcname: str | None = No
         # tar (made chrooted in the container) names them
         try:
             write_entry(target.fd, target.base, "" if arcname == "/" else arcname, out,
-                        owner_names=id_names(target.rootfs))
+                        owner_names=id_names(target.rootfs), mounts=target.tree.mounts_below(target.real))
         except OSError as e:
             # the entry itself moved or became a link since its stat (entries below it
             # that do are left out): what the walk would have said; writes to `out` fail
@@ -248,7 +277,8 @@ def put_archive(system, name: str, path: str, body, *, no_overwrite_dir_non_dir:
             if point is None and (rec.host_config or {}).get("ReadonlyRootfs"):
                 raise LaminaError("container rootfs is marked read-only")
             apply_layer(body, f"/proc/self/fd/{fd}", overlay_whiteouts=False, plain=True,  # Untar, not a layer
-                        owners=owners, where="/" + real, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+                        owners=owners, where="/" + real, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                        graft=lambda tree: _graft_below(target, real, tree))
         except InvalidArchive as e:  # dockerd's words: its untar runs as a child process
             raise LaminaError(f"Error processing tar file(exit status 1): {e}") from None
         finally:

@@ -210,6 +210,8 @@ def start(system, rec, *, interactive: bool | None = None) -> int:
     created with auto-remove is removed afterwards, as `docker start` of one does."""
     from lamina import lifecycle
 
+    if not rec.running:  # else lifecycle.start's Conflict
+        lifecycle.check_mount_sources(rec)
     code = lifecycle.start(system, rec, interactive=interactive)
     if rec.host_config.get("AutoRemove"):
         lifecycle.remove(system, system.containers.get(rec.id), force=True)
@@ -289,7 +291,7 @@ def export(system, rec, out) -> None:
     """GET /containers/{id}/export: its filesystem as a tar written to the binary stream `out`."""
     from lamina.archive.layertar import write_tree
     from lamina.engine.archive import mounted_rootfs
-    from lamina.runtime.rootfs import id_names
+    from lamina.runtime.idnames import id_names
 
     if isinstance(rec, str):
         rec = system.containers.resolve(rec)

@@ -57,9 +57,30 @@ def died_code(root: str, container_id: str, since_ns: int, default: int) -> int:
     once its record is gone), or `default`."""
     for event in reversed(read(root, since_ns)):
         if event.get("Action") == "die" and event.get("id") == container_id:
-            code = event["Actor"]["Attributes"].get("exitCode", "")
-            return int(code) if code.lstrip("-").isdigit() else default
+            return _exit_code(event, default)
     return default
+
+
+def _exit_code(event: dict, default: int) -> int:
+    code = event["Actor"]["Attributes"].get("exitCode", "")
+    return int(code) if code.lstrip("-").isdigit() else default
+
+
+def die_watch(root: str, container_id: str):
+    """A callable: the exit code of the container's first `die` journaled since this
+    call, or None yet (a `wait` that slept through an exit its policy followed with a
+    new run: the record shows only that run)."""
+    offset = tail(root, None)[1]
+
+    def died() -> int | None:
+        nonlocal offset
+        events, offset = tail(root, offset)
+        for event in events:
+            if event.get("Action") == "die" and event.get("id") == container_id:
+                return _exit_code(event, 0)
+        return None
+
+    return died
 
 
 def tail(root: str, offset: int | None) -> tuple[list[dict], int]:
@@ -70,7 +91,7 @@ def tail(root: str, offset: int | None) -> tuple[list[dict], int]:
         size = os.stat(path).st_size
     except OSError:
         return [], 0
-    if offset is None:
+    if offset is None or size == offset:
         return [], size
     if size < offset:
         offset = 0

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 def start(system, rec) -> None:
     """POST /containers/{id}/start: under a monitor; returns once it runs."""
-    from lamina import services
+    from lamina import lifecycle, services
 
+    if not rec.running:
+        lifecycle.check_mount_sources(rec)
     services.start_detached(system, rec)
 
 
@@ -30,15 +32,18 @@ def stop(system, name: str, timeout: float | None = None) -> None:
 
 def kill(system, name: str, signal: str = "KILL") -> None:
     from lamina import services
+    from lamina.signals import parse_signal
 
-    num = services.parse_signal(signal)  # dockerd checks the signal before the name
+    num = parse_signal(signal)  # dockerd checks the signal before the name
     services.kill(system, system.containers.resolve(name), num)
 
 
 def wait(system, name: str) -> int:
     from lamina import services
+    from lamina.engine.journal import die_watch
 
-    return services.wait(system, system.containers.resolve(name))
+    rec = system.containers.resolve(name)
+    return services.wait(system, rec, die_watch(system.root, rec.id))
 
 
 def restart(system, name: str, timeout: float | None = None) -> None:

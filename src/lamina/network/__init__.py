@@ -42,10 +42,11 @@ def check_mode(system, network_mode: str) -> None:
     get(system.db, network_mode)
 
 
-def attach(system, container_id: str, network: str = "bridge", rec=None):
+def attach(system, container_id: str, network: str = "bridge", rec=None, owner: int | None = None):
     """Put a container on its network(s) before it starts; returns its first `Endpoint`
     (namespace path, address).  `rec`, the container's record, gives what resolves to
-    it on user networks (name, short ID, aliases), its MAC address and --dns servers."""
+    it on user networks (name, short ID, aliases), its MAC address and --dns servers.
+    `owner`: the pid its address is held for, when not this process (network/handoff.py)."""
     from lamina import rootless
     from lamina.network import endpoint
 
@@ -71,7 +72,7 @@ def attach(system, container_id: str, network: str = "bridge", rec=None):
     aliases = next((a for nid, a in joined if nid == first_id), ())
     mac = (rec.config.get("MacAddress") or "").replace("-", ":") or None  # ip(8) takes the colon form
     ep = endpoint.attach(system, container_id, network, aliases=aliases, mac=mac, names=names,
-                         dns_servers=dns_servers)
+                         dns_servers=dns_servers, owner=owner)
     try:
         for nid, more in joined:
             if nid != first_id:

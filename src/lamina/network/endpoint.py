@@ -20,44 +20,28 @@ import os
 
 from lamina.errors import RuntimeFailure
 from lamina.network import bridge, ipam, netlink, netns
-from lamina.record import record
+from lamina.network.endpointrecord import NETWORK, Endpoint
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from lamina.network.addresses import Address
 
-NETWORK = "bridge"
-
-
-@record
-class Endpoint:
-    network: str                 # "bridge", or a user network's name
-    netns: str
-    address: Address
-    prefixlen: int
-    gateway: Address
-    mac: str
-    network_id: str = ""         # a user network's ID ("" for the default bridge)
-    nameserver: str = ""         # the network's resolver (its gateway) when names resolve there
-    aliases: tuple = ()
-    etc_from: str = ""           # container:NAME: the directory of the container whose /etc files it sees
-    hostname: str = ""           # container:NAME: that container's hostname, which it shares
-
 
 def attach(system, container_id: str, network: str = NETWORK, *, aliases=(), mac: str | None = None,
-           names=(), dns_servers=()) -> Endpoint:
+           names=(), dns_servers=(), owner: int | None = None) -> Endpoint:
     """Put a starting container on its first network (this makes its namespace); it
     is ready when this returns.  `names` are what resolves to it on a user network
-    (its name, aliases, short ID); `dns_servers` its --dns, used for other names."""
+    (its name, aliases, short ID); `dns_servers` its --dns, used for other names;
+    `owner` the pid its address is held for (this process's when None)."""
     key, net, user = _target(system, network)
     sweep(system)
     path = netns.path_for(container_id)
     try:
-        address = _claim(system, key, container_id, net, None)
+        address = _claim(system, key, container_id, net, owner)
         if os.path.lexists(path):  # an earlier start's, if its release was cut short
             netns.remove(path)
         with netns.create(path, then=netlink.Socket) as inside:
-            address = _plug_free(system, key, container_id, net, path, inside, address, "eth0", True, mac, None)
+            address = _plug_free(system, key, container_id, net, path, inside, address, "eth0", True, mac, owner)
         return _finish(key, net, user, container_id, path, address, mac, aliases, names, dns_servers)
     except BaseException:
         release(system, container_id)

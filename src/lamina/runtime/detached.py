@@ -72,21 +72,25 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
             if code != 0:
                 raise _runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
             init = read_pid(pidfile)
-            if console is not None:
-                outputs = {console.receive_master(): "stdout"}
-                console.__exit__(None, None, None)
-                console = None
-                if relay is not None:
-                    relay.use_terminal(next(iter(outputs)))
-                    sink = _Tee(sink, relay)
-            started(init)
-            if relay is None and keep is not None:
-                status = keep(outputs, init, sink)
-            else:
-                status = _relay(outputs, init, sink, relay)
-            init = None
-            if after_exit is not None:
-                after_exit()
+        # init, orphaned when runc exited, is our child now; the flag goes, so that a process
+        # an exec's runc leaves behind (a health probe's, runc killed first) is not adopted
+        # too: as a zombie in the container's pid namespace that nobody here waits for, it
+        # would hold the init's exit (zap_pid_ns_processes) and the monitor with it
+        if console is not None:
+            outputs = {console.receive_master(): "stdout"}
+            console.__exit__(None, None, None)
+            console = None
+            if relay is not None:
+                relay.use_terminal(next(iter(outputs)))
+                sink = _Tee(sink, relay)
+        started(init)
+        if relay is None and keep is not None:
+            status = keep(outputs, init, sink)
+        else:
+            status = _relay(outputs, init, sink, relay)
+        init = None
+        if after_exit is not None:
+            after_exit()
     finally:
         for fd in outputs:
             os.close(fd)

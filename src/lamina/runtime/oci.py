@@ -371,6 +371,11 @@ def _runtime_error(log_path: str) -> RuntimeFailure | None:
     # Docker's translateContainerdStartErr: command missing -> 127, EACCES -> 126, else 125.
     if 'exec: "' in message and ("executable file not found" in message or "no such file or directory" in message):
         return ContainerCommandNotFound(message)
+    if "not a directory" in message:  # a bind of a file onto a directory, or the reverse
+        from lamina.errors import MountTypeMismatch
+
+        return MountTypeMismatch(f"{message}: Are you trying to mount a directory onto a file (or vice-versa)? "
+                                 "Check if the specified host path exists and is the expected type")
     if "permission denied" in message:
         return ContainerCommandNotExecutable(message)
     return RuntimeFailure(message)

@@ -157,6 +157,15 @@ class ContainerStore:
         with transaction(self._db) as db:
             db.execute("UPDATE containers SET state='running', pid=?, started=?, exit_code=NULL, finished=NULL "
                        "WHERE id=?", (pid, time.time(), container_id))
+            # State.Error of an earlier failed start goes, as dockerd's SetRunning clears it
+            db.execute("UPDATE container_runs SET error='' WHERE id=? AND error!=''", (container_id,))
+
+    def unstart(self, rec: ContainerRecord) -> None:
+        """A start the runtime refused (runc create failed): the row as it was before
+        it, as dockerd leaves it (Created, or Exited with its last run's times)."""
+        with transaction(self._db) as db:
+            db.execute("UPDATE containers SET state=?, pid=NULL, exit_code=?, started=?, finished=? WHERE id=?",
+                       (rec.state, rec.exit_code, rec.started, rec.finished, rec.id))
 
     def set_exited(self, container_id: str, code: int, restart=None, oom_killed: bool | None = None) -> bool:
         """A run's exit.  `restart(host_config, code, restart_count, stopped_by_user)` (its
