@@ -56,36 +56,13 @@ def _reference(ref):
 def list_images(system, *, repository: str | None = None, all: bool = False, digests: bool = False) -> list:
     """(repository, tag, digest, record) rows as `docker images` lists them: one per
     tag, `<none>` for untagged images (intermediate ones only with `all`), the
-    repo digest when `digests` (or `repository`) asks for it."""
-    from lamina.reference import parse
+    repo digest when `digests` (or `repository`) asks for it (engine/imagelist.py:
+    `lamina images` reads its rows without this module or the image store)."""
+    from lamina.engine.imagelist import image_rows
 
-    tags = system.images.all_tags()
-    want = parse(repository, default_tag=False) if repository else None
-    members = _index_members(system)
-    rows = []
-    for rec in system.images.list():
-        names = tags.get(str(rec.id), [])
-        repo_digests = system.images.digests_of(rec.id) if digests or want else []
-        if not names:
-            if want is not None or (not all and (system.images.children(rec.id) or str(rec.id) in members)):
-                continue  # untagged parents of tagged images (and other platforms of one) are "intermediate"
-            rows.append(("<none>", "<none>", repo_digests[0].split("@", 1)[1] if repo_digests else "<none>", rec))
-            continue
-        for name in names:
-            ref = parse(name)
-            if want is not None and (ref.repository != want.repository or (want.tag and ref.tag != want.tag)):
-                continue
-            digest = next((d.split("@", 1)[1] for d in repo_digests if d.startswith(ref.repository + "@")),
-                          "<none>")
-            rows.append((ref.familiar_repository, ref.tag, digest, rec))
-    return rows
-
-
-def _index_members(system) -> set[str]:
-    """IDs of the images that tagged multi-platform indexes name (store/indexes.py)."""
-    from lamina.store.indexes import IndexStore
-
-    return IndexStore(system.db, system.content).member_images()
+    rows = image_rows(system, repository=repository, all=all, digests=digests)
+    records = {str(rec.id): rec for rec in system.images.list()} if rows else {}
+    return [(repo, tag, digest, records[image_id]) for repo, tag, digest, image_id, *_ in rows if image_id in records]
 
 
 def get_image(system, name: str):
@@ -292,12 +269,13 @@ def load(system, stream, *, progress) -> list:
 def prune(system, *, dangling_only: bool = True) -> tuple[list[str], int]:
     """`docker image prune`: remove dangling images (untagged, no child, no container),
     every image no container uses with `dangling_only` false; (docker's lines, bytes freed)."""
+    from lamina.engine.imagelist import index_members
     from lamina.errors import LaminaError
 
     used = {c.image_id for c in system.containers.list()}
     lines: list[str] = []
     reclaimed = 0
-    used |= _index_members(system)  # the other platforms of a multi-platform tag are not dangling
+    used |= index_members(system)  # the other platforms of a multi-platform tag are not dangling
     for rec in system.images.list():
         image_id = str(rec.id)
         if image_id in used or system.images.children(rec.id):

@@ -82,7 +82,7 @@ def cmd_import(system, args) -> int:
 
 def cmd_images(system, args) -> int:
     from lamina.cli import fmt
-    from lamina.engine.images import list_images
+    from lamina.engine.imagelist import image_rows  # the rows alone: not engine/images.py nor the image store
     from lamina.errors import InvalidReference
 
     if args.tree:  # the picture: engine/layerviews.py draws nothing, cli/treeview.py draws it
@@ -92,32 +92,31 @@ def cmd_images(system, args) -> int:
         forest(layer_forest(system, all=args.all), sys.stdout)
         return 0
     try:
-        rows = list_images(system, repository=args.repository, all=args.all, digests=args.digests)
+        rows = image_rows(system, repository=args.repository, all=args.all, digests=args.digests)
     except InvalidReference:
         rows = []  # dockerd matches the argument as a pattern: a name no image can have lists nothing
     if args.quiet and not fmt.wants_template(args.format):  # docker: a --format wins over -q here
         # one line per row, so an ID twice for two tags, as docker's (in one write)
-        sys.stdout.write("".join(f"{rec.id if args.no_trunc else rec.id.short}\n" for *_, rec in rows))
+        sys.stdout.write("".join(f"{row[3] if args.no_trunc else row[3][7:19]}\n" for row in rows))
         return 0
     if fmt.wants_template(args.format):
         from lamina.cli.formatctx import IMAGE_HEADERS, image_context
         from lamina.units import human_size
 
         items = []
-        for repo, tag, digest, rec in rows:
+        for repo, tag, digest, image_id, created, size in rows:
             items.append(image_context({
-                "Containers": "N/A", "CreatedAt": fmt.go_time(rec.created), "CreatedSince": fmt.since(rec.created),
-                "Digest": digest, "ID": str(rec.id) if args.no_trunc else rec.id.short, "Repository": repo,
-                "SharedSize": "N/A", "Size": fmt.human_size(rec.size), "Tag": tag, "UniqueSize": "N/A",
-                "VirtualSize": human_size(rec.size),  # docker: units.HumanSize, 4 digits (`1.982MB`)
+                "Containers": "N/A", "CreatedAt": fmt.go_time(created), "CreatedSince": fmt.since(created),
+                "Digest": digest, "ID": image_id if args.no_trunc else image_id[7:19], "Repository": repo,
+                "SharedSize": "N/A", "Size": fmt.human_size(size), "Tag": tag, "UniqueSize": "N/A",
+                "VirtualSize": human_size(size),  # docker: units.HumanSize, 4 digits (`1.982MB`)
             }))
         return fmt.print_listing(args.format, items, IMAGE_HEADERS)
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     table = []
-    for repo, tag, digest, rec in rows:
-        ident = str(rec.id) if args.no_trunc else rec.id.short
+    for repo, tag, digest, image_id, created, size in rows:
         table.append([repo, tag] + ([digest] if args.digests else []) +
-                     [ident, fmt.since(rec.created), fmt.human_size(rec.size)])
+                     [image_id if args.no_trunc else image_id[7:19], fmt.since(created), fmt.human_size(size)])
     fmt.table(headers, table)
     return 0
 
