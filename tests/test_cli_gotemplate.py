@@ -309,6 +309,28 @@ def test_missingkey_error_is_docker_inspects_second_pass():
         tmpl.execute({"A": "s"}, missing_key="error")
 
 
+def test_typed_structs_fail_as_go_structs_and_keep_empty_omitempty_fields():
+    """docker's version/info structs (cli/systemjson.py): an absent field is Go's struct
+    error whatever missingkey says; an `omitempty` field reads as its zero, `json` leaves
+    it out; an untyped StructDict (inspect's) stays a map for errors."""
+    from lamina.gotemplate.values import OMITTED, StructDict
+
+    inner = StructDict({"Os": "linux", "Kernel": "", "Platform": OMITTED})
+    inner.type_name, inner.omitempty = "*types.Version", frozenset({"Kernel", "Platform"})
+    for missing_key in ("default", "error"):
+        with pytest.raises(TemplateExecError) as e:
+            parse("{{.S.Nope}}", "version").execute({"S": inner}, missing_key=missing_key)
+        assert str(e.value) == ('template: version:1:4: executing "version" at <.S.Nope>: '
+                                "can't evaluate field Nope in type *types.Version")
+    with pytest.raises(TemplateExecError, match="can't evaluate field X in type string$"):
+        render("{{.S.Os.X}}", {"S": inner})
+    assert render("[{{.S.Kernel}}] {{.S.Platform}} {{.S}} {{json .S}}", {"S": inner}) == \
+        '[] <nil> {linux  <nil>} {"Os":"linux"}'
+    assert render("{{printf \"%T\" .S}}", {"S": inner}) == "*types.Version"
+    with pytest.raises(TemplateExecError, match='map has no entry for key "Nope"'):
+        render("{{.S.Nope}}", {"S": StructDict({"Os": "linux"})}, missing_key="error")
+
+
 def test_escape_applies_to_printed_values_only():
     esc = fmt._escape_value
     out = parse("a\t{{.X}}\n{{json .X}}").execute({"X": "\x1b[2J\tok\u202e"}, escape=esc)
@@ -496,3 +518,56 @@ def test_history_format_truncates_created_by_as_docker(store, tmp_path):
         "/bin/sh -c echo " + "a" * 28 + "…|")
     assert lamina(store, "history", "--no-trunc", "--format", "{{.CreatedBy}}", "tmpl:long")[0].splitlines()[0] == (
         "/bin/sh -c echo " + "a" * 72 + " > /x")
+
+
+# docker 28's texts (recorded here against dockerd 20.10; re-run live below when it answers)
+SYSTEM_ERRORS = [
+    ("version", "{{.Nope}}", 'version:1:2: executing "version" at <.Nope>: can\'t evaluate field Nope in type '
+                             "system.versionInfo"),
+    ("version", "{{.Client.Nope}}", 'version:1:9: executing "version" at <.Client.Nope>: can\'t evaluate field Nope '
+                                    "in type system.clientVersion"),
+    ("version", "{{.Client.Os.Nope}}", 'version:1:9: executing "version" at <.Client.Os.Nope>: can\'t evaluate field '
+                                       "Nope in type string"),
+    ("version", "{{.Server.Nope}}", 'version:1:9: executing "version" at <.Server.Nope>: can\'t evaluate field Nope '
+                                    "in type *types.Version"),
+    ("version", "{{.Server.Platform.Nope}}", 'version:1:9: executing "version" at <.Server.Platform.Nope>: can\'t '
+                                             "evaluate field Nope in type struct { Name string }"),
+    ("version", "{{range .Server.Components}}{{.Nope}}{{end}}", 'version:1:30: executing "version" at <.Nope>: '
+                                                                "can't evaluate field Nope in type "
+                                                                "types.ComponentVersion"),
+    ("info", "{{.Nope}}", ':1:2: executing "" at <.Nope>: can\'t evaluate field Nope in type system.dockerInfo'),
+    ("info", "{{.Swarm.Nope}}", ':1:8: executing "" at <.Swarm.Nope>: can\'t evaluate field Nope in type swarm.Info'),
+    ("info", "{{.Plugins.Nope}}", ':1:10: executing "" at <.Plugins.Nope>: can\'t evaluate field Nope in type '
+                                  "system.PluginsInfo"),
+    ("info", "{{.ContainerdCommit.Nope}}", ':1:19: executing "" at <.ContainerdCommit.Nope>: can\'t evaluate field '
+                                           "Nope in type system.Commit"),
+    ("info", "{{.Runtimes.runc.Nope}}", ':1:11: executing "" at <.Runtimes.runc.Nope>: can\'t evaluate field Nope '
+                                        "in type system.RuntimeWithStatus"),
+    ("info", "{{.ClientInfo.Nope}}", ':1:13: executing "" at <.ClientInfo.Nope>: can\'t evaluate field Nope in type '
+                                     "*system.clientInfo"),
+]
+# omitempty fields lamina has empty: docker's templates read them (Go's tag is JSON's only)
+SYSTEM_EMPTY = [("version", "{{.Server.Experimental}}|{{.Server.BuildTime}}|{{.Client.GitCommit}}", "false||"),
+                ("info", "{{.KernelMemoryTCP}}|{{.ProductLicense}}|{{.FirewallBackend}}|{{.SystemStatus}}|"
+                         "{{.Swarm.Nodes}}|{{.Swarm.Cluster}}", "false||<nil>|[]|0|<nil>"),
+                ("info", "{{.Swarm.RemoteManagers}}|{{.CDISpecDirs}}|{{json .Swarm.RemoteManagers}}", "[]|[]|null")]
+
+
+@requires_root
+def test_version_and_info_templates_fail_and_read_as_docker_28(store):
+    docker28 = "/usr/local/bin/docker"
+    live = shutil.which(docker28) and subprocess.run([docker28, "version"], capture_output=True).returncode == 0
+    for verb, text, message in SYSTEM_ERRORS:
+        got = lamina(store, verb, "--format", text)
+        assert got == ("\n", f"template: {message}\n", 1), (verb, text, got)
+        if live:
+            theirs = subprocess.run([docker28, verb, "--format", text], capture_output=True, text=True)
+            assert (theirs.stdout, theirs.stderr, theirs.returncode) == got, (verb, text)
+    for verb, text, expected in SYSTEM_EMPTY:
+        assert lamina(store, verb, "--format", text) == (expected + "\n", "", 0)
+        if live:
+            assert subprocess.run([docker28, verb, "--format", text], capture_output=True).returncode == 0
+    out, err, rc = lamina(store, "version", "--format", "{{.Client}}")
+    assert rc == 0 and out.startswith("{<nil> ")  # a nil Platform pointer first, as docker 28's
+    assert lamina(store, "version", "--format", "{{.Client")[1:] == (
+        "template parsing error: template: version:1: unclosed action\n", 64)

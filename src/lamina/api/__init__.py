@@ -32,3 +32,6 @@ client from blocking any other and lets a disconnect unwind its work where it
 happens (a write raises `ClientGone` in the thread doing the work).  No dependency
 is added, and the service's idle memory stays small.
 """
+
+API_VERSION = "1.41"  # the Engine API version served (dockerd 20.10's)
+MIN_API_VERSION = "1.12"

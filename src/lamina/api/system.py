@@ -6,10 +6,8 @@ import os
 import platform
 
 from lamina import __version__ as VERSION
-from lamina.api.server import API_VERSION, MIN_API_VERSION
-
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le",
-         "s390x": "s390x", "riscv64": "riscv64"}
+from lamina.api import API_VERSION, MIN_API_VERSION
+from lamina.oci import host_arch
 
 
 def ping(request) -> None:
@@ -21,36 +19,45 @@ def ping(request) -> None:
 
 def _engine_details() -> dict:
     return {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion": "",
-            "Os": "linux", "Arch": _ARCH.get(platform.machine(), platform.machine()),
+            "Os": "linux", "Arch": host_arch(),
             "KernelVersion": platform.release(), "BuildTime": "", "Experimental": "false",
             "PythonVersion": platform.python_version()}
 
 
 def version(request) -> None:
+    request.send_json(200, version_document(request.server.root, request.server.runtime))
+
+
+def version_document(root: str | None, runtime_name: str | None) -> dict:
+    """GET /version's document (`lamina version --format` shows it too)."""
     from lamina.engine.system import runtime_without_store
 
     details = _engine_details()
     components = [{"Name": "Engine", "Version": VERSION, "Details": details}]
-    runtime = runtime_without_store(request.server.root, request.server.runtime)
+    runtime = runtime_without_store(root, runtime_name)
     if runtime is not None:
         components.append({"Name": runtime.name, "Version": runtime.version(), "Details": {"GitCommit": ""}})
-    request.send_json(200, {
+    return {
         "Platform": {"Name": "lamina"}, "Components": components, "Version": VERSION,
         "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "", "GoVersion": "",
         "Os": "linux", "Arch": details["Arch"], "KernelVersion": details["KernelVersion"],
-        "BuildTime": "", "Experimental": False})
+        "BuildTime": "", "Experimental": False}
 
 
 def info(request) -> None:
+    request.send_json(200, info_document(request.system))
+
+
+def info_document(system) -> dict:
+    """GET /info's document (`lamina info --format` shows it too)."""
     from lamina.engine.system import info as engine_info
     from lamina.runtime.cgroups import machine_memory
 
-    system = request.system
     facts = engine_info(system)
     runtime = facts["Runtime"]
     runtime_name = runtime.name if runtime is not None else "runc"
     cgroup_v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-    request.send_json(200, {
+    return {
         "ID": _machine_id(), "Containers": facts["Containers"], "ContainersRunning": facts["ContainersRunning"],
         "ContainersPaused": 0, "ContainersStopped": facts["ContainersStopped"], "Images": facts["Images"],
         "Driver": facts["Driver"], "DriverStatus": [], "DockerRootDir": system.root,
@@ -78,7 +85,7 @@ def info(request) -> None:
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
         "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
         "InitCommit": {"ID": "", "Expected": ""}, "SecurityOptions": ["name=seccomp,profile=default"],
-        "Warnings": [facts["RuntimeError"]] if facts["RuntimeError"] else []})
+        "Warnings": [facts["RuntimeError"]] if facts["RuntimeError"] else []}
 
 
 def df(request) -> None:

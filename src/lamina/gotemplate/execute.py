@@ -284,6 +284,8 @@ class State:
             if key is not None and key in receiver:
                 value = receiver[key]
                 return None if value is OMITTED else value
+            if isinstance(receiver, StructDict) and receiver.type_name:  # a typed struct: no such field
+                self.errorf(f"can't evaluate field {name} in type {receiver.type_name}")
             if self.missing_key == "error" and not isinstance(receiver, GoMap):
                 self.errorf(f"map has no entry for key {go_quote(name)}")
             return MISSING

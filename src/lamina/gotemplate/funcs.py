@@ -224,13 +224,21 @@ def to_json(v) -> str:
     return SafeText(go_dumps(_jsonable(v), html=isinstance(v, GoStruct)))
 
 
+def _empty(v) -> bool:
+    """encoding/json's `omitempty` test: false, 0, "", nil, an empty slice or map."""
+    if isinstance(v, StructDict):
+        return False  # a struct is never empty
+    return v is None or (isinstance(v, (int, float, str, list, tuple, dict)) and not v)
+
+
 def _jsonable(v):
     if isinstance(v, GoStruct):
         return _jsonable(v.to_json())
     if isinstance(v, (NilMap, NilSlice)):
         return None
     if isinstance(v, StructDict):
-        return {str(k): _jsonable(x) for k, x in v.items() if x is not OMITTED}
+        return {str(k): _jsonable(x) for k, x in v.items()
+                if x is not OMITTED and not (k in v.omitempty and _empty(x))}
     if isinstance(v, dict):
         return {str(k): _jsonable(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
     if isinstance(v, (list, tuple)):

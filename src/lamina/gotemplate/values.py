@@ -63,9 +63,17 @@ class StructDict(dict):
     """A JSON object that stands for a Go struct (docker's typed inspect objects):
     fields are looked up as in a map, but it prints as Go prints a struct, `{a b}`
     (templates print a pointer's struct the same).  `go_names` maps a Go field name to its JSON
-    key where they differ (`ID` -> `Id`): templates see only the Go name."""
+    key where they differ (`ID` -> `Id`): templates see only the Go name.
+
+    With a `type_name` it is a struct of known Go type (docker's `version`/`info`
+    structs): an absent field is Go's "can't evaluate field X in type T", not a map's
+    missing key (inspect's structs have none: docker re-runs a failing template on the
+    decoded JSON, so their errors are a map's).  `omitempty` names the fields `json`
+    leaves out when empty; templates still read them (Go's tag is for marshalling only)."""
 
     go_names: Mapping[str, str] = {}
+    type_name: str = ""
+    omitempty: frozenset = frozenset()
 
     def field_key(self, name: str):
         """The key holding Go field `name`, or None if the struct has no such field."""
@@ -97,7 +105,7 @@ class GoStruct:
 
 def type_name(v) -> str:
     """The Go type of a value, as errors and %T name it."""
-    if isinstance(v, GoStruct):
+    if isinstance(v, GoStruct) or (isinstance(v, StructDict) and v.type_name):
         return v.type_name
     if v is None:
         return "<nil>"

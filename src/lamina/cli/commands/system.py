@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+_FORMAT_HELP = "Format the output using the given Go template ('json': print in JSON format)"
+
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("system", help="Manage lamina")
@@ -24,9 +26,11 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=lambda system, args, p=p: (sys.stdout.write(p.help_text()), 0)[1], needs_system=False)
 
     p = sub.add_parser("version", help="Show the lamina version information")
+    p.add_argument("-f", "--format", default=None, help=_FORMAT_HELP)
     p.set_defaults(func=cmd_version, needs_system=False)
 
     p = sub.add_parser("info", help="Display system-wide information")
+    p.add_argument("-f", "--format", default=None, help=_FORMAT_HELP)
     p.set_defaults(func=cmd_info)
 
 
@@ -71,6 +75,10 @@ def cmd_prune(system, args) -> int:
 def cmd_version(system, args) -> int:
     from lamina.engine.system import version
 
+    if args.format:  # docker 28's shape (lamina/cli/systemjson.py)
+        from lamina.cli.systemjson import print_formatted, version_data
+
+        return print_formatted(args.format, version_data(args.root, args.runtime), "version")
     facts = version(args.root, args.runtime)
     print(f"lamina version {facts['Version']}")
     print(f" Python:   {facts['PythonVersion']}")
@@ -95,6 +103,10 @@ def cmd_info(system, args) -> int:
     """docker info's shape, for what lamina has."""
     from lamina.engine.system import info
 
+    if args.format:  # docker 28's shape (lamina/cli/systemjson.py)
+        from lamina.cli.systemjson import info_data, print_formatted
+
+        return print_formatted(args.format, info_data(system))
     facts = info(system)
     lines = [
         f"Containers: {facts['Containers']}", f" Running: {facts['ContainersRunning']}",
