@@ -30,6 +30,7 @@ pytestmark = requires_root  # pulled layers are unpacked (owners, devices)
 
 LAYER_A = tar_bytes({"etc/a.txt": b"layer a\n" * 200})
 LAYER_B = tar_bytes({"etc/b.txt": b"layer b\n" * 300, "usr/bin/tool": b"#!/bin/sh\necho tool\n"})
+LAYER_C = tar_bytes({"etc/c.txt": b"layer c\n" * 100})
 
 
 @pytest.fixture(autouse=True)
@@ -72,10 +73,25 @@ def test_pull_roundtrip_output_and_reuse(stores, registry, capsys):
     assert dst.images.get(image).size > 0
     assert_store_ok(dst)
 
+    # up to date: dockerd says nothing of the layers of an image it has
     pull(dst, name)
-    out = capsys.readouterr().out.splitlines()
-    assert [l for l in out if "Already exists" in l] == [f"{s}: Already exists" for s in shorts]
-    assert out[-1] == f"Status: Image is up to date for {name}"
+    assert capsys.readouterr().out.splitlines() == [
+        "v1: Pulling from pull/round", f"Digest: {pushed_digest}", f"Status: Image is up to date for {name}"]
+
+    # one layer here, one not: "Already exists" for it, the other's lines in dockerd's order
+    partial = f"{registry.host}/pull/round:v2"
+    make_image(src, [LAYER_A, LAYER_C], partial)
+    Pusher(src, QuietProgress()).push(parse(partial))
+    capsys.readouterr()
+    pull(dst, partial)
+    manifest = json.loads(dst.images.raw_manifest(dst.images.resolve(partial)))
+    a, c = (Digest_short(l["digest"]) for l in manifest["layers"])
+    assert a == shorts[0]
+    digest = dst.images.digests_of(dst.images.resolve(partial).id)[0].split("@")[1]
+    assert capsys.readouterr().out.splitlines() == [
+        "v2: Pulling from pull/round", f"{a}: Already exists", f"{c}: Pulling fs layer", f"{c}: Verifying Checksum",
+        f"{c}: Download complete", f"{c}: Pull complete", f"Digest: {digest}",
+        f"Status: Downloaded newer image for {partial}"]
 
     # by digest: untagged, found through the repo digest
     by_digest = f"{registry.host}/pull/round@{pushed_digest}"

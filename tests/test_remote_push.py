@@ -94,6 +94,64 @@ def test_push_mounts_from_other_repository(system, registry, capsys):
     assert status == 200
 
 
+def test_push_progress_lines_as_dockerd(system, registry, proxy, capsys):
+    """dockerd 20.10's lines (seen on this machine, non-tty) for a second image on a pushed
+    base, the same image to other repositories of the registry, and a mount the registry
+    refuses: a layer another repository holds is mounted from the newest such repository
+    (the most path components in common first), a refused mount falls back to an upload."""
+    base = tar_bytes({"base": b"base layer\n" * 400})
+    base_image = make_image(system, [base], f"{proxy.host}/lines/base:1")
+    child_image = make_image(system, [base, tar_bytes({"top": b"child\n"})], f"{proxy.host}/lines/child:1")
+    base_short = oci.diff_ids(system.images.config(base_image))[0].short
+    top_short = oci.diff_ids(system.images.config(child_image))[1].short
+
+    def lines(name):
+        capsys.readouterr()
+        push(system, f"{proxy.host}/{name}")
+        return [l for l in capsys.readouterr().out.splitlines() if not l.endswith(": Preparing")]
+
+    out = lines("lines/base:1")
+    assert out[1:-1] == [f"{base_short}: Pushed"]
+    assert lines("lines/base:1")[1:-1] == [f"{base_short}: Layer already exists"]
+    # the second image: its base from the repository it went to, its own layer uploaded
+    out = lines("lines/child:1")
+    assert sorted(out[1:-1]) == sorted([f"{base_short}: Mounted from lines/base", f"{top_short}: Pushed"])
+    # the same image to another repository: from the newest repository holding the layer
+    system.images.tag(base_image, parse(f"{proxy.host}/lines/other:1"))
+    assert lines("lines/other:1")[1:-1] == [f"{base_short}: Mounted from lines/child"]
+    system.images.tag(base_image, parse(f"{proxy.host}/lines/base:2"))
+    assert lines("lines/base:2")[1:-1] == [f"{base_short}: Layer already exists"]
+    # sources the registry does not know: each mount refused (202, a session), the last
+    # session used for the upload, the others cancelled
+    lonely = make_image(system, [tar_bytes({"lonely": b"x" * 2000})], f"{proxy.host}/lines/lonely:1")
+    push(system, f"{proxy.host}/lines/lonely:1")
+    delete_blob(registry.host, "lines/lonely", json.loads(
+        http_get(registry.host, "/v2/lines/lonely/manifests/1")[2])["layers"][0]["digest"])
+    for gone in ("gone/one", "gone/two"):
+        system.images.add_repo_digest(lonely, f"{proxy.host}/{gone}@sha256:{'0' * 64}")
+    proxy.log.clear()
+    out = lines("lines/lonely:1")
+    lonely_short = oci.diff_ids(system.images.config(lonely))[0].short
+    assert out[1:-1] == [f"{lonely_short}: Pushed"]
+    mounts = [p for m, p, h in proxy.log if m == "POST" and "mount=" in p]
+    assert len(mounts) == 2 and "from=gone%2Ftwo" in mounts[0] and "from=gone%2Fone" in mounts[1]  # newest first
+    assert sum(m == "DELETE" for m, p, h in proxy.log) == 1
+    assert http_get(registry.host, "/v2/lines/lonely/manifests/1")[0] == 200
+    assert_store_ok(system)
+
+
+def test_push_queues_layers_top_first_and_says_waiting(system, registry, capsys):
+    """dockerd 20.10 (seen here, 8 layers): Preparing from the top layer down, then
+    Waiting for each layer queued behind the 5 upload slots, in that order."""
+    layers = [tar_bytes({f"l{i}": f"layer {i}\n".encode() * 100}) for i in range(8)]
+    image = make_image(system, layers, f"{registry.host}/push/waiting:1")
+    shorts = [d.short for d in oci.diff_ids(system.images.config(image))][::-1]
+    push(system, f"{registry.host}/push/waiting:1")
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:12] == [f"{s}: Preparing" for s in shorts] + [f"{s}: Waiting" for s in shorts[5:]]
+    assert sorted(out[12:-1]) == sorted(f"{s}: Pushed" for s in shorts)
+
+
 def test_push_default_tag_and_missing_image(system, registry, capsys):
     from lamina.cli.main import main
 

@@ -10,22 +10,18 @@ see each other's credentials: `$DOCKER_CONFIG/config.json` (default
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import os
-import subprocess
-import tempfile
-from dataclasses import dataclass
 
 from lamina.errors import CredentialsError  # noqa: F401 - re-exported: it lived here
+from lamina.record import record
 from lamina.remote.hosts import config_key, normalize_server
 
 TOKEN_USERNAME = "<token>"  # helpers return this username for identity tokens
 HELPER_TIMEOUT = 30
 
 
-@dataclass(frozen=True)
+@record
 class Credentials:
     username: str
     secret: str  # the password, or the identity (refresh) token
@@ -50,6 +46,8 @@ class DockerConfig:
     def _load(self) -> dict:
         try:
             with open(self.path, "rb") as f:
+                import json  # json (and base64) only when there is a config file to read
+
                 data = json.loads(f.read(4 << 20) or b"{}")
         except FileNotFoundError:
             return {}
@@ -83,6 +81,9 @@ class DockerConfig:
     # -- writing ------------------------------------------------------------------
     def store(self, domain: str, creds: Credentials) -> str | None:
         """Save credentials; returns the helper used, or None when saved in the file."""
+        import base64
+        import json
+
         data = self._load()
         key = config_key(domain)
         helper = self.helper_for(domain, data)
@@ -119,6 +120,9 @@ class DockerConfig:
         return found
 
     def _save(self, data: dict) -> None:
+        import json
+        import tempfile  # only login and logout write: push and pull start without it
+
         directory = os.path.dirname(self.path)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".config.json.")
@@ -153,6 +157,8 @@ def _decode_entry(entry: dict, path: str) -> Credentials | None:
     if entry.get("identitytoken"):
         return Credentials(TOKEN_USERNAME, str(entry["identitytoken"]))
     if entry.get("auth"):
+        import base64
+
         try:
             raw = base64.b64decode(str(entry["auth"]), validate=False).decode()
         except (binascii.Error, UnicodeDecodeError):
@@ -170,6 +176,8 @@ def _helper_get(helper: str, key: str) -> Credentials | None:
     out = _run_helper(helper, "get", key, not_found_ok=True)
     if out is None:
         return None
+    import json
+
     try:
         doc = json.loads(out)
         user, secret = doc.get("Username") or "", doc.get("Secret") or ""
@@ -179,6 +187,8 @@ def _helper_get(helper: str, key: str) -> Credentials | None:
 
 
 def _run_helper(helper: str, action: str, stdin: str, *, not_found_ok: bool = False) -> str | None:
+    import subprocess  # only a configured credential helper runs: push and pull start without it
+
     prog = f"docker-credential-{helper}"
     try:
         proc = subprocess.run([prog, action], input=stdin.encode(), capture_output=True,

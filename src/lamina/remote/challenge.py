@@ -14,31 +14,31 @@ naming a foreign realm gets an anonymous token request.
 
 from __future__ import annotations
 
-import base64
-import json
-import re
 import threading
 import time
-import urllib.parse
-from dataclasses import dataclass, field
-from typing import Callable
 
 from lamina.errors import RegistryError
+from lamina.record import record
 from lamina.remote.auth import Credentials
 from lamina.remote.hosts import hostname
 
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import Callable
+
+    Fetch = Callable[[str, str, dict, bytes | None], tuple[int, bytes, str]]
+
 MAX_TOKEN_RESPONSE = 1 << 20
 DEFAULT_TOKEN_LIFETIME = 60
-_PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
+_PARAM = (r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*,?')
 
 # fetch(method, url, headers, body) -> (status, response body, reason)
-Fetch = Callable[[str, str, dict, bytes | None], tuple[int, bytes, str]]
 
 
-@dataclass(frozen=True)
+@record
 class Challenge:
     scheme: str                 # "basic" | "bearer" (lower-case)
-    params: dict = field(default_factory=dict)
+    params: dict
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -47,6 +47,8 @@ class Challenge:
 
 def parse_challenges(header: str) -> list[Challenge]:
     """`Bearer realm="x",service="y", Basic realm="z"` -> challenges in order."""
+    import re  # only when a registry asks for credentials
+
     out: list[Challenge] = []
     rest = header.strip()
     while rest:
@@ -56,7 +58,7 @@ def parse_challenges(header: str) -> list[Challenge]:
         scheme, rest = m.group(1).lower(), rest[m.end():]
         params: dict[str, str] = {}
         while True:
-            p = _PARAM.match(rest)
+            p = re.match(_PARAM, rest)
             if not p:
                 break
             value = p.group(2) if p.group(2) is not None else p.group(3)
@@ -82,6 +84,8 @@ def normalize_scopes(scopes) -> frozenset[str]:
 
 
 def basic_header(creds: Credentials) -> str:
+    import base64  # only for a registry that asks for credentials
+
     return "Basic " + base64.b64encode(f"{creds.username}:{creds.secret}".encode()).decode()
 
 
@@ -138,6 +142,8 @@ class Authorizer:
     def _creds_for_realm(self, realm: str) -> Credentials | None:
         if self.creds is None:
             return None
+        import urllib.parse  # only for a token realm
+
         parsed = urllib.parse.urlsplit(realm)
         if parsed.scheme == "https" or parsed.hostname == hostname(self.registry_host):
             return self.creds
@@ -145,6 +151,8 @@ class Authorizer:
         return None
 
     def _refresh(self, ch: Challenge, scopes: frozenset[str]) -> None:
+        import urllib.parse  # only for a token realm
+
         realm = ch.params.get("realm", "")
         if urllib.parse.urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryError(f"Error response from registry {self.registry_host}: invalid token realm {realm!r}")
@@ -170,6 +178,8 @@ class Authorizer:
             detail = _error_detail(data) or reason
             raise RegistryError(f"Error response from registry {self.registry_host}: "
                                 f"{'unauthorized' if status in (401, 403) else f'token server returned {status}'}: {detail}")
+        import json
+
         try:
             doc = json.loads(data)
             token = doc.get("token") or doc.get("access_token")
@@ -184,6 +194,8 @@ class Authorizer:
 
 
 def _error_detail(data: bytes) -> str:
+    import json
+
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError):

@@ -9,10 +9,9 @@ like dockerd, so a private CA set up for docker also works for lamina.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from dataclasses import dataclass
 
+from lamina.record import record
 from lamina.reference import DEFAULT_DOMAIN
 
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -20,7 +19,7 @@ DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 CERTS_DIR = "/etc/docker/certs.d"
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     """A registry's API root: `http://127.0.0.1:5000` or `https://registry-1.docker.io`."""
 
@@ -50,6 +49,8 @@ def is_loopback(host: str) -> bool:
     name = hostname(host)
     if name == "localhost":
         return True
+    import ipaddress  # an address, not a name: rarer than localhost
+
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
@@ -67,6 +68,8 @@ def is_insecure(host: str, insecure: str | None = None) -> bool:
         if item in (host, name):
             return True
         if "/" in item:
+            import ipaddress
+
             try:
                 if ipaddress.ip_address(name) in ipaddress.ip_network(item, strict=False):
                     return True

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import http.client
 import urllib.parse
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
 
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import RegistryError
+from lamina.record import record
 from lamina.remote.auth import DockerConfig
 from lamina.remote.hosts import endpoint
 from lamina.remote.transport import Response, TooLarge, Transport, TransportOptions, error_detail
+
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable, Iterator
 
 MANIFEST_ACCEPT = ", ".join((oci.OCI_INDEX, oci.OCI_MANIFEST, oci.DOCKER_LIST, oci.DOCKER_MANIFEST))
 MAX_RESUMES = 5
@@ -26,7 +29,7 @@ CHUNKED_THRESHOLD = 256 << 20   # blobs above this are uploaded in PATCH chunks 
 CHUNK_SIZE = 128 << 20
 
 
-@dataclass(frozen=True)
+@record
 class FetchedManifest:
     raw: bytes
     content_type: str
@@ -123,6 +126,16 @@ class Repository:
             if resp.status != 202 or not resp.header("Location"):
                 raise self.error(what, resp)
             return urllib.parse.urljoin(self.transport.url(url), resp.header("Location"))
+
+    def cancel_upload(self, location: str) -> None:
+        """DELETE an upload session we will not use (a refused mount's); best effort, as
+        the registry expires abandoned sessions anyway."""
+        try:
+            with self.transport.request("DELETE", location, what="upload cancel",
+                                        scopes=(self.scope("pull,push"),)):
+                pass
+        except RegistryError:
+            pass
 
     def upload(self, location: str, digest: Digest, size: int, opener: Callable[[int], BinaryIO]) -> None:
         """Send a blob to an upload session: one PUT, or PATCH chunks + PUT for big blobs.

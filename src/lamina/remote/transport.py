@@ -14,30 +14,33 @@ Authorization header, and a 401 from that other host is not answered.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
-import json
 import os
-import socket
-import ssl
+import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
+from _socket import gaierror  # socket's own: the socket module is not imported for plain HTTP
+from collections.abc import Iterator
 
 from lamina.errors import RegistryError
+from lamina.record import record
 from lamina.remote.auth import Credentials
 from lamina.remote.challenge import Authorizer
 from lamina.remote.hosts import Endpoint, tls_files
 
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable
+
+    Body = bytes | Callable[[], BinaryIO] | Iterator[bytes] | None  # an iterator is sent chunked, once
+
 BUFFER = 1 << 20
 MAX_REDIRECTS = 5
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-Body = bytes | Callable[[], BinaryIO] | Iterator[bytes] | None  # an iterator is sent chunked, once
 
 
-@dataclass(frozen=True)
+@record
 class TransportOptions:
     timeout: float = 60.0        # connect and per-read socket timeout, seconds
     attempts: int = 5            # tries per request (first one included)
@@ -125,7 +128,7 @@ class _Pool:
         self.scheme, self.host, self.timeout = scheme, host, timeout
         self._idle: list = []
         self._lock = threading.Lock()
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = None  # an ssl.SSLContext, made for the first https connection
 
     def get(self) -> tuple[http.client.HTTPConnection, bool]:
         """A connection and whether it was reused (a reused one may have been closed by the server)."""
@@ -144,8 +147,10 @@ class _Pool:
         with self._lock:
             self._idle.append(conn)
 
-    def _context(self) -> ssl.SSLContext:
+    def _context(self):
         if self._ssl is None:
+            import ssl  # only for https: a plain-HTTP registry is reached without it
+
             ctx = ssl.create_default_context()
             cas, client = tls_files(self.host)
             for ca in cas:
@@ -208,15 +213,16 @@ class Transport:
             try:
                 resp = self._send(method, url, hdrs, body)
             except (OSError, http.client.HTTPException) as e:
-                if isinstance(e, ssl.SSLCertVerificationError):
+                ssl = sys.modules.get("ssl")  # not imported: not a TLS error
+                if ssl is not None and isinstance(e, ssl.SSLCertVerificationError):
                     raise RegistryError(f"Error response from registry {self.name}: {what}: TLS: {e.verify_message}") from None
-                if isinstance(e, ssl.SSLError):
+                if ssl is not None and isinstance(e, ssl.SSLError):
                     raise RegistryError(f"Error response from registry {self.name}: {what}: TLS handshake failed "
                                         f"({e.reason or e}); if it serves plain HTTP, list it in "
                                         "LAMINA_INSECURE_REGISTRIES") from None
                 attempt += 1
                 # no such host / nothing listening: one more try (a registry restarting), not a full series
-                fast = isinstance(e, (ConnectionRefusedError, socket.gaierror))
+                fast = isinstance(e, (ConnectionRefusedError, gaierror))
                 limit = min(2, self.options.attempts) if fast else self.options.attempts
                 limit = 1 if one_shot else limit
                 if attempt >= limit:
@@ -326,6 +332,8 @@ def retry_after(value: str) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # an HTTP date here is rare: not worth importing email up front
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -339,6 +347,8 @@ def error_detail(resp: Response) -> str:
         data = resp.read_limited(1 << 16)
     except (TooLarge, OSError, http.client.HTTPException):
         return resp.reason
+    import json  # an error response's body: not on the way of one that succeeds
+
     try:
         doc = json.loads(data)
         errs = doc.get("errors") if isinstance(doc, dict) else None
@@ -351,11 +361,11 @@ def error_detail(resp: Response) -> str:
 
 
 def _describe(e: BaseException) -> str:
-    if isinstance(e, (socket.timeout, TimeoutError)):
+    if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError
         return "timed out"
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(e, socket.gaierror):
+    if isinstance(e, gaierror):
         return f"cannot resolve the registry's host name ({e.strerror or e})"
     if isinstance(e, ConnectionResetError):
         return "connection reset by peer"

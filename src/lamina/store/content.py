@@ -21,6 +21,19 @@ if TYPE_CHECKING:
     from typing import BinaryIO, Iterator
 
 
+def _make_temp(directory: str, prefix: str) -> tuple[int, str]:
+    """tempfile.mkstemp(dir=directory, prefix=prefix): a new 0600 file, opened exclusively.
+    tempfile imports shutil, random and re: milliseconds of a push or pull that writes one blob."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        path = os.path.join(directory, prefix + os.urandom(6).hex())
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no usable temporary file name in {directory}")
+
+
 class BlobWriter:
     """A blob being ingested.  Use as a context manager; `commit()` publishes it."""
 
@@ -28,11 +41,9 @@ class BlobWriter:
         self._store = store
         self._expected = expected
         self._expected_size = expected_size
-        import tempfile  # only writers need it (keeps `run` start-up light)
-
         import hashlib
 
-        fd, self._tmp = tempfile.mkstemp(dir=store.ingest_dir, prefix=f"blob-{os.getpid()}-")
+        fd, self._tmp = _make_temp(store.ingest_dir, f"blob-{os.getpid()}-")
         self._file = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0

@@ -104,6 +104,9 @@ class ImageStore:
         return [r[0] for r in rows]
 
     def add_repo_digest(self, image_id: Digest, name: str) -> None:
+        if self._db.execute("SELECT 1 FROM repo_digests WHERE name=? AND image_id=?",
+                            (name, str(image_id))).fetchone():
+            return  # a pull or push of what is here already: no write transaction (and its fsync)
         with transaction(self._db) as db:
             db.execute("INSERT OR IGNORE INTO repo_digests(name, image_id) VALUES (?,?)", (name, str(image_id)))
 

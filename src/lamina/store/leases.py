@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
-import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
 
 from lamina.store.db import connect, transaction
+
+TYPE_CHECKING = False  # typing only for annotations: every verb that leases starts without it
+if TYPE_CHECKING:
+    import sqlite3  # the package imports datetime: only _sqlite3 (store/db.py) at run time
+    from typing import Iterator
 
 
 def process_start(pid: int) -> str | None:
@@ -67,7 +69,7 @@ class Leases:
         with self._mutex:
             if self._depth == 0:
                 self._conn = self._conn or connect(self._db_path)
-                lease = secrets.token_hex(16)
+                lease = os.urandom(16).hex()  # secrets.token_hex, without importing hmac and hashlib
                 with transaction(self._conn) as db:
                     db.execute("INSERT INTO leases(id, pid, started, what, created) VALUES (?,?,?,?,?)",
                                (lease, os.getpid(), process_start(os.getpid()), what[:200], time.time()))

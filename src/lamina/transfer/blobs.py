@@ -8,8 +8,6 @@ failure the ingest file is removed: nothing partial is ever visible.
 
 from __future__ import annotations
 
-import hashlib
-from typing import BinaryIO, Callable
 
 from lamina import oci
 from lamina.digest import CHUNK, Digest
@@ -17,6 +15,10 @@ from lamina.errors import DigestMismatch, LaminaError
 from lamina.store.content import ContentStore
 from lamina.digest import TeeReader
 from lamina.transfer.progress import CountingReader
+
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable
 
 
 def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
@@ -64,6 +66,8 @@ def store_blob(content: ContentStore, reader: BinaryIO, desc: oci.Descriptor, *,
 
 def _check_diff_id(stream: BinaryIO, diff_id: Digest) -> int:
     """Decompress (whatever the format) and hash; returns the uncompressed size."""
+    import hashlib  # loads OpenSSL: only when a layer is checked (an up-to-date pull checks none)
+
     from lamina.archive.extract import open_layer_stream
 
     h = hashlib.sha256()

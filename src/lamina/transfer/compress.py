@@ -19,13 +19,15 @@ import os
 import struct
 import zlib
 from collections import deque
-from concurrent.futures import Executor
-from typing import BinaryIO, Callable
 
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import UsageError
 from lamina.store.content import ContentStore
+
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import BinaryIO, Callable
 
 BLOCK = 1 << 20
 SEGMENT = 64 << 10          # unit of the "does it compress at all?" decision
@@ -52,7 +54,7 @@ def check_compression(name: str) -> str:
     return name
 
 
-def compress_layer(content: ContentStore, source: Digest, compression: str, pool: Executor,
+def compress_layer(content: ContentStore, source: Digest, compression: str, pool,
                    on_bytes: Callable[[int], None] | None = None,
                    tee: Callable[[bytes], None] | None = None) -> oci.Descriptor:
     """Compress the stored uncompressed blob `source` into a new blob; returns its descriptor.
@@ -73,7 +75,7 @@ def compress_layer(content: ContentStore, source: Digest, compression: str, pool
         return oci.Descriptor(MEDIA_TYPES[compression], digest, w.size)
 
 
-def parallel_gzip(src: BinaryIO, write: Callable[[bytes], object], pool: Executor, *, level: int,
+def parallel_gzip(src: BinaryIO, write: Callable[[bytes], object], pool, *, level: int,
                   block: int = BLOCK, window: int = 8, on_bytes: Callable[[int], None] | None = None) -> None:
     xfl = 4 if level == 1 else 2 if level == 9 else 0
     write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00" + bytes((xfl, 3)))

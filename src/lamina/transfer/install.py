@@ -10,19 +10,24 @@ an image's word.  The image record is written last, in one transaction.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import BinaryIO
 
 from lamina import oci
 from lamina.digest import Digest, chain_ids
 from lamina.errors import DigestMismatch, NoSuchImage
+from lamina.record import record
 from lamina.reference import Reference
 from lamina.store.images import LayerBlob
 from lamina.transfer.blobs import verify_stored_layer
-from lamina.transfer.progress import CountingReader, Progress
+from lamina.transfer.progress import CountingReader
+
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    from lamina.transfer.progress import Progress
 
 
-@dataclass(frozen=True)
+@record
 class LayerPlan:
     desc: oci.Descriptor
     diff_id: Digest
@@ -47,7 +52,7 @@ def plan_layers(system, descs: list[oci.Descriptor] | tuple, diff_ids: list[Dige
     return plans
 
 
-@dataclass(frozen=True)
+@record
 class Published:
     image_id: Digest
     replaced: dict          # Reference -> the other image ID the tag pointed at before

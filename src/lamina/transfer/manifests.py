@@ -10,11 +10,10 @@ raised as the caller's error class so the message reads right in context
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import InvalidDigest, LaminaError
+from lamina.record import record
 from lamina.transfer.platforms import Platform
 
 LAYER_TYPES = {
@@ -33,7 +32,7 @@ MAX_LAYERS = 1000
 MAX_INDEX_ENTRIES = 10000
 
 
-@dataclass(frozen=True)
+@record
 class ImageManifest:
     raw: bytes
     media_type: str
@@ -42,7 +41,7 @@ class ImageManifest:
     layers: tuple[oci.Descriptor, ...]
 
 
-@dataclass(frozen=True)
+@record
 class IndexEntry:
     descriptor: oci.Descriptor
     platform: Platform

@@ -8,17 +8,16 @@ attestations, never images.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from lamina.errors import UsageError
 from lamina.oci import host_arch
+from lamina.record import record
 
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
                  "i386": "386", "i686": "386"}
 _ALIAS_VARIANT = {"armhf": "v7", "armel": "v6"}
 
 
-@dataclass(frozen=True)
+@record
 class Platform:
     os: str
     architecture: str

@@ -10,12 +10,10 @@ partial blob and no half-unpacked layer; a retry reuses what was verified.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-
 from lamina import oci
 from lamina.digest import Digest
 from lamina.errors import DigestMismatch, RegistryError
+from lamina.record import record
 from lamina.reference import DEFAULT_DOMAIN, Reference
 from lamina.remote.registry import FetchedManifest, Repository, open_repository
 from lamina.remote.transport import TransportOptions
@@ -23,15 +21,19 @@ from lamina.transfer import manifests
 from lamina.transfer.blobs import store_blob
 from lamina.transfer.install import Installer, LayerPlan, plan_layers
 from lamina.transfer.platforms import Platform, host_platform, is_attestation
-from lamina.transfer.progress import Progress
 from lamina.transfer.streams import Cancelled, InflatingPipe, Pipe
+from lamina.transfer.workers import Task, Workers
+
+TYPE_CHECKING = False  # the Progress protocol imports typing: for annotations only
+if TYPE_CHECKING:
+    from lamina.transfer.progress import Progress
 
 MAX_CONCURRENT_DOWNLOADS = 3  # dockerd's default
 MAX_INDEX_DEPTH = 4
 STREAM_CHUNKS = 32            # MiB of a streamed layer held between download (which inflates it) and unpack
 
 
-@dataclass(frozen=True)
+@record
 class PullResult:
     image_id: Digest
     digest: Digest      # of what the reference named (index or manifest): the repo digest
@@ -71,7 +73,9 @@ class Puller:
         self.platform = platform
         self.options = options
         self.config = config  # credentials: an Engine API request's X-Registry-Auth, else config.json
-        self.installer = Installer(system, progress)
+        # "Pull complete" is ours to say: after the download is done too (a streamed layer's
+        # unpacking can end before its download has said "Download complete")
+        self.installer = Installer(system, progress, done=None)
 
     def pull(self, ref: Reference) -> PullResult:
         repo = open_repository(ref.domain, ref.path, options=self.options, config=self.config)
@@ -87,8 +91,18 @@ class Puller:
         raw_config = self._config(repo, manifest)
         diff_ids = oci.diff_ids(oci.loads_document(raw_config, "image config"))
         plans = plan_layers(self.system, manifest.layers, diff_ids)
-        sizes = self._fetch_and_unpack(repo, plans)
-        return self._publish(ref, top, manifest, raw_config, plans, sizes)
+        have = self._have_image(raw_config, plans)
+        if have:  # as dockerd: an image it has is not pulled again, no layer lines
+            sizes = [self.installer.size(p, None) for p in plans]
+        else:
+            sizes = self._fetch_and_unpack(repo, plans)
+        return self._publish(ref, top, manifest, raw_config, plans, sizes, have=have)
+
+    def _have_image(self, raw_config: bytes, plans: list[LayerPlan]) -> bool:
+        """The image is in the store with these very layers (blobs stored, known to hold
+        their diff_ids, unpacked): nothing to fetch, unpack or check."""
+        return (self.system.images.exists(Digest.of_bytes(raw_config))
+                and not any(p.download or p.unpack or p.verify for p in plans))
 
     # -- manifests ----------------------------------------------------------------------
     def _resolve(self, ref: Reference, repo: Repository) -> tuple[FetchedManifest, manifests.ImageManifest]:
@@ -153,7 +167,7 @@ class Puller:
         first layer to unpack is unpacked while it downloads).  Returns each
         layer's size as docker counts it (unpacked bytes)."""
         sizes: list[int] = [0] * len(plans)
-        futures: dict[Digest, Future] = {}
+        futures: dict[Digest, Task] = {}
         taps: dict[Digest, Pipe] = {}
         early: dict = {}  # digest -> EarlyUnpack: the other layers: unpacked apart while they download
         workers = MAX_CONCURRENT_DOWNLOADS
@@ -167,7 +181,7 @@ class Puller:
     def _fetch_all(self, repo, plans, sizes, futures, taps, early, workers) -> None:
         from lamina.transfer.early import EarlyUnpack
 
-        with ThreadPoolExecutor(workers) as pool:
+        with Workers(workers, "lamina-pull") as pool:
             for p in plans:
                 if p.desc.digest in futures:
                     continue
@@ -192,13 +206,18 @@ class Puller:
                     if live is not None:
                         try:
                             sizes[i] = self._unpack(repo, plans, i, live)
-                        except BaseException:
+                        except BaseException as e:
                             live.close()
                             cause = f.exception()  # a bad download is the root cause: report that
                             if cause is not None and not isinstance(cause, Cancelled):
                                 raise cause from None
+                            if isinstance(e.__context__, DigestMismatch):
+                                # the unpacker can see the layer end (and mismatch) before the download
+                                # has stored the blob, which the unpacker's delete then missed
+                                self.system.content.delete(p.desc.digest)
                             raise
                         f.result()
+                        self.progress.status(p.item, "Pull complete")
                         continue
                     uncompressed = f.result() if f is not None else None
                     got = early.pop(p.desc.digest, None) if p.unpack else None
@@ -207,15 +226,19 @@ class Puller:
                         got.discard()
                     if tree is not None:  # verified: unpacked bytes hash to the diff_id, the blob to its digest
                         sizes[i] = self.installer.adopt(plans, i, *tree)
+                    elif p.unpack:
+                        sizes[i] = self._unpack(repo, plans, i)
                     else:
-                        sizes[i] = self._unpack(repo, plans, i) if p.unpack else self.installer.size(p, uncompressed)
+                        sizes[i] = self.installer.size(p, uncompressed)
+                        continue  # its "Pull complete" (downloaded) or "Already exists" is said
+                    self.progress.status(p.item, "Pull complete")
             except BaseException:
                 for tap in taps.values():
                     tap.close()  # nobody will read these: let their downloads stop
                 for e in early.values():
                     e.discard()
                 for f in futures.values():
-                    f.cancel()
+                    pool.cancel(f)
                 raise
 
     def _download(self, repo: Repository, p: LayerPlan, tap: Pipe | None = None) -> int | None:
@@ -234,10 +257,12 @@ class Puller:
             if tap is not None:
                 tap.finish(e)
             raise
-        if tap is not None:
-            tap.finish()
+        # said before the unpacker sees the end of a streamed blob (store_blob verified it), so its
+        # "Pull complete" comes after these, as dockerd's lines come
         self.progress.status(p.item, "Verifying Checksum")
         self.progress.status(p.item, "Download complete")
+        if tap is not None:
+            tap.finish()
         if not p.unpack:
             self.progress.status(p.item, "Pull complete")
         return size
@@ -258,12 +283,24 @@ class Puller:
 
     # -- publishing ---------------------------------------------------------------------
     def _publish(self, ref: Reference, top: FetchedManifest, manifest: manifests.ImageManifest,
-                 raw_config: bytes, plans: list[LayerPlan], sizes: list[int]) -> PullResult:
+                 raw_config: bytes, plans: list[LayerPlan], sizes: list[int], *, have: bool) -> PullResult:
         tags = (ref,) if ref.tag else ()
-        done = self.installer.publish(raw_config, plans, sizes, tags=tags, raw_manifest=manifest.raw)
-        self.system.images.add_repo_digest(done.image_id, f"{ref.repository}@{top.digest}")
-        updated = bool(done.retagged) if tags else not done.existed
+        image_id = Digest.of_bytes(raw_config)
+        if have and all(self._tagged(t, image_id) for t in tags):
+            updated = False  # up to date: the image, its blobs and its tag are all there, nothing to write
+        else:
+            done = self.installer.publish(raw_config, plans, sizes, tags=tags, raw_manifest=manifest.raw)
+            updated = bool(done.retagged) if tags else not done.existed
+        self.system.images.add_repo_digest(image_id, f"{ref.repository}@{top.digest}")
         self.progress.line(f"Digest: {top.digest}")
         status = "Downloaded newer image for" if updated else "Image is up to date for"
         self.progress.line(f"Status: {status} {ref.familiar}")
-        return PullResult(done.image_id, top.digest, updated)
+        return PullResult(image_id, top.digest, updated)
+
+    def _tagged(self, ref: Reference, image_id: Digest) -> bool:
+        from lamina.errors import NoSuchImage
+
+        try:
+            return self.system.images.resolve(ref.name).id == image_id
+        except NoSuchImage:
+            return False

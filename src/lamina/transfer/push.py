@@ -2,7 +2,8 @@
 
 Per layer (in parallel): find or make its compressed blob, skip it when the
 registry has it (HEAD), mount it from another repository of the same registry
-when we know one that should have it, upload it otherwise.  Then the config,
+that should have it (one this store pulled it from or pushed it to, as dockerd
+remembers), upload it otherwise.  Then the config,
 then the manifest.  Local layers are uncompressed, so the manifest we push
 usually differs from the local one; its digest is recorded as a repo digest.
 """
@@ -12,21 +13,27 @@ from __future__ import annotations
 import io
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from lamina import oci
 from lamina.digest import Digest
-from lamina.errors import InvalidReference, NoSuchImage, NotFound, RegistryError
+from lamina.errors import InvalidReference, LaminaError, NoSuchImage, NotFound, RegistryError
+from lamina.leanjson import dumps
+from lamina.record import record
 from lamina.reference import Reference, parse
 from lamina.remote.registry import Repository, open_repository
 from lamina.remote.transport import TransportOptions
 from lamina.store.images import ImageRecord, LayerBlob
 from lamina.transfer.compress import COMPRESSED_TYPES, MEDIA_TYPES, compress_layer
-from lamina.transfer.progress import CountingReader, Progress
+from lamina.transfer.progress import CountingReader
 from lamina.transfer.streams import Cancelled, Pipe
+from lamina.transfer.workers import Workers
+
+TYPE_CHECKING = False  # the Progress protocol imports typing: for annotations only
+if TYPE_CHECKING:
+    from lamina.transfer.progress import Progress
 
 MAX_CONCURRENT_UPLOADS = 5  # dockerd's default
+MAX_MOUNT_ATTEMPTS = 3      # source repositories tried per layer (dockerd: 1 to 4, by layer size)
 STREAM_CHUNKS = 32          # compressed chunks held between the compressor and the upload
 _FAMILY_TYPES = {
     "docker": {"gzip": oci.DOCKER_LAYER_GZIP, "config": oci.DOCKER_CONFIG, "manifest": oci.DOCKER_MANIFEST},
@@ -35,7 +42,7 @@ _FAMILY_TYPES = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class PushResult:
     digest: Digest
     size: int
@@ -51,6 +58,7 @@ class Pusher:
         self.options = options
         self.config = config  # credentials: an Engine API request's X-Registry-Auth, else config.json
         self._db_lock = threading.Lock()  # workers share the main thread's SQLite connection
+        self._sources: dict[Digest, list[str]] | None = None
 
     def push(self, ref: Reference) -> PushResult:
         if ref.digest and not ref.tag:
@@ -80,18 +88,22 @@ class Pusher:
         layers = images.layer_blobs(record)
         unique = list({l.diff_id: l for l in layers}.values())
         cached = {l.diff_id: self._cached_blob(l) for l in unique}  # DB reads stay on this thread
-        mount_from = self._mount_source(record, ref)
-        for l in reversed(unique):
+        self._sources = None  # read when a layer turns out not to be on the registry (_sources_of)
+        order = unique[::-1]  # dockerd's: the top layer first, each queued for one of its upload slots
+        for l in order:
             self.progress.status(l.diff_id.short, "Preparing")
+        for l in order[MAX_CONCURRENT_UPLOADS:]:  # no slot free when queued: dockerd's transfer manager says so
+            self.progress.status(l.diff_id.short, "Waiting")
         workers = min(MAX_CONCURRENT_UPLOADS, max(1, len(unique)))
-        with ThreadPoolExecutor(workers) as uploads, ThreadPoolExecutor(os.cpu_count() or 2) as cpu:
-            futures = {l.diff_id: uploads.submit(self._push_layer, repo, l, cached[l.diff_id], mount_from, cpu)
-                       for l in unique}
+        # the compressors outlive the uploads that feed them (left last: its exit waits for theirs)
+        with Workers(os.cpu_count() or 2, "lamina-gzip") as cpu, Workers(workers, "lamina-push") as uploads:
+            futures = {l.diff_id: uploads.submit(self._push_layer, repo, ref, l, cached[l.diff_id], cpu)
+                       for l in order}
             try:
                 pushed = {d: f.result() for d, f in futures.items()}
             except BaseException:
                 for f in futures.values():
-                    f.cancel()
+                    uploads.cancel(f)
                 raise
         raw_config = images.raw_config(record.id)
         self._push_config(repo, record.id, raw_config)
@@ -114,18 +126,24 @@ class Pusher:
                 return d
         return None
 
-    def _push_layer(self, repo: Repository, layer: LayerBlob, desc: oci.Descriptor | None,
-                    mount_from: str | None, cpu) -> oci.Descriptor:
+    def _push_layer(self, repo: Repository, ref: Reference, layer: LayerBlob, desc: oci.Descriptor | None,
+                    cpu) -> oci.Descriptor:
         item = layer.diff_id.short
         if desc is None:
             return self._compress_and_send(repo, layer, cpu)
         if repo.blob_exists(desc.digest):
             self.progress.status(item, "Layer already exists")
             return desc
-        location = repo.start_upload(desc.digest, mount_from)
+        location = None
+        for source in self._sources_of(ref, layer.diff_id)[:MAX_MOUNT_ATTEMPTS]:
+            if location is not None:  # the last refusal's session is kept for the upload
+                repo.cancel_upload(location)
+            location = repo.start_upload(desc.digest, source)
+            if location is None:
+                self.progress.status(item, f"Mounted from {source}")
+                return desc
         if location is None:
-            self.progress.status(item, f"Mounted from {mount_from}")
-            return desc
+            location = repo.start_upload(desc.digest)
         self._send_stored(repo, location, desc, item)
         return desc
 
@@ -196,17 +214,44 @@ class Pusher:
         self._send_stored(repo, repo.start_upload(desc.digest), desc, item)
         return desc
 
-    def _mount_source(self, record: ImageRecord, ref: Reference) -> str | None:
-        """Another repository on the same registry that this image came from or went to."""
-        names = self.system.images.digests_of(record.id) + self.system.images.tags_of(record.id)
-        for name in names:
+    def _sources_of(self, ref: Reference, diff_id: Digest) -> list[str]:
+        """_mount_sources for one layer, read once per push and only when some layer needs it
+        (it reads the config of every image pushed to or pulled from this registry)."""
+        with self._db_lock:
+            if self._sources is None:
+                self._sources = self._mount_sources(ref)
+            return self._sources.get(diff_id, [])
+
+    def _mount_sources(self, ref: Reference) -> dict[Digest, list[str]]:
+        """Per diff_id, the other repositories of this registry that should hold its blob,
+        likeliest first.  dockerd keeps, per layer, the repositories it pulled it from or
+        pushed it to (its V2MetadataService); ours is the repo digests, each naming a
+        repository that holds every layer of its image.  Sorted as dockerd sorts them
+        (distribution/push_v2.go): most leading path components shared with the target
+        first, then the newest."""
+        prefix = ref.domain + "/"
+        rows = self.system.db.execute(
+            "SELECT name, image_id FROM repo_digests WHERE substr(name, 1, ?) = ? ORDER BY rowid DESC",
+            (len(prefix), prefix)).fetchall()
+        sources: dict[Digest, list[str]] = {}
+        layers: dict[str, list[Digest]] = {}  # image id -> its diff_ids, read once
+        for name, image_id in rows:
             try:
                 other = parse(name)
-            except InvalidReference:
+                if other.path == ref.path:
+                    continue
+                if image_id not in layers:
+                    layers[image_id] = oci.diff_ids(self.system.images.config(Digest(image_id)))
+            except (LaminaError, OSError):  # a name or image gone bad: not a source
                 continue
-            if other.domain == ref.domain and other.path != ref.path:
-                return other.path
-        return None
+            for diff_id in layers[image_id]:
+                found = sources.setdefault(diff_id, [])
+                if other.path not in found:
+                    found.append(other.path)
+        target = ref.path.split("/")
+        for found in sources.values():
+            found.sort(key=lambda path: -_common_prefix(path.split("/"), target))  # stable: newest first
+        return sources
 
     def _push_config(self, repo: Repository, image_id: Digest, raw_config: bytes) -> None:
         if repo.blob_exists(image_id):
@@ -231,5 +276,14 @@ class Pusher:
             "config": oci.Descriptor(types["config"], record.id, len(raw_config)).to_json(),
             "layers": [oci.Descriptor(types[k], d.digest, d.size).to_json() for k, d in zip(kinds, descs)],
         }
-        return oci.dumps(doc), types["manifest"]
+        # oci.dumps' bytes (the text is ASCII: media types, digests, sizes) without importing json
+        return dumps(doc, (",", ":")).encode(), types["manifest"]
 
+
+def _common_prefix(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # typing only for annotations: push and pull start without it
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 CHUNK = 1 << 20
