@@ -5,7 +5,10 @@ the local dockerd 20.10) printed and returned for each command, with `docker` sh
 as `lamina`; every case runs against lamina here, and again against docker when a
 dockerd answers.  Both sides start from the same state: an image `lcerr:1` imported
 from a busybox rootfs (no CMD) and a created container `lcerr-taken`.  Object IDs
-are compared as <ID>/<SHORT> and the test's temporary directory as {tmp}.
+are compared as <ID>/<SHORT> and the test's temporary directory as {tmp}.  The objects
+a run makes carry a suffix of its own (`lcerr-taken-<suffix>`, NAMES): dockerd's names
+are the host's, and two suites on one host must not take or remove each other's; what
+the commands print is compared with the suffix taken out again.
 
 Re-record with `python tests/test_cli_docker_errors.py --record` (needs root and dockerd).
 """
@@ -13,6 +16,7 @@ Re-record with `python tests/test_cli_docker_errors.py --record` (needs root and
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -129,6 +133,11 @@ CASES: dict[str, list[list[str]]] = {
     "unknown-command": [["lcerr-nosuchverb"]],
 }
 CONTAINERS = ("lcerr-net", "lcerr-rm1", "lcerr-126", "lcerr-127", "lcerr-s126")
+# This run's names for the objects it makes (no hex letters: IDs are normalised by their shape).
+SUFFIX = "".join(random.choices("ghjkmnpqrstvwxz", k=6))
+NAMES = {IMAGE: f"lcerr-{SUFFIX}:1", **{name: f"{name}-{SUFFIX}" for name in (TAKEN, *CONTAINERS)}}
+_UNNAMED = sorted([(actual, name) for name, actual in NAMES.items()] + [(f"lcerr-{SUFFIX}", "lcerr")],
+                  key=lambda pair: -len(pair[0]))  # the image's repository alone too, after the image
 _HEX64, _HEX12 = re.compile(r"\b[0-9a-f]{64}\b"), re.compile(r"\b[0-9a-f]{12}\b")
 
 # Where lamina differs from docker on purpose, applied to both sides before comparing
@@ -156,6 +165,8 @@ STILL_DIFFERENT: dict[str, str] = {}
 
 def normalise(text: str, tmp: str, docker: bool) -> str:
     text = text.replace(tmp, "{tmp}")
+    for actual, name in _UNNAMED:
+        text = text.replace(actual, name)
     text = _HEX12.sub("<SHORT>", _HEX64.sub("<ID>", text))
     return re.sub(r"\bdocker\b(?![./-])", "lamina", text) if docker else text
 
@@ -177,7 +188,7 @@ def prepare(tmp: Path) -> None:
 
 
 def run_step(cli: list[str], args: list[str], tmp: Path, docker: bool) -> dict:
-    argv = [a.replace("{tmp}", str(tmp)) for a in args]
+    argv = [NAMES.get(a, a).replace("{tmp}", str(tmp)) for a in args]
     p = subprocess.run(cli + argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     return {"args": args, "stdout": normalise(p.stdout, str(tmp), docker),
             "stderr": normalise(p.stderr, str(tmp), docker), "rc": p.returncode}
@@ -187,19 +198,21 @@ def run_case(cli: list[str], name: str, tmp: Path, docker: bool) -> list[dict]:
     try:
         return [run_step(cli, step, tmp, docker) for step in CASES[name]]
     finally:
-        subprocess.run(cli + ["rm", "-f", *CONTAINERS], capture_output=True)
+        subprocess.run(cli + ["rm", "-f", *own(CONTAINERS)], capture_output=True)
+
+
+def own(names) -> list[str]:
+    return [NAMES[n] for n in names]
 
 
 def setup_side(cli: list[str], tar: Path) -> None:
-    subprocess.run(cli + ["rm", "-f", TAKEN, *CONTAINERS], capture_output=True)
-    subprocess.run(cli + ["rmi", "-f", IMAGE], capture_output=True)
-    subprocess.run(cli + ["import", str(tar), IMAGE], capture_output=True, check=True)
-    subprocess.run(cli + ["create", "--name", TAKEN, IMAGE, "true"], capture_output=True, check=True)
+    subprocess.run(cli + ["import", str(tar), NAMES[IMAGE]], capture_output=True, check=True)
+    subprocess.run(cli + ["create", "--name", NAMES[TAKEN], NAMES[IMAGE], "true"], capture_output=True, check=True)
 
 
 def teardown_side(cli: list[str]) -> None:
-    subprocess.run(cli + ["rm", "-f", TAKEN, *CONTAINERS], capture_output=True)
-    subprocess.run(cli + ["rmi", "-f", IMAGE], capture_output=True)
+    subprocess.run(cli + ["rm", "-f", *own((TAKEN, *CONTAINERS))], capture_output=True)
+    subprocess.run(cli + ["rmi", "-f", NAMES[IMAGE]], capture_output=True)
 
 
 def docker_ok() -> bool:

@@ -14,6 +14,7 @@ front leave no rule and no row of the container behind.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -208,6 +209,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("0.0.0.0", 0))
         return s.getsockname()[1]
+
+
+def free_subnet() -> str:
+    """A /24 that no host route (another run's bridges included) or nameserver overlaps now,
+    at random in 10.160.0.0-10.250.255.0 (outside lamina's pools): a network's own pick is the
+    first free subnet, which another suite on this host, at the same moment, picks too."""
+    import ipaddress
+
+    from lamina.network.bridge import taken_subnets
+
+    taken = taken_subnets()
+    for _ in range(1000):
+        net = ipaddress.ip_network(f"10.{random.randrange(160, 251)}.{random.randrange(256)}.0/24")
+        if not any(net.overlaps(t) for t in taken):
+            return str(net)
+    raise AssertionError(f"no free /24 in 10.160-250.x.0 beside {len(taken)} taken subnets")
 
 
 def fetch(host: str, port: int, timeout: float = 3) -> str:
@@ -454,7 +471,7 @@ def test_flag_errors_are_printed_as_docker_run_prints_them(root):
 @requires_root
 def test_published_port_of_a_container_on_a_user_network(root):
     port = free_port()
-    lamina(root, "network", "create", "h1ports")
+    lamina(root, "network", "create", "--subnet", free_subnet(), "h1ports")
     from test_cli_core import LAMINA
 
     www = root.parent / "www"
