@@ -29,7 +29,7 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
     runtime/stdinrelay.py, closed when one leaves with `stdin_once`.  `keep(outputs,
     init, sink)`: what relays the output and returns the init's wait status, when
     there is no stdin to relay (the monitor's: it may exec its lean relay instead)."""
-    from lamina.runtime.oci import _check_id, _runtime_error
+    from lamina.runtime.oci import _check_id
 
     _check_id(container_id)
     log = fresh(os.path.join(bundle_dir, "runtime.log"))
@@ -70,7 +70,9 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
                 raise
             code = os.waitstatus_to_exitcode(status)
             if code != 0:
-                raise _runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
+                from lamina.runtime.runcerrors import runtime_error
+
+                raise runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
             init = read_pid(pidfile)
         # init, orphaned when runc exited, is our child now; the flag goes, so that a process
         # an exec's runc leaves behind (a health probe's, runc killed first) is not adopted

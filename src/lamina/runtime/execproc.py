@@ -295,9 +295,9 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
 
 
 def _failure(log: str) -> RuntimeFailure | None:
-    from lamina.runtime.oci import _runtime_error
+    from lamina.runtime.runcerrors import runtime_error
 
-    return _runtime_error(log)
+    return runtime_error(log)
 
 
 # ---------------------------------------------------------------------- freezer and pids
@@ -335,9 +335,9 @@ def _runc(runtime, *args: str) -> bytes:
 
     rc, out, err = capture([runtime.path, f"--root={runtime.state_root}", *args])
     if rc != 0:
-        from lamina.runtime.oci import _last_line
+        from lamina.runtime.runcerrors import last_line
 
-        raise RuntimeFailure(f"{runtime.name} {args[0]} {args[-1]}: {_last_line(err)}")
+        raise RuntimeFailure(f"{runtime.name} {args[0]} {args[-1]}: {last_line(err)}")
     return out
 
 

@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import os
 
-from lamina.errors import (
-    ContainerCommandNotExecutable,
-    ContainerCommandNotFound,
-    RuntimeFailure,
-)
+from lamina.errors import RuntimeFailure
 from lamina.leanjson import loads
 from lamina.record import record
 from lamina.runtime.process import ForwardSignals, Subreaper, capture, fresh, kill_and_reap, read_pid, spawn
@@ -130,7 +126,9 @@ class CliRuntime:
         if code < 0:  # runc itself died of a signal (it reports the container's as 128+n)
             return 128 - code
         if code == 1:  # runc's own failures exit 1; only its log tells them from the container's
-            failure = _runtime_error(log)
+            from lamina.runtime.runcerrors import runtime_error
+
+            failure = runtime_error(log)
             if failure is not None:
                 raise failure
         return code
@@ -154,7 +152,9 @@ class CliRuntime:
                     runc = None
                     code = os.waitstatus_to_exitcode(status)
                     if code != 0:
-                        failure = _runtime_error(log)
+                        from lamina.runtime.runcerrors import runtime_error
+
+                        failure = runtime_error(log)
                         raise failure or RuntimeFailure(f"{self.name} run exited with {code}")
                     init = forward.pid = read_pid(pidfile)
                     forward.same_group = False
@@ -182,9 +182,11 @@ class CliRuntime:
         _check_id(container_id)
         rc, out, err = capture([self.path, f"--root={self.state_root}", "state", container_id])
         if rc != 0:
-            if _is_missing(err):
+            from lamina.runtime.runcerrors import is_missing, last_line
+
+            if is_missing(err):
                 return None
-            raise RuntimeFailure(f"{self.name} state {container_id}: {_last_line(err)}")
+            raise RuntimeFailure(f"{self.name} state {container_id}: {last_line(err)}")
         import json  # json imports re: kept off the start path, as below
 
         try:
@@ -200,7 +202,9 @@ class CliRuntime:
         argv += [container_id, str(int(sig)) if isinstance(sig, int) else sig]
         rc, _, err = capture(argv)
         if rc != 0:
-            raise RuntimeFailure(f"{self.name} kill {container_id}: {_last_line(err)}")
+            from lamina.runtime.runcerrors import last_line
+
+            raise RuntimeFailure(f"{self.name} kill {container_id}: {last_line(err)}")
 
     def delete(self, container_id: str, *, force: bool = False, missing_ok: bool = False) -> None:
         _check_id(container_id)
@@ -208,8 +212,11 @@ class CliRuntime:
         if force:
             argv.append("--force")
         rc, _, err = capture([*argv, container_id])
-        if rc != 0 and not (missing_ok and _is_missing(err)):
-            raise RuntimeFailure(f"{self.name} delete {container_id}: {_last_line(err)}")
+        if rc != 0:
+            from lamina.runtime.runcerrors import is_missing, last_line
+
+            if not (missing_ok and is_missing(err)):
+                raise RuntimeFailure(f"{self.name} delete {container_id}: {last_line(err)}")
 
     def update(self, container_id: str, resources: dict) -> None:
         """`runc update --resources -`: a running container's cgroup limits, live.
@@ -223,8 +230,10 @@ class CliRuntime:
         proc = subprocess.run([self.path, f"--root={self.state_root}", "update", "--resources", source, container_id],
                               input=json.dumps(resources).encode(), capture_output=True, check=False)
         if proc.returncode != 0:
+            from lamina.runtime.runcerrors import last_line
+
             raise RuntimeFailure(f"{self.name} did not terminate successfully: exit status {proc.returncode}: "
-                                 f"{_last_line(proc.stderr)}")
+                                 f"{last_line(proc.stderr)}")
 
     def destroy(self, container_id: str) -> None:
         """Kill every process of the container and delete its state, whatever it was
@@ -344,60 +353,7 @@ def _which(program: str) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------- errors
-
-
-def _runtime_error(log_path: str) -> RuntimeFailure | None:
-    """The error the runtime logged (json lines), as the LaminaError docker's exit code implies."""
-    try:
-        with open(log_path, "rb") as f:
-            lines = f.read(1 << 20).splitlines()
-    except OSError:
-        return None
-    import json  # a failed start only
-
-    message = None
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
-            message = str(entry.get("msg", ""))
-    if message is None:
-        return None
-    for prefix in ("runc run failed: ", "runc create failed: "):
-        message = message.removeprefix(prefix)
-    # Docker's translateContainerdStartErr: command missing -> 127, EACCES -> 126, else 125.
-    if 'exec: "' in message and ("executable file not found" in message or "no such file or directory" in message):
-        return ContainerCommandNotFound(message)
-    if "not a directory" in message:  # a bind of a file onto a directory, or the reverse
-        from lamina.errors import MountTypeMismatch
-
-        return MountTypeMismatch(f"{message}: Are you trying to mount a directory onto a file (or vice-versa)? "
-                                 "Check if the specified host path exists and is the expected type")
-    if "permission denied" in message:
-        return ContainerCommandNotExecutable(message)
-    return RuntimeFailure(message)
-
-
-def _is_missing(err: bytes) -> bool:
-    """Whether runc ("container does not exist") or crun ("error opening file
-    `<root>/<id>/status`: No such file or directory") said the container is unknown."""
-    return b"does not exist" in err or b"/status`: No such file or directory" in err
-
-
-def _last_line(err: bytes) -> str:
-    lines = err.decode("utf-8", "replace").strip().splitlines()
-    if not lines:
-        return "failed"
-    line = lines[-1]
-    try:  # runc without --log-format json prints logrus text: keep its msg
-        if 'msg="' in line:
-            line = line.split('msg="', 1)[1].rsplit('"', 1)[0]
-    except IndexError:
-        pass
-    return line
+# ---------------------------------------------------------------------- ids
 
 
 def _check_id(container_id: str) -> None:
