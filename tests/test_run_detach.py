@@ -21,19 +21,13 @@ import pytest
 
 from conftest import requires_root
 from test_attach_cli import Pty, _status, lamina, store  # noqa: F401 (its busybox store fixture)
+from test_services_monitor import _monitor_pid as _monitor_pid_of, _wait_for
 
 pytestmark = requires_root
 
 
 def _monitor_pid(root, name) -> int:
-    import sqlite3
-
-    db = sqlite3.connect(root / "lamina.db", timeout=60)
-    try:
-        cid = lamina(root, "inspect", "-f", "{{.Id}}", name).stdout.strip()
-        return db.execute("SELECT monitor_pid FROM container_runs WHERE id=?", (cid,)).fetchone()[0]
-    finally:
-        db.close()
+    return _monitor_pid_of(root, lamina(root, "inspect", "-f", "{{.Id}}", name).stdout.strip())
 
 
 def _gone(pid: int) -> bool:
@@ -95,16 +89,6 @@ def test_without_detaching_the_exit_code_and_output_come_back(store):
     assert _status(store, "kept") == ["exited", "3"]
 
 
-def _wait_for(predicate, what: str, timeout: float = 30):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _kill9(client: Pty) -> None:
     os.kill(client.pid, signal.SIGKILL)
     os.waitpid(client.pid, 0)
@@ -122,7 +106,8 @@ def test_kill9_of_the_cli_kills_the_container_and_rm_removes_it(store):
     client.read_until(b"up")
     monitor = _monitor_pid(store, "k9")
     _kill9(client)
-    _wait_for(lambda: lamina(store, "ps", "-aq").stdout.strip() == "", "the --rm container to be removed")
+    _wait_for(lambda: lamina(store, "ps", "-aq").stdout.strip() == "", what="the --rm container to be removed",
+              timeout=30)
     assert _wait_gone(monitor), "its monitor still runs"
     assert not _mounted_under(store / "containers")
     check = lamina(store, "system", "check", check=False)
@@ -169,7 +154,7 @@ def test_foreground_restart_policy_ends_at_the_first_exit_and_the_monitor_restar
     assert p.stdout.splitlines()[:1] == ["out"] and set(p.stdout.splitlines()) == {"out"}  # its own streams
     assert "err" in p.stderr.splitlines()
     _wait_for(lambda: _restart_count(store, "again") == 2 and _status(store, "again") == ["exited", "3"],
-              "the policy's two restarts")
+              what="the policy's two restarts", timeout=30)
     assert lamina(store, "logs", "again").stdout.splitlines() == ["out"] * 3
 
 
@@ -179,7 +164,7 @@ def test_foreground_restart_policy_with_a_terminal(store):
     assert client.wait() == 4
     assert b"tty" in client.out
     _wait_for(lambda: _restart_count(store, "tty") == 1 and _status(store, "tty") == ["exited", "4"],
-              "the policy's restart")
+              what="the policy's restart", timeout=30)
 
 
 @pytest.mark.parametrize("tty", [False, True])
@@ -190,7 +175,7 @@ def test_kill9_of_a_foreground_restart_cli_stops_it_for_good(store, tty):
     client.read_until(b"up")
     monitor = _monitor_pid(store, "k9r")
     _kill9(client)
-    _wait_for(lambda: _status(store, "k9r") == ["exited", "137"], "Exited (137)")
+    _wait_for(lambda: _status(store, "k9r") == ["exited", "137"], what="Exited (137)", timeout=30)
     assert _wait_gone(monitor), "its monitor still runs"  # no restart: a killed CLI is a user's kill
     assert _restart_count(store, "k9r") == 0
     assert not _mounted_under(store / "containers")

@@ -662,8 +662,7 @@ def test_a_probe_orphaned_by_its_runc_does_not_hold_the_container(root, tmp_path
     p = lamina(root, "--runtime", wrapper, "run", "-d", "--network", "none", "--name", "orphans",
                "--health-cmd", f"sleep {marker}", "--health-interval", "200ms", "bb:1", "sleep", _marker())
     cid = p.stdout.decode().strip()
-    monitor = int(sqlite3.connect(root / "lamina.db").execute(
-        "SELECT monitor_pid FROM container_runs WHERE id=?", (cid,)).fetchone()[0])
+    monitor = _monitor_pid(root, cid)
 
     def orphaned_probes():  # probes whose runc is gone: parent neither runc nor the wrapper
         out = []
