@@ -265,6 +265,19 @@ def test_advisories_judge_upstream_versions():
     assert advisories.assess("runc", "/x", "unknown") == {"warning": None, "note": None}
 
 
+def test_a_cve_of_a_build_feature_counts_only_for_builds_with_it(tmp_path, monkeypatch):
+    from lamina.runtime import advisories
+
+    monkeypatch.setattr(advisories, "_debian_package", lambda path: None)
+    crun = tmp_path / "crun"
+    for features, warned in (("+SYSTEMD +SELINUX +SECCOMP +YAJL", False), ("+SYSTEMD +LIBKRUN +YAJL", True)):
+        crun.write_text(f"#!/bin/sh\necho 'crun version 1.8.1'\necho 'spec: 1.0.0'\necho '{features}'\n")
+        crun.chmod(0o755)
+        warning = advisories.assess("crun", str(crun), "1.8.1")["warning"]
+        assert ("CVE-2025-24965" in (warning or "")) is warned, (features, warning)
+    assert advisories.assess("crun", str(crun), "1.20")["warning"] is None
+
+
 def test_a_debian_backport_is_recognised_not_cried_wolf(monkeypatch):
     from lamina.runtime import advisories
 

@@ -27,8 +27,14 @@ ADVISORIES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("CVE-2025-52565", ("1.2.8", "1.3.3", "1.4.0-rc.3")),  # /dev/console bind-mount races
         ("CVE-2025-52881", ("1.2.8", "1.3.3", "1.4.0-rc.3")),  # redirected writes to /proc
     ),
+    # crun's CVE-2025-24965 is in its krun handler, only in builds with libkrun.  crun
+    # is not open to runc's 2025 trio (its maintainers ran the reproducers), and its
+    # CVE-2026-88264/88265 need a container with nothing mounted on /dev: lamina
+    # always mounts docker's tmpfs there, or the user's own mount (runtime/specmounts.py).
     "crun": (("CVE-2025-24965", ("1.20",)),),
 }
+# CVE -> the build feature (as `<runtime> --version` lists it) it needs to apply.
+NEEDS_FEATURE = {"CVE-2025-24965": "+LIBKRUN"}
 _MAX_CHANGELOG = 16 << 20
 
 
@@ -40,6 +46,10 @@ def assess(name: str, path: str, version: str) -> dict:
     if have is None or not advisories:
         return {"warning": None, "note": None}
     open_ = [(cve, fixes) for cve, fixes in advisories if _vulnerable(have, fixes)]
+    if any(cve in NEEDS_FEATURE for cve, _ in open_):
+        built_with = _query([path, "--version"]).split()  # crun: "+SYSTEMD +SELINUX ..."
+        open_ = [(cve, fixes) for cve, fixes in open_
+                 if cve not in NEEDS_FEATURE or NEEDS_FEATURE[cve] in built_with]
     if not open_:
         return {"warning": None, "note": None}
     package = _debian_package(path)
