@@ -36,12 +36,16 @@ def init_pid(system, container_id: str) -> int | None:
     """The container's init on the host, from the runtime's state (runc and crun keep it there)."""
     from lamina.leanjson import loads
 
-    try:
-        with open(os.path.join(system.runtime.state_root, container_id, "state.json"), "rb") as f:
-            state = loads(f.read())
-    except (OSError, ValueError):
-        return None
-    pid = state.get("init_process_pid") if isinstance(state, dict) else None
+    base = os.path.join(system.runtime.state_root, container_id)
+    state = None
+    for name, field in (("state.json", "init_process_pid"), ("status", "pid")):  # runc's, crun's
+        try:
+            with open(os.path.join(base, name), "rb") as f:
+                state = loads(f.read())
+            break
+        except (OSError, ValueError):
+            continue
+    pid = state.get(field) if isinstance(state, dict) else None
     return pid if isinstance(pid, int) and pid > 0 else None
 
 

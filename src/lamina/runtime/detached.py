@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from lamina.errors import RuntimeFailure
-from lamina.runtime.process import Subreaper, fresh, kill_and_reap, read_pid, spawn
+from lamina.runtime.process import Subreaper, adopt, exit_code, fresh, kill_and_reap, read_pid, spawn
 from lamina.runtime.relay import relay as _relay
 
 
@@ -74,6 +74,7 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
 
                 raise runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
             init = read_pid(pidfile)
+            adopt(init)
         # init, orphaned when runc exited, is our child now; the flag goes, so that a process
         # an exec's runc leaves behind (a health probe's, runc killed first) is not adopted
         # too: as a zombie in the container's pid namespace that nobody here waits for, it
@@ -101,14 +102,10 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
         if console is not None:
             console.__exit__(None, None, None)
         if init is not None:  # interrupted: the container must not run on unkept
-            try:
-                runtime.delete(container_id, force=True, missing_ok=True)
-            finally:
-                kill_and_reap(init)
+            runtime.discard(container_id, init)
         if os.path.lexists(os.path.join(runtime.state_root, container_id)):
             runtime.delete(container_id, force=True, missing_ok=True)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_code(status)
 
 
 class _Tee:

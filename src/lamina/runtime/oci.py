@@ -19,7 +19,7 @@ import os
 from lamina.errors import RuntimeFailure
 from lamina.leanjson import loads
 from lamina.record import record
-from lamina.runtime.process import ForwardSignals, Subreaper, capture, fresh, kill_and_reap, read_pid, spawn
+from lamina.runtime.process import ForwardSignals, Subreaper, capture, exit_code, fresh, kill_and_reap, read_pid, spawn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
@@ -49,6 +49,14 @@ class OCIRuntime(Protocol):
     def delete(self, container_id: str, *, force: bool = False, missing_ok: bool = False) -> None: ...
 
     def security_warning(self) -> str | None: ...
+
+    def discard(self, container_id: str, init: int) -> None:
+        """After a run that was interrupted: delete the container (killing it) and reap
+        its init, our adopted child."""
+        try:
+            self.delete(container_id, force=True, missing_ok=True)
+        finally:
+            kill_and_reap(init)
 
     def destroy(self, container_id: str) -> None: ...
 
@@ -85,6 +93,10 @@ class CliRuntime:
         try:
             if tty:
                 code = self._run_tty(container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink)
+            elif after_exit is not None and self.name != "runc":  # only runc has `run --keep`
+                from lamina.runtime.keptrun import run_kept
+
+                code = run_kept(self, container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink)
             else:
                 code = self._run_foreground(container_id, bundle_dir, log, interactive=interactive,
                                             keep=after_exit is not None, log_sink=log_sink)
@@ -168,12 +180,8 @@ class CliRuntime:
                 if runc is not None:
                     kill_and_reap(runc)
                 if init is not None:  # relay failed: stop the container, reap our adopted child
-                    try:
-                        self.delete(container_id, force=True, missing_ok=True)
-                    finally:
-                        kill_and_reap(init)
-        code = os.waitstatus_to_exitcode(status)
-        return 128 - code if code < 0 else code
+                    self.discard(container_id, init)
+        return exit_code(status)
 
     # ------------------------------------------------------------------ other verbs
 
@@ -227,6 +235,9 @@ class CliRuntime:
         import subprocess  # stdin for the JSON; update is no start path
 
         source = "-" if self.name == "runc" else "/dev/stdin"  # crun reads a path only
+        unlimited_pids = self.name != "runc" and (resources.get("pids") or {}).get("limit", 0) < 0
+        if unlimited_pids:  # crun writes -1 as it is (EINVAL) where runc writes "max": we do
+            resources = {k: v for k, v in resources.items() if k != "pids"}
         proc = subprocess.run([self.path, f"--root={self.state_root}", "update", "--resources", source, container_id],
                               input=json.dumps(resources).encode(), capture_output=True, check=False)
         if proc.returncode != 0:
@@ -234,6 +245,19 @@ class CliRuntime:
 
             raise RuntimeFailure(f"{self.name} did not terminate successfully: exit status {proc.returncode}: "
                                  f"{last_line(proc.stderr)}")
+        if unlimited_pids:
+            from lamina.runtime.cgroups import unlimit_pids
+            from lamina.runtime.execproc import cgroups_path
+
+            unlimit_pids(cgroups_path(container_id))
+
+    def discard(self, container_id: str, init: int) -> None:
+        """After a run that was interrupted: delete the container (killing it) and reap
+        its init, our adopted child."""
+        try:
+            self.delete(container_id, force=True, missing_ok=True)
+        finally:
+            kill_and_reap(init)
 
     def destroy(self, container_id: str) -> None:
         """Kill every process of the container and delete its state, whatever it was
@@ -297,10 +321,10 @@ def select_runtime(name: str | None, *, state_root: str) -> CliRuntime:
     `<store>/runtime`; each runtime keeps its state in `<state_root>/<name>`.
     """
     if name is None:
-        crun = _which("crun")
+        crun = which("crun")
         if crun and _crun_works():
             return CliRuntime("crun", crun, os.path.join(state_root, "crun"))
-        runc = _which("runc")
+        runc = which("runc")
         if runc:
             return CliRuntime("runc", runc, os.path.join(state_root, "runc"))
         if crun:
@@ -313,7 +337,7 @@ def select_runtime(name: str | None, *, state_root: str) -> CliRuntime:
             raise RuntimeFailure(f"unknown or invalid runtime name: {name} (not an executable file)")
         kind = "crun" if os.path.basename(path).startswith("crun") else "runc"
     elif name in KNOWN:
-        found = _which(name)
+        found = which(name)
         if found is None:
             raise RuntimeFailure(f"unknown or invalid runtime name: {name} (not found in PATH)")
         path, kind = found, name
@@ -321,7 +345,7 @@ def select_runtime(name: str | None, *, state_root: str) -> CliRuntime:
         raise RuntimeFailure(f"unknown or invalid runtime name: {name}")
 
     if kind == "crun" and not _crun_works():
-        runc = _which("runc")
+        runc = which("runc")
         if runc is None:
             raise RuntimeFailure("crun cannot run containers on this host (hybrid cgroups) and runc is not installed")
         return CliRuntime(
@@ -333,19 +357,22 @@ def select_runtime(name: str | None, *, state_root: str) -> CliRuntime:
     return CliRuntime(kind, path, os.path.join(state_root, kind))
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"  # cgroups.py's, not imported by every start; a test points it at a fake tree
+
+
 def _crun_works() -> bool:
     """False on a hybrid cgroup host whose cgroup2 mount has controllers (crun refuses:
     "cgroups in hybrid mode not supported")."""
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
         return True  # pure cgroup v2
     try:
-        with open("/sys/fs/cgroup/unified/cgroup.controllers", "rb") as f:
+        with open(os.path.join(CGROUP_ROOT, "unified", "cgroup.controllers"), "rb") as f:
             return not f.read().strip()
     except OSError:
         return True  # pure v1: crun's legacy mode works
 
 
-def _which(program: str) -> str | None:
+def which(program: str) -> str | None:
     for d in os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin").split(":"):
         candidate = os.path.join(d or ".", program)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):

@@ -124,6 +124,40 @@ class Subreaper:
         self.prctl(self.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
+def adopt(pid: int, timeout: float = 2.0) -> None:
+    """Wait, as a child subreaper, until process `pid` is our child.  runc's container
+    init is ours as soon as `runc run --detach` exits; crun's stays a moment longer
+    under a helper of crun's that exits just after crun: that helper is ours by then
+    (we are its subreaper), so we reap it, and the init comes to us."""
+    import time
+
+    me = os.getpid()
+    deadline = time.monotonic() + timeout
+    while (parent := parent_pid(pid)) not in (me, None, 1):
+        try:  # crun's helper: ours once its own parent exited (before crun did); it exits
+            os.waitpid(parent, 0)  # right after it reported the start, however loaded the host
+        except ChildProcessError:  # not ours (yet): look again, for a while
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.0002)
+
+
+def exit_code(status: int) -> int:
+    """A wait status as docker reports the exit: its code, or 128+n for signal n."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of process `pid`, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(b")") + 2:].split(None, 2)[1])  # after "(comm) S": the ppid
+
+
 def kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)

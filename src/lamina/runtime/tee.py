@@ -16,7 +16,7 @@ import os
 from lamina.runtime.process import ForwardSignals, kill_and_reap, spawn
 
 
-class _Tee:
+class OutputAndLog:
     """Each read to our stdout/stderr, then to the log.  A closed stdout (`run … | head`)
     ends the copy to it, not the container nor its log."""
 
@@ -54,7 +54,7 @@ def run_teed(argv: list[str], *, stdin: int | None, log) -> int:
             os.close(err_w)
         try:
             with ForwardSignals(pid):
-                status = _relay(outputs, pid, _Tee(log))
+                status = _relay(outputs, pid, OutputAndLog(log))
             pid = None
         finally:
             if pid is not None:  # interrupted: do not leave runc behind
