@@ -94,8 +94,12 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
     try:
         cwd = launch.cwd or "/"
         ensure_workdir(rootfs, cwd)
-        if prepare is not None:
+        if prepare is not None:  # first: a build step's own mount-point stubs are its to remove
             finish = prepare(rootfs)
+        if system.runtime.name != "runc":  # runc makes them itself
+            tmpfs = (*(t.destination for t in launch.tmpfs), *(launch.host_config.get("Tmpfs") or ()))
+            if launch.binds or tmpfs:
+                ensure_mount_points(rootfs, launch.binds, tmpfs)
         user = lookup_user(rootfs, launch.user)
         network = mode(launch.network)
         if network not in ("host", "none"):  # before the runtime starts: config.json names its namespace
@@ -200,6 +204,39 @@ def ensure_workdir(rootfs: str, cwd: str) -> None:
         make_dirs(tree, cwd)
     except OSError as e:  # docker: 125, "... not a directory"
         raise RuntimeFailure(f"working directory {cwd}: {e.strerror.lower()}") from None
+    finally:
+        tree.close()
+
+
+def ensure_mount_points(rootfs: str, binds, tmpfs=()) -> None:
+    """Make the binds' missing mount points (a directory, or an empty file for a file's
+    bind) inside the root, through the image's own links, as runc makes them: crun does
+    not follow a link to a missing place ("openat2 `esc`: No such file or directory")
+    where docker's runc makes it.  The tmpfs destinations too: crun would make them with
+    the tmpfs's mode (1755), where runc's 0755 is what `cp` of the mount point shows.
+    What cannot be made is left for the runtime to refuse with its own error."""
+    from lamina.archive.inroot import InRoot, MissingPath, make_dirs, resolve_leaf
+
+    tree = InRoot(rootfs)
+    try:
+        for bind in binds:
+            source = getattr(bind, "source", None)
+            try:
+                if source is None or not os.path.lexists(source):
+                    continue
+                if os.path.isdir(source):
+                    make_dirs(tree, bind.destination)
+                    continue
+                parent, name = resolve_leaf(tree, bind.destination)
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755,
+                                 dir_fd=tree.dir_fd(parent)))
+            except (OSError, MissingPath):
+                continue
+        for destination in tmpfs:
+            try:
+                make_dirs(tree, destination)
+            except OSError:
+                continue
     finally:
         tree.close()
 

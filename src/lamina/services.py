@@ -259,13 +259,24 @@ def halt(system, rec) -> None:
 
 def _signal(system, rec, sig: int) -> None:
     from lamina.recovery import _runtime_for
+    from lamina.runtime.execproc import cgroups_path, frozen, resume
+    from lamina.signals import stop_signal
 
-    if _signal_init(system, rec, sig):
-        return
+    runtime = _runtime_for(system, rec)
     try:
-        _runtime_for(system, rec).kill(rec.id, sig)
+        if not _signal_init(system, rec, sig):
+            runtime.kill(rec.id, sig)
     except RuntimeFailure:
         pass  # exited meanwhile (or not started yet): waiting tells
+    # dockerd's killWithSignal: a paused container is resumed after SIGKILL or its stop
+    # signal (any, without a StopSignal), so that it takes the signal (a frozen process
+    # takes none, not even SIGKILL under cgroup v1); another one waits for `unpause`
+    resumes = sig == _SIGKILL or not rec.config.get("StopSignal") or sig == stop_signal(rec)
+    try:
+        if resumes and frozen(cgroups_path(rec.id)):
+            resume(runtime, rec.id)
+    except RuntimeFailure:
+        pass
 
 
 def _signal_init(system, rec, sig: int) -> bool:

@@ -78,7 +78,7 @@ def info_document(system) -> dict:
         "HttpProxy": os.environ.get("HTTP_PROXY", ""), "HttpsProxy": os.environ.get("HTTPS_PROXY", ""),
         "NoProxy": os.environ.get("NO_PROXY", ""), "Name": platform.node(), "Labels": [],
         "ExperimentalBuild": False, "ServerVersion": VERSION,
-        "Runtimes": {runtime_name: {"path": runtime.path if runtime is not None else runtime_name}},
+        "Runtimes": _runtimes(runtime, runtime_name),
         "DefaultRuntime": runtime_name,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
@@ -93,6 +93,16 @@ def df(request) -> None:
     from lamina.engine.system import disk_usage
 
     request.send_json(200, disk_usage(request.system))
+
+
+def _runtimes(runtime, default: str) -> dict:
+    """Every runtime lamina can run containers with here (docker lists runc among its
+    own), the default one as it is used."""
+    from lamina.runtime.oci import KNOWN, which
+
+    found = {name: {"path": path} for name in KNOWN if (path := which(name))}
+    found[default] = {"path": runtime.path if runtime is not None else default}
+    return dict(sorted(found.items()))
 
 
 def _machine_id() -> str:

@@ -4,8 +4,9 @@ it, and the figures `stats` shows.
 runc makes the cgroup from config.json's `cgroupsPath` (`/lamina/<id>`): on a v1
 (or hybrid) host one directory per controller, /sys/fs/cgroup/<controller>/lamina/<id>;
 on a unified (v2) host one directory, /sys/fs/cgroup/lamina/<id>.  runc also
-writes the limits there (it translates the OCI resources for v2); we only read.
-The files differ between the two, so each reader names both.
+writes the limits there (it translates the OCI resources for v2); we only read,
+but for the one limit crun cannot lift (unlimit_pids).  The files differ between
+the two, so each reader names both.
 """
 
 from __future__ import annotations
@@ -185,6 +186,18 @@ class OomProbe:
 
     def __call__(self) -> None:
         self.killed = oom_kills(self.cgroups_path) > 0
+
+
+def unlimit_pids(cgroups_path: str) -> None:
+    """`update --pids-limit -1` under crun, which writes -1 to pids.max as it is (EINVAL)
+    where runc writes "max"."""
+    try:
+        with open(os.path.join(container_dir(cgroups_path, "pids"), "pids.max"), "w") as f:
+            f.write("max")
+    except OSError as e:
+        from lamina.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"pids.max of {cgroups_path}: {e.strerror}") from None
 
 
 def remove(cgroups_path: str) -> None:

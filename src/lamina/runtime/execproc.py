@@ -221,8 +221,9 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
 
 def _wait(pid: int) -> int:
     """A child's exit code as docker reports it (128+n for a signal)."""
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    return 128 - code if code < 0 else code
+    from lamina.runtime.process import exit_code
+
+    return exit_code(os.waitpid(pid, 0)[1])
 
 
 def _wait_for(runc: int, timeout: float, pidfile: str) -> int:
@@ -239,8 +240,13 @@ def _wait_for(runc: int, timeout: float, pidfile: str) -> int:
         poller.register(fd, select.POLLIN)
         if poller.poll(max(0, int(timeout * 1000))):
             return _wait(runc)
-        try:  # runc makes the process a session (and group) leader: its children go with it
-            os.killpg(read_pid(pidfile), 9)
+        # Killing the runtime would not end the process: kill its process group, children
+        # and all.  runc makes the process a session (and group) leader; crun puts it in a
+        # group of a helper's (which has exited), never ours, and lives on to reap it.
+        try:
+            group = os.getpgid(read_pid(pidfile))
+            if group != os.getpgrp():
+                os.killpg(group, 9)
         except (OSError, RuntimeFailure):
             pass  # not started yet, or gone meanwhile
         if poller.poll(2000):
@@ -257,7 +263,7 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
               stdout: int, stdin: int = 0, on_pid=None, detach_keys: bytes = b"") -> int:
     from lamina.runtime import console
     from lamina.runtime.detachkeys import Detached, keep_open
-    from lamina.runtime.process import ForwardSignals, Subreaper, kill_and_reap, read_pid, spawn
+    from lamina.runtime.process import ForwardSignals, Subreaper, exit_code, kill_and_reap, read_pid, spawn
 
     pidfile = os.path.join(scratch, "exec.pid")
     with console.ConsoleSocket(scratch) as sock, Subreaper():
@@ -290,8 +296,7 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
                 kill_and_reap(runc)
             if proc is not None:  # relay failed: the process is ours to end and reap
                 kill_and_reap(proc)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_code(status)
 
 
 def _failure(log: str) -> RuntimeFailure | None:

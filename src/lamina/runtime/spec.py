@@ -194,6 +194,7 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
         from lamina.runtime.hostopts import apply_host
 
         apply_host(config, host, spec.rootfs)
+        _check_network_sysctls(linux)
     if spec.resources:  # linux.resources and process.rlimits as dockerd writes them
         from lamina.runtime.resources import apply
 
@@ -205,6 +206,16 @@ def build_spec(spec: RunSpec, *, nofile_hard: int | None = None) -> dict:
 
         adjust_config(config)
     return config
+
+
+def _check_network_sysctls(linux: dict) -> None:
+    """runc's refusal of a net.* sysctl in the host's network namespace, in its words, which
+    docker prints (crun refuses it in others): checked here, before either runs."""
+    if any(ns["type"] == "network" for ns in linux["namespaces"]):
+        return
+    for name in linux.get("sysctl") or ():
+        if name.startswith("net."):
+            raise RuntimeFailure(f'sysctl "{name}" not allowed in host network namespace')
 
 
 def write_bundle(bundle_dir: str, spec: RunSpec) -> str:
