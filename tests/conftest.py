@@ -24,6 +24,34 @@ requires_root = pytest.mark.skipif(not is_root(), reason="SKIPPED LOUDLY: needs 
 DOCKER_CLI = "/usr/bin/docker"  # Debian's 20.10 CLI: the spec the side-by-side tests compare with
 
 
+def _runtime(root):
+    """The OCI runtime lamina picks for store `root` (crun or runc; LAMINA_RUNTIME, which
+    the tests' lamina subprocesses inherit, chooses as it does for them)."""
+    from lamina.runtime.oci import select_runtime
+
+    return select_runtime(os.environ.get("LAMINA_RUNTIME"), state_root=str(Path(root) / "runtime"))
+
+
+def runtime_name(root) -> str:
+    """"crun" or "runc": the runtime lamina runs store `root`'s containers with."""
+    return _runtime(root).name
+
+
+def runtime_state_dir(root) -> Path:
+    """Where that runtime keeps its containers' state: `<store>/runtime/<name>/<id>`."""
+    return Path(_runtime(root).state_root)
+
+
+def runtime_state(root, cid: str) -> str | None:
+    """The container's status as the runtime's `state` command reports it ("running",
+    "paused", ...), None when the runtime does not know it."""
+    import json
+
+    rt = _runtime(root)
+    p = subprocess.run([rt.path, "--root", rt.state_root, "state", cid], capture_output=True)
+    return json.loads(p.stdout)["status"] if p.returncode == 0 else None
+
+
 def require_dockerd() -> None:
     """Skip (loudly) a side-by-side test when dockerd does not answer: lamina never needs it."""
     import subprocess

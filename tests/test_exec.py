@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires_root
+from conftest import requires_root, runtime_state_dir
 
 LAMINA = [sys.executable, "-m", "lamina"]
 
@@ -93,7 +93,9 @@ class Foreground:
         raise AssertionError("container did not start")
 
     def _runtime_ready(self, cid: str) -> bool:
-        return any((self.root / "runtime" / rt / cid / "state.json").exists() for rt in ("runc", "crun"))
+        # created once the runtime's state file is there: runc's state.json, crun's status
+        return any((self.root / "runtime" / rt / cid / state).exists()
+                   for rt, state in (("runc", "state.json"), ("crun", "status")))
 
     def stop(self) -> None:
         lamina(self.root, "rm", "-f", self.name)
@@ -241,6 +243,102 @@ def test_exec_into_stopped_missing_and_paused_container(store, ctr):
         assert (p.returncode, p.stderr.strip()) == (1, RECORDED["paused"].format(name="svc"))
     finally:
         assert lamina(store, "unpause", "svc").returncode == 0
+
+
+@requires_root
+@pytest.mark.parametrize(("command", "error", "problem"), [
+    ("nosuch", "ContainerCommandNotFound", "executable file not found in $PATH"),
+    ("/no/such", "ContainerCommandNotFound", "stat /no/such: no such file or directory"),
+    ("/etc", "ContainerCommandNotExecutable", "permission denied"),
+])
+def test_the_runtimes_own_start_failure_in_runcs_words(ctr, tmp_path, command, error, problem):
+    """Past lamina's own check (a probe's command, an API exec), the runtime's refusal
+    is docker's (runc's) text and exit code whichever runtime said it: crun words them
+    otherwise ("executable file `nosuch` not found in $PATH: No such file or directory")."""
+    from conftest import _runtime
+    from lamina.errors import RuntimeFailure
+    from lamina.runtime.execproc import run_exec
+
+    cid = lamina(ctr.root, "inspect", "--format", "{{.Id}}", "svc", check=True).stdout.strip()
+    process = {"args": [command], "env": ["PATH=/bin:/usr/bin"], "cwd": "/", "terminal": False,
+               "user": {"uid": 0, "gid": 0}}
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with pytest.raises(RuntimeFailure) as e:
+            run_exec(_runtime(ctr.root), cid, process, work_dir=str(tmp_path), stdout=devnull, stderr=devnull)
+    finally:
+        os.close(devnull)
+    assert type(e.value).__name__ == error
+    assert str(e.value) == f'exec failed: unable to start container process: exec: "{command}": {problem}'
+
+
+@requires_root
+def test_exec_into_a_container_the_runtime_does_not_know(ctr, tmp_path):
+    """A probe racing its container's stop: runc's words whichever runtime said it (health.py
+    looks for them to drop the probe); crun says "error opening file `.../status`"."""
+    from conftest import _runtime
+    from lamina.errors import RuntimeFailure
+    from lamina.runtime.execproc import run_exec
+    from lamina.runtime.runcerrors import is_missing
+
+    process = {"args": ["true"], "env": [], "cwd": "/", "terminal": False, "user": {"uid": 0, "gid": 0}}
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with pytest.raises(RuntimeFailure) as e:
+            run_exec(_runtime(ctr.root), "lamina-no-such-h2", process, work_dir=str(tmp_path), stdout=devnull,
+                     stderr=devnull)
+    finally:
+        os.close(devnull)
+    assert str(e.value) == "exec failed: container does not exist"
+    # crun's delete that lost a race with another one (a front and `rm -f`) is a missing container too
+    assert is_missing(b"cannot rm state directory `/s/runtime/crun/abc`: No such file or directory\n")
+    assert is_missing(b"crun: cannot open directory '/s/runtime/crun/abc': No such file or directory\n")
+    assert not is_missing(b"cannot open directory '/s/runtime/crun/abc': Permission denied\n")
+
+
+def _zombie_children() -> list[int]:
+    mine = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # not a process, or gone
+            continue
+        state, ppid = stat[stat.rindex(b")") + 2:].split()[:2]
+        if int(ppid) == os.getpid() and state == b"Z":
+            mine.append(int(entry))
+    return mine
+
+
+@requires_root
+def test_a_timed_out_exec_is_killed_with_its_children_and_reaped(ctr, tmp_path):
+    """A probe past its timeout: the process and its children killed, whichever runtime
+    (crun's process is no group leader: a kill of its pid's group missed it), and reaped
+    by the runtime (a subreaper, as a monitor is, finds no zombie of it)."""
+    from conftest import _runtime
+    from lamina.runtime.execproc import run_exec
+    from lamina.runtime.process import Subreaper
+
+    cid = lamina(ctr.root, "inspect", "--format", "{{.Id}}", "svc", check=True).stdout.strip()
+    process = {"args": ["sh", "-c", "sleep 31 & sleep 32"], "env": ["PATH=/bin"], "cwd": "/", "terminal": False,
+               "user": {"uid": 0, "gid": 0}}
+    before = set(_zombie_children())
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with Subreaper():
+            with pytest.raises(TimeoutError):
+                run_exec(_runtime(ctr.root), cid, process, work_dir=str(tmp_path), stdout=devnull, stderr=devnull,
+                         timeout=3)
+            assert set(_zombie_children()) <= before
+    finally:
+        os.close(devnull)
+    deadline = time.monotonic() + 20
+    while True:  # the orphaned sleeps die with the group's SIGKILL; their exit reaches the container's init
+        top = lamina(ctr.root, "top", "svc", check=True).stdout
+        if "sleep 31" not in top and "sleep 32" not in top:
+            break
+        assert time.monotonic() < deadline, top
+        time.sleep(0.1)
 
 
 @requires_root
@@ -511,9 +609,10 @@ def test_pause_freezes_and_unpause_resumes(store):
         assert c.proc.wait(timeout=20) is not None
         deadline = time.time() + 10
         freezer = Path(container_dir(f"/lamina/{c.id}", "freezer"))
-        while (freezer.exists() or (store / "runtime" / "runc" / c.id).exists()) and time.time() < deadline:
+        state = runtime_state_dir(store) / c.id
+        while (freezer.exists() or state.exists()) and time.time() < deadline:
             time.sleep(0.05)
-        assert not (store / "runtime" / "runc" / c.id).exists()
+        assert not state.exists()
         assert not freezer.exists()
     finally:
         c.stop()

@@ -17,7 +17,7 @@ from itertools import count
 from pathlib import Path
 
 import pytest
-from conftest import requires_root
+from conftest import requires_root, runtime_state_dir
 
 from lamina.runtime.console import terminal_size
 
@@ -25,7 +25,7 @@ pytestmark = [requires_root, pytest.mark.root]
 _ids = count()
 
 CHILD = """
-import json, sys
+import json, os, sys
 from lamina.errors import LaminaError
 from lamina.runtime.console import terminal_size
 from lamina.runtime.oci import select_runtime
@@ -33,7 +33,7 @@ from lamina.runtime.spec import RunSpec, write_bundle
 a = json.loads(sys.argv[1])
 spec = RunSpec(args=tuple(a["args"]), rootfs=a["rootfs"], terminal=True, console_size=terminal_size(), hostname="tty")
 write_bundle(a["bundle"], spec)
-rt = select_runtime("runc", state_root=a["store"] + "/runtime")
+rt = select_runtime(os.environ.get("LAMINA_RUNTIME"), state_root=a["store"] + "/runtime")
 try:
     rc = rt.run(a["id"], a["bundle"], tty=True, interactive=a["interactive"])
 except LaminaError as e:
@@ -45,8 +45,8 @@ raise SystemExit(rc)
 
 @pytest.fixture(scope="module")
 def rootfs(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("runc") is None:
-        pytest.skip("SKIPPED LOUDLY: runc is not installed")
+    if shutil.which("runc") is None and shutil.which("crun") is None:
+        pytest.skip("SKIPPED LOUDLY: neither runc nor crun is installed")
     dest = tmp_path_factory.mktemp("console") / "rootfs"
     shutil.copytree(busybox_rootfs, dest, symlinks=True)
     os.chmod(dest, 0o755)
@@ -129,8 +129,8 @@ def session(tmp_path: Path, rootfs: Path):
     yield make
     for s in made:
         s.close()
-        state_root = s.store / "runtime" / "runc"
-        assert not state_root.exists() or os.listdir(state_root) == []  # runc state always deleted
+        state_root = runtime_state_dir(s.store)
+        assert not state_root.exists() or os.listdir(state_root) == []  # the runtime's state always deleted
 
 
 def test_tty_inside_is_a_pty_with_our_size(session) -> None:

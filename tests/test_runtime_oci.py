@@ -58,7 +58,8 @@ def store(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def runtime(store: Path) -> CliRuntime:
-    return select_runtime("runc", state_root=str(store / "runtime"))
+    """The runtime lamina would pick (crun where it works; LAMINA_RUNTIME=runc for runc)."""
+    return select_runtime(os.environ.get("LAMINA_RUNTIME"), state_root=str(store / "runtime"))
 
 
 def new_id() -> str:
@@ -89,7 +90,7 @@ def output(capfd: pytest.CaptureFixture, runtime: CliRuntime, tmp_path: Path, ro
 
 def test_true_is_zero(runtime: CliRuntime, tmp_path: Path, rootfs: Path, store: Path) -> None:
     assert run(runtime, tmp_path, rootfs, "true") == 0
-    state_root = store / "runtime" / "runc"
+    state_root = Path(runtime.state_root)
     assert not state_root.exists() or os.listdir(state_root) == []  # nothing left behind
 
 
@@ -126,7 +127,7 @@ def test_runc_killed_container_is_cleaned_up(runtime: CliRuntime, tmp_path: Path
     t.start()
     try:
         st = _wait_running(runtime, cid)
-        runc_pid = _find_process(["run", cid])
+        runc_pid = _find_process(["run", cid], runtime.name)
         os.kill(runc_pid, signal.SIGKILL)
     finally:
         t.join(60)
@@ -147,7 +148,7 @@ def _wait_running(runtime: CliRuntime, cid: str, timeout: float = 60) -> dict:
         time.sleep(0.02)
 
 
-def _find_process(words: list[str]) -> int:
+def _find_process(words: list[str], program: str) -> int:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -156,7 +157,7 @@ def _find_process(words: list[str]) -> int:
                 argv = f.read().decode().split("\0")
         except OSError:
             continue
-        if all(w in argv for w in words) and argv[0].endswith("runc"):
+        if all(w in argv for w in words) and argv[0].endswith(program):
             return int(entry)
     raise AssertionError(f"no process with {words}")
 
@@ -400,16 +401,39 @@ def test_select_runtime(store: Path) -> None:
         select_runtime("/nonexistent/runc", state_root=str(store / "runtime"))
 
 
-@pytest.mark.skipif(shutil.which("crun") is None, reason="SKIPPED LOUDLY: crun not installed")
-def test_crun_on_hybrid_cgroups_falls_back_to_runc(store: Path) -> None:
-    hybrid = not os.path.exists("/sys/fs/cgroup/cgroup.controllers") and os.path.isdir("/sys/fs/cgroup/unified")
-    if not hybrid:
-        pytest.skip("SKIPPED LOUDLY: not a hybrid cgroup host")
-    assert not _crun_works()
-    rt = select_runtime("crun", state_root=str(store / "runtime"))
-    assert rt.name == "runc" and rt.note and "crun" in rt.note and "\n" not in rt.note
-    assert select_runtime(None, state_root=str(store / "runtime")).name == "runc"
-    assert select_runtime(shutil.which("crun"), state_root=str(store / "runtime")).name == "runc"
+def _cgroup_tree(root: Path, layout: str) -> Path:
+    """A fake /sys/fs/cgroup: "v2", "v1", "hybrid" (controllers on the cgroup2 mount) or
+    "hybrid-empty" (a cgroup2 mount without controllers, as scripts/setup leaves it)."""
+    root.mkdir()
+    if layout == "v2":
+        (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    elif layout.startswith("hybrid"):
+        (root / "unified").mkdir()
+        (root / "unified" / "cgroup.controllers").write_text("hugetlb\n" if layout == "hybrid" else "")
+    return root
+
+
+@pytest.mark.skipif(shutil.which("crun") is None or shutil.which("runc") is None,
+                    reason="SKIPPED LOUDLY: needs both crun and runc installed")
+def test_crun_on_hybrid_cgroups_falls_back_to_runc(store: Path, tmp_path: Path, monkeypatch) -> None:
+    from lamina.runtime import oci
+
+    # this host as it is: crun is picked when (and only when) the detection says it works
+    hybrid = not os.path.exists("/sys/fs/cgroup/cgroup.controllers") and os.path.isdir("/sys/fs/cgroup/unified") \
+        and bool(Path("/sys/fs/cgroup/unified/cgroup.controllers").read_text().strip())
+    assert _crun_works() is not hybrid
+    assert select_runtime(None, state_root=str(store / "runtime")).name == ("runc" if hybrid else "crun")
+    # each layout, the detection pointed at a fake tree
+    for layout, works in (("v2", True), ("v1", True), ("hybrid-empty", True), ("hybrid", False)):
+        monkeypatch.setattr(oci, "CGROUP_ROOT", str(_cgroup_tree(tmp_path / layout, layout)))
+        assert _crun_works() is works, layout
+        rt = select_runtime("crun", state_root=str(store / "runtime"))
+        assert select_runtime(None, state_root=str(store / "runtime")).name == rt.name
+        assert select_runtime(shutil.which("crun"), state_root=str(store / "runtime")).name == rt.name
+        if works:
+            assert (rt.name, rt.note) == ("crun", None), layout
+        else:
+            assert rt.name == "runc" and rt.note and "crun" in rt.note and "\n" not in rt.note
 
 
 def test_version_is_cached(runtime: CliRuntime, store: Path) -> None:

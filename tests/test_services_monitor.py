@@ -1,9 +1,9 @@
 """Containers as services (issue 12): the monitor, run -d, stop/kill/wait/restart, rm -f,
 ps/inspect State, restart policies, --init and `start --all`.
 
-All on real runc and overlay mounts, as root, through the CLI in subprocesses (a
+All on a real OCI runtime (crun or runc) and overlay mounts, as root, through the CLI in subprocesses (a
 monitor outlives the command that started it).  After each fault `system check`
-must pass and nothing may be left: mounts, runc state, cgroups, processes, rows.
+must pass and nothing may be left: mounts, runtime state, cgroups, processes, rows.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import requires_root
+from conftest import requires_root, runtime_name, runtime_state, runtime_state_dir
 
 LAMINA = [sys.executable, "-m", "lamina"]
 
@@ -102,15 +102,6 @@ def _run_d(root, *args) -> str:
     return cid
 
 
-def _runc_state(root, cid: str) -> str | None:
-    p = subprocess.run(["runc", "--root", str(root / "runtime" / "runc"), "state", cid], capture_output=True)
-    if p.returncode != 0:
-        return None
-    import json
-
-    return json.loads(p.stdout)["status"]
-
-
 def _monitor_pid(root, cid: str) -> int | None:
     db = sqlite3.connect(root / "lamina.db")
     try:
@@ -165,8 +156,8 @@ def _mounted_under(path: Path) -> list[str]:
 def _assert_nothing_left(root, cids=()) -> None:
     _wait_for(lambda: not _store_processes(root), what="monitors, watchdogs and runc to end")
     assert not _mounted_under(root / "containers")
-    state_dir = root / "runtime" / "runc"
-    assert not [c for c in cids if (state_dir / c).exists()], "runc state left"
+    state_dir = runtime_state_dir(root)
+    assert not [c for c in cids if (state_dir / c).exists()], "runtime state left"
     assert not [c for c in cids if _cgroups_of(c)], "cgroups left"
     p = lamina(root, "system", "check", check=False)
     assert p.returncode == 0 and p.stdout.decode().strip().endswith("ok"), p.stdout + p.stderr
@@ -193,7 +184,7 @@ def test_run_detached_returns_the_id_and_the_container_runs(root):
     cid = _run_d(root, "--name", "svc1", "bb:1", "sleep", marker)
     # the CLI returned once the container ran: no waiting needed
     assert _status(root, "svc1").startswith("Up ")
-    assert _runc_state(root, cid) == "running"
+    assert runtime_state(root, cid) == "running"
     pid = int(_inspect(root, "svc1", "{{.State.Pid}}"))
     # runc start has returned; its init execs `sleep` right after (a moment on a loaded machine)
     assert _wait_for(lambda: _pids_with_cmdline("sleep", marker), what="the exec of sleep") == [pid]
@@ -243,8 +234,9 @@ def test_stop_signals_a_monitors_init_itself_and_a_foreground_run_through_runc(r
     """A monitor's container is signalled without a `runc kill` (lamina/services.py
     `_signal_init`); a foreground run (no monitor) still through the runtime."""
     calls = tmp_path / "calls"
-    wrapper = tmp_path / "runc-logged"  # a runc by its name; exec keeps runc's own process
-    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\nexec {shutil.which('runc')} \"$@\"\n")
+    rt = runtime_name(root)
+    wrapper = tmp_path / f"{rt}-logged"  # the runtime by its name; exec keeps the runtime's own process
+    wrapper.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\nexec {shutil.which(rt)} \"$@\"\n")
     wrapper.chmod(0o755)
     trap = ["sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do sleep 0.05; done"]
 
@@ -308,6 +300,49 @@ def test_kill_signals_and_docker_texts(root):
 
 
 @requires_root
+def test_stop_kill_and_rm_f_of_a_paused_container_resume_it_as_dockerd(root):
+    """dockerd's killWithSignal resumes a paused container after SIGKILL or its stop
+    signal (any signal when it has none): a frozen process takes no signal (not even
+    SIGKILL under cgroup v1), so stop, kill and rm -f would hang.  Another signal stays
+    pending until `unpause` (docker 20.10 seen doing each of these on this machine)."""
+    trap = "trap 'exit 3' TERM; trap 'exit 4' USR1; echo ready; while :; do sleep 0.05; done"
+    cids = [_run_d(root, "--name", "pz1", "bb:1", "sleep", _marker())]  # PID 1 ignores TERM
+    lamina(root, "pause", "pz1")
+    t0 = time.monotonic()
+    lamina(root, "stop", "-t", "1", "pz1", timeout=60)
+    assert 1.0 <= time.monotonic() - t0 < 8
+    assert _status(root, "pz1").startswith("Exited (137) ")
+    lamina(root, "start", "pz1")
+    lamina(root, "pause", "pz1")
+    lamina(root, "kill", "pz1", timeout=60)
+    assert _status(root, "pz1").startswith("Exited (137) ")
+
+    cids.append(_run_d(root, "--name", "pz2", "bb:1", "sh", "-c", trap))
+    _trap_set(root, "pz2")
+    lamina(root, "pause", "pz2")
+    lamina(root, "kill", "-s", "TERM", "pz2")  # no StopSignal: any signal resumes it
+    assert lamina(root, "wait", "pz2", timeout=60).stdout == b"3\n"
+
+    cids.append(_run_d(root, "--name", "pz3", "--stop-signal", "USR1", "bb:1", "sh", "-c", trap))
+    _trap_set(root, "pz3")
+    lamina(root, "pause", "pz3")
+    lamina(root, "kill", "-s", "TERM", "pz3")  # not its stop signal: pending, still paused
+    assert _inspect(root, "pz3", "{{.State.Status}}") == "paused"
+    lamina(root, "unpause", "pz3")
+    assert lamina(root, "wait", "pz3", timeout=60).stdout == b"3\n"
+    lamina(root, "start", "pz3")
+    _wait_for(lambda: lamina(root, "logs", "pz3").stdout.count(b"ready") == 2, what="pz3's trap again")
+    lamina(root, "pause", "pz3")
+    lamina(root, "stop", "pz3", timeout=60)  # its stop signal resumes it: USR1's trap ends it
+    assert _inspect(root, "pz3", "{{.State.ExitCode}}") == "4"
+
+    lamina(root, "start", "pz2")
+    lamina(root, "pause", "pz2")
+    lamina(root, "rm", "-f", "pz1", "pz2", "pz3", timeout=60)
+    _assert_nothing_left(root, cids)
+
+
+@requires_root
 def test_start_is_detached_and_restart_runs_it_again(root):
     cid = lamina(root, "create", "--network", "none", "--name", "st1", "bb:1", "sleep", _marker()).stdout.decode().strip()
     assert _status(root, "st1") == "Created"
@@ -349,11 +384,11 @@ def test_kill9_of_the_monitor_leaves_an_exited_removable_container(root):
     marker = _marker()
     cid = _run_d(root, "--name", "mon9", "bb:1", "sleep", marker)
     monitor = _monitor_pid(root, cid)
-    assert monitor and _runc_state(root, cid) == "running"
+    assert monitor and runtime_state(root, cid) == "running"
     os.kill(monitor, signal.SIGKILL)
     _wait_for(lambda: not _pids_with_cmdline("sleep", marker), what="the container to be killed")
     _wait_for(lambda: _status(root, "mon9").startswith("Exited (137)"), what="Exited (137)")
-    assert _runc_state(root, cid) is None
+    assert runtime_state(root, cid) is None
     _assert_nothing_left(root, [cid])
     lamina(root, "rm", "mon9")
     assert not (root / "containers" / cid).exists()
@@ -652,12 +687,13 @@ def test_a_probe_orphaned_by_its_runc_does_not_hold_the_container(root, tmp_path
     monitor is a subreaper only while runc starts the container: the orphan goes to
     the host's init, which reaps it."""
     marker = _marker()
-    wrapper = tmp_path / "runc-dies-first"  # a runc by its name, whose `exec` dies before its process
+    rt = runtime_name(root)
+    wrapper = tmp_path / f"{rt}-dies-first"  # the runtime by its name, whose `exec` dies before its process
     wrapper.write_text("#!/bin/sh\n"
                        'case " $* " in *" exec "*)\n'
-                       f'  {shutil.which("runc")} "$@" & sleep 1; kill -9 $!; exit 0;;\n'
+                       f'  {shutil.which(rt)} "$@" & sleep 1; kill -9 $!; exit 0;;\n'
                        "esac\n"
-                       f'exec {shutil.which("runc")} "$@"\n')
+                       f'exec {shutil.which(rt)} "$@"\n')
     wrapper.chmod(0o755)
     p = lamina(root, "--runtime", wrapper, "run", "-d", "--network", "none", "--name", "orphans",
                "--health-cmd", f"sleep {marker}", "--health-interval", "200ms", "bb:1", "sleep", _marker())
@@ -672,7 +708,7 @@ def test_a_probe_orphaned_by_its_runc_does_not_hold_the_container(root, tmp_path
                 parent = Path(f"/proc/{ppid}/cmdline").read_bytes()
             except (OSError, IndexError, ValueError):
                 continue
-            if b"runc" not in parent:
+            if rt.encode() not in parent:
                 out.append(ppid)
         return out
 
