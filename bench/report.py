@@ -13,6 +13,7 @@ from timing import VariantResult
 
 LABELS = {"lamina": "lamina", "docker": "Docker", "docker_buildkit": "Docker BuildKit",
           "docker_host_net": "Docker --network host", "podman": "Podman",
+          "runtime_alone": "lamina's runtime alone (its config.json)",
           "runc_alone": "runc alone (lamina's config.json)"}
 
 
@@ -103,8 +104,9 @@ def summary(entries: dict, order: list[str], hide: frozenset = frozenset()) -> s
             notes.append(f"docker --network host {_s(e['docker_host_net_s'])}")
         if e.get("podman_s") is not None:
             notes.append(f"podman {_s(e['podman_s'])}")
-        if e.get("runc_alone_s") is not None and e.get("docker_s"):
-            notes.append(f"runc alone {_s(e['runc_alone_s'])} = {e['runc_alone_s'] / e['docker_s']:.2f}x docker")
+        for key, who in (("runtime_alone", e.get("runtime") or "lamina's runtime"), ("runc_alone", "runc")):
+            if e.get(f"{key}_s") is not None and e.get("docker_s"):  # the runtime's floor (bench/runtimefloor.py)
+                notes.append(f"{who} alone {_s(e[f'{key}_s'])} = {e[f'{key}_s'] / e['docker_s']:.2f}x docker")
         if e.get("hyperfine_s"):
             notes.append("hyperfine: " + ", ".join(f"{LABELS.get(k, k)} {_s(v)}" for k, v in e["hyperfine_s"].items()))
         if e.get("changes"):
@@ -112,7 +114,7 @@ def summary(entries: dict, order: list[str], hide: frozenset = frozenset()) -> s
         rss = "-" if e["lamina_max_rss_mb"] is None else f"{e['lamina_max_rss_mb']:.0f} MB"
         rows.append([name, _s(e["lamina_s"]), _s(e.get("docker_classic_s", e["docker_s"])),
                      _s(e.get("docker_buildkit_s")) if "docker_buildkit_s" in e or "docker_classic_s" in e else "",
-                     ratio, target, verdict, rss, _short("; ".join(notes), 90)])
+                     ratio, target, verdict, rss, _short("; ".join(notes), 110)])
     if not rows:
         return ""
     return table(rows, ["workload", "lamina", "Docker", "BuildKit", "ratio", "target", "", "lamina RSS", "notes"])

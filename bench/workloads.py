@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from env import PREFIX, Bases, CmdError, Docker, Lamina, Podman, Registry, Tool, log, sh
-import runcfloor
+import runtimefloor
 from timing import Variant
 
 # Sizes of the data sets. Quick: small enough for the whole --quick run to stay near 3 minutes.
@@ -190,6 +190,7 @@ def at_least(path: Path, size: int) -> None:
 
 def w_run(ctx: Ctx) -> Workload:
     ref = Bases.ref("small")
+    info: dict = {}
 
     def make(tool, env, vname):
         return dict(setup=lambda: ctx.bases.ensure("small", tool),
@@ -201,12 +202,13 @@ def w_run(ctx: Ctx) -> Workload:
         vs.insert(2, Variant("docker_host_net", skip=d.reason, timeout=60,
                              setup=lambda: ctx.bases.ensure("small", d),
                              command=lambda i: d.cmd("run", "--rm", "--network", "host", ref, "true")))
-        vs.append(runcfloor.foreground(ctx.lamina, ctx.workdir, ref, lambda: ctx.bases.ensure("small", ctx.lamina),
-                                       skip=d.reason))  # the runtime's share of docker's time
+        vs += runtimefloor.foreground(ctx.lamina, ctx.workdir, ref, lambda: ctx.bases.ensure("small", ctx.lamina),
+                                      skip=d.reason)  # the runtime's share of docker's time
+        info["runtime"] = runtimefloor.runtime_name(ctx.lamina)
         return vs
 
     return Workload("run", "run --rm base true", variants, target=0.15, stateless=True,
-                    runs=1 if ctx.quick else 7, budget_s=120)
+                    runs=1 if ctx.quick else 7, budget_s=120, info=info)
 
 
 def w_run_publish(ctx: Ctx) -> Workload:
@@ -266,9 +268,10 @@ def w_run_detached(ctx: Ctx) -> Workload:
                     check=check, cleanup=lambda i: tool.run("rm", "-f", name(i), timeout=60, check=False))
 
     def variants():
-        return ctx.variants(make, lamina_verbs=("import", "run"), timeout=60) + [
-            runcfloor.detached(ctx.lamina, ctx.workdir, ref, lambda: ctx.bases.ensure("small", ctx.lamina),
-                               skip=ctx.docker.reason)]  # the runtime's share of docker's time
+        info["runtime"] = runtimefloor.runtime_name(ctx.lamina)
+        return ctx.variants(make, lamina_verbs=("import", "run"), timeout=60) + runtimefloor.detached(
+            ctx.lamina, ctx.workdir, ref, lambda: ctx.bases.ensure("small", ctx.lamina),
+            skip=ctx.docker.reason)  # the runtime's share of docker's time
 
     return Workload("run-d", "run -d base sleep 100", variants, target=0.3, runs=1 if ctx.quick else 7,
                     budget_s=120, info=info)
@@ -294,6 +297,7 @@ def w_stop(ctx: Ctx) -> Workload:
 def w_exec(ctx: Ctx) -> Workload:
     """exec CTR true into a running (detached) container (issue 12: <= 0.3x docker exec)."""
     ref = Bases.ref("small")
+    info: dict = {}
 
     def make(tool, env, vname):
         name = f"{PREFIX}-exec-{vname}"
@@ -306,12 +310,14 @@ def w_exec(ctx: Ctx) -> Workload:
         return dict(setup=setup, command=lambda i: tool.cmd("exec", name, "true"),
                     teardown=lambda: tool.run("rm", "-f", name, timeout=60, check=False))
 
-    def variants():  # after lamina's, whose set-up starts the container runc execs into
-        return ctx.variants(make, lamina_verbs=("import", "run", "exec"), timeout=60) + [
-            runcfloor.exec_true(ctx.lamina, f"{PREFIX}-exec-lamina", skip=ctx.docker.reason)]
+    def variants():  # after lamina's, whose set-up starts the container its runtime execs into
+        info["runtime"] = runtimefloor.runtime_name(ctx.lamina)
+        return ctx.variants(make, lamina_verbs=("import", "run", "exec"), timeout=60) + runtimefloor.exec_true(
+            ctx.lamina, f"{PREFIX}-exec-lamina", ref, lambda: ctx.bases.ensure("small", ctx.lamina),
+            skip=ctx.docker.reason)
 
     return Workload("exec", "exec CTR true", variants, target=0.3, stateless=True,
-                    runs=3 if ctx.quick else 10, budget_s=120)
+                    runs=3 if ctx.quick else 10, budget_s=120, info=info)
 
 
 def w_logs(ctx: Ctx) -> Workload:
