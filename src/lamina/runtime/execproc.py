@@ -263,7 +263,7 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
               stdout: int, stdin: int = 0, on_pid=None, detach_keys: bytes = b"") -> int:
     from lamina.runtime import console
     from lamina.runtime.detachkeys import Detached, keep_open
-    from lamina.runtime.process import ForwardSignals, Subreaper, exit_code, kill_and_reap, read_pid, spawn
+    from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, kill_and_reap, read_pid, spawn
 
     pidfile = os.path.join(scratch, "exec.pid")
     with console.ConsoleSocket(scratch) as sock, Subreaper():
@@ -277,6 +277,7 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
                 if code != 0:
                     raise _failure(log) or RuntimeFailure(f"exec exited with {code}")
                 proc = forward.pid = read_pid(pidfile)
+                adopt(proc)
                 forward.same_group = False
                 if on_pid is not None:
                     on_pid(proc)

@@ -19,7 +19,8 @@ import os
 from lamina.errors import RuntimeFailure
 from lamina.leanjson import loads
 from lamina.record import record
-from lamina.runtime.process import ForwardSignals, Subreaper, capture, exit_code, fresh, kill_and_reap, read_pid, spawn
+from lamina.runtime.process import (ForwardSignals, Subreaper, adopt, capture, exit_code, fresh, kill_and_reap,
+                                    read_pid, spawn)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
@@ -169,6 +170,7 @@ class CliRuntime:
                         failure = runtime_error(log)
                         raise failure or RuntimeFailure(f"{self.name} run exited with {code}")
                     init = forward.pid = read_pid(pidfile)
+                    adopt(init)
                     forward.same_group = False
                     master = sock.receive_master()
                     try:
