@@ -51,13 +51,7 @@ class OCIRuntime(Protocol):
 
     def security_warning(self) -> str | None: ...
 
-    def discard(self, container_id: str, init: int) -> None:
-        """After a run that was interrupted: delete the container (killing it) and reap
-        its init, our adopted child."""
-        try:
-            self.delete(container_id, force=True, missing_ok=True)
-        finally:
-            kill_and_reap(init)
+    def discard(self, container_id: str, init: int) -> None: ...
 
     def destroy(self, container_id: str) -> None: ...
 
