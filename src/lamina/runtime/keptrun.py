@@ -17,8 +17,9 @@ from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, 
 
 
 def run_kept(runtime, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None) -> int:
-    """The init's exit code as docker reports it (a signal n is 128+n); the stopped container is left for the caller to delete.
-    Raises the runtime's error when it could not start the container."""
+    """The init's exit code as docker reports it (a signal n is 128+n); the stopped
+    container is left for the caller to delete.  Raises the runtime's error when it
+    could not start the container."""
     pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
     argv = [*runtime._base(log), "run", "--detach", "--pid-file", pidfile, "--bundle", bundle_dir, container_id]
     outputs: dict[int, str] = {}
