@@ -134,8 +134,8 @@ def adopt(pid: int, timeout: float = 2.0) -> None:
     me = os.getpid()
     deadline = time.monotonic() + timeout
     while (parent := parent_pid(pid)) not in (me, None, 1):
-        try:  # crun's helper: ours once its own parent exited (before crun did); it exits
-            os.waitpid(parent, 0)  # right after it reported the start, however loaded the host
+        try:  # crun's helper, ours once crun exited (we are its subreaper): it exits right
+            os.waitpid(parent, 0)  # after reporting the start, however loaded the host
         except ChildProcessError:  # not ours (yet): look again, for a while
             if time.monotonic() >= deadline:
                 return
