@@ -45,11 +45,8 @@ def runtime_state_dir(root) -> Path:
 def runtime_state(root, cid: str) -> str | None:
     """The container's status as the runtime's `state` command reports it ("running",
     "paused", ...), None when the runtime does not know it."""
-    import json
-
-    rt = _runtime(root)
-    p = subprocess.run([rt.path, "--root", rt.state_root, "state", cid], capture_output=True)
-    return json.loads(p.stdout)["status"] if p.returncode == 0 else None
+    state = _runtime(root).state(cid)
+    return state["status"] if state else None
 
 
 def require_dockerd() -> None:

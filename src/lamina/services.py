@@ -296,9 +296,9 @@ def _signal_init(system, rec, sig: int) -> bool:
     except OSError:
         return False
     try:
-        with open(f"/proc/{init}/stat", "rb") as f:
-            ppid = int(f.read().rpartition(b")")[2].split()[1])
-        if ppid != monitor or os.readlink(f"/proc/{init}/ns/pid") == os.readlink("/proc/self/ns/pid"):
+        from lamina.runtime.process import parent_pid
+
+        if parent_pid(init) != monitor or os.readlink(f"/proc/{init}/ns/pid") == os.readlink("/proc/self/ns/pid"):
             return False
         import _signal  # the C module: signal.py's enums cost ~4 ms
 

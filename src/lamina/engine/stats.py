@@ -35,10 +35,11 @@ class StatsEntry:
 def init_pid(system, container_id: str) -> int | None:
     """The container's init on the host, from the runtime's state (runc and crun keep it there)."""
     from lamina.leanjson import loads
+    from lamina.runtime.execproc import STATE_FILES
 
     base = os.path.join(system.runtime.state_root, container_id)
     state = None
-    for name, field in (("state.json", "init_process_pid"), ("status", "pid")):  # runc's, crun's
+    for name, field in STATE_FILES:
         try:
             with open(os.path.join(base, name), "rb") as f:
                 state = loads(f.read())

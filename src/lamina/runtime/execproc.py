@@ -309,11 +309,16 @@ def _failure(log: str) -> RuntimeFailure | None:
 # ---------------------------------------------------------------------- freezer and pids
 
 
+# A runtime's state file in `<state root>/<id>/`, and its field naming the container's
+# init: runc's, crun's.
+STATE_FILES = (("state.json", "init_process_pid"), ("status", "pid"))
+
+
 def has_container(runtime, container_id: str) -> bool:
     """Whether the runtime holds a created container of that id: its state file is written
-    once `create` is done (runc's state.json, crun's status), the directory before."""
+    once `create` is done, the directory before."""
     base = os.path.join(runtime.state_root, container_id)
-    return os.path.exists(os.path.join(base, "state.json")) or os.path.exists(os.path.join(base, "status"))
+    return any(os.path.exists(os.path.join(base, name)) for name, _ in STATE_FILES)
 
 
 def pause(runtime, container_id: str) -> None:

@@ -86,13 +86,13 @@ def _as_runcs(message: str, log_path: str) -> str:
 
 def _command(log_path: str) -> str | None:
     """args[0] of the process the runtime was to start (exec's process.json, else the bundle's config.json)."""
-    import json
+    from lamina.leanjson import loads
 
     directory = os.path.dirname(log_path)
     for name, key in (("process.json", None), ("config.json", "process")):
         try:
             with open(os.path.join(directory, name), "rb") as f:
-                value = json.load(f)
+                value = loads(f.read())
         except (OSError, ValueError):
             continue
         args = ((value.get(key) if key else value) or {}).get("args") or [None]
