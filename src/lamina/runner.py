@@ -228,7 +228,8 @@ def ensure_mount_points(rootfs: str, binds, tmpfs=()) -> None:
                     make_dirs(tree, bind.destination)
                     continue
                 parent, name = resolve_leaf(tree, bind.destination)
-                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755,
+                # O_EXCL: only made, never opened (an image's FIFO would block, its device node is the host's)
+                os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755,
                                  dir_fd=tree.dir_fd(parent)))
             except (OSError, MissingPath):
                 continue
