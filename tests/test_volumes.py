@@ -348,6 +348,20 @@ def test_copy_up_keeps_owners_modes_and_stays_in_root(root, tmp_path):
     assert_nothing_left(root)
 
 
+@requires_root
+def test_a_file_bind_onto_an_images_fifo_neither_blocks_nor_opens_it(root, tmp_path):
+    # the runtime binds the file over the FIFO; lamina, making missing mount points for
+    # crun, must not open what the image put there (a FIFO would block the start for ever)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM bb:1\nRUN mkfifo /fifo\n")
+    lamina(root, "build", "-q", "-t", "ff:1", str(ctx))
+    src = tmp_path / "f"
+    src.write_text("host\n")
+    p = lamina(root, "run", "--rm", "-v", f"{src}:/fifo", "ff:1", "sh", "-c", "read l < /fifo; echo $l", timeout=60)
+    assert out(p).strip() == "host"
+
+
 # ------------------------------------------------------------------ prune
 
 
