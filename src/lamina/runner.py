@@ -134,7 +134,11 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
             from lamina.runtime.binfmt import ensure
 
             ensure(launch.emulate)
-        bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec)
+        from lamina.runtime.seccompcache import for_runtime
+
+        seccomp_filter = for_runtime(system.runtime)  # crun: its compiled filter, when kept from an earlier start
+        bundle = write_bundle(os.path.join(ctr_dir, "bundle"), spec, seccomp_filter)
+        learn = seccomp_filter.learn if seccomp_filter is not None and seccomp_filter.wanted else None
         system.containers.set_running(rec.id, watchdog.pid)  # its keeper: Up while it lives
         oom = None
         if launch.host_config.get("Memory"):  # only a memory limit lets the kernel OOM-kill in its cgroup
@@ -150,19 +154,20 @@ def run_container(system, rec, snap, layers: Sequence, launch: Launch, *,
                 code = run_detached(system.runtime, rec.id, os.path.dirname(bundle), tty=launch.tty,
                                     sink=detached.sink, started=detached.started, after_exit=oom,
                                     stdin=launch.interactive, stdin_once=bool(rec.config.get("StdinOnce")),
-                                    keep=getattr(detached, "keep", None))
+                                    keep=getattr(detached, "keep", None), learn=learn)
             elif output is None:
                 log_sink = _foreground_log(system, rec, launch)
                 try:
                     code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
-                                              interactive=launch.interactive, after_exit=oom, log_sink=log_sink)
+                                              interactive=launch.interactive, after_exit=oom, log_sink=log_sink,
+                                              learn=learn)
                 finally:
                     if log_sink is not None:  # before the exit is recorded: `logs -f` then has it all
                         log_sink.close()
             else:
                 with output:
                     code = system.runtime.run(rec.id, os.path.dirname(bundle), tty=launch.tty,
-                                              interactive=launch.interactive, after_exit=oom)
+                                              interactive=launch.interactive, after_exit=oom, learn=learn)
         except BaseException as e:
             # a monitor's restart that failed to start ends with its last run's code, as dockerd's
             failed = getattr(detached, "last_code", None)

@@ -20,7 +20,7 @@ from lamina.runtime.relay import relay as _relay
 
 
 def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink, started,
-                 after_exit=None, stdin: bool = False, stdin_once: bool = False, keep=None) -> int:
+                 after_exit=None, stdin: bool = False, stdin_once: bool = False, keep=None, learn=None) -> int:
     """Start the container detached, call `started(init_pid)` once it runs, relay its
     output into `sink` until its init exits; returns the exit code.  Raises the
     runtime's error (ContainerCommandNotFound, ...) when it could not start.
@@ -28,7 +28,8 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
     still there: the OOM-kill count).  `stdin` (-i): input from attach clients through
     runtime/stdinrelay.py, closed when one leaves with `stdin_once`.  `keep(outputs,
     init, sink)`: what relays the output and returns the init's wait status, when
-    there is no stdin to relay (the monitor's: it may exec its lean relay instead)."""
+    there is no stdin to relay (the monitor's: it may exec its lean relay instead).
+    `learn(container_id)` runs once it runs (the compiled seccomp filter: runtime/seccompcache.py)."""
     from lamina.runtime.oci import _check_id
 
     _check_id(container_id)
@@ -75,6 +76,8 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
                 raise runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
             init = read_pid(pidfile)
             adopt(init)
+        if learn is not None:
+            learn(container_id)
         # init, orphaned when runc exited, is our child now; the flag goes, so that a process
         # an exec's runc leaves behind (a health probe's, runc killed first) is not adopted
         # too: as a zombie in the container's pid namespace that nobody here waits for, it

@@ -16,10 +16,11 @@ from lamina.errors import RuntimeFailure
 from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, fresh, kill_and_reap, read_pid, spawn
 
 
-def run_kept(runtime, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None) -> int:
+def run_kept(runtime, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None,
+             learn=None) -> int:
     """The init's exit code as docker reports it (a signal n is 128+n); the stopped
     container is left for the caller to delete.  Raises the runtime's error when it
-    could not start the container."""
+    could not start the container.  `learn(container_id)` runs once it runs."""
     pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
     argv = [*runtime._base(log), "run", "--detach", "--pid-file", pidfile, "--bundle", bundle_dir, container_id]
     outputs: dict[int, str] = {}
@@ -48,6 +49,8 @@ def run_kept(runtime, container_id: str, bundle_dir: str, log: str, *, interacti
                 raise runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
             init = read_pid(pidfile)
             adopt(init)
+        if learn is not None:
+            learn(container_id)
         with ForwardSignals(init) as forward:
             forward.same_group = False  # the detached container has a session of its own
             if outputs:

@@ -41,7 +41,8 @@ class OCIRuntime(Protocol):
     note: str | None  # one line for the user (e.g. why we did not use crun), or None
 
     def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool,
-            after_exit: Callable[[], None] | None = None, log_sink=None) -> int: ...
+            after_exit: Callable[[], None] | None = None, log_sink=None,
+            learn: Callable[[str], None] | None = None) -> int: ...
 
     def state(self, container_id: str) -> dict | None: ...
 
@@ -68,12 +69,15 @@ class CliRuntime:
     # ------------------------------------------------------------------ run
 
     def run(self, container_id: str, bundle_dir: str, *, tty: bool, interactive: bool,
-            after_exit: Callable[[], None] | None = None, log_sink=None) -> int:
+            after_exit: Callable[[], None] | None = None, log_sink=None,
+            learn: Callable[[str], None] | None = None) -> int:
         """Create + start + wait in the foreground; returns the exit code as docker reports it
         (a signal n is 128+n).  `after_exit()`, when given, runs once the container exited
         and before the runtime deletes it (its cgroup still there: runtime/cgroups.py).
         `log_sink`: the container's output is also written to its `write(stream, data)`
         (the json-file log: runtime/tee.py; with `tty`, the pty's output as "stdout").
+        `learn(container_id)`, when given, runs once the container runs, its state still
+        there (the compiled seccomp filter: runtime/seccompcache.py; crun only).
 
         Without `tty`: one `runc run` in the foreground; the container gets our
         stdout/stderr (runc copies them) and our stdin only when `interactive`,
@@ -87,11 +91,14 @@ class CliRuntime:
         ok = False
         try:
             if tty:
-                code = self._run_tty(container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink)
-            elif after_exit is not None and self.name != "runc":  # only runc has `run --keep`
+                code = self._run_tty(container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink,
+                                     learn=learn)
+            elif (after_exit is not None or learn is not None) and self.name != "runc":
+                # only runc has `run --keep`; a detached start leaves the state to learn from
                 from lamina.runtime.keptrun import run_kept
 
-                code = run_kept(self, container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink)
+                code = run_kept(self, container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink,
+                                learn=learn)
             else:
                 code = self._run_foreground(container_id, bundle_dir, log, interactive=interactive,
                                             keep=after_exit is not None, log_sink=log_sink)
@@ -140,7 +147,8 @@ class CliRuntime:
                 raise failure
         return code
 
-    def _run_tty(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None) -> int:
+    def _run_tty(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None,
+                 learn=None) -> int:
         """runc hands a console to `--console-socket` only when it detaches, so:
         become a child subreaper (the container's init is re-parented to us when
         runc exits, which is the only way to get its exit status), `runc run
@@ -166,6 +174,8 @@ class CliRuntime:
                     init = forward.pid = read_pid(pidfile)
                     adopt(init)
                     forward.same_group = False
+                    if learn is not None:
+                        learn(container_id)
                     master = sock.receive_master()
                     try:
                         status = console.relay(master, init, interactive=interactive, sink=log_sink)
@@ -272,7 +282,7 @@ class CliRuntime:
 
     def version(self) -> str:
         """The runtime's version ("1.1.5+ds1"), probed once per binary and cached."""
-        return _cached_fact(self.path, os.path.dirname(self.state_root), "version", self._probe_version)
+        return cached_fact(self.path, os.path.dirname(self.state_root), "version", self._probe_version)
 
     def security_warning(self) -> str | None:
         """One line when the runtime lacks a fix for a known container escape, counting
@@ -293,7 +303,7 @@ class CliRuntime:
 
             return assess(self.name, self.path, version)
 
-        facts = _cached_fact(self.path, os.path.dirname(self.state_root), "security", assess)
+        facts = cached_fact(self.path, os.path.dirname(self.state_root), "security", assess)
         return facts if isinstance(facts, dict) else {}
 
     def _probe_version(self) -> str:
@@ -388,7 +398,7 @@ def _check_id(container_id: str) -> None:
 # ---------------------------------------------------------------------- version cache
 
 
-def _cached_fact(path: str, cache_dir: str, field: str, compute):
+def cached_fact(path: str, cache_dir: str, field: str, compute):
     """`compute()` for the runtime binary at `path`, cached in `<cache_dir>/facts.json`
     under the binary's identity (path, inode, size, mtime: an upgrade is a new key)."""
     st = os.stat(path)

@@ -218,9 +218,12 @@ def _check_network_sysctls(linux: dict) -> None:
             raise RuntimeFailure(f'sysctl "{name}" not allowed in host network namespace')
 
 
-def write_bundle(bundle_dir: str, spec: RunSpec) -> str:
-    """Validate `spec` against its rootfs and write `bundle_dir/config.json`; returns its path."""
+def write_bundle(bundle_dir: str, spec: RunSpec, seccomp_filter=None) -> str:
+    """Validate `spec` against its rootfs and write `bundle_dir/config.json`; returns its path.
+    `seccomp_filter` (runtime/seccompcache.py) may hand crun the profile's compiled filter."""
     config = build_spec(spec)
+    if seccomp_filter is not None:
+        seccomp_filter.annotate(config)
     if resolved_workdir_is_proc(spec.rootfs, spec.cwd):
         raise RuntimeFailure(f"working directory {spec.cwd} resolves into /proc in the image: refused")
     os.makedirs(bundle_dir, mode=0o700, exist_ok=True)
