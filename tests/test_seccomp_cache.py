@@ -177,6 +177,11 @@ def test_the_library_in_the_key_is_the_one_ldd_finds_or_none_for_a_static_binary
     assert [entry["libseccomp"] for entry in facts.values()] == [found]
     static = SimpleNamespace(path=str(_busybox_binary()), state_root=state_root)
     assert _libseccomp(static) == ""  # its libseccomp, if any, is inside: the binary's identity covers it
+    wrapper = tmp_path / "crun-wrapper"
+    wrapper.write_text(f"#!/bin/sh\nexec {crun} \"$@\"\n")
+    wrapper.chmod(0o755)
+    # the crun a wrapper starts can change under the wrapper's identity: no key, no filter
+    assert _libseccomp(SimpleNamespace(path=str(wrapper), state_root=state_root)) is None
 
 
 # ---------------------------------------------------------------------- real containers

@@ -1,8 +1,9 @@
 """Docker's default seccomp confinement, written into config.json for runc to apply.
 
-We never filter syscalls ourselves: runc compiles `linux.seccomp` with libseccomp
-and loads it before it execs the container's process.  This module only decides
-what that section says, the way dockerd does (moby profiles/seccomp):
+We never filter syscalls ourselves: the runtime compiles `linux.seccomp` with
+libseccomp and loads it before it execs the container's process (crun may be
+handed its own earlier compile of the same section: runtime/seccompcache.py).  This
+module only decides what that section says, the way dockerd does (moby profiles/seccomp):
 
 * a profile in Docker's format (default action, `archMap`, syscall rules with
   `includes`/`excludes` on architecture, capability and kernel version);

@@ -106,8 +106,9 @@ def _libseccomp(runtime) -> str | None:
 
         ldd = which("ldd")
         rc, out, err = capture([ldd, runtime.path]) if ldd else (1, b"", b"")
-        if rc != 0:  # a static binary has its libseccomp inside: the binary's identity covers it
-            return "" if b"not a dynamic executable" in err else None
+        if rc != 0:  # a static binary has its libseccomp inside: the binary's identity covers it;
+            # a script (a wrapper) does not: the crun it starts could change under the same key
+            return "" if b"not a dynamic executable" in err and _is_elf(runtime.path) else None
         for line in out.decode("utf-8", "replace").splitlines():
             name, _, found = line.strip().partition(" => ")
             if name.startswith("libseccomp.so"):
@@ -116,6 +117,14 @@ def _libseccomp(runtime) -> str | None:
         return ""
 
     return cached_fact(runtime.path, os.path.dirname(runtime.state_root), "libseccomp", probe)
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
 
 
 def _identity(path: str) -> str:
