@@ -489,6 +489,25 @@ def test_stats_of_a_stopped_container_and_a_missing_one(store) -> None:
     assert (p.stderr, p.returncode) == ("Error response from daemon: No such container: nosuch\n", 1)
 
 
+def test_stats_of_a_container_the_other_runtime_runs(store) -> None:
+    """`--runtime` picks another runtime than the default: its state, and so the init's pid
+    that stats reads the figures through, is under that runtime's root (all zeros before)."""
+    import shutil
+
+    from conftest import runtime_name
+    from lamina.runtime.oci import _crun_works
+
+    other = "runc" if runtime_name(store) == "crun" else "crun"
+    if shutil.which(other) is None or (other == "crun" and not _crun_works()):
+        pytest.skip(f"SKIPPED LOUDLY: {other} cannot run containers here")
+    lamina_cmd(store, "--runtime", other, "run", "-d", "--name", "other", "bb:1", "sleep", "60")
+    try:
+        got = json.loads(lamina_cmd(store, "stats", "--no-stream", "--format", "{{json .}}", "other").stdout)
+        assert got["PIDs"] == "1" and not got["MemUsage"].startswith("0B"), got
+    finally:
+        lamina_cmd(store, "rm", "-f", "other", check=False)
+
+
 def test_stats_figures_from_two_samples(monkeypatch) -> None:
     """docker's CLI arithmetic: CPU % = container delta / system delta x online CPUs x 100,
     MEM % of the limit."""

@@ -224,11 +224,11 @@ def _probe(system, rec, argv: list[str], timeout_ns: int, ctr_dir: str) -> tuple
 
     from lamina.errors import LaminaError
     from lamina.leanjson import loads
-    from lamina.recovery import _runtime_for
+    from lamina.recovery import runtime_for
     from lamina.runtime.execproc import cgroups_path, exec_process, frozen, has_container, run_exec
     from lamina.units import go_duration
 
-    runtime = _runtime_for(system, rec)
+    runtime = runtime_for(system, rec)
     if not has_container(runtime, rec.id):
         return None
     if frozen(cgroups_path(rec.id)):  # dockerd's exec refuses a paused container: a failed probe

@@ -73,7 +73,7 @@ def reap(system, rec) -> None:
     the watchdog, the next command (`reap_orphans`) and `rm -f` all use it."""
     from lamina.network import release
 
-    _runtime_for(system, rec).destroy(rec.id)
+    runtime_for(system, rec).destroy(rec.id)
     from lamina.runtime.cgroups import remove as remove_cgroup
 
     remove_cgroup(f"/lamina/{rec.id}")  # a runtime killed before it recorded its state leaves it
@@ -97,7 +97,7 @@ def reap_orphans(system) -> None:
             sys.stderr.write(f"warning: container {cid[:12]} was left running and could not be stopped: {e}\n")
 
 
-def _runtime_for(system, rec):
+def runtime_for(system, rec):
     """The runtime that ran `rec` (its state lives under that runtime's own root)."""
     name = rec.host_config.get("Runtime") or system.runtime.name
     if name == system.runtime.name:

@@ -258,11 +258,11 @@ def halt(system, rec) -> None:
 
 
 def _signal(system, rec, sig: int) -> None:
-    from lamina.recovery import _runtime_for
+    from lamina.recovery import runtime_for
     from lamina.runtime.execproc import cgroups_path, frozen, resume
     from lamina.signals import stop_signal
 
-    runtime = _runtime_for(system, rec)
+    runtime = runtime_for(system, rec)
     try:
         if not _signal_init(system, rec, sig):
             runtime.kill(rec.id, sig)

@@ -53,9 +53,9 @@ def exec_ids(system, rec) -> list[str] | None:
 
 
 def _runtime(system, rec):
-    from lamina.recovery import _runtime_for
+    from lamina.recovery import runtime_for
 
-    return _runtime_for(system, rec)
+    return runtime_for(system, rec)
 
 
 def _running(system, rec):

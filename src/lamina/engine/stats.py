@@ -32,12 +32,14 @@ class StatsEntry:
     pids: int = 0
 
 
-def init_pid(system, container_id: str) -> int | None:
-    """The container's init on the host, from the runtime's state (runc and crun keep it there)."""
+def init_pid(system, rec) -> int | None:
+    """The container's init on the host, from the state of the runtime that runs it (runc
+    and crun keep it there; `--runtime` may have chosen another than the default)."""
     from lamina.leanjson import loads
+    from lamina.recovery import runtime_for
     from lamina.runtime.execproc import STATE_FILES
 
-    base = os.path.join(system.runtime.state_root, container_id)
+    base = os.path.join(runtime_for(system, rec).state_root, rec.id)
     state = None
     for name, field in STATE_FILES:
         try:
@@ -76,7 +78,7 @@ class Sampler:
         from lamina.runtime.cgroups import sample
 
         base = StatsEntry(container=label, id=rec.id, name=rec.name)
-        pid = init_pid(self.system, rec.id) if rec.state == "running" else None
+        pid = init_pid(self.system, rec) if rec.state == "running" else None
         if pid is None:
             self.previous.pop(rec.id, None)
             return base

@@ -18,7 +18,7 @@ def resize(system, name: str, height: int, width: int) -> None:
     rec = system.containers.resolve(name)
     if rec.state != "running":
         raise Conflict(f"Container {rec.id} is not running")
-    pid = init_pid(system, rec.id)
+    pid = init_pid(system, rec)
     if pid is None or not rec.config.get("Tty"):
         return
     if resize_process_tty(pid, height, width):

@@ -83,11 +83,11 @@ def _merge(host: dict, asked: dict, pids_given: bool) -> None:
 
 def _apply_live(system, rec, host: dict) -> None:
     """`runc update` with the merged limits (OCI linux.resources, as run writes them)."""
-    from lamina.recovery import _runtime_for
+    from lamina.recovery import runtime_for
     from lamina.runtime.execproc import has_container
     from lamina.runtime.resources import apply
 
-    runtime = _runtime_for(system, rec)
+    runtime = runtime_for(system, rec)
     if not has_container(runtime, rec.id):  # between two runs of its restart policy: the next start reads it
         return
     scratch: dict = {"linux": {}, "process": {}}
