@@ -129,6 +129,21 @@ def test_links_and_fifos_are_never_followed_or_waited_on(tmp_path):
     assert not entry.exists()
 
 
+def test_a_cache_directory_that_is_a_link_is_neither_read_nor_written(tmp_path):
+    key = _learned(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    (tmp_path / "seccomp").rename(elsewhere)
+    (tmp_path / "seccomp").symlink_to(elsewhere)
+    config = _config()
+    f = _cache(tmp_path)
+    f.annotate(config)  # a valid entry behind the link: not used
+    assert f.wanted and "annotations" not in config
+    (elsewhere / key).unlink()
+    (tmp_path / "state" / "c1" / "seccomp.bpf").write_bytes(FILTER)
+    f.learn("c1")  # nothing written through the link
+    assert os.listdir(elsewhere) == []
+
+
 @pytest.mark.parametrize("size", [0, 4, 4096 * 8 + 8])
 def test_an_implausible_compiled_filter_is_not_kept(tmp_path, size):
     f = _cache(tmp_path)

@@ -75,7 +75,7 @@ class SeccompFilter:
         from lamina.leanjson import dumps
 
         key = Digest.of_bytes(f"{self.identity}\0{dumps(section, (',', ':'))}".encode()).hex
-        compiled = _entry(os.path.join(self.directory, key))
+        compiled = _entry(self.directory, key)
         if compiled is None:
             self.key = key
             return
@@ -136,10 +136,10 @@ def _plausible(compiled: bytes) -> bool:
     return 0 < len(compiled) <= _MAX and len(compiled) % 8 == 0
 
 
-def _read(path: str) -> bytes | None:
+def _read(name: str, dir_fd: int | None = None) -> bytes | None:
     """A regular file's bytes, bounded; None for anything else (a link, a FIFO: never followed or waited on)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -151,20 +151,31 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _entry(path: str) -> bytes | None:
-    """The verified filter of an entry; one that fails the check is removed."""
-    data = _read(path)
-    if data is None:
-        if os.path.lexists(path):  # not a regular file, or too long: not ours
-            _remove(path)
+def _open_directory(directory: str) -> int | None:
+    """The cache directory, never through a link (its entries are opened relative to it)."""
+    try:
+        return os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
         return None
-    from lamina.digest import Digest
 
-    header, _, compiled = data.partition(b"\n")
-    if _plausible(compiled) and header == f"sha256:{Digest.of_bytes(compiled).hex}".encode():
-        return compiled
-    _remove(path)
-    return None
+
+def _entry(directory: str, key: str) -> bytes | None:
+    """The verified filter of an entry; one that fails the check is removed."""
+    dir_fd = _open_directory(directory)
+    if dir_fd is None:
+        return None
+    try:
+        data = _read(key, dir_fd)
+        if data is not None:
+            from lamina.digest import Digest
+
+            header, _, compiled = data.partition(b"\n")
+            if _plausible(compiled) and header == f"sha256:{Digest.of_bytes(compiled).hex}".encode():
+                return compiled
+        _remove(key, dir_fd)  # damaged, not a regular file, or too long: not ours (gone already: a miss)
+        return None
+    finally:
+        os.close(dir_fd)
 
 
 def _store(directory: str, key: str, compiled: bytes) -> None:
@@ -174,34 +185,40 @@ def _store(directory: str, key: str, compiled: bytes) -> None:
         os.mkdir(directory, 0o700)
     except FileExistsError:
         pass
-    tmp = os.path.join(directory, f".{key}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    dir_fd = _open_directory(directory)
+    if dir_fd is None:
+        return
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(f"sha256:{Digest.of_bytes(compiled).hex}\n".encode() + compiled)
-        os.replace(tmp, os.path.join(directory, key))
-    except BaseException:
-        _remove(tmp)
-        raise
-    names = os.listdir(directory)
-    if len(names) > _KEEP:
-        _evict(directory, names)
+        tmp = f".{key}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(f"sha256:{Digest.of_bytes(compiled).hex}\n".encode() + compiled)
+            os.replace(tmp, key, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            _remove(tmp, dir_fd)
+            raise
+        names = os.listdir(dir_fd)
+        if len(names) > _KEEP:
+            _evict(dir_fd, names)
+    finally:
+        os.close(dir_fd)
 
 
-def _evict(directory: str, names: list[str]) -> None:
+def _evict(dir_fd: int, names: list[str]) -> None:
     """The older half goes (by when it was written): a few profiles are what most stores use."""
     aged = []
     for name in names:
         try:
-            aged.append((os.stat(os.path.join(directory, name), follow_symlinks=False).st_mtime_ns, name))
+            aged.append((os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime_ns, name))
         except OSError:
             pass
     for _, name in sorted(aged)[: len(aged) // 2]:
-        _remove(os.path.join(directory, name))
+        _remove(name, dir_fd)
 
 
-def _remove(path: str) -> None:
+def _remove(name: str, dir_fd: int) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
