@@ -121,6 +121,51 @@ def relay(master: int, pid: int, *, interactive: bool, stdin_fd: int = 0, stdout
         watch.close()
 
 
+def run_tty(runtime, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None,
+            learn=None) -> int:
+    """A foreground run with -t (runtime/oci.py's run).  The runtime hands a console to
+    `--console-socket` only when it detaches, so: become a child subreaper (the
+    container's init is re-parented to us when the runtime exits, which is the only way
+    to get its exit status), `run --detach`, take the pty master, relay until the init
+    exits, reap it.  `learn(container_id)` runs once the container runs."""
+    from lamina.errors import RuntimeFailure
+    from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, fresh, kill_and_reap, read_pid, spawn
+
+    pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
+    with ConsoleSocket(bundle_dir) as sock, Subreaper():
+        argv = [*runtime._base(log), "run", "--detach", "--console-socket", sock.path]
+        argv += ["--pid-file", pidfile, "--bundle", bundle_dir, container_id]
+        runc = spawn(argv, stdin=None)
+        init = None
+        try:
+            with ForwardSignals(runc) as forward:
+                status = os.waitpid(runc, 0)[1]  # returns once the container runs
+                runc = None
+                code = os.waitstatus_to_exitcode(status)
+                if code != 0:
+                    from lamina.runtime.runcerrors import runtime_error
+
+                    failure = runtime_error(log)
+                    raise failure or RuntimeFailure(f"{runtime.name} run exited with {code}")
+                init = forward.pid = read_pid(pidfile)
+                adopt(init)
+                forward.same_group = False
+                if learn is not None:
+                    learn(container_id)
+                master = sock.receive_master()
+                try:
+                    status = relay(master, init, interactive=interactive, sink=log_sink)
+                finally:
+                    os.close(master)
+                init = None
+        finally:
+            if runc is not None:
+                kill_and_reap(runc)
+            if init is not None:  # relay failed: stop the container, reap our adopted child
+                runtime.discard(container_id, init)
+    return exit_code(status)
+
+
 def _pump(master: int, watch: _ExitWatch, *, interactive: bool, stdin_fd: int, stdout_fd: int,
           detach_keys: bytes = b"", sink=None) -> int:
     os.set_blocking(master, False)  # never block writing to a container that does not read

@@ -19,8 +19,7 @@ import os
 from lamina.errors import RuntimeFailure
 from lamina.leanjson import loads
 from lamina.record import record
-from lamina.runtime.process import (ForwardSignals, Subreaper, adopt, capture, exit_code, fresh, kill_and_reap,
-                                    read_pid, spawn)
+from lamina.runtime.process import ForwardSignals, capture, fresh, kill_and_reap, spawn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs start-up time that `run` does not have
@@ -81,7 +80,7 @@ class CliRuntime:
 
         Without `tty`: one `runc run` in the foreground; the container gets our
         stdout/stderr (runc copies them) and our stdin only when `interactive`,
-        else /dev/null.  With `tty`: see `_run_tty`.  Signals sent to us are
+        else /dev/null.  With `tty`: see console.run_tty.  Signals sent to us are
         passed on to the container.  Raises ContainerCommandNotFound /
         ContainerCommandNotExecutable / RuntimeFailure when the runtime could not
         start the container; the runtime has then printed its own error line too.
@@ -91,8 +90,10 @@ class CliRuntime:
         ok = False
         try:
             if tty:
-                code = self._run_tty(container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink,
-                                     learn=learn)
+                from lamina.runtime.console import run_tty  # pty plumbing only when asked for
+
+                code = run_tty(self, container_id, bundle_dir, log, interactive=interactive, log_sink=log_sink,
+                               learn=learn)
             elif (after_exit is not None or learn is not None) and self.name != "runc":
                 # only runc has `run --keep`; a detached start leaves the state to learn from
                 from lamina.runtime.keptrun import run_kept
@@ -146,48 +147,6 @@ class CliRuntime:
             if failure is not None:
                 raise failure
         return code
-
-    def _run_tty(self, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None,
-                 learn=None) -> int:
-        """runc hands a console to `--console-socket` only when it detaches, so:
-        become a child subreaper (the container's init is re-parented to us when
-        runc exits, which is the only way to get its exit status), `runc run
-        --detach`, take the pty master, relay until the init exits, reap it."""
-        from lamina.runtime import console  # pty plumbing only when asked for
-
-        pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
-        with console.ConsoleSocket(bundle_dir) as sock, Subreaper():
-            argv = [*self._base(log), "run", "--detach", "--console-socket", sock.path]
-            argv += ["--pid-file", pidfile, "--bundle", bundle_dir, container_id]
-            runc = spawn(argv, stdin=None)
-            init = None
-            try:
-                with ForwardSignals(runc) as forward:
-                    status = os.waitpid(runc, 0)[1]  # returns once the container runs
-                    runc = None
-                    code = os.waitstatus_to_exitcode(status)
-                    if code != 0:
-                        from lamina.runtime.runcerrors import runtime_error
-
-                        failure = runtime_error(log)
-                        raise failure or RuntimeFailure(f"{self.name} run exited with {code}")
-                    init = forward.pid = read_pid(pidfile)
-                    adopt(init)
-                    forward.same_group = False
-                    if learn is not None:
-                        learn(container_id)
-                    master = sock.receive_master()
-                    try:
-                        status = console.relay(master, init, interactive=interactive, sink=log_sink)
-                    finally:
-                        os.close(master)
-                    init = None
-            finally:
-                if runc is not None:
-                    kill_and_reap(runc)
-                if init is not None:  # relay failed: stop the container, reap our adopted child
-                    self.discard(container_id, init)
-        return exit_code(status)
 
     # ------------------------------------------------------------------ other verbs
 
