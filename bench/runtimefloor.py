@@ -72,6 +72,9 @@ class Floor:
     def setup(self) -> None:
         self.ensure()  # the base image in lamina's store
         self.lamina.run("rm", "-f", self.name, timeout=60, check=False)
+        # lamina's config as every start but a store's first has it: crun is then handed the
+        # profile's compiled filter (runtime/seccompcache.py), which this run makes sure of
+        self.lamina.run("--runtime", self.runtime, "run", "--rm", self.ref, "true", timeout=60)
         self.lamina.run("--runtime", self.runtime, "run", "-d", "--name", self.name, self.ref, "sleep", "3600",
                         timeout=60)
         cid = self.lamina.run("inspect", "-f", "{{.Id}}", self.name, timeout=60).stdout.decode().strip()
