@@ -457,13 +457,15 @@ def copy_context(name: str, base_ref: str, *, data_bytes: int, data_count: int) 
 def debian_minbase_tar() -> Path:
     """mmdebstrap --variant=minbase bookworm, cached where scripts/demo caches it too."""
     out = CACHE / "bookworm-minbase.tar"
-    if out.exists() and out.stat().st_size > 0:
+    if out.is_file() and out.stat().st_size > 0:
         return out
+    if out.is_dir():  # what an earlier bench left: mmdebstrap made a directory of a name without .tar
+        shutil.rmtree(out)
     if not shutil.which("mmdebstrap"):
         apt_install("mmdebstrap")
     log("mmdebstrap --variant=minbase bookworm (once; cached in .cache/)")
     CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE / "bookworm-minbase.tar.tmp"
+    tmp = CACHE / "partial-bookworm-minbase.tar"  # mmdebstrap picks its output's format from the name
     sh(["mmdebstrap", "--quiet", "--variant=minbase", "bookworm", str(tmp)], timeout=1500)
     os.replace(tmp, out)
     return out
