@@ -255,6 +255,32 @@ def test_lower_whiteouts_and_opaque_dirs_hide_what_is_below(tmp_path):
             assert [str(c) for c in changes_between(str(merged), str(old))] == expected
 
 
+@requires_root
+def test_every_kind_of_entry_below_an_added_directory(tmp_path):
+    """Below an added directory only an entry's type is read (the directory's own d_type):
+    every kind is listed, in name order, and a whiteout (char device 0:0) only in an
+    overlay's upper dir is left out, as it was when each entry was stat'ed."""
+    import socket
+
+    upper, lower = tmp_path / "upper", tmp_path / "lower"
+    lower.mkdir()
+    new = upper / "new"
+    (new / "sub").mkdir(parents=True)
+    _touch(new / "sub" / "f")
+    _touch(new / "file")
+    os.symlink("/nowhere", new / "link")
+    os.symlink("sub", new / "dirlink")
+    os.mkfifo(new / "fifo")
+    os.mknod(new / "null", 0o600 | 0o020000, os.makedev(1, 3))
+    os.mknod(new / "wh", 0o600 | 0o020000, 0)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(new / "sock"))
+    listed = ["A /new", "A /new/dirlink", "A /new/fifo", "A /new/file", "A /new/link", "A /new/null", "A /new/sock",
+              "A /new/sub", "A /new/sub/f"]
+    assert [str(c) for c in changes_from_upper(str(upper), [str(lower)])] == listed
+    assert [str(c) for c in changes_between(str(upper), str(lower))] == sorted(listed + ["A /new/wh"])
+
+
 def test_root_is_never_listed_and_order_is_by_name_not_path(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()

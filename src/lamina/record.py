@@ -30,19 +30,22 @@ def _make(cls, order: bool):
     qualname = cls.__qualname__
 
     def __init__(self, *args, **kwargs) -> None:
-        if len(args) > len(names):
-            raise TypeError(f"{qualname}() takes {len(names)} arguments but {len(args)} were given")
-        values = dict(zip(names, args))
-        for k, v in kwargs.items():
-            if k not in names or k in values:
-                raise TypeError(f"{qualname}() got an unexpected or repeated argument {k!r}")
-            values[k] = v
-        for n in names:
-            if n not in values:
-                if n not in defaults:
-                    raise TypeError(f"{qualname}() missing required argument: {n!r}")
-                values[n] = defaults[n]
-        self.__dict__.update(values)
+        if kwargs or len(args) != len(names):  # every field given in order (diff's thousands of Changes): no checks
+            if len(args) > len(names):
+                raise TypeError(f"{qualname}() takes {len(names)} arguments but {len(args)} were given")
+            values = dict(zip(names, args))
+            for k, v in kwargs.items():
+                if k not in names or k in values:
+                    raise TypeError(f"{qualname}() got an unexpected or repeated argument {k!r}")
+                values[k] = v
+            for n in names:
+                if n not in values:
+                    if n not in defaults:
+                        raise TypeError(f"{qualname}() missing required argument: {n!r}")
+                    values[n] = defaults[n]
+            self.__dict__.update(values)
+        else:
+            self.__dict__.update(zip(names, args))
         if post_init is not None:
             post_init(self)
 

@@ -173,15 +173,28 @@ class _Differ:
         self.out.append(Change("A", rel))
         if fd < 0:
             return
-        for child, child_st in _listing(fd):
-            if self.overlay and wh.is_whiteout(child_st):
-                continue
-            child_fd = _open_dir(fd, child) if stat.S_ISDIR(child_st.st_mode) else -1
+        for child, is_dir in self._added_listing(fd):
+            child_fd = _open_dir(fd, child) if is_dir else -1
             try:
                 self._added(f"{rel}/{child}", child_fd)
             finally:
                 if child_fd >= 0:
                     os.close(child_fd)
+
+    def _added_listing(self, fd: int) -> list[tuple[str, bool]]:
+        """(name, is a directory) below an added directory, sorted, whiteouts left out.
+        Only the entry's type counts there, which the directory itself gives (d_type):
+        a stat is taken only for a device, FIFO or socket, which may be a whiteout."""
+        entries = []
+        with os.scandir(fd) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    entries.append((e.name, True))
+                elif e.is_file(follow_symlinks=False) or e.is_symlink() or not self.overlay \
+                        or not wh.is_whiteout(e.stat(follow_symlinks=False)):
+                    entries.append((e.name, False))
+        entries.sort()
+        return entries
 
     def _lookup(self, dirs: list[str], name: str) -> tuple[os.stat_result | None, str, list[str]]:
         """The entry `name` in the merged `dirs` (top-most first), overlayfs-style:
