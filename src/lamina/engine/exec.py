@@ -52,19 +52,14 @@ def exec_ids(system, rec) -> list[str] | None:
     return running_execs(system.containers.path(rec.id)) or None
 
 
-def _runtime(system, rec):
-    from lamina.recovery import runtime_for
-
-    return runtime_for(system, rec)
-
-
 def _running(system, rec):
     """The runtime that runs `rec`, or Conflict when nothing runs it (a record saying
     running while its runtime holds no state is a front still starting it)."""
     if rec.running:
+        from lamina.recovery import runtime_for
         from lamina.runtime.execproc import has_container
 
-        runtime = _runtime(system, rec)
+        runtime = runtime_for(system, rec)
         if has_container(runtime, rec.id):
             return runtime
     if rec.state == "restarting":  # between two runs of its restart policy
@@ -262,6 +257,7 @@ def unpause(system, name: str) -> None:
     rec = system.containers.resolve(name)
     if not is_paused(system, rec):
         raise Conflict(f"Container {rec.id} is not paused")
+    from lamina.recovery import runtime_for
     from lamina.runtime.execproc import resume
 
-    resume(_runtime(system, rec), rec.id)
+    resume(runtime_for(system, rec), rec.id)

@@ -128,8 +128,8 @@ def run_tty(runtime, container_id: str, bundle_dir: str, log: str, *, interactiv
     container's init is re-parented to us when the runtime exits, which is the only way
     to get its exit status), `run --detach`, take the pty master, relay until the init
     exits, reap it.  `learn(container_id)` runs once the container runs."""
-    from lamina.errors import RuntimeFailure
-    from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, fresh, kill_and_reap, read_pid, spawn
+    from lamina.runtime.process import (ForwardSignals, Subreaper, adopt, exit_code, fresh, kill_and_reap,
+                                        raise_if_failed, read_pid, spawn)
 
     pidfile = fresh(os.path.join(bundle_dir, "container.pid"))
     with ConsoleSocket(bundle_dir) as sock, Subreaper():
@@ -141,12 +141,7 @@ def run_tty(runtime, container_id: str, bundle_dir: str, log: str, *, interactiv
             with ForwardSignals(runc) as forward:
                 status = os.waitpid(runc, 0)[1]  # returns once the container runs
                 runc = None
-                code = os.waitstatus_to_exitcode(status)
-                if code != 0:
-                    from lamina.runtime.runcerrors import runtime_error
-
-                    failure = runtime_error(log)
-                    raise failure or RuntimeFailure(f"{runtime.name} run exited with {code}")
+                raise_if_failed(os.waitstatus_to_exitcode(status), log, f"{runtime.name} run")
                 init = forward.pid = read_pid(pidfile)
                 adopt(init)
                 forward.same_group = False

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 
-from lamina.errors import RuntimeFailure
-from lamina.runtime.process import Subreaper, adopt, exit_code, fresh, kill_and_reap, read_pid, spawn
+from lamina.runtime.process import Subreaper, adopt, exit_code, fresh, kill_and_reap, raise_if_failed, read_pid, spawn
 from lamina.runtime.relay import relay as _relay
 
 
@@ -69,11 +68,7 @@ def run_detached(runtime, container_id: str, bundle_dir: str, *, tty: bool, sink
             except BaseException:
                 kill_and_reap(runc)
                 raise
-            code = os.waitstatus_to_exitcode(status)
-            if code != 0:
-                from lamina.runtime.runcerrors import runtime_error
-
-                raise runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
+            raise_if_failed(os.waitstatus_to_exitcode(status), log, f"{runtime.name} run")
             init = read_pid(pidfile)
             adopt(init)
         if learn is not None:

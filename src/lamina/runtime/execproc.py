@@ -170,7 +170,7 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
     (ContainerCommandNotFound / ...NotExecutable) with runc's message when runc
     could not start it, and TimeoutError once the process, still running after
     `timeout` seconds (a health probe's), has been killed."""
-    from lamina.runtime.process import ForwardSignals, kill_and_reap, spawn
+    from lamina.runtime.process import ForwardSignals, kill_and_reap, raise_if_failed, spawn
     from lamina.leanjson import dumps
 
     if detach and process.get("terminal"):  # nobody reads a detached exec's tty: run it without one
@@ -194,9 +194,7 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
                 pid = spawn([*argv, "--detach", container_id], stdin=None, stdout=devnull, stderr=devnull)
             finally:
                 os.close(devnull)
-            code = _wait(pid)
-            if code != 0:
-                raise _failure(log) or RuntimeFailure(f"{runtime.name} exec exited with {code}")
+            raise_if_failed(_wait(pid), log, f"{runtime.name} exec")
             return 0
         pidfile = os.path.join(d.path, "exec.pid")
         if timeout is not None:
@@ -213,7 +211,9 @@ def run_exec(runtime, container_id: str, process: dict, *, work_dir: str, intera
             if pid is not None:
                 kill_and_reap(pid)
         if code == 255 or code == 1:  # runc's own failures; only its log tells them from the process's
-            failure = _failure(log)
+            from lamina.runtime.runcerrors import runtime_error
+
+            failure = runtime_error(log)
             if failure is not None:
                 raise failure
         return code
@@ -263,7 +263,8 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
               stdout: int, stdin: int = 0, on_pid=None, detach_keys: bytes = b"") -> int:
     from lamina.runtime import console
     from lamina.runtime.detachkeys import Detached, keep_open
-    from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, kill_and_reap, read_pid, spawn
+    from lamina.runtime.process import (ForwardSignals, Subreaper, adopt, exit_code, kill_and_reap, raise_if_failed,
+                                        read_pid, spawn)
 
     pidfile = os.path.join(scratch, "exec.pid")
     with console.ConsoleSocket(scratch) as sock, Subreaper():
@@ -274,8 +275,7 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
             with ForwardSignals(runc) as forward:
                 code = _wait(runc)
                 runc = None
-                if code != 0:
-                    raise _failure(log) or RuntimeFailure(f"exec exited with {code}")
+                raise_if_failed(code, log, "exec")
                 proc = forward.pid = read_pid(pidfile)
                 adopt(proc)
                 forward.same_group = False
@@ -298,12 +298,6 @@ def _exec_tty(argv: list[str], container_id: str, scratch: str, log: str, *, int
             if proc is not None:  # relay failed: the process is ours to end and reap
                 kill_and_reap(proc)
     return exit_code(status)
-
-
-def _failure(log: str) -> RuntimeFailure | None:
-    from lamina.runtime.runcerrors import runtime_error
-
-    return runtime_error(log)
 
 
 # ---------------------------------------------------------------------- freezer and pids

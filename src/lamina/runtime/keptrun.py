@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 
-from lamina.errors import RuntimeFailure
-from lamina.runtime.process import ForwardSignals, Subreaper, adopt, exit_code, fresh, kill_and_reap, read_pid, spawn
+from lamina.runtime.process import (ForwardSignals, Subreaper, adopt, exit_code, fresh, kill_and_reap, raise_if_failed,
+                                    read_pid, spawn)
 
 
 def run_kept(runtime, container_id: str, bundle_dir: str, log: str, *, interactive: bool, log_sink=None,
@@ -43,10 +43,7 @@ def run_kept(runtime, container_id: str, bundle_dir: str, log: str, *, interacti
             except BaseException:
                 kill_and_reap(pid)
                 raise
-            if code != 0:
-                from lamina.runtime.runcerrors import runtime_error
-
-                raise runtime_error(log) or RuntimeFailure(f"{runtime.name} run exited with {code}")
+            raise_if_failed(code, log, f"{runtime.name} run")
             init = read_pid(pidfile)
             adopt(init)
         if learn is not None:

@@ -142,6 +142,16 @@ def adopt(pid: int, timeout: float = 2.0) -> None:
             time.sleep(0.0002)
 
 
+def raise_if_failed(code: int, log: str, command: str) -> None:
+    """After a runtime command that exited `code` (`run --detach`, `exec`): nothing when it
+    succeeded; else the error its `log` names, in docker's words (runtime/runcerrors.py,
+    imported only then), or "<command> exited with <code>" when it names none."""
+    if code != 0:
+        from lamina.runtime.runcerrors import runtime_error
+
+        raise runtime_error(log) or RuntimeFailure(f"{command} exited with {code}")
+
+
 def exit_code(status: int) -> int:
     """A wait status as docker reports the exit: its code, or 128+n for signal n."""
     code = os.waitstatus_to_exitcode(status)
