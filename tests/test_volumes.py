@@ -291,12 +291,17 @@ def test_listings_show_volumes_as_volumes(root, tmp_path):
     lamina(root, "rm", "-v", "lst")
 
 
-@requires_root
-def test_anonymous_volumes_go_with_rm_v_and_run_rm(root, tmp_path):
+def build(root, tmp_path, tag: str, dockerfile: str) -> None:
+    """`build -q -t TAG` of a context holding only `dockerfile`."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM bb:1\nRUN mkdir /vol && echo v > /vol/x\nVOLUME /vol\n")
-    lamina(root, "build", "-q", "-t", "withvol:1", str(ctx))
+    (ctx / "Dockerfile").write_text(dockerfile)
+    lamina(root, "build", "-q", "-t", tag, str(ctx))
+
+
+@requires_root
+def test_anonymous_volumes_go_with_rm_v_and_run_rm(root, tmp_path):
+    build(root, tmp_path, "withvol:1", "FROM bb:1\nRUN mkdir /vol && echo v > /vol/x\nVOLUME /vol\n")
     named = vname()
     run(root, "--name", "c2", "-v", "/anon", "-v", f"{named}:/n", "withvol:1", "cat", "/vol/x")
     got = json.loads(out(lamina(root, "inspect", "c2")))[0]
@@ -316,14 +321,12 @@ def test_copy_up_keeps_owners_modes_and_stays_in_root(root, tmp_path):
     host_dir = tmp_path / "host-only"
     host_dir.mkdir()
     (host_dir / "secret").write_text("host\n")
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(
+    build(
+        root, tmp_path, "cu:1",
         "FROM bb:1\n"
         "RUN mkdir -p /data/sub && echo hello > /data/f && chown 123:456 /data/f && chmod 0640 /data/f"
         " && chmod 0750 /data/sub && chown 7:8 /data && ln -s /etc/passwd /data/link"
         f" && ln -s {host_dir} /esc && ln -s ../../../../../../data /up\n")
-    lamina(root, "build", "-q", "-t", "cu:1", str(ctx))
     v, nc, esc, up = vname(), vname(), vname(), vname()
     listing = out(run(root, "--rm", "-v", f"{v}:/data", "cu:1", "ls", "-lan", "/data"))
     data = root / "volumes" / v / "_data"
@@ -352,10 +355,7 @@ def test_copy_up_keeps_owners_modes_and_stays_in_root(root, tmp_path):
 def test_a_file_bind_onto_an_images_fifo_neither_blocks_nor_opens_it(root, tmp_path):
     # the runtime binds the file over the FIFO; lamina, making missing mount points for
     # crun, must not open what the image put there (a FIFO would block the start for ever)
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM bb:1\nRUN mkfifo /fifo\n")
-    lamina(root, "build", "-q", "-t", "ff:1", str(ctx))
+    build(root, tmp_path, "ff:1", "FROM bb:1\nRUN mkfifo /fifo\n")
     src = tmp_path / "f"
     src.write_text("host\n")
     p = lamina(root, "run", "--rm", "-v", f"{src}:/fifo", "ff:1", "sh", "-c", "read l < /fifo; echo $l", timeout=60)
