@@ -617,3 +617,29 @@ def test_live_dockerd_writes_what_the_writer_writes(tmp_path):
             assert _read(tmp_path / "live-json.log", args) == (got.stdout, got.stderr), args
     finally:
         subprocess.run([docker, "rm", "-f", name], capture_output=True)
+
+
+@requires_root
+def test_the_log_exists_from_create_so_an_early_reader_gets_a_removed_runs_output(tmp_path, busybox_tar):
+    """An attach made before the start (`docker run` through the API, `start -a`) follows the
+    log; it must hold the file the run appends to before the run can end and go (--rm unlinks
+    the file between two of the follower's looks when the run is quick: output lost, seen
+    under the API's `docker run --rm`)."""
+    root = tmp_path / "store"
+    lamina = [sys.executable, "-m", "lamina", "--root", str(root)]
+    subprocess.run(lamina + ["import", str(busybox_tar), "bb:1"], check=True, capture_output=True)
+    cid = subprocess.run(lamina + ["create", "--rm", "bb:1", "sh", "-c", "echo out; echo err >&2"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    path = root / "containers" / cid / f"{cid}-json.log"
+    fd = os.open(path, os.O_RDONLY)  # what the follower does first: there from the create on, empty
+    try:
+        assert os.fstat(fd).st_size == 0
+        subprocess.run(lamina + ["start", cid], check=True, capture_output=True)
+        deadline = time.monotonic() + 60
+        while (root / "containers" / cid).exists():  # run, exited and removed (--rm)
+            assert time.monotonic() < deadline, "the container was not removed"
+            time.sleep(0.05)
+        got = {json.loads(line)["stream"]: json.loads(line)["log"] for line in os.read(fd, 65536).splitlines()}
+        assert got == {"stdout": "out\n", "stderr": "err\n"}
+    finally:
+        os.close(fd)

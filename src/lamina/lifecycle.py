@@ -141,10 +141,23 @@ def create(system, image_id: Digest, image_ref: str, opts: RunOptions):
             attach(system, rec.id, volumes, cfg.get("Volumes"),
                    taken=[b.destination for b in opts.binds if isinstance(b, BindMount)])
         snap.prepare(system.containers.path(rec.id), layers)
+        if (host_config.get("LogConfig") or {}).get("Type") == "json-file":
+            _make_log(system.containers.path(rec.id), rec.id)
     except BaseException:
         remove(system, system.containers.get(rec.id), force=True, volumes=True)
         raise
     return system.containers.get(rec.id)
+
+
+def _make_log(container_dir: str, container_id: str) -> None:
+    """The container's json-file log, empty, from its creation on: an attach made before
+    the start (`docker run`, `start -a`) then holds the file its run appends to (the
+    writer never truncates it), and reads all of it however soon the run ends and is
+    removed (--rm unlinks the file, an open one stays readable).  Made only at the
+    first start, it could be written and unlinked between two of the follower's looks."""
+    from lamina.logs.options import log_path
+
+    os.close(os.open(log_path(container_dir, container_id), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640))
 
 
 def start(system, rec, *, tty: bool | None = None, interactive: bool | None = None, detached=None) -> int:
